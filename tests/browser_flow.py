@@ -1,0 +1,71 @@
+"""Drive the learner page in headless Chromium like a learner would, and screenshot it.
+
+Used by tests/test_browser.py against an in-process app, and runnable against a running app:
+    python tests/browser_flow.py http://127.0.0.1:7860 learner.png
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@dataclass
+class FlowResult:
+    tutor_reply: str
+    warnings: list[str]
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def drive_learner_page(url: str, screenshot: Path, problem_search: str = "Carmen",
+                       learner_message: str = "I think the desk costs $350.",
+                       reply_timeout_ms: int = 120_000) -> FlowResult:
+    """Pick a problem, send a message, wait for the tutor's reply, 👍 it, try an empty send."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        # Gradio keeps connections open, so the page never reaches "networkidle".
+        page.goto(url, wait_until="load")
+        page.get_by_label("Choose a problem (type to search)").click()
+        page.keyboard.type(problem_search)
+        page.get_by_role("option").first.click()
+        page.get_by_role("button", name="Start this problem").click()
+        page.locator("#problem").get_by_text(problem_search).first.wait_for()
+
+        box = page.locator("#message textarea")
+        box.fill(learner_message)
+        page.get_by_role("button", name="Send").click()
+        send = page.get_by_role("button", name="Send")
+        bot = page.locator("#chat .message.bot").last
+        bot.wait_for(timeout=reply_timeout_ms)
+        # Send is disabled while the tutor writes; enabled again once the reply is stored.
+        expect(send).to_be_enabled(timeout=reply_timeout_ms)
+        page.locator("#chat button[aria-label='Like']").last.click()
+        page.wait_for_timeout(500)
+        reply = bot.inner_text()
+
+        box.fill("   ")
+        send.click()
+        toast = page.locator(".toast-body").first
+        toast.wait_for(timeout=10_000)
+        warnings = [toast.inner_text()]
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return FlowResult(tutor_reply=reply, warnings=warnings)
+
+
+if __name__ == "__main__":
+    result = drive_learner_page(sys.argv[1], Path(sys.argv[2]))
+    print(f"tutor replied: {result.tutor_reply!r}\nwarnings: {result.warnings}")

@@ -1,0 +1,43 @@
+import pytest
+
+from tutor.config import PROBLEMS_FILE
+from tutor.domain.problems import Problem, ProblemBank
+from tutor.model.fake import FakeBackend
+from tutor.service import TutorService
+from tutor.storage.store import Store
+
+CARMEN_ID = "6000044"  # a bank problem: Carmen's auction, answer 500
+
+
+@pytest.fixture
+def store():
+    """A fresh in-memory database per test."""
+    return Store(None)
+
+
+@pytest.fixture(scope="session")
+def bank():
+    return ProblemBank.load(PROBLEMS_FILE)
+
+
+@pytest.fixture
+def fake_backend():
+    return FakeBackend(["What do you know so far?", "Why did you add those two numbers?"])
+
+
+@pytest.fixture
+def service(store, bank, fake_backend):
+    return TutorService(store, bank, fake_backend)
+
+
+@pytest.fixture
+def apples():
+    return Problem("apples-1", "Tom has 3 apples and buys 5 more. How many does he have now?", "8",
+                   ("3 + 5 = 8",))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from tests.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))

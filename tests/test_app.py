@@ -1,0 +1,69 @@
+"""The learner page launched in-process and driven through its API with gradio_client."""
+
+import pytest
+from gradio_client import Client
+
+from tests.conftest import CARMEN_ID
+from tutor.ui.learner import build_learner_page
+
+
+@pytest.fixture
+def app_client(service):
+    page = build_learner_page(service)
+    page.queue()
+    _, url, _ = page.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None,
+                            quiet=True)
+    try:
+        yield Client(url, verbose=False)
+    finally:
+        page.close()
+
+
+def _session_id(picker_update) -> int:
+    return picker_update["value"]
+
+
+def test_a_learner_chats_one_turn_and_gives_a_thumbs_up(app_client, service, store):
+    problem_text, chat, picker = app_client.predict(CARMEN_ID, api_name="/start_problem")
+    assert "Carmen goes to an auction" in problem_text
+    assert chat == []
+    session_id = _session_id(picker)
+
+    chat, cleared_box = app_client.predict("I think it costs $350", api_name="/send")
+    assert cleared_box == ""
+    assert [(m["role"], m["content"][0]["text"]) for m in chat] == [
+        ("user", "I think it costs $350"),
+        ("assistant", "What do you know so far?"),
+    ]
+
+    assert app_client.predict(session_id, 1, True, api_name="/rate") == "thanks"
+
+    conversation = service.conversation(service.local_learner(), session_id)
+    learner_message, tutor_message = service.transcript(conversation)
+    assert learner_message.content == "I think it costs $350"
+    assert tutor_message.model_version == "fake"
+    assert [f.value for f in store.feedback(tutor_message)] == [1]
+
+
+@pytest.mark.parametrize("bad", ["", "7" * 20_000, "\x00\x01\x02junk\x7f\x00"])
+def test_bad_input_through_the_page_stores_nothing(app_client, service, bad):
+    *_, picker = app_client.predict(CARMEN_ID, api_name="/start_problem")
+    app_client.predict(bad, api_name="/send")
+    conversation = service.conversation(service.local_learner(), _session_id(picker))
+    assert service.transcript(conversation) == []
+
+
+def test_rating_a_learner_message_is_refused(app_client):
+    *_, picker = app_client.predict(CARMEN_ID, api_name="/start_problem")
+    app_client.predict("Is it 500?", api_name="/send")
+    with pytest.raises(Exception, match="Only the tutor's messages"):
+        app_client.predict(_session_id(picker), 0, True, api_name="/rate")
+
+
+def test_a_past_session_can_be_reopened(app_client):
+    *_, picker = app_client.predict(CARMEN_ID, api_name="/start_problem")
+    app_client.predict("Is it 500?", api_name="/send")
+    app_client.predict("What is 2 + 2?", api_name="/start_own_problem")
+    problem_text, chat, _ = app_client.predict(_session_id(picker), api_name="/open_session")
+    assert "Carmen" in problem_text
+    assert [m["role"] for m in chat] == ["user", "assistant"]

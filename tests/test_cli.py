@@ -1,0 +1,52 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import CARMEN_ID
+from tutor.cli import main
+from tutor.config import Settings
+from tutor.bootstrap import open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_tutor(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tutor", *args], input=stdin, capture_output=True, text=True,
+        cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300,
+    )
+
+
+def test_chat_answers_each_stdin_line_through_the_service(tmp_path):
+    result = run_tutor("chat", "--problem", CARMEN_ID, "--student-model", "fake",
+                       "--data-dir", str(tmp_path), stdin="Is it 350?\n\nI added 200 and 150.\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"Problem {CARMEN_ID}: Carmen goes to an auction")
+    assert lines[1] == "tutor> What do you think the first step is?"
+    assert "not sent: Your message is empty" in result.stdout
+    assert lines[-1] == "tutor> What do you think the first step is?"
+
+    store = open_store(Settings(data_dir=tmp_path))
+    (conversation,) = store.conversations(store.ensure_user("local-learner"))
+    assert [m.role for m in store.messages(conversation)] == ["learner", "tutor"] * 2
+
+
+def test_data_dir_comes_from_the_environment(tmp_path):
+    result = run_tutor("init", "--student-model", "fake", env={"TUTOR_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "tutor.db").exists()
+
+
+def test_unknown_problem_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    code = main(["chat", "--problem", "nope", "--student-model", "fake", "--data-dir", str(tmp_path)])
+    assert code == 2
+    assert "No problem with id 'nope'" in capsys.readouterr().err
+
+
+def test_app_help_lists_the_settings():
+    result = subprocess.run([sys.executable, "app.py", "--help"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    for flag in ("--host", "--port", "--data-dir", "--student-model", "--adapter", "--teacher"):
+        assert flag in result.stdout

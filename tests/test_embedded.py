@@ -1,0 +1,44 @@
+"""The real embedded default: SmolLM2-135M-Instruct converted from the wheel's GGUF."""
+
+import time
+
+import pytest
+
+from tests.conftest import CARMEN_ID
+from tutor.model.backend import GenerationParams
+from tutor.model.embedded import EMBEDDED_NAME, gguf_path, provision_embedded
+from tutor.model.loading import load_backend
+from tutor.service import TutorService
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def test_gguf_ships_inside_the_installed_package():
+    assert gguf_path().name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def test_first_run_converts_once_and_later_runs_reuse_it(data_dir):
+    progress = []
+    converted = provision_embedded(data_dir, progress.append)
+    assert (converted / "model.safetensors").exists()
+    assert any("converting" in line for line in progress)
+
+    again = []
+    started = time.perf_counter()
+    assert provision_embedded(data_dir, again.append) == converted
+    assert again == [] and time.perf_counter() - started < 1
+
+
+def test_embedded_student_tutors_a_turn_end_to_end(data_dir, store, bank):
+    student = load_backend("embedded", data_dir=data_dir, progress=lambda _: None)
+    assert student.version == EMBEDDED_NAME
+    service = TutorService(store, bank, student, GenerationParams(max_new_tokens=24, temperature=0))
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    *_, last = service.reply(conversation, "I think the desk costs $350.")
+    assert last.message.content.strip()
+    assert last.message.model_version == EMBEDDED_NAME

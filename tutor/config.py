@@ -1,0 +1,94 @@
+"""Settings from environment variables and command-line flags (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+# Nothing is downloaded at run time: models come from installed packages or the data directory.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DIALOGUES_DIR = PROJECT_ROOT / "dialogues"
+PROBLEMS_FILE = DIALOGUES_DIR / "problems.jsonl"
+EMBEDDED = "embedded"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("TUTOR_DATA_DIR") or platformdirs.user_data_dir("socratic-tutor"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    student_model: str = EMBEDDED  # "embedded", a Hugging Face id/local path, an http(s) endpoint, or "fake"
+    adapter: str | None = None  # a peft LoRA adapter directory
+    teacher: str | None = None  # an OpenAI-compatible endpoint (used by later stages)
+    api_key: str | None = None  # for hosted OpenAI-compatible endpoints
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "tutor.db"
+
+
+def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="holds tutor.db, the converted model and caches "
+        "(env TUTOR_DATA_DIR; default: a per-user data folder)",
+    )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "--student-model",
+        default=env("TUTOR_STUDENT_MODEL", EMBEDDED),
+        help="'embedded' (SmolLM2-135M-Instruct, default), a Hugging Face model id or local "
+        "path, an OpenAI-compatible endpoint URL (http://host:port/v1#model), or 'fake' "
+        "(env TUTOR_STUDENT_MODEL)",
+    )
+    parser.add_argument(
+        "--adapter",
+        default=env("TUTOR_ADAPTER"),
+        help="a peft LoRA adapter directory to apply to the student (env TUTOR_ADAPTER)",
+    )
+    parser.add_argument(
+        "--teacher",
+        default=env("TUTOR_TEACHER"),
+        help="teacher model: an OpenAI-compatible endpoint URL (http://host:port/v1#model) "
+        "(env TUTOR_TEACHER)",
+    )
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "--host",
+        default=env("TUTOR_HOST", "127.0.0.1"),
+        help="interface to listen on (env TUTOR_HOST; default 127.0.0.1, this machine only)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=int(env("TUTOR_PORT", "7860")), help="(env TUTOR_PORT)"
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings(
+        data_dir=(args.data_dir or default_data_dir()).expanduser(),
+        student_model=getattr(args, "student_model", EMBEDDED),
+        adapter=getattr(args, "adapter", None),
+        teacher=getattr(args, "teacher", None),
+        api_key=os.environ.get("TUTOR_API_KEY") or os.environ.get("OPENAI_API_KEY"),
+        host=getattr(args, "host", "127.0.0.1"),
+        port=getattr(args, "port", 7860),
+    )

@@ -1,0 +1,1 @@
+"""Pedagogy and content as pure Python: no torch, no gradio imports here."""

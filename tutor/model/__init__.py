@@ -1,0 +1,1 @@
+"""Model backends (transformers, OpenAI-compatible HTTP, fake) and embedded-model provisioning."""

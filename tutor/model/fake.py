@@ -1,0 +1,28 @@
+"""A deterministic backend for tests and offline demos: no weights, instant replies."""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+from tutor.domain.prompting import ChatMessage
+from tutor.model.backend import GenerationParams
+
+
+class FakeBackend:
+    """Streams canned replies word by word, cycling through them; records what it was asked."""
+
+    def __init__(
+        self,
+        replies: Sequence[str] = ("What do you think the first step is?",),
+        version: str = "fake",
+    ):
+        self.replies = list(replies)
+        self.version = version
+        self.calls: list[list[ChatMessage]] = []
+
+    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
+        self.calls.append(list(messages))
+        reply = self.replies[(len(self.calls) - 1) % len(self.replies)]
+        words = reply.split(" ")
+        for index, word in enumerate(words):
+            yield word if index == len(words) - 1 else word + " "

@@ -1,0 +1,91 @@
+"""A local Hugging Face causal LM (optionally with a peft LoRA adapter), streamed token by token."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from tutor.domain.prompting import ChatMessage
+from tutor.errors import ModelError
+from tutor.model.backend import GenerationParams
+
+
+class TransformersBackend:
+    def __init__(
+        self,
+        model_path: str | Path,
+        adapter_path: str | Path | None = None,
+        *,
+        version: str | None = None,
+        dtype: str = "bfloat16",
+    ):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._torch = torch
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+        except (OSError, ValueError) as error:
+            raise ModelError(f"Could not load the model {model_path}: {error}") from error
+        if adapter_path is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter_path))
+        self.model = model.eval()
+        base_name = Path(str(model_path)).name
+        self.version = version or (
+            f"{base_name}+{Path(str(adapter_path)).name}" if adapter_path else base_name
+        )
+        # One generation at a time: a 2-core CPU gains nothing from interleaving, and peft
+        # adapter switching (later) must not race a running generation.
+        self._lock = threading.Lock()
+
+    def prompt_ids(self, messages: Sequence[ChatMessage]):
+        return self.tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )
+
+    def generation_kwargs(self, params: GenerationParams) -> dict:
+        sampling = params.temperature > 0
+        kwargs = {
+            "max_new_tokens": params.max_new_tokens,
+            "min_new_tokens": params.min_new_tokens,
+            "do_sample": sampling,
+            "repetition_penalty": params.repetition_penalty,
+            "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        }
+        if sampling:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p)
+        return kwargs
+
+    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+
+        inputs = self.prompt_ids(messages)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self._torch.inference_mode():
+                    if params.seed is not None:
+                        self._torch.manual_seed(params.seed)
+                    self.model.generate(**inputs, **self.generation_kwargs(params), streamer=streamer)
+            except BaseException as error:  # surfaced to the caller below
+                failure.append(error)
+                streamer.end()
+
+        with self._lock:
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            for piece in streamer:
+                if piece:
+                    yield piece
+            worker.join()
+        if failure:
+            raise ModelError(f"Generation failed: {failure[0]}") from failure[0]

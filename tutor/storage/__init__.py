@@ -1,0 +1,1 @@
+"""SQLite persistence (sqlite-utils): every turn, feedback and user is stored here."""

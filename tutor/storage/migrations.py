@@ -1,0 +1,70 @@
+"""Schema as a numbered list of small migrations; never edit one that has shipped, add another."""
+
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("tutor")
+
+
+@migrations()
+def m001_initial(db):
+    db["users"].create(
+        {"id": int, "name": str, "role": str, "password_hash": str, "created": str},
+        pk="id",
+        not_null={"name", "role", "created"},
+    )
+    db["users"].create_index(["name"], unique=True)
+    db["problems"].create(
+        {"id": str, "question": str, "answer": str, "solution": str, "source": str, "created": str},
+        pk="id",
+        not_null={"question", "source", "created"},
+    )
+    db["conversations"].create(
+        {
+            "id": int,
+            "user_id": int,
+            "problem_id": str,
+            "status": str,
+            "policy": str,
+            "created": str,
+            "updated": str,
+        },
+        pk="id",
+        foreign_keys=[("user_id", "users", "id"), ("problem_id", "problems", "id")],
+        not_null={"user_id", "problem_id", "status", "created", "updated"},
+    )
+    db["conversations"].create_index(["user_id", "updated"])
+    db["messages"].create(
+        {
+            "id": int,
+            "conversation_id": int,
+            "role": str,
+            "content": str,
+            "model_version": str,
+            "move": str,
+            "hint_level": int,
+            "planner_state": str,
+            "generation_params": str,
+            "latency_ms": int,
+            "created": str,
+        },
+        pk="id",
+        foreign_keys=[("conversation_id", "conversations", "id")],
+        not_null={"conversation_id", "role", "content", "created"},
+    )
+    db["messages"].create_index(["conversation_id", "id"])
+    db["feedback"].create(
+        {
+            "id": int,
+            "message_id": int,
+            "user_id": int,
+            "kind": str,
+            "value": int,
+            "comment": str,
+            "created": str,
+        },
+        pk="id",
+        foreign_keys=[("message_id", "messages", "id"), ("user_id", "users", "id")],
+        not_null={"message_id", "user_id", "kind", "created"},
+    )
+    # One thumb per learner per message: clicking again changes it.
+    db["feedback"].create_index(["message_id", "user_id", "kind"], unique=True)

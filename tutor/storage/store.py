@@ -1,0 +1,262 @@
+"""The store: typed records in, typed records out; one SQLite connection per thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from tutor.domain.problems import Problem
+from tutor.errors import NotFound
+from tutor.storage.migrations import migrations
+
+LEARNER, TEACHER, ADMIN = "learner", "teacher", "admin"
+THUMBS = "thumbs"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    user_id: int
+    problem: Problem
+    status: str
+    created: str
+    updated: str
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    conversation_id: int
+    role: str  # "learner" or "tutor"
+    content: str
+    created: str
+    model_version: str | None = None
+    move: str | None = None
+    hint_level: int | None = None
+    planner_state: dict | None = None
+    generation_params: dict | None = None
+    latency_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    message_id: int
+    user_id: int
+    kind: str
+    value: int
+    comment: str | None = None
+
+
+class Store:
+    """All reads and writes of the product's database.
+
+    `path=None` gives a private in-memory database (tests); it is shared between the threads
+    of this Store like a file would be.
+    """
+
+    def __init__(self, path: Path | str | None):
+        self._path = str(path) if path is not None else None
+        self._memory_name = None if path is not None else f"tutor-{uuid.uuid4().hex}"
+        self._local = threading.local()
+        # An in-memory database lives as long as one connection to it stays open.
+        self._keepalive = self.db
+        migrations.apply(self.db)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            if self._path is None:
+                db = sqlite_utils.Database(memory_name=self._memory_name)
+            else:
+                db = sqlite_utils.Database(self._path)
+                db.enable_wal()
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA busy_timeout = 5000")
+            self._local.db = db
+        return db
+
+    # users
+
+    def ensure_user(self, name: str, role: str = LEARNER) -> User:
+        users = self.db["users"]
+        rows = list(users.rows_where("name = ?", [name]))
+        if not rows:
+            users.insert({"name": name, "role": role, "created": now()})
+            rows = list(users.rows_where("name = ?", [name]))
+        row = rows[0]
+        return User(id=row["id"], name=row["name"], role=row["role"])
+
+    # problems and conversations
+
+    def save_problem(self, problem: Problem) -> None:
+        self.db["problems"].insert(
+            {
+                "id": problem.id,
+                "question": problem.question,
+                "answer": problem.answer,
+                "solution": json.dumps(list(problem.solution)),
+                "source": problem.source,
+                "created": now(),
+            },
+            pk="id",
+            ignore=True,  # ids are stable (bank) or content hashes (learner): first write wins
+        )
+
+    def start_conversation(self, user: User, problem: Problem) -> Conversation:
+        with self.db.atomic():
+            self.save_problem(problem)
+            stamp = now()
+            table = self.db["conversations"].insert(
+                {
+                    "user_id": user.id,
+                    "problem_id": problem.id,
+                    "status": "active",
+                    "created": stamp,
+                    "updated": stamp,
+                }
+            )
+        return self.conversation(table.last_pk, user)
+
+    def conversation(self, conversation_id: int, user: User) -> Conversation:
+        """The conversation, if it is the user's own."""
+        rows = self.db.query(
+            """select c.*, p.question, p.answer, p.solution, p.source
+            from conversations c join problems p on p.id = c.problem_id
+            where c.id = ? and c.user_id = ?""",
+            [conversation_id, user.id],
+        )
+        for row in rows:
+            return _conversation(row)
+        raise NotFound(f"No conversation {conversation_id} for {user.name}.")
+
+    def conversations(self, user: User, limit: int = 50) -> list[Conversation]:
+        """The user's conversations, most recently active first."""
+        rows = self.db.query(
+            """select c.*, p.question, p.answer, p.solution, p.source
+            from conversations c join problems p on p.id = c.problem_id
+            where c.user_id = ? order by c.updated desc, c.id desc limit ?""",
+            [user.id, limit],
+        )
+        return [_conversation(row) for row in rows]
+
+    # messages
+
+    def append_message(
+        self,
+        conversation: Conversation,
+        role: str,
+        content: str,
+        *,
+        model_version: str | None = None,
+        move: str | None = None,
+        hint_level: int | None = None,
+        planner_state: dict | None = None,
+        generation_params: dict | None = None,
+        latency_ms: int | None = None,
+    ) -> Message:
+        stamp = now()
+        record = {
+            "conversation_id": conversation.id,
+            "role": role,
+            "content": content,
+            "model_version": model_version,
+            "move": move,
+            "hint_level": hint_level,
+            "planner_state": _dump(planner_state),
+            "generation_params": _dump(generation_params),
+            "latency_ms": latency_ms,
+            "created": stamp,
+        }
+        with self.db.atomic():
+            message_id = self.db["messages"].insert(record).last_pk
+            self.db["conversations"].update(conversation.id, {"updated": stamp})
+        return _message({**record, "id": message_id})
+
+    def messages(self, conversation: Conversation) -> list[Message]:
+        rows = self.db["messages"].rows_where(
+            "conversation_id = ?", [conversation.id], order_by="id"
+        )
+        return [_message(row) for row in rows]
+
+    # feedback
+
+    def set_feedback(
+        self, message: Message, user: User, kind: str, value: int, comment: str | None = None
+    ) -> Feedback:
+        self.db.execute(
+            """insert into feedback (message_id, user_id, kind, value, comment, created)
+            values (?, ?, ?, ?, ?, ?)
+            on conflict (message_id, user_id, kind)
+            do update set value = excluded.value, comment = excluded.comment,
+                created = excluded.created""",
+            [message.id, user.id, kind, value, comment, now()],
+        )
+        self.db.conn.commit()
+        return Feedback(message.id, user.id, kind, value, comment)
+
+    def feedback(self, message: Message) -> list[Feedback]:
+        rows = self.db["feedback"].rows_where("message_id = ?", [message.id], order_by="id")
+        return [
+            Feedback(row["message_id"], row["user_id"], row["kind"], row["value"], row["comment"])
+            for row in rows
+        ]
+
+
+def _dump(value: dict | None) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+def _load(value: str | None) -> dict | None:
+    return None if value is None else json.loads(value)
+
+
+def _conversation(row: dict) -> Conversation:
+    problem = Problem(
+        id=row["problem_id"],
+        question=row["question"],
+        answer=row["answer"] or "",
+        solution=tuple(json.loads(row["solution"] or "[]")),
+        source=row["source"],
+    )
+    return Conversation(
+        id=row["id"],
+        user_id=row["user_id"],
+        problem=problem,
+        status=row["status"],
+        created=row["created"],
+        updated=row["updated"],
+    )
+
+
+def _message(row: dict) -> Message:
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        role=row["role"],
+        content=row["content"],
+        created=row["created"],
+        model_version=row["model_version"],
+        move=row["move"],
+        hint_level=row["hint_level"],
+        planner_state=_load(row["planner_state"]),
+        generation_params=_load(row["generation_params"]),
+        latency_ms=row["latency_ms"],
+    )

@@ -1,0 +1,1 @@
+"""Gradio pages. Callbacks take and return plain values and call TutorService only."""

@@ -1,0 +1,185 @@
+"""The learner page: pick or paste a problem, chat with the tutor, rate its turns."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from tutor.domain.learner_input import MAX_MESSAGE_CHARS, MAX_PROBLEM_CHARS
+from tutor.errors import TutorError
+from tutor.service import LEARNER_ROLE, THUMBS_DOWN, THUMBS_UP, TutorService
+from tutor.storage.store import Conversation, Message
+
+log = logging.getLogger(__name__)
+
+# A single `$` is not a delimiter: word problems are full of dollar amounts.
+LATEX_DELIMITERS = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "\\[", "right": "\\]", "display": True},
+    {"left": "\\(", "right": "\\)", "display": False},
+]
+UNEXPECTED = "Something went wrong on our side; your message was not lost. Please try again."
+NO_SESSION = "Choose or paste a problem first, then start a session."
+
+
+def build_learner_page(service: TutorService) -> gr.Blocks:
+    problem_choices = [(f"{p.id} · {_shorten(p.question, 90)}", p.id) for p in service.bank]
+
+    with gr.Blocks(title="Socratic tutor") as page:
+        conversation_id = gr.State(None)
+        gr.Markdown("# Socratic tutor\nWork through a math problem step by step. "
+                    "The tutor asks questions instead of giving answers.")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                problem_picker = gr.Dropdown(
+                    problem_choices, value=None, label="Choose a problem (type to search)",
+                    filterable=True,
+                )
+                start_bank = gr.Button("Start this problem", variant="primary")
+                with gr.Accordion("Or paste your own problem", open=False):
+                    own_problem = gr.Textbox(
+                        lines=4, max_length=MAX_PROBLEM_CHARS, show_label=False,
+                        placeholder="Type or paste a word problem…",
+                    )
+                    start_own = gr.Button("Start with my problem")
+                gr.Markdown("### My sessions")
+                session_picker = gr.Dropdown(
+                    [], value=None, label="Pick up a past session", interactive=True
+                )
+                new_session = gr.Button("New session")
+            with gr.Column(scale=2):
+                problem_view = gr.Markdown(
+                    "_No problem yet: choose one on the left._",
+                    latex_delimiters=LATEX_DELIMITERS, elem_id="problem",
+                )
+                chat = gr.Chatbot(
+                    label="Tutor", height=460, latex_delimiters=LATEX_DELIMITERS,
+                    feedback_options=("Like", "Dislike"), elem_id="chat",
+                    placeholder="Start a session, then tell the tutor how you would begin.",
+                )
+                with gr.Row():
+                    message = gr.Textbox(
+                        scale=5, show_label=False, max_length=MAX_MESSAGE_CHARS, autofocus=True,
+                        placeholder="Your answer, a step, or a question…", elem_id="message",
+                    )
+                    send = gr.Button("Send", scale=1, variant="primary")
+
+        # callbacks: plain values in, plain values out; all work is done by the service
+
+        def show(conversation: Conversation) -> tuple:
+            return (
+                conversation.id,
+                f"**Problem {conversation.problem.id}.** {conversation.problem.question}",
+                _chat_history(service.transcript(conversation)),
+                gr.update(choices=_session_choices(service), value=conversation.id),
+            )
+
+        def on_start_bank(problem_id: str | None):
+            if not problem_id:
+                gr.Warning("Choose a problem from the list first.")
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return _guarded(lambda: show(service.start_bank_session(service.local_learner(), problem_id)), 4)
+
+        def on_start_own(text: str):
+            return _guarded(lambda: show(service.start_own_session(service.local_learner(), text)), 4)
+
+        def on_open_session(session_id: int | None):
+            if session_id is None:
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return _guarded(lambda: show(service.conversation(service.local_learner(), int(session_id))), 4)
+
+        def on_new_session():
+            return None, "_No problem yet: choose one on the left._", [], gr.update(value=None)
+
+        def on_send(text: str, session_id: int | None):
+            """Stream the tutor's reply; Send is disabled until it is complete and stored."""
+            busy, ready = gr.update(interactive=False), gr.update(interactive=True)
+            if session_id is None:
+                gr.Warning(NO_SESSION)
+                yield gr.skip(), gr.skip(), ready
+                return
+            try:
+                conversation = service.conversation(service.local_learner(), int(session_id))
+                history = _chat_history(service.transcript(conversation))
+                replies = service.reply(conversation, text)
+                first = next(replies)  # validation happens here, before anything is stored
+                history += [{"role": "user", "content": text.strip()}]
+                yield history + [{"role": "assistant", "content": first.text}], "", busy
+                for reply in replies:
+                    yield history + [{"role": "assistant", "content": reply.text}], "", busy
+                yield _chat_history(service.transcript(conversation)), "", ready
+            except TutorError as error:
+                gr.Warning(str(error))
+                yield gr.skip(), gr.skip(), ready
+            except Exception:
+                log.exception("tutor turn failed")
+                gr.Warning(UNEXPECTED)
+                yield gr.skip(), gr.skip(), ready
+
+        def rate(session_id: int | None, message_index: int, liked: bool) -> str:
+            """Rate the tutor turn at `message_index` of the chat: 👍 (liked) or 👎."""
+            if session_id is None:
+                raise gr.Error(NO_SESSION)
+            try:
+                learner = service.local_learner()
+                conversation = service.conversation(learner, int(session_id))
+                transcript = service.transcript(conversation)
+                if message_index == len(transcript):
+                    raise gr.Error("The tutor is still writing; rate the reply once it is complete.")
+                if not 0 <= message_index < len(transcript):
+                    raise gr.Error("That message is not in this session.")
+                service.rate(learner, conversation, transcript[message_index].id,
+                             THUMBS_UP if liked else THUMBS_DOWN)
+            except TutorError as error:
+                raise gr.Error(str(error)) from None
+            return "thanks"
+
+        def on_like(session_id: int | None, data: gr.LikeData):
+            index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+            rate(session_id, int(index), data.liked in (True, "Like"))
+
+        def on_load():
+            return gr.update(choices=_session_choices(service))
+
+        session_outputs = [conversation_id, problem_view, chat, session_picker]
+        start_bank.click(on_start_bank, problem_picker, session_outputs, api_name="start_problem")
+        start_own.click(on_start_own, own_problem, session_outputs, api_name="start_own_problem")
+        session_picker.input(on_open_session, session_picker, session_outputs, api_name="open_session")
+        new_session.click(on_new_session, None, session_outputs, api_name=False)
+        gr.on([message.submit, send.click], on_send, [message, conversation_id],
+              [chat, message, send], api_name="send")
+        chat.like(on_like, conversation_id, None, api_name=False)
+        gr.api(rate, api_name="rate")
+        page.load(on_load, None, session_picker, api_name=False)
+    return page
+
+
+def _guarded(action, outputs: int):
+    """Run a callback's action; a TutorError becomes a warning the learner can read."""
+    try:
+        return action()
+    except TutorError as error:
+        gr.Warning(str(error))
+    except Exception:
+        log.exception("learner page action failed")
+        gr.Warning(UNEXPECTED)
+    return tuple(gr.skip() for _ in range(outputs))
+
+
+def _chat_history(transcript: list[Message]) -> list[dict]:
+    return [
+        {"role": "user" if m.role == LEARNER_ROLE else "assistant", "content": m.content}
+        for m in transcript
+    ]
+
+
+def _session_choices(service: TutorService) -> list[tuple[str, int]]:
+    return [
+        (f"{c.created[:16].replace('T', ' ')} · {_shorten(c.problem.question, 60)}", c.id)
+        for c in service.sessions(service.local_learner())
+    ]
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
