@@ -5,7 +5,7 @@ import pytest
 
 from tutor.config import DIALOGUES_DIR, PROBLEMS_FILE
 from tutor.domain.dialogues import MOVES, read_dialogues
-from tutor.domain.mathdial import parse_conversation, parse_ground_truth, read_mathdial
+from tutor.domain.mathdial import apply_repairs, parse_conversation, parse_ground_truth, read_mathdial
 from tutor.domain.problems import ProblemBank
 
 SHARED_MATHDIAL = Path(__file__).resolve().parents[2] / "shared/data/mathdial/dialogues.jsonl"
@@ -31,7 +31,7 @@ def test_conversation_turns_get_roles_moves_and_lose_speaker_prefixes():
 
 
 def test_shipped_bank_has_every_problem_and_every_labelled_teacher_turn():
-    bank = ProblemBank.load(PROBLEMS_FILE)
+    bank = ProblemBank.load(PROBLEMS_FILE, include_excluded=True)
     dialogues = list(read_dialogues(DIALOGUES_DIR / "mathdial.jsonl"))
     assert len(bank) == 280
     assert len(dialogues) == 409
@@ -50,9 +50,11 @@ def test_bank_carries_the_license_notice():
 def test_shipped_bank_matches_a_fresh_import_of_the_source():
     problems, dialogues = {}, []
     for problem, dialogue in read_mathdial(SHARED_MATHDIAL):
-        problems.setdefault(problem.id, problem.to_json())
+        problems.setdefault(problem.id, problem)
         dialogues.append(dialogue.to_json())
+    repairs = json.loads((DIALOGUES_DIR / "repairs.json").read_text())
+    problems = apply_repairs(problems, repairs)
     shipped_problems = [json.loads(line) for line in PROBLEMS_FILE.open()]
     shipped_dialogues = [json.loads(line) for line in (DIALOGUES_DIR / "mathdial.jsonl").open()]
-    assert shipped_problems == list(problems.values())
+    assert shipped_problems == [p.to_json() for p in problems.values()]
     assert shipped_dialogues == dialogues

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tutor.cli import chat, dialogues, init
+from tutor.cli import chat, dialogues, init, problems
 from tutor.errors import TutorError
 
-COMMANDS = (init, chat, dialogues)
+COMMANDS = (init, chat, dialogues, problems)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tutor.config import DIALOGUES_DIR
 from tutor.domain.dialogues import write_jsonl
-from tutor.domain.mathdial import read_mathdial
+from tutor.domain.mathdial import apply_repairs, read_mathdial
 
 
 def register(subcommands) -> None:
@@ -18,6 +19,10 @@ def register(subcommands) -> None:
     )
     importer.add_argument("source", type=Path, help="MathDial-schema JSONL file")
     importer.add_argument("--out", type=Path, default=DIALOGUES_DIR, help="output folder")
+    importer.add_argument(
+        "--repairs", type=Path, default=DIALOGUES_DIR / "repairs.json",
+        help="hand repairs of malformed solutions, and problems to exclude, with reasons",
+    )
     importer.set_defaults(run=run_import)
 
 
@@ -26,6 +31,8 @@ def run_import(args) -> int:
     for problem, dialogue in read_mathdial(args.source):
         problems.setdefault(problem.id, problem)
         dialogues.append(dialogue)
+    if args.repairs.exists():
+        problems = apply_repairs(problems, json.loads(args.repairs.read_text(encoding="utf-8")))
     args.out.mkdir(parents=True, exist_ok=True)
     write_jsonl(args.out / "problems.jsonl", (p.to_json() for p in problems.values()))
     write_jsonl(args.out / "mathdial.jsonl", (d.to_json() for d in dialogues))

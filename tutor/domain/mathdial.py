@@ -6,6 +6,7 @@ schema.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -75,3 +76,21 @@ def read_mathdial(path: Path) -> Iterator[tuple[Problem, Dialogue]]:
                 record = json.loads(line)
                 seen[str(record["qid"])] += 1
                 yield convert_record(record, f"{record['qid']}-{seen[str(record['qid'])]}")
+
+
+def apply_repairs(problems: dict[str, Problem], repairs: dict[str, dict]) -> dict[str, Problem]:
+    """Replace malformed solutions by hand-repaired ones, or mark problems excluded, by id.
+
+    Each repair is `{"reason": ..., "solution": [...]}` or `{"exclude": reason}`.
+    """
+    repaired = dict(problems)
+    for problem_id, repair in repairs.items():
+        if problem_id not in repaired:
+            raise ValueError(f"repair for unknown problem {problem_id}")
+        if "exclude" in repair:
+            repaired[problem_id] = dataclasses.replace(repaired[problem_id], excluded=repair["exclude"])
+        else:
+            repaired[problem_id] = dataclasses.replace(
+                repaired[problem_id], solution=tuple(repair["solution"])
+            )
+    return repaired

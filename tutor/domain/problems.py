@@ -17,6 +17,7 @@ class Problem:
     answer: str = ""
     solution: tuple[str, ...] = ()  # worked solution, one step per line
     source: str = "bank"  # "bank" or "learner"
+    excluded: str = ""  # why a bank problem is left out of tutoring (its solution won't verify)
 
     @classmethod
     def from_learner_text(cls, text: str) -> Problem:
@@ -27,6 +28,8 @@ class Problem:
     def to_json(self) -> dict:
         record = asdict(self)
         record["solution"] = list(self.solution)
+        if not self.excluded:
+            del record["excluded"]
         return record
 
     @classmethod
@@ -41,10 +44,11 @@ class ProblemBank:
     problems: dict[str, Problem] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> ProblemBank:
+    def load(cls, path: Path, *, include_excluded: bool = False) -> ProblemBank:
+        """The bank; problems marked `excluded` are left out unless asked for."""
         with open(path, encoding="utf-8") as lines:
             problems = [Problem.from_json(json.loads(line)) for line in lines if line.strip()]
-        return cls({problem.id: problem for problem in problems})
+        return cls({p.id: p for p in problems if include_excluded or not p.excluded})
 
     def get(self, problem_id: str) -> Problem:
         try:
