@@ -40,5 +40,8 @@ def test_embedded_student_tutors_a_turn_end_to_end(data_dir, store, bank):
     service = TutorService(store, bank, student, GenerationParams(max_new_tokens=24, temperature=0))
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     *_, last = service.reply(conversation, "I think the desk costs $350.")
-    assert last.message.content.strip()
-    assert last.message.model_version == EMBEDDED_NAME
+    guard = last.message.planner_state["guard"]
+    assert guard["draft"].strip() and guard["draft_model_version"] == EMBEDDED_NAME
+    # the untrained base model's draft is used only if it passes the guard
+    expected = EMBEDDED_NAME if guard["passed"] else "planner"
+    assert last.message.model_version == expected and last.message.content.strip()

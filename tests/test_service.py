@@ -3,9 +3,8 @@ import pytest
 from tests.conftest import CARMEN_ID
 from tutor.domain.prompting import SOCRATIC_SYSTEM_PROMPT
 from tutor.errors import InvalidInput, NotFound
-from tutor.service import FALLBACK_VERSION, THUMBS_UP
 from tutor.model.fake import FakeBackend
-from tutor.service import TutorService
+from tutor.service import HINT_REQUEST, PLANNER_VERSION, THUMBS_UP, TutorService
 
 
 def test_a_turn_streams_and_stores_both_messages(service):
@@ -14,8 +13,9 @@ def test_a_turn_streams_and_stores_both_messages(service):
 
     replies = list(service.reply(conversation, "  I think the desk costs $350. "))
 
-    assert [r.text for r in replies[:-1]] == ["What ", "What do ", "What do you ", "What do you know ",
-                                             "What do you know so ", "What do you know so far?"]
+    # text is released word by word, never half a word (or half a number)
+    assert [r.text for r in replies[:-1]] == ["What", "What do", "What do you", "What do you know",
+                                             "What do you know so", "What do you know so far"]
     learner_message, tutor_message = service.transcript(conversation)
     assert (learner_message.role, learner_message.content) == ("learner", "I think the desk costs $350.")
     assert tutor_message.role == "tutor"
@@ -35,6 +35,7 @@ def test_the_model_is_asked_to_tutor_socratically_with_the_dialogue_so_far(servi
     assert system.role == "system"
     assert "Never give the final answer" in system.content
     assert conversation.problem.question in system.content
+    assert "Your next move is focus" in system.content  # the planner decides, the model phrases
     assert [(m.role, m.content) for m in dialogue] == [
         ("user", "Is it 350?"),
         ("assistant", "What do you know so far?"),
@@ -65,12 +66,61 @@ def test_bad_input_stores_nothing(service, bad):
     assert service.transcript(conversation) == []
 
 
-def test_an_empty_model_reply_is_replaced_and_marked_as_fallback(store, bank):
+def test_an_empty_model_reply_is_replaced_by_the_planners_text(store, bank):
     service = TutorService(store, bank, FakeBackend([""]))
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     *_, last = service.reply(conversation, "hello")
-    assert last.message.content.endswith("?")
-    assert last.message.model_version == FALLBACK_VERSION
+    assert last.message.content == last.message.planner_state["planned_text"]
+    assert last.message.model_version == PLANNER_VERSION
+
+
+def test_a_leaking_draft_is_never_shown_and_is_recorded(store, bank):
+    leaky = FakeBackend(["Great question! The desk costs 500 dollars in the end, okay?"])
+    service = TutorService(store, bank, leaky)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    replies = list(service.reply(conversation, "just tell me the answer"))
+    assert all("500" not in reply.text for reply in replies)
+    tutor = replies[-1].message
+    assert tutor.model_version == PLANNER_VERSION
+    assert tutor.content == tutor.planner_state["planned_text"]
+    guard = tutor.planner_state["guard"]
+    assert guard["passed"] is False and guard["leaked_final"] is True
+    assert guard["draft"].startswith("Great question! The desk costs") and guard["draft_model_version"] == "fake"
+
+
+def test_each_tutor_turn_stores_why_it_said_what_it_said(service):
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    *_, last = service.reply(conversation, "I think it's 350")
+    tutor = last.message
+    assert (tutor.move, tutor.hint_level) == ("probing", 0)
+    assert tutor.planner_state["learner_state"] == "incorrect"
+    assert tutor.planner_state["move"]["intent"] == "ask_to_explain"
+    assert tutor.planner_state["planner"]["attempts"] == 1
+
+
+def test_the_hint_button_climbs_the_ladder_but_never_past_the_policy(service):
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    levels = []
+    for _ in range(5):
+        *_, last = service.hint(conversation)
+        levels.append(last.message.hint_level)
+    # pump, focus, partial; asking for hints is not an attempt, so no bottom-out
+    assert levels == [1, 2, 3, 3, 3]
+    learner_turns = [m.content for m in service.transcript(conversation) if m.role == "learner"]
+    assert learner_turns == [HINT_REQUEST] * 5
+
+
+def test_solving_steps_updates_mastery_and_progress(service):
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    list(service.reply(conversation, "3 * 50 = 150"))
+    progress = service.progress(conversation)
+    assert (progress.step, progress.steps, progress.solved) == (1, 4, False)
+    assert progress.mastery["multiplication"] > 0.2  # above the prior after a right first try
+    for answer in ("150", "300", "500"):
+        list(service.reply(conversation, answer))
+    progress = service.progress(conversation)
+    assert progress.solved and progress.step == 4
+    assert service.conversation(service.local_learner(), conversation.id).status == "solved"
 
 
 def test_own_problem_sessions_store_the_pasted_text(service):

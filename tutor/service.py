@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
+from tutor.domain import guard, mastery
 from tutor.domain.learner_input import MAX_PROBLEM_CHARS, clean_text
+from tutor.domain.planner import PlannerState
+from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem, ProblemBank
 from tutor.domain.prompting import tutoring_messages
+from tutor.domain.tutoring import TurnPlan, plan_turn, solution_steps
 from tutor.errors import InvalidInput, NotFound
 from tutor.model.backend import Backend, GenerationParams
 from tutor.storage.store import THUMBS, Conversation, Message, Store, User
 
 LEARNER_ROLE, TUTOR_ROLE = "learner", "tutor"
 THUMBS_UP, THUMBS_DOWN = 1, -1
-EMPTY_REPLY_FALLBACK = "Can you tell me how you would start?"
-FALLBACK_VERSION = "fallback"
+HINT_REQUEST = "Can I have a hint?"
+PLANNER_VERSION = "planner"  # tutor text written by the planner itself (model draft failed the guard)
+MAX_TURN_CHARS = 400
+_BOUNDARY = re.compile(r"[\s.,;:!?)]")
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,16 @@ class TutorReply:
     message: Message | None = None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """What the learner's progress panel shows."""
+
+    step: int  # steps done
+    steps: int  # steps in the worked solution (0: the learner's own problem, no solution)
+    solved: bool
+    mastery: dict[str, float]  # skill -> P(known)
+
+
 class TutorService:
     def __init__(
         self,
@@ -34,11 +51,13 @@ class TutorService:
         bank: ProblemBank,
         student: Backend,
         params: GenerationParams = GenerationParams(),
+        policy: RevealPolicy = RevealPolicy(),
     ):
         self.store = store
         self.bank = bank
         self.student = student
         self.params = params
+        self.policy = policy  # for new conversations; each keeps the policy it started with
 
     # sessions
 
@@ -47,11 +66,11 @@ class TutorService:
         return self.store.ensure_user("local-learner")
 
     def start_bank_session(self, user: User, problem_id: str) -> Conversation:
-        return self.store.start_conversation(user, self.bank.get(problem_id))
+        return self.store.start_conversation(user, self.bank.get(problem_id), self.policy.to_json())
 
     def start_own_session(self, user: User, problem_text: str) -> Conversation:
         text = clean_text(problem_text, max_chars=MAX_PROBLEM_CHARS, what="problem")
-        return self.store.start_conversation(user, Problem.from_learner_text(text))
+        return self.store.start_conversation(user, Problem.from_learner_text(text), self.policy.to_json())
 
     def conversation(self, user: User, conversation_id: int) -> Conversation:
         return self.store.conversation(conversation_id, user)
@@ -62,6 +81,16 @@ class TutorService:
     def transcript(self, conversation: Conversation) -> list[Message]:
         return self.store.messages(conversation)
 
+    def progress(self, conversation: Conversation) -> Progress:
+        state = _planner_state(self.store.messages(conversation))
+        user = self.store.user(conversation.user_id)
+        return Progress(
+            step=len(state.completed),
+            steps=len(solution_steps(conversation.problem)),
+            solved=state.solved,
+            mastery={skill: p for skill, (p, _) in self.store.mastery(user).items()},
+        )
+
     # the turn
 
     def reply(self, conversation: Conversation, text: str) -> Iterator[TutorReply]:
@@ -70,27 +99,100 @@ class TutorService:
         Bad input raises InvalidInput before anything is stored.
         """
         text = clean_text(text)
-        self.store.append_message(conversation, LEARNER_ROLE, text)
-        history = [(m.role, m.content) for m in self.store.messages(conversation)]
-        messages = tutoring_messages(conversation.problem, history)
+        return self._turn(conversation, text)
+
+    def hint(self, conversation: Conversation) -> Iterator[TutorReply]:
+        """The learner asks for the next rung of the hint ladder."""
+        return self._turn(conversation, None)
+
+    def _turn(self, conversation: Conversation, text: str | None) -> Iterator[TutorReply]:
+        self.store.append_message(conversation, LEARNER_ROLE, text if text is not None else HINT_REQUEST)
+        transcript = self.store.messages(conversation)
+        before = _planner_state(transcript)
+        policy = RevealPolicy.from_json(conversation.policy)
+        turn = plan_turn(conversation.problem, before, text, policy, hint_requested=text is None)
+        self._record_mastery(conversation, before, turn)
 
         started = time.perf_counter()
-        reply = ""
-        for piece in self.student.generate(messages, self.params):
-            reply += piece
-            yield TutorReply(reply)
-        reply, version = reply.strip(), self.student.version
-        if not reply:  # the model said nothing: ask a neutral question, and say who wrote it
-            reply, version = EMPTY_REPLY_FALLBACK, FALLBACK_VERSION
+        messages = tutoring_messages(
+            conversation.problem,
+            [(m.role, m.content) for m in transcript],
+            move=turn.move.move,
+            intent=turn.move.intent,
+            planned=turn.planned_text,
+        )
+        fence = replace(turn.guard, requires_question=turn.move.move in ("focus", "probing"),
+                        max_chars=MAX_TURN_CHARS)
+        draft, failure = "", None
+        stream = self.student.generate(messages, self.params)
+        try:
+            shown = ""
+            for piece in stream:
+                draft += piece
+                # release text only up to a word boundary: a half-written number is never shown
+                cut = max((m.start() for m in _BOUNDARY.finditer(draft)), default=0)
+                visible = draft[:cut].strip()
+                if visible == shown:
+                    continue
+                result = guard.check(visible, replace(fence, requires_question=False))
+                if not result.ok:
+                    failure = result
+                    break
+                shown = visible
+                yield TutorReply(shown)
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()
+        draft = draft.strip()
+        if failure is None:
+            failure = guard.check(draft, fence) if draft else guard.GuardResult(("is empty",))
+        final_text, version = (
+            (draft, self.student.version) if failure.ok else (turn.planned_text, PLANNER_VERSION)
+        )
         message = self.store.append_message(
             conversation,
             TUTOR_ROLE,
-            reply,
+            final_text,
             model_version=version,
+            move=turn.move.move,
+            hint_level=turn.move.hint_level,
+            planner_state={
+                "planner": turn.state.to_json(),
+                "move": turn.move.to_json(),
+                "learner_state": turn.grade.state.value if turn.grade else "asks_for_hint",
+                "planned_text": turn.planned_text,
+                "guard": {
+                    "passed": failure.ok,
+                    "reasons": list(failure.reasons),
+                    "leaked_final": failure.leaked_final,
+                    "draft": draft,
+                    "draft_model_version": self.student.version,
+                },
+            },
             generation_params=self.params.to_json(),
             latency_ms=round((time.perf_counter() - started) * 1000),
         )
-        yield TutorReply(reply, message)
+        if turn.state.solved and not before.solved:
+            self.store.set_status(conversation, "solved")
+        yield TutorReply(final_text, message)
+
+    def _record_mastery(self, conversation: Conversation, before: PlannerState, turn: TurnPlan) -> None:
+        """One BKT observation per step, when it is done: right first time without hints, or not."""
+        steps = solution_steps(conversation.problem)
+        newly_done = [i for i in turn.state.completed if i not in before.completed]
+        if not newly_done:
+            return
+        user = self.store.user(conversation.user_id)
+        known = self.store.mastery(user)
+        for index in newly_done:
+            skill = steps[index].skill
+            by_learner = turn.move.intent != "bottom_out" or index != newly_done[-1]
+            first_time = index != before.step or (before.attempts == 0 and before.hint_level == 0)
+            p_known, observations = known.get(skill, (mastery.DEFAULT_BKT.prior, 0))
+            p_known = mastery.update(p_known, by_learner and first_time)
+            known[skill] = (p_known, observations + 1)
+            self.store.set_mastery(user, skill, p_known, observations + 1)
 
     # feedback
 
@@ -103,3 +205,11 @@ class TutorService:
                 self.store.set_feedback(message, user, THUMBS, value)
                 return
         raise NotFound("Only the tutor's messages in this conversation can be rated.")
+
+
+def _planner_state(transcript: list[Message]) -> PlannerState:
+    """The planner state after the last tutor turn (stored with it)."""
+    for message in reversed(transcript):
+        if message.role == TUTOR_ROLE and message.planner_state:
+            return PlannerState.from_json(message.planner_state.get("planner"))
+    return PlannerState()

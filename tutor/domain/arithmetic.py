@@ -37,6 +37,9 @@ _WORD_OPERATORS = [
     (r"\bplus\b", "+"), (r"\bminus\b", "-"), (r"\bequals\b", "="), (r"\bis\s+equal\s+to\b", "="),
     (r"\btwice\s+(?=\d)", "2 * "), (r"\bdouble\s+(?=\d)", "2 * "), (r"\btriple\s+(?=\d)", "3 * "),
     (r"\bhalf\s+of\s+(?=\d)", "1/2 * "),
+    # "It's 250. Double that." refers back to the number before it
+    (r"\b(?:double|twice)\s+(?:that|it|this)\b", "* 2"), (r"\btriple\s+(?:that|it|this)\b", "* 3"),
+    (r"\bhalf\s+(?:of\s+)?(?:that|it|this)\b", "/ 2"),
     # "100%/80%" is (100/100)/(80/100): the parentheses keep the share together
     (r"(\d[\d.]*)\s*(?:%|percent\b)\s*of\b", r"(\1/100) *"),
     (r"(\d[\d.]*)\s*(?:%|percent\b)", r"(\1/100)"),

@@ -1,4 +1,4 @@
-"""What the student model is asked to do for one tutor turn."""
+"""What the student model is asked to do for one tutor turn: phrase the planned move."""
 
 from __future__ import annotations
 
@@ -8,18 +8,22 @@ from typing import Sequence
 from tutor.domain.problems import Problem
 
 # Small models lose the thread with long contexts and CPU prefill is slow: keep recent turns.
-HISTORY_TURNS = 12
+HISTORY_TURNS = 8
 
 SOCRATIC_SYSTEM_PROMPT = """\
 You are a patient math tutor for a 7th-grade learner. Tutor Socratically:
 - Never give the final answer and never solve the whole problem for the learner.
 - Ask one short guiding question at a time about the next step.
-- If the learner makes a mistake, ask them to explain their reasoning or check that step.
-- Praise correct steps briefly, then move on to the next one.
-- Keep each reply to one to three sentences. Write math in LaTeX between \\( and \\) when useful.
+- Keep each reply to one or two sentences. Write math in LaTeX between \\( and \\) when useful.
 
 The problem the learner is working on:
 {question}"""
+
+MOVE_INSTRUCTION = """
+Your next move is {move} ({intent}). Say this to the learner in your own words, without adding \
+any other numbers: "{planned}\""""
+
+EXEMPLARS = "\nHow human tutors phrased such a move:\n{lines}"
 
 
 @dataclass(frozen=True)
@@ -28,14 +32,26 @@ class ChatMessage:
     content: str
 
 
-def tutoring_messages(problem: Problem, history: Sequence[tuple[str, str]]) -> list[ChatMessage]:
-    """Chat messages for the model: the Socratic instructions, then the recent dialogue.
+def tutoring_messages(
+    problem: Problem,
+    history: Sequence[tuple[str, str]],
+    *,
+    move: str | None = None,
+    intent: str = "",
+    planned: str = "",
+    exemplars: Sequence[str] = (),
+) -> list[ChatMessage]:
+    """Chat messages for the model: instructions, the planned move, then the recent dialogue.
 
     `history` is (role, text) pairs with roles "learner" and "tutor", oldest first, ending with
     the learner message the tutor answers.
     """
-    system = ChatMessage("system", SOCRATIC_SYSTEM_PROMPT.format(question=problem.question))
+    system = SOCRATIC_SYSTEM_PROMPT.format(question=problem.question)
+    if move:
+        system += MOVE_INSTRUCTION.format(move=move, intent=intent.replace("_", " "), planned=planned)
+    if exemplars:
+        system += EXEMPLARS.format(lines="\n".join(f"- {line}" for line in exemplars))
     recent = list(history)[-HISTORY_TURNS:]
-    return [system] + [
+    return [ChatMessage("system", system)] + [
         ChatMessage("user" if role == "learner" else "assistant", text) for role, text in recent
     ]

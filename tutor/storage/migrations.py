@@ -68,3 +68,13 @@ def m001_initial(db):
     )
     # One thumb per learner per message: clicking again changes it.
     db["feedback"].create_index(["message_id", "user_id", "kind"], unique=True)
+
+
+@migrations()
+def m002_mastery(db):
+    db["mastery"].create(
+        {"user_id": int, "skill": str, "p_known": float, "observations": int, "updated": str},
+        pk=("user_id", "skill"),
+        foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "skill", "p_known", "observations", "updated"},
+    )

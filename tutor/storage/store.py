@@ -38,6 +38,7 @@ class Conversation:
     status: str
     created: str
     updated: str
+    policy: dict | None = None  # the reveal policy this conversation runs under
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,10 @@ class Store:
         row = rows[0]
         return User(id=row["id"], name=row["name"], role=row["role"])
 
+    def user(self, user_id: int) -> User:
+        row = self.db["users"].get(user_id)
+        return User(id=row["id"], name=row["name"], role=row["role"])
+
     # problems and conversations
 
     def save_problem(self, problem: Problem) -> None:
@@ -120,7 +125,7 @@ class Store:
             ignore=True,  # ids are stable (bank) or content hashes (learner): first write wins
         )
 
-    def start_conversation(self, user: User, problem: Problem) -> Conversation:
+    def start_conversation(self, user: User, problem: Problem, policy: dict | None = None) -> Conversation:
         with self.db.atomic():
             self.save_problem(problem)
             stamp = now()
@@ -129,6 +134,7 @@ class Store:
                     "user_id": user.id,
                     "problem_id": problem.id,
                     "status": "active",
+                    "policy": _dump(policy),
                     "created": stamp,
                     "updated": stamp,
                 }
@@ -196,6 +202,23 @@ class Store:
         )
         return [_message(row) for row in rows]
 
+    # mastery
+
+    def mastery(self, user: User) -> dict[str, tuple[float, int]]:
+        """skill -> (P(known), observations) for the user."""
+        rows = self.db["mastery"].rows_where("user_id = ?", [user.id], order_by="skill")
+        return {row["skill"]: (row["p_known"], row["observations"]) for row in rows}
+
+    def set_mastery(self, user: User, skill: str, p_known: float, observations: int) -> None:
+        self.db["mastery"].upsert(
+            {"user_id": user.id, "skill": skill, "p_known": p_known,
+             "observations": observations, "updated": now()},
+            pk=("user_id", "skill"),
+        )
+
+    def set_status(self, conversation: Conversation, status: str) -> None:
+        self.db["conversations"].update(conversation.id, {"status": status})
+
     # feedback
 
     def set_feedback(
@@ -243,6 +266,7 @@ def _conversation(row: dict) -> Conversation:
         status=row["status"],
         created=row["created"],
         updated=row["updated"],
+        policy=_load(row["policy"]),
     )
 
 
