@@ -31,8 +31,14 @@ _WORD_RUN = re.compile(
 _DIGITS = r"\d[\d,]*(?:\.\d+)?|\.\d+"
 _NUMBER = re.compile(rf"(?<![\w.])(?:{_DIGITS})(?![\d])")
 
+_N = r"([\d.,]+)"
 # Operator words, rewritten to symbols before tokenising.
 _WORD_OPERATORS = [
+    (rf"\bmultiply\s+{_N}\s+(?:by|and|with)\s+{_N}", r"\1 * \2"),
+    (rf"\bdivide\s+{_N}\s+by\s+{_N}", r"\1 / \2"),
+    (rf"\b(?:add|sum\s+of)\s+{_N}\s+(?:and|to|plus)\s+{_N}", r"\1 + \2"),
+    (rf"\bsubtract\s+{_N}\s+from\s+{_N}", r"\2 - \1"),
+    (rf"\b(?:product)\s+of\s+{_N}\s+and\s+{_N}", r"\1 * \2"),
     (r"\bmultiplied\s+by\b", "*"), (r"\btimes\s+(?=[$€]?\s*[\d.(])", "* "), (r"\bdivided\s+(?:by|into)\b", "/"),
     (r"\bplus\b", "+"), (r"\bminus\b", "-"), (r"\bequals\b", "="), (r"\bis\s+equal\s+to\b", "="),
     (r"\btwice\s+(?=\d)", "2 * "), (r"\bdouble\s+(?=\d)", "2 * "), (r"\btriple\s+(?=\d)", "3 * "),
