@@ -20,6 +20,8 @@ CHROMIUM_FLAGS = [
 @dataclass
 class FlowResult:
     tutor_reply: str
+    hint_reply: str
+    progress: str
     warnings: list[str]
 
 
@@ -30,7 +32,8 @@ def chromium_path() -> str | None:
 def drive_learner_page(url: str, screenshot: Path, problem_search: str = "Carmen",
                        learner_message: str = "I think the desk costs $350.",
                        reply_timeout_ms: int = 120_000) -> FlowResult:
-    """Pick a problem, send a message, wait for the tutor's reply, 👍 it, try an empty send."""
+    """Pick a problem, send a message, wait for the tutor's reply, 👍 it, ask for a hint, try
+    an empty send."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -50,11 +53,16 @@ def drive_learner_page(url: str, screenshot: Path, problem_search: str = "Carmen
         send = page.get_by_role("button", name="Send")
         bot = page.locator("#chat .message.bot").last
         bot.wait_for(timeout=reply_timeout_ms)
-        # Send is disabled while the tutor writes; enabled again once the reply is stored.
-        expect(send).to_be_enabled(timeout=reply_timeout_ms)
+        _wait_until_settled(page, bot, send, reply_timeout_ms)
         page.locator("#chat button[aria-label='Like']").last.click()
         page.wait_for_timeout(500)
         reply = bot.inner_text()
+
+        page.get_by_role("button", name="Hint").click()
+        expect(page.locator("#chat .message.bot")).to_have_count(2, timeout=reply_timeout_ms)
+        _wait_until_settled(page, page.locator("#chat .message.bot").last, send, reply_timeout_ms)
+        hint_reply = page.locator("#chat .message.bot").last.inner_text()
+        progress = page.locator("#progress").inner_text()
 
         box.fill("   ")
         send.click()
@@ -63,9 +71,29 @@ def drive_learner_page(url: str, screenshot: Path, problem_search: str = "Carmen
         warnings = [toast.inner_text()]
         page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
-    return FlowResult(tutor_reply=reply, warnings=warnings)
+    return FlowResult(tutor_reply=reply, hint_reply=hint_reply, progress=progress, warnings=warnings)
+
+
+def _wait_until_settled(page, message, send, timeout_ms: int) -> None:
+    """Until the streamed reply stops changing and Send is enabled again (it is disabled while
+    the tutor writes; a fast reply may finish before we ever see it disabled)."""
+    from playwright.sync_api import expect
+
+    previous, waited = None, 0
+    while waited < timeout_ms:
+        expect(send).to_be_enabled(timeout=timeout_ms)
+        text = message.inner_text()
+        # Gradio marks outputs of a running event "processing"; a queued reply "Loading content"
+        busy = "processing" in page.locator("#progress").inner_text() or text == "Loading content"
+        if text == previous and not busy:
+            return
+        previous = text
+        page.wait_for_timeout(400)
+        waited += 400
+    raise TimeoutError("the tutor's reply did not settle")
 
 
 if __name__ == "__main__":
     result = drive_learner_page(sys.argv[1], Path(sys.argv[2]))
-    print(f"tutor replied: {result.tutor_reply!r}\nwarnings: {result.warnings}")
+    print(f"tutor replied: {result.tutor_reply!r}\nhint: {result.hint_reply!r}\n"
+          f"progress: {result.progress!r}\nwarnings: {result.warnings}")

@@ -24,12 +24,13 @@ def _session_id(picker_update) -> int:
 
 
 def test_a_learner_chats_one_turn_and_gives_a_thumbs_up(app_client, service, store):
-    problem_text, chat, picker = app_client.predict(CARMEN_ID, api_name="/start_problem")
+    problem_text, chat, picker, progress = app_client.predict(CARMEN_ID, api_name="/start_problem")
     assert "Carmen goes to an auction" in problem_text
     assert chat == []
+    assert "Step 1 of 4" in progress
     session_id = _session_id(picker)
 
-    chat, cleared_box = app_client.predict("I think it costs $350", api_name="/send")
+    chat, cleared_box, _ = app_client.predict("I think it costs $350", api_name="/send")
     assert cleared_box == ""
     assert [(m["role"], m["content"][0]["text"]) for m in chat] == [
         ("user", "I think it costs $350"),
@@ -47,23 +48,43 @@ def test_a_learner_chats_one_turn_and_gives_a_thumbs_up(app_client, service, sto
 
 @pytest.mark.parametrize("bad", ["", "7" * 20_000, "\x00\x01\x02junk\x7f\x00"])
 def test_bad_input_through_the_page_stores_nothing(app_client, service, bad):
-    *_, picker = app_client.predict(CARMEN_ID, api_name="/start_problem")
+    _, _, picker, _ = app_client.predict(CARMEN_ID, api_name="/start_problem")
     app_client.predict(bad, api_name="/send")
     conversation = service.conversation(service.local_learner(), _session_id(picker))
     assert service.transcript(conversation) == []
 
 
 def test_rating_a_learner_message_is_refused(app_client):
-    *_, picker = app_client.predict(CARMEN_ID, api_name="/start_problem")
+    _, _, picker, _ = app_client.predict(CARMEN_ID, api_name="/start_problem")
     app_client.predict("Is it 500?", api_name="/send")
     with pytest.raises(Exception, match="Only the tutor's messages"):
         app_client.predict(_session_id(picker), 0, True, api_name="/rate")
 
 
 def test_a_past_session_can_be_reopened(app_client):
-    *_, picker = app_client.predict(CARMEN_ID, api_name="/start_problem")
+    _, _, picker, _ = app_client.predict(CARMEN_ID, api_name="/start_problem")
     app_client.predict("Is it 500?", api_name="/send")
     app_client.predict("What is 2 + 2?", api_name="/start_own_problem")
-    problem_text, chat, _ = app_client.predict(_session_id(picker), api_name="/open_session")
+    problem_text, chat, _, _ = app_client.predict(_session_id(picker), api_name="/open_session")
     assert "Carmen" in problem_text
     assert [m["role"] for m in chat] == ["user", "assistant"]
+
+
+def test_hint_button_gives_the_next_rung_and_progress_shows_mastery(app_client, service):
+    *_, picker, _ = app_client.predict(CARMEN_ID, api_name="/start_problem")
+    chat, _, _ = app_client.predict(api_name="/hint")
+    assert chat[0]["content"][0]["text"] == "Can I have a hint?"
+    conversation = service.conversation(service.local_learner(), _session_id(picker))
+    assert service.transcript(conversation)[-1].hint_level == 1
+
+    _, _, progress = app_client.predict("3 * 50 = 150", api_name="/send")
+    assert "Step 2 of 4 (1 done)" in progress
+    assert "multiplication" in progress
+
+
+def test_own_problem_without_a_teacher_is_tutored_in_labelled_explain_mode(app_client):
+    problem_text, _, _, progress = app_client.predict(
+        "Sam has 7 apples and buys 6 more. How many now?", api_name="/start_own_problem")
+    assert "Explain mode" in problem_text and "Explain mode" in progress
+    chat, _, _ = app_client.predict("7 + 6 = 12", api_name="/send")
+    assert chat[-1]["role"] == "assistant"

@@ -29,10 +29,13 @@ def test_learner_completes_a_turn_and_rates_it_in_the_browser(service, store, tm
         page.close()
 
     assert result.tutor_reply == "What do you know so far?"
+    assert result.hint_reply == "Why did you add those two numbers?"  # the fake's second reply
+    assert "Step 1 of 4" in result.progress
     assert result.warnings and "Your message is empty" in result.warnings[0]
     assert screenshot.stat().st_size > 10_000
 
     (conversation,) = service.sessions(service.local_learner())
-    learner_message, tutor_message = service.transcript(conversation)
+    learner_message, tutor_message, hint_request, hint = service.transcript(conversation)
     assert learner_message.content == "I think the desk costs $350."
+    assert hint_request.content == "Can I have a hint?" and hint.hint_level == 1
     assert [f.value for f in store.feedback(tutor_message)] == [1]

@@ -8,7 +8,7 @@ import gradio as gr
 
 from tutor.domain.learner_input import MAX_MESSAGE_CHARS, MAX_PROBLEM_CHARS
 from tutor.errors import TutorError
-from tutor.service import LEARNER_ROLE, THUMBS_DOWN, THUMBS_UP, TutorService
+from tutor.service import HINT_REQUEST, LEARNER_ROLE, THUMBS_DOWN, THUMBS_UP, Progress, TutorService
 from tutor.storage.store import Conversation, Message
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,10 @@ LATEX_DELIMITERS = [
 ]
 UNEXPECTED = "Something went wrong on our side; your message was not lost. Please try again."
 NO_SESSION = "Choose or paste a problem first, then start a session."
+NO_PROGRESS = "### Progress\n_Start a problem to see your progress._"
+EXPLAIN_MODE = ("\n\n> **Explain mode:** there is no checked worked solution for this problem, so "
+                "I can't tell you whether a final answer is right. Explain each step you take and "
+                "I'll check the arithmetic you write.")
 
 
 def build_learner_page(service: TutorService) -> gr.Blocks:
@@ -48,6 +52,7 @@ def build_learner_page(service: TutorService) -> gr.Blocks:
                     [], value=None, label="Pick up a past session", interactive=True
                 )
                 new_session = gr.Button("New session")
+                progress_view = gr.Markdown(NO_PROGRESS, elem_id="progress")
             with gr.Column(scale=2):
                 problem_view = gr.Markdown(
                     "_No problem yet: choose one on the left._",
@@ -64,58 +69,72 @@ def build_learner_page(service: TutorService) -> gr.Blocks:
                         placeholder="Your answer, a step, or a question…", elem_id="message",
                     )
                     send = gr.Button("Send", scale=1, variant="primary")
+                    hint = gr.Button("Hint", scale=1, elem_id="hint")
 
         # callbacks: plain values in, plain values out; all work is done by the service
 
         def show(conversation: Conversation) -> tuple:
+            problem = conversation.problem
             return (
                 conversation.id,
-                f"**Problem {conversation.problem.id}.** {conversation.problem.question}",
+                f"**Problem {problem.id}.** {problem.question}"
+                + (EXPLAIN_MODE if not service.progress(conversation).steps else ""),
                 _chat_history(service.transcript(conversation)),
                 gr.update(choices=_session_choices(service), value=conversation.id),
+                _progress_markdown(service.progress(conversation)),
             )
+
+        skip_session = tuple(gr.skip() for _ in range(5))
 
         def on_start_bank(problem_id: str | None):
             if not problem_id:
                 gr.Warning("Choose a problem from the list first.")
-                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return _guarded(lambda: show(service.start_bank_session(service.local_learner(), problem_id)), 4)
+                return skip_session
+            return _guarded(lambda: show(service.start_bank_session(service.local_learner(), problem_id)), 5)
 
         def on_start_own(text: str):
-            return _guarded(lambda: show(service.start_own_session(service.local_learner(), text)), 4)
+            return _guarded(lambda: show(service.start_own_session(service.local_learner(), text)), 5)
 
         def on_open_session(session_id: int | None):
             if session_id is None:
-                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return _guarded(lambda: show(service.conversation(service.local_learner(), int(session_id))), 4)
+                return skip_session
+            return _guarded(lambda: show(service.conversation(service.local_learner(), int(session_id))), 5)
 
         def on_new_session():
-            return None, "_No problem yet: choose one on the left._", [], gr.update(value=None)
+            return None, "_No problem yet: choose one on the left._", [], gr.update(value=None), NO_PROGRESS
 
-        def on_send(text: str, session_id: int | None):
-            """Stream the tutor's reply; Send is disabled until it is complete and stored."""
+        def stream_turn(session_id: int | None, start_turn, shown_learner_text: str):
+            """Stream one tutor turn into the chat; Send and Hint are disabled until it is stored."""
             busy, ready = gr.update(interactive=False), gr.update(interactive=True)
             if session_id is None:
                 gr.Warning(NO_SESSION)
-                yield gr.skip(), gr.skip(), ready
+                yield gr.skip(), gr.skip(), ready, ready, gr.skip()
                 return
             try:
                 conversation = service.conversation(service.local_learner(), int(session_id))
                 history = _chat_history(service.transcript(conversation))
-                replies = service.reply(conversation, text)
+                replies = start_turn(conversation)
                 first = next(replies)  # validation happens here, before anything is stored
-                history += [{"role": "user", "content": text.strip()}]
-                yield history + [{"role": "assistant", "content": first.text}], "", busy
+                history += [{"role": "user", "content": shown_learner_text}]
+                yield history + [{"role": "assistant", "content": first.text}], "", busy, busy, gr.skip()
                 for reply in replies:
-                    yield history + [{"role": "assistant", "content": reply.text}], "", busy
-                yield _chat_history(service.transcript(conversation)), "", ready
+                    yield (history + [{"role": "assistant", "content": reply.text}], "", busy, busy,
+                           gr.skip())
+                yield (_chat_history(service.transcript(conversation)), "", ready, ready,
+                       _progress_markdown(service.progress(conversation)))
             except TutorError as error:
                 gr.Warning(str(error))
-                yield gr.skip(), gr.skip(), ready
+                yield gr.skip(), gr.skip(), ready, ready, gr.skip()
             except Exception:
                 log.exception("tutor turn failed")
                 gr.Warning(UNEXPECTED)
-                yield gr.skip(), gr.skip(), ready
+                yield gr.skip(), gr.skip(), ready, ready, gr.skip()
+
+        def on_send(text: str, session_id: int | None):
+            yield from stream_turn(session_id, lambda c: service.reply(c, text), (text or "").strip())
+
+        def on_hint(session_id: int | None):
+            yield from stream_turn(session_id, service.hint, HINT_REQUEST)
 
         def rate(session_id: int | None, message_index: int, liked: bool) -> str:
             """Rate the tutor turn at `message_index` of the chat: 👍 (liked) or 👎."""
@@ -142,13 +161,15 @@ def build_learner_page(service: TutorService) -> gr.Blocks:
         def on_load():
             return gr.update(choices=_session_choices(service))
 
-        session_outputs = [conversation_id, problem_view, chat, session_picker]
+        session_outputs = [conversation_id, problem_view, chat, session_picker, progress_view]
+        turn_outputs = [chat, message, send, hint, progress_view]
         start_bank.click(on_start_bank, problem_picker, session_outputs, api_name="start_problem")
         start_own.click(on_start_own, own_problem, session_outputs, api_name="start_own_problem")
         session_picker.input(on_open_session, session_picker, session_outputs, api_name="open_session")
         new_session.click(on_new_session, None, session_outputs, api_name=False)
-        gr.on([message.submit, send.click], on_send, [message, conversation_id],
-              [chat, message, send], api_name="send")
+        gr.on([message.submit, send.click], on_send, [message, conversation_id], turn_outputs,
+              api_name="send")
+        hint.click(on_hint, conversation_id, turn_outputs, api_name="hint")
         chat.like(on_like, conversation_id, None, api_name=False)
         gr.api(rate, api_name="rate")
         page.load(on_load, None, session_picker, api_name=False)
@@ -165,6 +186,23 @@ def _guarded(action, outputs: int):
         log.exception("learner page action failed")
         gr.Warning(UNEXPECTED)
     return tuple(gr.skip() for _ in range(outputs))
+
+
+def _progress_markdown(progress: Progress) -> str:
+    lines = ["### Progress"]
+    if progress.solved:
+        lines.append("✅ **Solved!** Pick another problem when you're ready.")
+    elif progress.steps:
+        lines.append(f"Step {min(progress.step + 1, progress.steps)} of {progress.steps} "
+                     f"({progress.step} done)")
+    else:
+        lines.append("Explain mode: no worked solution to follow.")
+    if progress.mastery:
+        lines.append("\n**Mastery by skill**\n")
+        for skill, p_known in sorted(progress.mastery.items(), key=lambda item: -item[1]):
+            filled = round(p_known * 10)
+            lines.append(f"`{'█' * filled}{'░' * (10 - filled)}` {p_known:.0%} {skill}  ")
+    return "\n".join(lines)
 
 
 def _chat_history(transcript: list[Message]) -> list[dict]:
