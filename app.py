@@ -9,6 +9,7 @@ from tutor.bootstrap import open_service
 from tutor.config import (
     add_data_dir_argument,
     add_model_arguments,
+    add_policy_arguments,
     add_server_arguments,
     settings_from_args,
 )
@@ -20,6 +21,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_server_arguments(parser)
     add_data_dir_argument(parser)
     add_model_arguments(parser)
+    add_policy_arguments(parser)
     return parser.parse_args(argv)
 
 

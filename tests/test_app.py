@@ -4,7 +4,20 @@ import pytest
 from gradio_client import Client
 
 from tests.conftest import CARMEN_ID
+from tests.test_retrieval import BagOfWords
+from tutor.config import DIALOGUES_FILE
+from tutor.domain.dialogues import read_dialogues
+from tutor.model.retrieval import Retrieval
+from tutor.service import TutorService
 from tutor.ui.learner import build_learner_page
+
+
+@pytest.fixture
+def service(store, bank, fake_backend):
+    """The service with a retrieval index (a fast stand-in embedder)."""
+    retrieval = Retrieval(BagOfWords(), list(read_dialogues(DIALOGUES_FILE))[:20], list(bank),
+                          progress=lambda _: None)
+    return TutorService(store, bank, fake_backend, retrieval=retrieval)
 
 
 @pytest.fixture
@@ -88,3 +101,9 @@ def test_own_problem_without_a_teacher_is_tutored_in_labelled_explain_mode(app_c
     assert "Explain mode" in problem_text and "Explain mode" in progress
     chat, _, _ = app_client.predict("7 + 6 = 12", api_name="/send")
     assert chat[-1]["role"] == "assistant"
+
+
+def test_find_similar_lists_problems_like_the_picked_one(app_client):
+    update = app_client.predict("6000044", None, api_name="/find_similar")
+    ids = [value for _, value in update["choices"]]
+    assert len(ids) == 5 and "6000044" not in ids

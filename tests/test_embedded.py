@@ -7,8 +7,8 @@ import pytest
 from tests.conftest import CARMEN_ID
 from tutor.model.backend import GenerationParams
 from tutor.model.embedded import EMBEDDED_NAME, gguf_path, provision_embedded
-from tutor.model.loading import load_backend
-from tutor.service import TutorService
+from tutor.bootstrap import open_service
+from tutor.config import Settings
 
 pytestmark = pytest.mark.embedded
 
@@ -34,12 +34,15 @@ def test_first_run_converts_once_and_later_runs_reuse_it(data_dir):
     assert again == [] and time.perf_counter() - started < 1
 
 
-def test_embedded_student_tutors_a_turn_end_to_end(data_dir, store, bank):
-    student = load_backend("embedded", data_dir=data_dir, progress=lambda _: None)
-    assert student.version == EMBEDDED_NAME
-    service = TutorService(store, bank, student, GenerationParams(max_new_tokens=24, temperature=0))
+def test_embedded_student_tutors_a_turn_end_to_end(data_dir):
+    """The app's own assembly: embedded student, MiniLM retrieval cached in the data dir."""
+    service = open_service(Settings(data_dir=data_dir), progress=lambda _: None)
+    assert service.student.version == EMBEDDED_NAME
+    assert list((data_dir / "cache").glob("teacher-turns-*.npy"))
+    service.params = GenerationParams(max_new_tokens=24, temperature=0)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     *_, last = service.reply(conversation, "I think the desk costs $350.")
+    assert len(last.message.planner_state["exemplars"]) == 2
     guard = last.message.planner_state["guard"]
     assert guard["draft"].strip() and guard["draft_model_version"] == EMBEDDED_NAME
     # the untrained base model's draft is used only if it passes the guard

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from tutor.config import PROBLEMS_FILE, Settings
+from tutor.config import DIALOGUES_FILE, PROBLEMS_FILE, Settings
+from tutor.domain.dialogues import read_dialogues
 from tutor.domain.problems import ProblemBank
 from tutor.model.loading import load_backend
+from tutor.model.retrieval import MiniLMEmbedder, Retrieval
 from tutor.service import TutorService
 from tutor.storage.store import Store
 
@@ -25,4 +27,13 @@ def open_service(settings: Settings, progress: Callable[[str], None] = print) ->
         api_key=settings.api_key,
         progress=progress,
     )
-    return TutorService(store, ProblemBank.load(PROBLEMS_FILE), student)
+    bank = ProblemBank.load(PROBLEMS_FILE)
+    return TutorService(store, bank, student, policy=settings.reveal_policy,
+                        retrieval=None if settings.student_model == "fake" else
+                        open_retrieval(settings, bank, progress))
+
+
+def open_retrieval(settings: Settings, bank: ProblemBank, progress: Callable[[str], None] = print) -> Retrieval:
+    """Exemplar and problem indexes over `dialogues/`, cached in the data directory."""
+    return Retrieval(MiniLMEmbedder(), list(read_dialogues(DIALOGUES_FILE)), list(bank),
+                     settings.data_dir / "cache", progress)

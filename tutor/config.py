@@ -9,6 +9,8 @@ from pathlib import Path
 
 import platformdirs
 
+from tutor.domain.policy import RevealPolicy
+
 # Nothing is downloaded at run time: models come from installed packages or the data directory.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -16,6 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DIALOGUES_DIR = PROJECT_ROOT / "dialogues"
 PROBLEMS_FILE = DIALOGUES_DIR / "problems.jsonl"
+DIALOGUES_FILE = DIALOGUES_DIR / "mathdial.jsonl"
 EMBEDDED = "embedded"
 
 
@@ -32,6 +35,7 @@ class Settings:
     api_key: str | None = None  # for hosted OpenAI-compatible endpoints
     host: str = "127.0.0.1"
     port: int = 7860
+    reveal_policy: RevealPolicy = RevealPolicy()
 
     @property
     def database_path(self) -> Path:
@@ -70,6 +74,30 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "--bottom-out-after", type=int, default=int(env("TUTOR_BOTTOM_OUT_AFTER", "3")),
+        help="failed attempts on a step before the tutor may show its value "
+        "(env TUTOR_BOTTOM_OUT_AFTER; default 3)",
+    )
+    parser.add_argument(
+        "--final-answer-after", default=env("TUTOR_FINAL_ANSWER_AFTER", "never"),
+        help="failed attempts on the last step before the tutor may give the final answer, "
+        "or 'never' (env TUTOR_FINAL_ANSWER_AFTER; default never)",
+    )
+
+
+def reveal_policy_from_args(args: argparse.Namespace) -> RevealPolicy:
+    final = getattr(args, "final_answer_after", "never")
+    if final != "never" and not str(final).isdigit():
+        raise SystemExit(f"--final-answer-after must be a number or 'never', not {final!r}")
+    return RevealPolicy(
+        bottom_out_after=getattr(args, "bottom_out_after", 3),
+        final_answer_after=None if final == "never" else int(final),
+    )
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
     parser.add_argument(
@@ -91,4 +119,5 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         api_key=os.environ.get("TUTOR_API_KEY") or os.environ.get("OPENAI_API_KEY"),
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 7860),
+        reveal_policy=reveal_policy_from_args(args),
     )

@@ -14,8 +14,9 @@ from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem, ProblemBank
 from tutor.domain.prompting import tutoring_messages
 from tutor.domain.tutoring import TurnPlan, plan_turn, solution_steps
-from tutor.errors import InvalidInput, NotFound
+from tutor.errors import InvalidInput, ModelError, NotFound
 from tutor.model.backend import Backend, GenerationParams
+from tutor.model.retrieval import Retrieval
 from tutor.storage.store import THUMBS, Conversation, Message, Store, User
 
 LEARNER_ROLE, TUTOR_ROLE = "learner", "tutor"
@@ -52,12 +53,14 @@ class TutorService:
         student: Backend,
         params: GenerationParams = GenerationParams(),
         policy: RevealPolicy = RevealPolicy(),
+        retrieval: Retrieval | None = None,
     ):
         self.store = store
         self.bank = bank
         self.student = student
         self.params = params
         self.policy = policy  # for new conversations; each keeps the policy it started with
+        self.retrieval = retrieval  # exemplars for the model, similar problems for the picker
 
     # sessions
 
@@ -91,6 +94,12 @@ class TutorService:
             mastery={skill: p for skill, (p, _) in self.store.mastery(user).items()},
         )
 
+    def similar_problems(self, problem_text: str, exclude_id: str | None = None, k: int = 5) -> list[Problem]:
+        """Bank problems most like this text (a bank problem's question, or a pasted one)."""
+        if self.retrieval is None:
+            raise ModelError("Finding similar problems needs the retrieval index, which is off.")
+        return self.retrieval.similar_problems(problem_text, k, exclude_id)
+
     # the turn
 
     def reply(self, conversation: Conversation, text: str) -> Iterator[TutorReply]:
@@ -114,12 +123,17 @@ class TutorService:
         self._record_mastery(conversation, before, turn)
 
         started = time.perf_counter()
+        exemplars = (
+            self.retrieval.exemplars_for(turn.move.move, f"{text or ''} {turn.planned_text}")
+            if self.retrieval else []
+        )
         messages = tutoring_messages(
             conversation.problem,
             [(m.role, m.content) for m in transcript],
             move=turn.move.move,
             intent=turn.move.intent,
             planned=turn.planned_text,
+            exemplars=exemplars,
         )
         fence = replace(turn.guard, requires_question=turn.move.move in ("focus", "probing"),
                         max_chars=MAX_TURN_CHARS)
@@ -162,6 +176,7 @@ class TutorService:
                 "move": turn.move.to_json(),
                 "learner_state": turn.grade.state.value if turn.grade else "asks_for_hint",
                 "planned_text": turn.planned_text,
+                "exemplars": exemplars,
                 "guard": {
                     "passed": failure.ok,
                     "reasons": list(failure.reasons),

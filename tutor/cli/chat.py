@@ -8,7 +8,12 @@ from __future__ import annotations
 import sys
 
 from tutor.bootstrap import open_service
-from tutor.config import add_data_dir_argument, add_model_arguments, settings_from_args
+from tutor.config import (
+    add_data_dir_argument,
+    add_model_arguments,
+    add_policy_arguments,
+    settings_from_args,
+)
 from tutor.errors import InvalidInput
 
 
@@ -19,6 +24,7 @@ def register(subcommands) -> None:
     parser.add_argument("--problem", required=True, metavar="QID", help="bank problem id")
     add_data_dir_argument(parser)
     add_model_arguments(parser)
+    add_policy_arguments(parser)
     parser.set_defaults(run=run)
 
 

@@ -1,14 +1,16 @@
-"""`init`: create the data directory and its database, and provision the student model."""
+"""`init`: create the data directory and its database, provision the student model and build
+the retrieval index."""
 
 from __future__ import annotations
 
-from tutor.bootstrap import open_store
+from tutor.bootstrap import open_service
 from tutor.config import add_data_dir_argument, add_model_arguments, settings_from_args
-from tutor.model.loading import load_backend
 
 
 def register(subcommands) -> None:
-    parser = subcommands.add_parser("init", help=__doc__.split(":", 1)[1].strip())
+    parser = subcommands.add_parser(
+        "init", help="create the data directory, provision the model, build the retrieval index"
+    )
     add_data_dir_argument(parser)
     add_model_arguments(parser)
     parser.set_defaults(run=run)
@@ -16,13 +18,7 @@ def register(subcommands) -> None:
 
 def run(args) -> int:
     settings = settings_from_args(args)
-    open_store(settings)
+    service = open_service(settings)
     print(f"database: {settings.database_path}")
-    backend = load_backend(
-        settings.student_model,
-        data_dir=settings.data_dir,
-        adapter=settings.adapter,
-        api_key=settings.api_key,
-    )
-    print(f"student model ready: {backend.version}")
+    print(f"student model ready: {service.student.version}")
     return 0

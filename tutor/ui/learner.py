@@ -7,7 +7,7 @@ import logging
 import gradio as gr
 
 from tutor.domain.learner_input import MAX_MESSAGE_CHARS, MAX_PROBLEM_CHARS
-from tutor.errors import TutorError
+from tutor.errors import InvalidInput, TutorError
 from tutor.service import HINT_REQUEST, LEARNER_ROLE, THUMBS_DOWN, THUMBS_UP, Progress, TutorService
 from tutor.storage.store import Conversation, Message
 
@@ -40,7 +40,10 @@ def build_learner_page(service: TutorService) -> gr.Blocks:
                     problem_choices, value=None, label="Choose a problem (type to search)",
                     filterable=True,
                 )
-                start_bank = gr.Button("Start this problem", variant="primary")
+                with gr.Row():
+                    start_bank = gr.Button("Start this problem", variant="primary", scale=2)
+                    find_similar = gr.Button("Find similar", scale=1)
+                similar = gr.Radio([], label="Problems like this one", visible=False, elem_id="similar")
                 with gr.Accordion("Or paste your own problem", open=False):
                     own_problem = gr.Textbox(
                         lines=4, max_length=MAX_PROBLEM_CHARS, show_label=False,
@@ -99,6 +102,20 @@ def build_learner_page(service: TutorService) -> gr.Blocks:
             if session_id is None:
                 return skip_session
             return _guarded(lambda: show(service.conversation(service.local_learner(), int(session_id))), 5)
+
+        def on_find_similar(problem_id: str | None, session_id: int | None):
+            """Problems like the one picked in the list, else like the current session's."""
+            def find():
+                if problem_id:
+                    source = service.bank.get(problem_id)
+                elif session_id is not None:
+                    source = service.conversation(service.local_learner(), int(session_id)).problem
+                else:
+                    raise InvalidInput("Choose a problem (or start one) to find similar ones.")
+                found = service.similar_problems(source.question, exclude_id=source.id)
+                choices = [(f"{p.id} · {_shorten(p.question, 70)}", p.id) for p in found]
+                return gr.update(choices=choices, value=None, visible=True)
+            return _guarded(lambda: (find(),), 1)[0]
 
         def on_new_session():
             return None, "_No problem yet: choose one on the left._", [], gr.update(value=None), NO_PROGRESS
@@ -170,6 +187,9 @@ def build_learner_page(service: TutorService) -> gr.Blocks:
         gr.on([message.submit, send.click], on_send, [message, conversation_id], turn_outputs,
               api_name="send")
         hint.click(on_hint, conversation_id, turn_outputs, api_name="hint")
+        find_similar.click(on_find_similar, [problem_picker, conversation_id], similar,
+                           api_name="find_similar")
+        similar.input(lambda problem_id: problem_id, similar, problem_picker, api_name=False)
         chat.like(on_like, conversation_id, None, api_name=False)
         gr.api(rate, api_name="rate")
         page.load(on_load, None, session_picker, api_name=False)
