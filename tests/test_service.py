@@ -156,3 +156,22 @@ def test_sessions_are_listed_newest_first(service):
     second = service.start_own_session(learner, "What is 2 + 2?")
     list(service.reply(first, "hello again"))
     assert [c.id for c in service.sessions(learner)] == [first.id, second.id]
+
+
+def test_a_teacher_model_solves_own_problems_and_only_verified_solutions_are_kept(store, bank):
+    teacher = FakeBackend([
+        "Apples after buying: 7 + 6 = 13\nApples after eating: 13 - 4 = 9\n9",
+        "Apples after buying: 7 + 6 = 14\n14",  # a wrong step: not kept
+    ])
+    service = TutorService(store, bank, FakeBackend(), teacher=teacher)
+    learner = service.local_learner()
+    text = "Sam has 7 apples, buys 6 more and eats 4. How many are left?"
+
+    solved = service.start_own_session(learner, text)
+    assert (solved.problem.answer, len(solved.problem.solution)) == ("9", 2)
+    assert service.progress(solved).steps == 2
+    assert "Solve this math word problem" in teacher.calls[0][0].content
+
+    unverified = service.start_own_session(learner, "Sam has 7 apples and buys 6 more. How many?")
+    assert unverified.problem.solution == ()
+    assert service.progress(unverified).steps == 0  # explain mode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass, replace
@@ -13,13 +14,17 @@ from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem, ProblemBank
 from tutor.domain.prompting import tutoring_messages
+from tutor.domain.solving import solution_request, with_verified_solution
 from tutor.domain.tutoring import TurnPlan, plan_turn, solution_steps
 from tutor.errors import InvalidInput, ModelError, NotFound
 from tutor.model.backend import Backend, GenerationParams
 from tutor.model.retrieval import Retrieval
 from tutor.storage.store import THUMBS, Conversation, Message, Store, User
 
+log = logging.getLogger(__name__)
+
 LEARNER_ROLE, TUTOR_ROLE = "learner", "tutor"
+SOLVE_PARAMS = GenerationParams(max_new_tokens=400, temperature=0)
 THUMBS_UP, THUMBS_DOWN = 1, -1
 HINT_REQUEST = "Can I have a hint?"
 PLANNER_VERSION = "planner"  # tutor text written by the planner itself (model draft failed the guard)
@@ -54,6 +59,7 @@ class TutorService:
         params: GenerationParams = GenerationParams(),
         policy: RevealPolicy = RevealPolicy(),
         retrieval: Retrieval | None = None,
+        teacher: Backend | None = None,
     ):
         self.store = store
         self.bank = bank
@@ -61,6 +67,7 @@ class TutorService:
         self.params = params
         self.policy = policy  # for new conversations; each keeps the policy it started with
         self.retrieval = retrieval  # exemplars for the model, similar problems for the picker
+        self.teacher = teacher  # a stronger model: solves learners' own problems
 
     # sessions
 
@@ -72,8 +79,18 @@ class TutorService:
         return self.store.start_conversation(user, self.bank.get(problem_id), self.policy.to_json())
 
     def start_own_session(self, user: User, problem_text: str) -> Conversation:
+        """A learner's own problem: with a verified worked solution from the teacher model if
+        one is configured and its steps check out; otherwise in explain mode (no solution)."""
         text = clean_text(problem_text, max_chars=MAX_PROBLEM_CHARS, what="problem")
-        return self.store.start_conversation(user, Problem.from_learner_text(text), self.policy.to_json())
+        problem = Problem.from_learner_text(text)
+        if self.teacher is not None:
+            try:
+                answer = "".join(self.teacher.generate(solution_request(problem), SOLVE_PARAMS))
+            except ModelError:
+                log.warning("the teacher could not solve problem %s; explain mode", problem.id)
+            else:
+                problem = with_verified_solution(problem, answer) or problem
+        return self.store.start_conversation(user, problem, self.policy.to_json())
 
     def conversation(self, user: User, conversation_id: int) -> Conversation:
         return self.store.conversation(conversation_id, user)
