@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tutor.cli import chat, dialogues, init, problems
+from tutor.cli import chat, dialogues, evaluate, init, problems
 from tutor.errors import TutorError
 
-COMMANDS = (init, chat, dialogues, problems)
+COMMANDS = (init, chat, dialogues, problems, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Measuring pedagogy: replay human dialogues, judge turns, print one table."""

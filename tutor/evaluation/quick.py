@@ -1,0 +1,119 @@
+"""`eval --quick`: the guard and the planner on the human dialogues of `dialogues/`, in seconds.
+
+- guard false positives: share of the human teachers' non-telling turns the guard would block
+  (a human saying what the learner already said, or a given, must pass);
+- leak rate: share of our tutor's turns (planner phrasing) that state the final answer before
+  the learner did; question rate: share of them that ask the learner something.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from tutor.domain.arithmetic import numbers_in
+from tutor.domain.dialogues import Dialogue
+from tutor.domain.guard import GuardContext, check
+from tutor.domain.planner import PlannerState
+from tutor.domain.policy import RevealPolicy
+from tutor.domain.problems import ProblemBank
+from tutor.domain.steps import final_answer_value
+from tutor.domain.tutoring import givens, plan_turn
+
+
+@dataclass
+class QuickReport:
+    dialogues: int = 0
+    skipped: int = 0  # dialogues whose problem is not in the bank (excluded)
+    human_turns: int = 0  # non-telling human teacher turns checked
+    human_blocked: int = 0
+    human_blocked_for_final: int = 0  # of those: the human stated the answer before the learner
+    human_telling_turns: int = 0
+    human_telling_blocked: int = 0
+    tutor_turns: int = 0
+    tutor_leaks: int = 0
+    tutor_questions: int = 0
+    seconds: float = 0.0
+    blocked_examples: list[str] = field(default_factory=list)
+
+    @property
+    def guard_false_positive_rate(self) -> float:
+        return self.human_blocked / max(self.human_turns, 1)
+
+    @property
+    def leak_rate(self) -> float:
+        return self.tutor_leaks / max(self.tutor_turns, 1)
+
+    @property
+    def question_rate(self) -> float:
+        return self.tutor_questions / max(self.tutor_turns, 1)
+
+    def table(self) -> str:
+        rows = [
+            ("dialogues replayed", f"{self.dialogues} ({self.skipped} skipped: problem excluded)"),
+            ("human teacher turns checked (not telling)", str(self.human_turns)),
+            ("guard false-positive rate on them", f"{self.guard_false_positive_rate:.1%}"),
+            ("  of which the human stated the final answer early",
+             f"{self.human_blocked_for_final / max(self.human_turns, 1):.1%}"),
+            ("guard block rate on human telling turns",
+             f"{self.human_telling_blocked / max(self.human_telling_turns, 1):.1%} "
+             f"of {self.human_telling_turns}"),
+            ("our tutor turns (planner phrasing)", str(self.tutor_turns)),
+            ("leak rate", f"{self.leak_rate:.1%}"),
+            ("question rate", f"{self.question_rate:.1%}"),
+            ("seconds", f"{self.seconds:.1f}"),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def run_quick(dialogues: list[Dialogue], bank: ProblemBank, policy: RevealPolicy = RevealPolicy()) -> QuickReport:
+    report = QuickReport()
+    started = time.perf_counter()
+    for dialogue in dialogues:
+        if dialogue.problem_id not in bank.problems:
+            report.skipped += 1
+            continue
+        report.dialogues += 1
+        _replay(dialogue, bank.get(dialogue.problem_id), policy, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _replay(dialogue: Dialogue, problem, policy: RevealPolicy, report: QuickReport) -> None:
+    final = final_answer_value(problem)
+    # givens, the learner's written attempt the teacher starts from, and everything said since
+    said: set[Fraction] = set(givens(problem)) | set(numbers_in(dialogue.learner.incorrect_solution))
+    learner_stated_final = final in said
+    state, pending = PlannerState(), []
+    for turn in dialogue.turns:
+        if turn.role == "learner":
+            pending.append(turn.text)
+            numbers = numbers_in(turn.text)
+            said.update(numbers)
+            learner_stated_final = learner_stated_final or final in numbers
+            continue
+        # the human teacher's turn, judged by the guard in the same context
+        human = check(turn.text, GuardContext(final, learner_stated_final, frozenset(said)))
+        if turn.move == "telling":
+            report.human_telling_turns += 1
+            report.human_telling_blocked += not human.ok
+        else:
+            report.human_turns += 1
+            if not human.ok:
+                report.human_blocked += 1
+                report.human_blocked_for_final += human.leaked_final
+                if len(report.blocked_examples) < 5:
+                    report.blocked_examples.append(f"{dialogue.id}: {turn.text} ({human.reasons[0]})")
+        # our tutor's turn at the same point
+        if pending:
+            planned = plan_turn(problem, state, " ".join(pending), policy)
+            state, pending = planned.state, []
+            report.tutor_turns += 1
+            leak = check(planned.planned_text, GuardContext(
+                final, learner_stated_final, question_expression_ok=planned.guard.question_expression_ok))
+            report.tutor_leaks += leak.leaked_final
+            report.tutor_questions += "?" in planned.planned_text
+        # what the human teacher said is now known to the learner
+        said.update(numbers_in(turn.text))
