@@ -97,3 +97,31 @@ if __name__ == "__main__":
     result = drive_learner_page(sys.argv[1], Path(sys.argv[2]))
     print(f"tutor replied: {result.tutor_reply!r}\nhint: {result.hint_reply!r}\n"
           f"progress: {result.progress!r}\nwarnings: {result.warnings}")
+
+
+def solve_in_browser(url: str, screenshot: Path, answers: list[str], problem_search: str = "Carmen",
+                     reply_timeout_ms: int = 60_000) -> list[tuple[str, str]]:
+    """Pick a problem, send each answer, and return (tutor reply, progress panel) after each."""
+    from playwright.sync_api import expect, sync_playwright
+
+    seen = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url, wait_until="load")
+        page.get_by_label("Choose a problem (type to search)").click()
+        page.keyboard.type(problem_search)
+        page.get_by_role("option").first.click()
+        page.get_by_role("button", name="Start this problem").click()
+        page.locator("#problem").get_by_text(problem_search).first.wait_for()
+        send = page.get_by_role("button", name="Send")
+        for count, answer in enumerate(answers, start=1):
+            page.locator("#message textarea").fill(answer)
+            send.click()
+            expect(page.locator("#chat .message.bot")).to_have_count(count, timeout=reply_timeout_ms)
+            bot = page.locator("#chat .message.bot").last
+            _wait_until_settled(page, bot, send, reply_timeout_ms)
+            seen.append((bot.inner_text(), page.locator("#progress").inner_text()))
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return seen

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_flow import chromium_path, drive_learner_page
+from tests.browser_flow import chromium_path, drive_learner_page, solve_in_browser
+from tutor.model.fake import FakeBackend
+from tutor.service import TutorService
 from tutor.ui.learner import build_learner_page
 
 pytestmark = [
@@ -39,3 +41,27 @@ def test_learner_completes_a_turn_and_rates_it_in_the_browser(service, store, tm
     assert learner_message.content == "I think the desk costs $350."
     assert hint_request.content == "Can I have a hint?" and hint.hint_level == 1
     assert [f.value for f in store.feedback(tutor_message)] == [1]
+
+
+def test_learner_solves_a_bank_problem_step_by_step_and_sees_mastery_grow(store, bank, tmp_path):
+    # an empty model draft falls back to the planner's own words: the questions tied to steps
+    service = TutorService(store, bank, FakeBackend([""]))
+    page = build_learner_page(service)
+    page.queue()
+    _, url, _ = page.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    screenshot = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path)) / "learner-solved.png"
+    try:
+        seen = solve_in_browser(url, screenshot, ["I think it's 350", "3 x 50 = 150", "150", "300",
+                                                  "500"])
+    finally:
+        page.close()
+
+    replies = [reply for reply, _ in seen]
+    assert replies[0] == "How did you get 350? Walk me through your thinking."
+    assert replies[1].startswith("Good, that's right.") and "Carmen also has to bid" in replies[1]
+    assert "___" in replies[1] and "150" not in replies[1]  # the next step, as a question
+    assert all("500" not in reply for reply in replies[:-1])
+    assert "You solved the whole problem" in replies[-1]
+    progress = [panel for _, panel in seen]
+    assert "Step 2 of 4 (1 done)" in progress[1] and "multiplication" in progress[1]
+    assert "Solved!" in progress[-1] and "addition" in progress[-1]

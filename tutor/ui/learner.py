@@ -211,7 +211,7 @@ def _guarded(action, outputs: int):
 def _progress_markdown(progress: Progress) -> str:
     lines = ["### Progress"]
     if progress.solved:
-        lines.append("✅ **Solved!** Pick another problem when you're ready.")
+        lines.append("**Solved!** Pick another problem when you're ready.")
     elif progress.steps:
         lines.append(f"Step {min(progress.step + 1, progress.steps)} of {progress.steps} "
                      f"({progress.step} done)")
