@@ -37,16 +37,7 @@ def drive_learner_page(url: str, screenshot: Path, problem_search: str = "Carmen
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        # Gradio keeps connections open, so the page never reaches "networkidle".
-        page.goto(url, wait_until="load")
-        page.get_by_label("Choose a problem (type to search)").click()
-        page.keyboard.type(problem_search)
-        page.get_by_role("option").first.click()
-        page.get_by_role("button", name="Start this problem").click()
-        page.locator("#problem").get_by_text(problem_search).first.wait_for()
-
+        browser, page = _open_problem(playwright, url, problem_search)
         box = page.locator("#message textarea")
         box.fill(learner_message)
         page.get_by_role("button", name="Send").click()
@@ -72,6 +63,20 @@ def drive_learner_page(url: str, screenshot: Path, problem_search: str = "Carmen
         page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
     return FlowResult(tutor_reply=reply, hint_reply=hint_reply, progress=progress, warnings=warnings)
+
+
+def _open_problem(playwright, url: str, problem_search: str):
+    """A browser on the learner page with the first problem matching the search started."""
+    browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    # Gradio keeps connections open, so the page never reaches "networkidle".
+    page.goto(url, wait_until="load")
+    page.get_by_label("Choose a problem (type to search)").click()
+    page.keyboard.type(problem_search)
+    page.get_by_role("option").first.click()
+    page.get_by_role("button", name="Start this problem").click()
+    page.locator("#problem").get_by_text(problem_search).first.wait_for()
+    return browser, page
 
 
 def _wait_until_settled(page, message, send, timeout_ms: int) -> None:
@@ -106,14 +111,7 @@ def solve_in_browser(url: str, screenshot: Path, answers: list[str], problem_sea
 
     seen = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(url, wait_until="load")
-        page.get_by_label("Choose a problem (type to search)").click()
-        page.keyboard.type(problem_search)
-        page.get_by_role("option").first.click()
-        page.get_by_role("button", name="Start this problem").click()
-        page.locator("#problem").get_by_text(problem_search).first.wait_for()
+        browser, page = _open_problem(playwright, url, problem_search)
         send = page.get_by_role("button", name="Send")
         for count, answer in enumerate(answers, start=1):
             page.locator("#message textarea").fill(answer)
