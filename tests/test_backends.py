@@ -88,3 +88,10 @@ def test_openai_compatible_backend_turns_http_errors_into_model_errors():
     )
     with pytest.raises(ModelError, match="503"):
         list(backend.generate(MESSAGES, GREEDY))
+
+
+def test_batched_generation_matches_one_by_one(tiny_model_dir):
+    backend = TransformersBackend(tiny_model_dir, dtype="float32")
+    prompts = [MESSAGES, [ChatMessage("user", "What is 3 + 5? Think about the apples first.")]]
+    one_by_one = ["".join(backend.generate(p, GREEDY)) for p in prompts]
+    assert backend.generate_batch(prompts, GREEDY) == one_by_one

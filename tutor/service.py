@@ -13,9 +13,15 @@ from tutor.domain.learner_input import MAX_PROBLEM_CHARS, clean_text
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem, ProblemBank
-from tutor.domain.prompting import tutoring_messages
 from tutor.domain.solving import solution_request, with_verified_solution
-from tutor.domain.tutoring import TurnPlan, plan_turn, solution_steps
+from tutor.domain.tutoring import (
+    TurnPlan,
+    draft_fence,
+    judge_draft,
+    plan_turn,
+    solution_steps,
+    turn_messages,
+)
 from tutor.errors import InvalidInput, ModelError, NotFound
 from tutor.model.backend import Backend, GenerationParams
 from tutor.model.retrieval import Retrieval
@@ -28,7 +34,6 @@ SOLVE_PARAMS = GenerationParams(max_new_tokens=400, temperature=0)
 THUMBS_UP, THUMBS_DOWN = 1, -1
 HINT_REQUEST = "Can I have a hint?"
 PLANNER_VERSION = "planner"  # tutor text written by the planner itself (model draft failed the guard)
-MAX_TURN_CHARS = 400
 _BOUNDARY = re.compile(r"[\s.,;:!?)]")
 
 
@@ -144,16 +149,9 @@ class TutorService:
             self.retrieval.exemplars_for(turn.move.move, f"{text or ''} {turn.planned_text}")
             if self.retrieval else []
         )
-        messages = tutoring_messages(
-            conversation.problem,
-            [(m.role, m.content) for m in transcript],
-            move=turn.move.move,
-            intent=turn.move.intent,
-            planned=turn.planned_text,
-            exemplars=exemplars,
-        )
-        fence = replace(turn.guard, requires_question=turn.move.move in ("focus", "probing"),
-                        max_chars=MAX_TURN_CHARS)
+        messages = turn_messages(conversation.problem, turn,
+                                 [(m.role, m.content) for m in transcript], exemplars)
+        fence = replace(draft_fence(turn), requires_question=False)  # a question may come last
         draft, failure = "", None
         stream = self.student.generate(messages, self.params)
         try:
@@ -165,7 +163,7 @@ class TutorService:
                 visible = draft[:cut].strip()
                 if visible == shown:
                     continue
-                result = guard.check(visible, replace(fence, requires_question=False))
+                result = guard.check(visible, fence)
                 if not result.ok:
                     failure = result
                     break
@@ -177,10 +175,10 @@ class TutorService:
                 close()
         draft = draft.strip()
         if failure is None:
-            failure = guard.check(draft, fence) if draft else guard.GuardResult(("is empty",))
-        final_text, version = (
-            (draft, self.student.version) if failure.ok else (turn.planned_text, PLANNER_VERSION)
-        )
+            final_text, failure = judge_draft(draft, turn)
+        else:
+            final_text = turn.planned_text
+        version = self.student.version if failure.ok else PLANNER_VERSION
         message = self.store.append_message(
             conversation,
             TUTOR_ROLE,

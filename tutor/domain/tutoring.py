@@ -6,16 +6,17 @@ judge and tutor exactly the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from tutor.domain.arithmetic import format_number, numbers_in
 from tutor.domain.grading import Grade, grade
-from tutor.domain.guard import GuardContext, check
+from tutor.domain.guard import GuardContext, GuardResult, check
 from tutor.domain.hints import phrase
 from tutor.domain.planner import PARTIAL, Move, PlannerState, plan
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
+from tutor.domain.prompting import ChatMessage, tutoring_messages
 from tutor.domain.steps import Step, final_answer_value, worked_solution
 
 
@@ -72,3 +73,27 @@ def plan_turn(
         # defence in depth: the planner's own words pass the same guard as a model's
         text = SAFE_FOCUS
     return TurnPlan(state, move, text, judged, guard)
+
+
+MAX_TURN_CHARS = 400
+
+
+def draft_fence(turn: TurnPlan) -> GuardContext:
+    """The guard for a model's draft of this turn: the turn's number rules, plus it must be
+    short and, for focus and probing moves, ask the learner something."""
+    return replace(turn.guard, requires_question=turn.move.move in ("focus", "probing"),
+                   max_chars=MAX_TURN_CHARS)
+
+
+def judge_draft(draft: str, turn: TurnPlan) -> tuple[str, GuardResult]:
+    """The text to send (the draft if it passes the guard, else the planner's) and the verdict."""
+    draft = draft.strip()
+    verdict = check(draft, draft_fence(turn)) if draft else GuardResult(("is empty",))
+    return (draft if verdict.ok else turn.planned_text), verdict
+
+
+def turn_messages(problem: Problem, turn: TurnPlan, history: list[tuple[str, str]],
+                  exemplars: list[str] = ()) -> list[ChatMessage]:
+    """What the student model is asked for this turn: phrase the planned move."""
+    return tutoring_messages(problem, history, move=turn.move.move, intent=turn.move.intent,
+                             planned=turn.planned_text, exemplars=exemplars)

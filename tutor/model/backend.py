@@ -27,3 +27,12 @@ class Backend(Protocol):
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
         """Stream the reply to `messages` as text pieces, in order."""
         ...
+
+
+def generate_all(backend: Backend, conversations: Sequence[Sequence[ChatMessage]],
+                 params: GenerationParams) -> list[str]:
+    """Whole replies to many prompts: batched where the backend can, one by one otherwise."""
+    batch = getattr(backend, "generate_batch", None)
+    if batch is not None:
+        return batch(conversations, params)
+    return ["".join(backend.generate(messages, params)) for messages in conversations]
