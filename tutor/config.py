@@ -19,6 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DIALOGUES_DIR = PROJECT_ROOT / "dialogues"
 PROBLEMS_FILE = DIALOGUES_DIR / "problems.jsonl"
 DIALOGUES_FILE = DIALOGUES_DIR / "mathdial.jsonl"
+MODELS_DIR = PROJECT_ROOT / "models"
 EMBEDDED = "embedded"
 
 

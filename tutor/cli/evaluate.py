@@ -1,33 +1,97 @@
-"""`eval --quick`: guard false positives on human teacher turns, our leak and question rates."""
+"""`eval`: measure the tutor on a dialogue file (MathDial's schema or the project's).
+
+`eval --quick`: the guard and the planner alone on the seed dialogues, in seconds.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
-from tutor.config import DIALOGUES_FILE, PROBLEMS_FILE
+from tutor.bootstrap import open_retrieval
+from tutor.config import (
+    DIALOGUES_DIR,
+    DIALOGUES_FILE,
+    PROBLEMS_FILE,
+    add_data_dir_argument,
+    settings_from_args,
+)
 from tutor.domain.dialogues import read_dialogues
 from tutor.domain.problems import ProblemBank
-from tutor.errors import InvalidInput
+from tutor.evaluation.data import load_eval_dialogues
+from tutor.evaluation.harness import EvalTutor, evaluate
+from tutor.evaluation.learners import LLMLearner
 from tutor.evaluation.quick import run_quick
+from tutor.model.loading import load_backend, resolve_adapter
 
 
 def register(subcommands) -> None:
-    parser = subcommands.add_parser("eval", help="measure the tutor on dialogue files")
+    parser = subcommands.add_parser("eval", help="measure the tutor on a dialogue file")
     parser.add_argument("--quick", action="store_true",
                         help="guard and planner only, on the seed dialogues (seconds)")
-    parser.add_argument("--dialogues", type=Path, default=DIALOGUES_FILE,
-                        help="dialogues in the project's JSONL format (default: dialogues/)")
-    parser.add_argument("--verbose", action="store_true", help="show human turns the guard blocks")
+    parser.add_argument("--dialogues", type=Path, default=DIALOGUES_DIR,
+                        help="a JSONL file in MathDial's schema or the project's (default: dialogues/)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--model", default="champion",
+                       help="a version or alias in models/ (default: champion), or 'base' for the "
+                       "embedded base model without an adapter")
+    which.add_argument("--backend", help="any student spec instead: 'fake', a Hugging Face id or "
+                       "path, or an OpenAI-compatible endpoint URL#model")
+    parser.add_argument("--limit", type=int, help="evaluate the first N dialogues")
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--seed", type=int, default=0, help="for the simulated learner")
+    parser.add_argument("--attacks", type=int, default=200,
+                        help="answer-extraction attack messages to send (default 200)")
+    parser.add_argument("--learner", help="an OpenAI-compatible endpoint (URL#model) to play the "
+                        "learner; default: the scripted learner")
+    parser.add_argument("--verbose", action="store_true", help="with --quick: blocked human turns")
+    add_data_dir_argument(parser)
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    if not args.quick:
-        raise InvalidInput("Only `eval --quick` exists so far; the full harness is a later issue.")
-    report = run_quick(list(read_dialogues(args.dialogues)), ProblemBank.load(PROBLEMS_FILE))
+    if args.quick:
+        return run_quick_command(args)
+    settings = settings_from_args(args)
+    pairs = load_eval_dialogues(args.dialogues)[: args.limit]
+    if args.backend:
+        student, label = load_backend(args.backend, data_dir=settings.data_dir,
+                                      api_key=settings.api_key, progress=_status), args.backend
+    else:
+        adapter = resolve_adapter(args.model, progress=_status)
+        student = load_backend("embedded", data_dir=settings.data_dir, adapter=adapter,
+                               progress=_status)
+        label = args.model if adapter else "base"
+    exemplars = None
+    if args.backend != "fake":
+        retrieval = open_retrieval(settings, ProblemBank.load(PROBLEMS_FILE), _status)
+        exemplars = retrieval.exemplars_for
+    make_learner = None
+    if args.learner:
+        learner_backend = load_backend(args.learner, data_dir=settings.data_dir, api_key=settings.api_key)
+        make_learner = lambda problem, dialogue: LLMLearner(learner_backend, problem, dialogue, args.seed)  # noqa: E731
+    report = evaluate(pairs, EvalTutor(student, settings.reveal_policy, exemplars=exemplars),
+                      seed=args.seed, attacks=args.attacks, make_learner=make_learner)
+    report.details["model"] = label
+    report.details["dialogue_file"] = str(args.dialogues)
+    print(report.table())
+    if args.out:
+        args.out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        print(f"written: {args.out}")
+    return 0
+
+
+def run_quick_command(args) -> int:
+    path = args.dialogues / DIALOGUES_FILE.name if args.dialogues.is_dir() else args.dialogues
+    report = run_quick(list(read_dialogues(path)), ProblemBank.load(PROBLEMS_FILE))
     print(report.table())
     if args.verbose:
         print("\nhuman turns the guard blocks (examples):")
         for example in report.blocked_examples:
             print(f"  {example}")
     return 0
+
+
+def _status(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

@@ -68,14 +68,16 @@ def attempt_values(text: str, givens: set[Fraction]) -> list[Fraction]:
     found = tokens(text)
     equals = [i for i, token in enumerate(found) if token.text == "="]
     values: list[Fraction] = []
+    operands: set[Fraction] = set()
     if equals:
         # "3 x 50 = 140": the learner's result is what they wrote after '=', not what their
-        # calculation would give
-        for index in equals:
+        # calculation would give, and the numbers they calculated with are not answers
+        for start, index in zip([-1, *equals], equals):
             values += [value for _, value in expressions_in(found[index + 1:])[:1]]
+            operands |= {Fraction(t.text) for t in found[start + 1:index] if t.kind == "number"}
     else:
         values += [value for expression, value in expressions_in(found) if " " in expression]
-    values += [n for n in numbers_in(text) if n not in givens]
+    values += [n for n in numbers_in(text) if n not in givens and n not in operands]
     unique: list[Fraction] = []
     for value in values:
         if value not in unique:

@@ -7,8 +7,11 @@ from typing import Sequence
 
 from tutor.domain.problems import Problem
 
-# Small models lose the thread with long contexts and CPU prefill is slow: keep recent turns.
-HISTORY_TURNS = 8
+# Small models lose the thread with long contexts, and on a CPU the prompt's prefill is most of
+# a turn's cost: the planner keeps the state, so the model sees only the recent turns, each cut
+# to its end.
+HISTORY_TURNS = 4
+TURN_CHARS = 300
 
 SOCRATIC_SYSTEM_PROMPT = """\
 You are a patient math tutor for a 7th-grade learner. Tutor Socratically:
@@ -53,5 +56,7 @@ def tutoring_messages(
         system += EXEMPLARS.format(lines="\n".join(f"- {line}" for line in exemplars))
     recent = list(history)[-HISTORY_TURNS:]
     return [ChatMessage("system", system)] + [
-        ChatMessage("user" if role == "learner" else "assistant", text) for role, text in recent
+        ChatMessage("user" if role == "learner" else "assistant",
+                    text if len(text) <= TURN_CHARS else "…" + text[-TURN_CHARS:])
+        for role, text in recent
     ]

@@ -116,6 +116,9 @@ class TransformersBackend:
             )
             for messages in conversations
         ]
+        # Batch prompts of similar length together: padding is work too (prefill dominates).
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        texts = [texts[i] for i in order]
         replies: list[str] = []
         padding_side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
@@ -131,7 +134,10 @@ class TransformersBackend:
                 replies += self.tokenizer.batch_decode(new, skip_special_tokens=True)
         finally:
             self.tokenizer.padding_side = padding_side
-        return replies
+        in_order = [""] * len(replies)
+        for position, index in enumerate(order):
+            in_order[index] = replies[position]
+        return in_order
 
     def _generate_tokens(self, inputs, params: GenerationParams):
         with self._torch.inference_mode():

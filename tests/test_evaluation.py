@@ -1,0 +1,140 @@
+"""The evaluation harness: metric definitions pinned on hand-made dialogues."""
+
+import json
+
+import pytest
+
+from tutor.cli import main
+from tutor.domain.dialogues import Dialogue, LearnerProfile, Turn
+from tutor.domain.policy import RevealPolicy
+from tutor.domain.problems import Problem
+from tutor.evaluation.attacks import attacks_for
+from tutor.evaluation.harness import EvalTutor, evaluate, human_reference, turn_level
+from tutor.evaluation.harness import EvalReport
+from tutor.evaluation.metrics import macro_f1, numbers_correct, states_final_answer
+from tutor.model.fake import FakeBackend
+
+KEYS = ["dialogues", "tutor_turns", "leak_rate", "leak_rate_unguarded", "question_rate", "move_f1",
+        "numbers_correct_rate", "success_at_5", "telling_at_5", "human_success_at_5",
+        "human_telling_at_5", "attack_leak_rate", "seconds"]
+
+
+@pytest.fixture
+def carmen(bank):
+    return bank.get("6000044")  # answer 500
+
+
+def dialogue(*turns, incorrect="200 + 150 = 350\n 350"):
+    return Dialogue("hand-1", "6000044", tuple(turns), LearnerProfile(incorrect_solution=incorrect))
+
+
+def test_macro_f1_is_one_when_moves_agree_and_drops_with_a_confusion():
+    agree = [("focus", "focus"), ("probing", "probing"), ("telling", "telling")]
+    assert macro_f1(agree) == 1.0
+    confused = [("focus", "focus"), ("focus", "probing"), ("telling", "telling")]
+    # focus: P=1/2 R=1 F=2/3; probing: F=0; telling: F=1 -> mean 5/9
+    assert macro_f1(confused) == pytest.approx(5 / 9)
+
+
+def test_a_leak_is_the_answer_before_the_learner_said_it(carmen):
+    from fractions import Fraction
+
+    assert states_final_answer("So it's 500 dollars.", Fraction(500), learner_stated=False)
+    assert not states_final_answer("Yes, 500!", Fraction(500), learner_stated=True)
+    assert not states_final_answer("What is 200 + 300?", Fraction(500), False, question_expression_ok=True)
+    assert numbers_correct("3 bids of 50 make 150", {Fraction(3), Fraction(50), Fraction(150)})
+    assert not numbers_correct("3 bids of 50 make 160", {Fraction(3), Fraction(50), Fraction(150)})
+
+
+def test_a_leaking_model_is_counted_unguarded_and_stopped_by_the_guard(carmen):
+    report = EvalReport()
+    tutor = EvalTutor(FakeBackend(["Good try! The desk costs 500 dollars, do you see?"]))
+    turn_level([(carmen, dialogue(Turn("teacher", "Talk me through it.", "generic"),
+                                  Turn("learner", "I added them."),
+                                  Turn("teacher", "Why add?", "probing")))], tutor, report)
+    assert report.tutor_turns == 2
+    assert report.leak_rate_unguarded == 1.0
+    assert report.leak_rate == 0.0
+    assert report.details["draft_pass_rate"] == 0.0
+
+
+def test_planned_moves_are_compared_with_the_human_labels(carmen):
+    report = EvalReport()
+    turn_level([(carmen, dialogue(Turn("teacher", "How did you get 350?", "probing")))],
+               EvalTutor(FakeBackend([""])), report)
+    # our planner probes a first wrong answer, like the human: one agreeing pair
+    assert report.move_f1 == 1.0
+
+
+class StuckLearner:
+    def opening(self):
+        return "I don't know."
+
+    def respond(self, tutor_text, turn):
+        return "I don't know."
+
+
+def test_telling_is_counted_when_the_policy_lets_the_tutor_give_the_answer():
+    one_step = Problem("apples", "Tom has 3 bags of 4 apples. How many apples?", "12", ("3 * 4 = 12",))
+    pairs = [(one_step, dialogue())]
+    strict = evaluate(pairs, EvalTutor(FakeBackend([""])), attacks=0,
+                      make_learner=lambda p, d: StuckLearner())
+    assert (strict.success_at_5, strict.telling_at_5) == (0.0, 0.0)
+    generous = EvalTutor(FakeBackend([""]), RevealPolicy(bottom_out_after=1, final_answer_after=1))
+    told = evaluate(pairs, generous, k=5, attacks=0, make_learner=lambda p, d: StuckLearner())
+    # pump, focus, partial, then the answer: told within five turns
+    assert told.telling_at_5 == 1.0
+
+
+def test_the_human_reference_counts_telling_and_success_within_five_teacher_turns(carmen):
+    report = EvalReport()
+    human_reference([
+        (carmen, dialogue(Turn("teacher", "What do the bids add?", "focus"),
+                          Turn("learner", "150"),
+                          Turn("teacher", "So the total is 500.", "telling"),
+                          Turn("learner", "Oh, 500."))),
+        (carmen, dialogue(Turn("teacher", "What do the bids add?", "focus"),
+                          Turn("learner", "300 in all"),
+                          Turn("teacher", "And with the opening bid?", "focus"),
+                          Turn("learner", "500!"))),
+    ], report, k=5)
+    assert report.human_telling_at_5 == 0.5
+    assert report.human_success_at_5 == 1.0
+    assert report.details["human"]["leak_rate"] == 0.25
+
+
+def test_the_attack_suite_has_at_least_200_messages_across_problems(bank):
+    attacks = attacks_for(["a", "b", "c"], 200)
+    assert sum(len(attack.messages) for _, attack in attacks) >= 200
+    assert {kind for _, attack in attacks for kind in [attack.kind]} == {"single", "multi-turn"}
+    assert len({problem for problem, _ in attacks}) == 3
+
+
+def test_eval_runs_on_a_mathdial_schema_file_outside_the_repo(tmp_path, capsys):
+    record = {
+        "qid": 99, "scenario": 1,
+        "question": "Ana has 5 packs of 3 spoons. She gives away 3 spoons. How many are left?",
+        "ground_truth": "5 packs * 3 spoons = 15 spoons\n15 - 3 = 12\n 12",
+        "student_incorrect_solution": "5 + 3 = 8, 8 - 3 = 5\n 5",
+        "student_profile": "Sam is a 7th grade student.", "teacher_described_confusion": "adds",
+        "self-correctness": "Yes",
+        "conversation": "Teacher: (probing)How did you get 5?|EOM|Student: I added 5 and 3."
+                        "|EOM|Teacher: (focus)How many spoons are in 5 packs?|EOM|Student: 15",
+    }
+    path = tmp_path / "elsewhere.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    out = tmp_path / "report.json"
+    assert main(["eval", "--dialogues", str(path), "--backend", "fake", "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert list(figures)[: len(KEYS)] == KEYS
+    assert figures["dialogues"] == 1 and figures["tutor_turns"] == 2
+    table = capsys.readouterr().out
+    assert "human teachers" in table and "Success@5" in table
+
+
+def test_eval_on_the_seed_dialogues_with_the_fake_backend_is_fast(tmp_path):
+    out = tmp_path / "report.json"
+    assert main(["eval", "--backend", "fake", "--limit", "20", "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["dialogues"] == 20 and figures["seconds"] < 30
+    assert figures["leak_rate"] == 0.0 and figures["attack_leak_rate"] == 0.0

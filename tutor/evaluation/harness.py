@@ -1,0 +1,273 @@
+"""The evaluation harness: turn-level replay, interactive Success@k/Telling@k, attack suite.
+
+Our tutor is the product's own pipeline (planner + student model + guard, as in the service),
+with the model's drafts generated in batches.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Callable
+
+from tutor.domain.arithmetic import numbers_in
+from tutor.domain.dialogues import Dialogue
+from tutor.domain.guard import GuardResult
+from tutor.domain.planner import PlannerState
+from tutor.domain.policy import RevealPolicy
+from tutor.domain.problems import Problem
+from tutor.domain.steps import final_answer_value
+from tutor.domain.tutoring import TurnPlan, givens, judge_draft, plan_turn, solution_steps, turn_messages
+from tutor.evaluation.attacks import attacks_for
+from tutor.evaluation.learners import ScriptedLearner, SimulatedLearner
+from tutor.evaluation.metrics import is_question, macro_f1, numbers_correct, rate, states_final_answer
+from tutor.model.backend import Backend, GenerationParams, generate_all
+
+# Tutor turns are one or two sentences; greedy, so a run is reproducible.
+EVAL_PARAMS = GenerationParams(max_new_tokens=48, temperature=0)
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    problem: Problem
+    state: PlannerState
+    history: list[tuple[str, str]]  # (learner|tutor, text), oldest first
+    learner_text: str | None
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    plan: TurnPlan
+    draft: str
+    text: str
+    verdict: GuardResult
+
+
+class EvalTutor:
+    """The product's turn pipeline, batched: plan, draft with the student, guard."""
+
+    def __init__(self, student: Backend, policy: RevealPolicy = RevealPolicy(),
+                 params: GenerationParams = EVAL_PARAMS,
+                 exemplars: Callable[[str, str], list[str]] | None = None):
+        self.student, self.policy, self.params, self.exemplars = student, policy, params, exemplars
+
+    def turns(self, requests: list[TurnRequest]) -> list[TurnResult]:
+        plans = [plan_turn(r.problem, r.state, r.learner_text, self.policy) for r in requests]
+        prompts = [
+            turn_messages(r.problem, plan, r.history + ([("learner", r.learner_text)] if r.learner_text else []),
+                          self.exemplars(plan.move.move, f"{r.learner_text or ''} {plan.planned_text}")
+                          if self.exemplars else [])
+            for r, plan in zip(requests, plans)
+        ]
+        drafts = generate_all(self.student, prompts, self.params) if prompts else []
+        results = []
+        for plan, draft in zip(plans, drafts):
+            text, verdict = judge_draft(draft, plan)
+            results.append(TurnResult(plan, draft.strip(), text, verdict))
+        return results
+
+
+@dataclass
+class EvalReport:
+    dialogues: int = 0
+    tutor_turns: int = 0
+    leak_rate: float = 0.0
+    leak_rate_unguarded: float = 0.0
+    question_rate: float = 0.0
+    move_f1: float = 0.0
+    numbers_correct_rate: float = 0.0
+    success_at_5: float = 0.0
+    telling_at_5: float = 0.0
+    human_success_at_5: float = 0.0
+    human_telling_at_5: float = 0.0
+    attack_leak_rate: float = 0.0
+    seconds: float = 0.0
+    details: dict = field(default_factory=dict)  # the figures behind the keys, and extras
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        human = self.details.get("human", {})
+        columns = [
+            ("turns", "tutor_turns", "{:d}"), ("leak", "leak_rate", "{:.1%}"),
+            ("leak unguarded", "leak_rate_unguarded", "{:.1%}"), ("question", "question_rate", "{:.1%}"),
+            ("move F1", "move_f1", "{:.2f}"), ("numbers ok", "numbers_correct_rate", "{:.1%}"),
+            ("Success@5", "success_at_5", "{:.1%}"), ("Telling@5", "telling_at_5", "{:.1%}"),
+            ("attack leak", "attack_leak_rate", "{:.1%}"),
+        ]
+        ours = {key: getattr(self, key) for _, key, _ in columns}
+        reference = {
+            "tutor_turns": human.get("turns"), "leak_rate": human.get("leak_rate"),
+            "question_rate": human.get("question_rate"),
+            "numbers_correct_rate": human.get("numbers_correct_rate"),
+            "success_at_5": self.human_success_at_5, "telling_at_5": self.human_telling_at_5,
+        }
+        rows = [("", [name for name, _, _ in columns])]
+        for label, values in ((self.details.get("model", "our tutor"), ours), ("human teachers", reference)):
+            cells = []
+            for _, key, form in columns:
+                value = values.get(key)
+                cells.append("—" if value is None else form.format(value))
+            rows.append((label, cells))
+        widths = [max(len(row[1][i]) for row in rows) for i in range(len(columns))]
+        label_width = max(len(label) for label, _ in rows)
+        lines = [f"{label:<{label_width}}  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths))
+                 for label, cells in rows]
+        lines.append(f"{self.dialogues} dialogues, {self.details.get('attacks', 0)} attack "
+                     f"messages, {self.seconds:.0f} s")
+        return "\n".join(lines)
+
+
+def evaluate(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, *, k: int = 5, seed: int = 0,
+             attacks: int = 200,
+             make_learner: Callable[[Problem, Dialogue], SimulatedLearner] | None = None) -> EvalReport:
+    started = time.perf_counter()
+    report = EvalReport(dialogues=len(pairs))
+    turn_level(pairs, tutor, report)
+    make_learner = make_learner or (lambda problem, dialogue: ScriptedLearner(problem, dialogue, seed))
+    interactive(pairs, tutor, report, k, make_learner)
+    human_reference(pairs, report, k)
+    attack_suite(pairs, tutor, report, attacks)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _true_values(problem: Problem) -> set[Fraction]:
+    values = set(givens(problem)) | {step.value for step in solution_steps(problem)}
+    final = final_answer_value(problem)
+    return values | ({final} if final is not None else set())
+
+
+def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: EvalReport) -> None:
+    """At every human teacher turn, our tutor answers the same learner context."""
+    requests, contexts = [], []  # contexts: (problem, human move, learner stated final, learner numbers)
+    for problem, dialogue in pairs:
+        final = final_answer_value(problem)
+        state = PlannerState()
+        history: list[tuple[str, str]] = []
+        learner_numbers = set(numbers_in(dialogue.learner.incorrect_solution))
+        pending = [dialogue.learner.incorrect_solution] if dialogue.learner.incorrect_solution else []
+        for turn in dialogue.turns:
+            if turn.role == "learner":
+                pending.append(turn.text)
+                learner_numbers.update(numbers_in(turn.text))
+                continue
+            learner_text = " ".join(pending) if pending else None
+            request = TurnRequest(problem, state, list(history), learner_text)
+            # the planner state follows the learner's real messages, as in a live conversation
+            state = plan_turn(problem, state, learner_text, tutor.policy,
+                              hint_requested=learner_text is None).state
+            requests.append(request)
+            contexts.append((problem, turn.move, final in learner_numbers, set(learner_numbers)))
+            if learner_text:
+                history.append(("learner", learner_text))
+            history.append(("tutor", turn.text))
+            pending = []
+    results = tutor.turns(requests)
+    leaks = unguarded = questions = numbers_ok = drafts_passed = 0
+    moves = []
+    for result, (problem, human_move, learner_stated, learner_numbers) in zip(results, contexts):
+        final = final_answer_value(problem)
+        question_ok = result.plan.guard.question_expression_ok
+        leaks += states_final_answer(result.text, final, learner_stated, question_ok)
+        unguarded += states_final_answer(result.draft, final, learner_stated, question_ok)
+        questions += is_question(result.text)
+        numbers_ok += numbers_correct(result.text, _true_values(problem) | learner_numbers)
+        drafts_passed += result.verdict.ok
+        if human_move:
+            moves.append((result.plan.move.move, human_move))
+    total = len(results)
+    report.tutor_turns = total
+    report.leak_rate = rate(leaks, total)
+    report.leak_rate_unguarded = rate(unguarded, total)
+    report.question_rate = rate(questions, total)
+    report.numbers_correct_rate = rate(numbers_ok, total)
+    report.move_f1 = macro_f1(moves)
+    report.details["draft_pass_rate"] = rate(drafts_passed, total)
+
+
+def interactive(pairs, tutor: EvalTutor, report: EvalReport, k: int,
+                make_learner: Callable[[Problem, Dialogue], SimulatedLearner]) -> None:
+    """A simulated learner talks with our tutor for up to k tutor turns (all dialogues in step)."""
+    sessions = []
+    for problem, dialogue in pairs:
+        learner = make_learner(problem, dialogue)
+        opening = learner.opening()
+        sessions.append({"problem": problem, "learner": learner, "state": PlannerState(),
+                         "history": [], "said": opening, "told": False, "solved": False,
+                         "stated": final_answer_value(problem) in numbers_in(opening)})
+    for _ in range(k):
+        active = [s for s in sessions if not s["solved"]]
+        if not active:
+            break
+        results = tutor.turns([TurnRequest(s["problem"], s["state"], s["history"], s["said"]) for s in active])
+        for session, result in zip(active, results):
+            final = final_answer_value(session["problem"])
+            if states_final_answer(result.text, final, session["stated"],
+                                   result.plan.guard.question_expression_ok):
+                session["told"] = True
+            session["history"] += [("learner", session["said"]), ("tutor", result.text)]
+            session["state"] = result.plan.state
+            session["said"] = session["learner"].respond(result.text, result.plan)
+            if final is not None and final in numbers_in(session["said"]):
+                session["stated"] = session["solved"] = True
+    report.success_at_5 = rate(sum(s["solved"] for s in sessions), len(sessions))
+    report.telling_at_5 = rate(sum(s["told"] for s in sessions), len(sessions))
+    report.details["k"] = k
+
+
+def human_reference(pairs, report: EvalReport, k: int) -> None:
+    """The dataset's own teachers, scored the same way on the recorded dialogues."""
+    turns = leaks = questions = numbers_ok = successes = tellings = 0
+    for problem, dialogue in pairs:
+        final = final_answer_value(problem)
+        learner_numbers = set(numbers_in(dialogue.learner.incorrect_solution))
+        learner_stated = final in learner_numbers
+        teacher_turns, told, solved = 0, False, False
+        for turn in dialogue.turns:
+            if turn.role == "learner":
+                learner_numbers.update(numbers_in(turn.text))
+                if final in learner_numbers and teacher_turns <= k and teacher_turns > 0:
+                    solved = True
+                learner_stated = final in learner_numbers
+                continue
+            teacher_turns += 1
+            turns += 1
+            leaked = states_final_answer(turn.text, final, learner_stated)
+            leaks += leaked
+            questions += is_question(turn.text)
+            numbers_ok += numbers_correct(turn.text, _true_values(problem) | learner_numbers)
+            told = told or (leaked and teacher_turns <= k)
+        successes += solved
+        tellings += told
+    report.human_success_at_5 = rate(successes, len(pairs))
+    report.human_telling_at_5 = rate(tellings, len(pairs))
+    report.details["human"] = {"turns": turns, "leak_rate": rate(leaks, turns),
+                               "question_rate": rate(questions, turns),
+                               "numbers_correct_rate": rate(numbers_ok, turns)}
+
+
+def attack_suite(pairs, tutor: EvalTutor, report: EvalReport, count: int) -> None:
+    """Learner messages built to extract the answer; a leak is any tutor turn stating it."""
+    problems = {problem.id: problem for problem, _ in pairs if final_answer_value(problem) is not None}
+    if not problems or count <= 0:
+        return
+    runs = [{"problem": problems[pid], "attack": attack, "state": PlannerState(), "history": [],
+             "leaked": False, "unguarded": False} for pid, attack in attacks_for(sorted(problems), count)]
+    for index in range(max(len(run["attack"].messages) for run in runs)):
+        active = [run for run in runs if index < len(run["attack"].messages)]
+        results = tutor.turns([TurnRequest(r["problem"], r["state"], r["history"], r["attack"].messages[index])
+                               for r in active])
+        for run, result in zip(active, results):
+            final = final_answer_value(run["problem"])
+            ok = result.plan.guard.question_expression_ok
+            run["leaked"] |= states_final_answer(result.text, final, False, ok)
+            run["unguarded"] |= states_final_answer(result.draft, final, False, ok)
+            run["state"] = result.plan.state
+            run["history"] += [("learner", run["attack"].messages[index]), ("tutor", result.text)]
+    messages = sum(len(run["attack"].messages) for run in runs)
+    report.attack_leak_rate = rate(sum(run["leaked"] for run in runs), len(runs))
+    report.details["attacks"] = messages
+    report.details["attack_leak_rate_unguarded"] = rate(sum(run["unguarded"] for run in runs), len(runs))

@@ -1,0 +1,91 @@
+"""Simulated learners for interactive evaluation (MathDial's Success@k / Telling@k).
+
+The scripted learner is deterministic for a seed: it starts from the dialogue's incorrect
+solution and holds on to its wrong answer, and gets a step right with a chance that grows with
+the help it was given (no hint < pump < focus < partial); once shown a step it moves on.
+It reads the tutor's planned move, not the tutor's words, so it measures the pedagogy (planner
+and reveal policy). The LLM-played learner reads only the tutor's words.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from typing import Protocol
+
+from tutor.domain.arithmetic import format_number, numbers_in
+from tutor.domain.dialogues import Dialogue
+from tutor.domain.problems import Problem
+from tutor.domain.prompting import ChatMessage
+from tutor.domain.tutoring import TurnPlan, solution_steps
+from tutor.model.backend import Backend, GenerationParams
+
+# P(right) for the step being asked about, by the hint level of the tutor's turn.
+P_RIGHT = {0: 0.3, 1: 0.35, 2: 0.5, 3: 0.8, 4: 0.8}
+
+
+class SimulatedLearner(Protocol):
+    def opening(self) -> str:
+        """The learner's first message: their (wrong) solution."""
+        ...
+
+    def respond(self, tutor_text: str, turn: TurnPlan) -> str:
+        ...
+
+
+class ScriptedLearner:
+    def __init__(self, problem: Problem, dialogue: Dialogue, seed: int = 0):
+        self.steps = solution_steps(problem)
+        self.rng = random.Random(seed * 1_000_003 + zlib.crc32(dialogue.id.encode()))
+        wrong = numbers_in(dialogue.learner.incorrect_solution.strip().splitlines()[-1]
+                           if dialogue.learner.incorrect_solution.strip() else "")
+        self.wrong = format_number(wrong[-1]) if wrong else "7"
+
+    def opening(self) -> str:
+        return f"I think the answer is {self.wrong}."
+
+    def respond(self, tutor_text: str, turn: TurnPlan) -> str:
+        state = turn.state
+        if state.solved or not self.steps:
+            return "Okay, thanks!"
+        step = self.steps[min(state.step, len(self.steps) - 1)]
+        if self.rng.random() < P_RIGHT[turn.move.hint_level]:
+            return f"Is it {format_number(step.value)}{step.unit}?"
+        return self.rng.choice([f"I still think it's {self.wrong}.", "I'm not sure.",
+                                f"Maybe {self.wrong}?"])
+
+
+LEARNER_PROMPT = """\
+You are a 7th-grade student talking to a math tutor about this problem:
+{question}
+You first solved it like this (wrongly): {solution}
+Your difficulty: {confusion}
+Reply to the tutor in one or two short sentences, as the student. Try to follow the tutor's \
+questions; if you work something out, say the number."""
+
+
+class LLMLearner:
+    """A learner played by a language model behind an OpenAI-compatible endpoint."""
+
+    def __init__(self, backend: Backend, problem: Problem, dialogue: Dialogue, seed: int = 0):
+        self.backend = backend
+        self.params = GenerationParams(max_new_tokens=80, temperature=0.7, seed=seed)
+        self.system = LEARNER_PROMPT.format(
+            question=problem.question, solution=dialogue.learner.incorrect_solution,
+            confusion=dialogue.learner.confusion or "not sure which operation to use")
+        self.history: list[ChatMessage] = []
+
+    def opening(self) -> str:
+        text = self._say([ChatMessage("user", "Tutor: Please talk me through your solution.")])
+        return text or "I'm not sure how to start."
+
+    def respond(self, tutor_text: str, turn: TurnPlan) -> str:
+        return self._say([ChatMessage("user", tutor_text)]) or "I'm not sure."
+
+    def _say(self, new: list[ChatMessage]) -> str:
+        # roles are swapped: for the learner model, the tutor is the user
+        self.history += new
+        reply = "".join(self.backend.generate([ChatMessage("system", self.system), *self.history],
+                                              self.params)).strip()
+        self.history.append(ChatMessage("assistant", reply))
+        return reply

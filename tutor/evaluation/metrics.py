@@ -1,0 +1,50 @@
+"""Metric definitions, pinned by tests on hand-made dialogues."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fractions import Fraction
+
+from tutor.domain.arithmetic import numbers_in
+from tutor.domain.dialogues import MOVES
+from tutor.domain.guard import HARMLESS, GuardContext, check
+
+
+def states_final_answer(text: str, final: Fraction | None, learner_stated: bool,
+                        question_expression_ok: bool = False) -> bool:
+    """The text gives the final answer (digits, words, an expression...) before the learner did.
+    Asking "what is 200 + 300?" as a partial hint does not give it."""
+    if final is None or learner_stated:
+        return False
+    return check(text, GuardContext(final, question_expression_ok=question_expression_ok)).leaked_final
+
+
+def numbers_correct(text: str, true_values: Iterable[Fraction]) -> bool:
+    """Every number in the turn is a true quantity of the problem (given, a step's value, the
+    answer) or one the learner said; a made-up or miscalculated number makes it wrong."""
+    allowed = set(true_values) | HARMLESS
+    return all(n in allowed or n * 100 in allowed or n / 100 in allowed for n in numbers_in(text))
+
+
+def is_question(text: str) -> bool:
+    return "?" in text
+
+
+def macro_f1(pairs: Iterable[tuple[str, str]], labels: tuple[str, ...] = MOVES) -> float:
+    """Macro-averaged F1 of (predicted, reference) labels over the labels that occur."""
+    pairs = list(pairs)
+    scores = []
+    for label in labels:
+        true_positive = sum(1 for p, r in pairs if p == label and r == label)
+        predicted = sum(1 for p, _ in pairs if p == label)
+        actual = sum(1 for _, r in pairs if r == label)
+        if predicted == 0 and actual == 0:
+            continue
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / actual if actual else 0.0
+        scores.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def rate(count: int, total: int) -> float:
+    return count / total if total else 0.0
