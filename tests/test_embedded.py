@@ -48,3 +48,17 @@ def test_embedded_student_tutors_a_turn_end_to_end(data_dir):
     # the untrained base model's draft is used only if it passes the guard
     expected = EMBEDDED_NAME if guard["passed"] else "planner"
     assert last.message.model_version == expected and last.message.content.strip()
+
+
+def test_eval_runs_the_embedded_base_model_on_a_small_slice(data_dir, tmp_path):
+    import json
+
+    from tutor.cli import main
+
+    out = tmp_path / "report.json"
+    assert main(["eval", "--model", "base", "--limit", "2", "--attacks", "4",
+                 "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["dialogues"] == 2 and figures["tutor_turns"] > 0
+    assert figures["leak_rate"] == 0.0  # the guard stands between the model and the learner
+    assert figures["details"]["model"] == "base"
