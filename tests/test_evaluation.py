@@ -11,6 +11,7 @@ from tutor.domain.problems import Problem
 from tutor.evaluation.attacks import attacks_for
 from tutor.evaluation.harness import EvalTutor, evaluate, human_reference, turn_level
 from tutor.evaluation.harness import EvalReport
+from tutor.evaluation.learners import LLMLearner
 from tutor.evaluation.metrics import macro_f1, numbers_correct, states_final_answer
 from tutor.model.fake import FakeBackend
 
@@ -138,3 +139,37 @@ def test_eval_on_the_seed_dialogues_with_the_fake_backend_is_fast(tmp_path):
     figures = json.loads(out.read_text())
     assert figures["dialogues"] == 20 and figures["seconds"] < 30
     assert figures["leak_rate"] == 0.0 and figures["attack_leak_rate"] == 0.0
+
+
+def test_an_llm_played_learner_reads_the_tutors_words(carmen):
+    learner_model = FakeBackend(["I think it's 350.", "Is it 150 for the bids?"])
+    made = []
+
+    def make_learner(problem, dialogue):
+        made.append(LLMLearner(learner_model, problem, dialogue))
+        return made[-1]
+
+    report = evaluate([(carmen, dialogue())], EvalTutor(FakeBackend([""])), k=2, attacks=0,
+                      make_learner=make_learner)
+    assert report.dialogues == 1
+    system, first, *_ = learner_model.calls[1]
+    assert "You are a 7th-grade student" in system.content and carmen.question in system.content
+    # the tutor is the learner model's "user": it sees the tutor's actual words
+    assert learner_model.calls[1][-1].content == "How did you get 350? Walk me through your thinking."
+
+
+def test_model_versions_resolve_through_models_and_its_aliases(tmp_path, monkeypatch):
+    from tutor.errors import InvalidInput
+    from tutor.model import loading
+
+    monkeypatch.setattr(loading, "MODELS_DIR", tmp_path)
+    said = []
+    assert loading.resolve_adapter("base") is None
+    assert loading.resolve_adapter("champion", said.append) is None and said
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "adapter_config.json").write_text("{}")
+    (tmp_path / "aliases.json").write_text('{"champion": "v1"}')
+    assert loading.resolve_adapter("champion") == tmp_path / "v1"
+    assert loading.resolve_adapter("v1") == tmp_path / "v1"
+    with pytest.raises(InvalidInput):
+        loading.resolve_adapter("v9")

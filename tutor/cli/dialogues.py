@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tutor.config import DIALOGUES_DIR
+from tutor.config import DIALOGUES_DIR, add_data_dir_argument
 from tutor.domain.dialogues import write_jsonl
 from tutor.domain.mathdial import apply_repairs, read_mathdial
 
@@ -23,6 +23,7 @@ def register(subcommands) -> None:
         "--repairs", type=Path, default=DIALOGUES_DIR / "repairs.json",
         help="hand repairs of malformed solutions, and problems to exclude, with reasons",
     )
+    add_data_dir_argument(importer)  # every command takes it; this one writes only dialogues/
     importer.set_defaults(run=run_import)
 
 

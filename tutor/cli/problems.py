@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tutor.config import PROBLEMS_FILE
+from tutor.config import PROBLEMS_FILE, add_data_dir_argument
 from tutor.domain.problems import ProblemBank
 from tutor.domain.steps import worked_solution
 
@@ -12,6 +12,7 @@ def register(subcommands) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     check = actions.add_parser("check", help=__doc__.split(":", 1)[1].strip())
     check.add_argument("--verbose", action="store_true", help="print every problem's steps")
+    add_data_dir_argument(check)  # every command takes it; this one reads only dialogues/
     check.set_defaults(run=run_check)
 
 
