@@ -105,3 +105,12 @@ def test_hint_requests_do_not_count_as_attempts():
     turns = run(problem, [None] * 6)
     assert [t.move.hint_level for t in turns] == [PUMP, FOCUS, PARTIAL, PARTIAL, PARTIAL, PARTIAL]
     assert turns[-1].state.attempts == 0
+
+
+def test_a_step_giving_the_answer_is_shown_when_the_policy_allows_the_answer():
+    # 5001009: the first step's value (10) is also the final answer
+    problem = BANK.get("5001009")
+    policy = RevealPolicy(bottom_out_after=1, final_answer_after=1)
+    turns = run(problem, ["is it 71?"] + ["no idea"] * 4, policy)
+    shown = [t for t in turns if t.move.intent == "bottom_out"]
+    assert shown and "10" in shown[0].planned_text  # the reveal, not a substitute question

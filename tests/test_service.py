@@ -175,3 +175,32 @@ def test_a_teacher_model_solves_own_problems_and_only_verified_solutions_are_kep
     unverified = service.start_own_session(learner, "Sam has 7 apples and buys 6 more. How many?")
     assert unverified.problem.solution == ()
     assert service.progress(unverified).steps == 0  # explain mode
+
+
+def test_a_model_failure_mid_reply_falls_back_to_the_planner_and_keeps_the_turn(store, bank):
+    from tutor.errors import ModelError
+
+    class Failing(FakeBackend):
+        def generate(self, messages, params):
+            yield "Let's "
+            raise ModelError("the endpoint went away")
+
+    service = TutorService(store, bank, Failing())
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    *_, last = service.reply(conversation, "I think it's 350")
+    assert last.message.model_version == PLANNER_VERSION
+    assert last.message.content == last.message.planner_state["planned_text"]
+    assert [m.role for m in service.transcript(conversation)] == ["learner", "tutor"]
+
+
+def test_an_own_problem_gets_its_verified_solution_once_a_teacher_is_there(store, bank):
+    text = "Sam has 7 apples and buys 6 more. How many does he have?"
+    without = TutorService(store, bank, FakeBackend())
+    assert without.start_own_session(without.local_learner(), text).problem.solution == ()
+    teacher = FakeBackend(["Apples: 7 + 6 = 13\n13"])
+    later = TutorService(store, bank, FakeBackend(), teacher=teacher)
+    solved = later.start_own_session(later.local_learner(), text)
+    assert solved.problem.answer == "13" and len(teacher.calls) == 1
+    again = later.start_own_session(later.local_learner(), text)
+    assert again.problem.solution == solved.problem.solution
+    assert len(teacher.calls) == 1  # verified before: not asked again

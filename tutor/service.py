@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Iterator
@@ -73,6 +74,8 @@ class TutorService:
         self.policy = policy  # for new conversations; each keeps the policy it started with
         self.retrieval = retrieval  # exemplars for the model, similar problems for the picker
         self.teacher = teacher  # a stronger model: solves learners' own problems
+        self._locks: dict[int, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     # sessions
 
@@ -88,7 +91,10 @@ class TutorService:
         one is configured and its steps check out; otherwise in explain mode (no solution)."""
         text = clean_text(problem_text, max_chars=MAX_PROBLEM_CHARS, what="problem")
         problem = Problem.from_learner_text(text)
-        if self.teacher is not None:
+        stored = self.store.problem(problem.id)
+        if stored is not None and stored.solution:
+            problem = stored  # solved and verified before: no need to ask again
+        elif self.teacher is not None:
             try:
                 answer = "".join(self.teacher.generate(solution_request(problem), SOLVE_PARAMS))
             except ModelError:
@@ -137,12 +143,21 @@ class TutorService:
         return self._turn(conversation, None)
 
     def _turn(self, conversation: Conversation, text: str | None) -> Iterator[TutorReply]:
+        # One turn at a time per conversation (a double click, Send and Hint, two tabs): each
+        # turn starts from the planner state the previous one stored.
+        with self._conversation_lock(conversation.id):
+            yield from self._locked_turn(conversation, text)
+
+    def _conversation_lock(self, conversation_id: int) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(conversation_id, threading.Lock())
+
+    def _locked_turn(self, conversation: Conversation, text: str | None) -> Iterator[TutorReply]:
         self.store.append_message(conversation, LEARNER_ROLE, text if text is not None else HINT_REQUEST)
         transcript = self.store.messages(conversation)
         before = _planner_state(transcript)
         policy = RevealPolicy.from_json(conversation.policy)
         turn = plan_turn(conversation.problem, before, text, policy, hint_requested=text is None)
-        self._record_mastery(conversation, before, turn)
 
         started = time.perf_counter()
         exemplars = (
@@ -169,6 +184,10 @@ class TutorService:
                     break
                 shown = visible
                 yield TutorReply(shown)
+        except ModelError:
+            # the planner's words are always a safe reply; the learner's turn is not lost
+            log.exception("student model failed; answering with the planner's text")
+            failure = guard.GuardResult(("the model failed",))
         finally:
             close = getattr(stream, "close", None)
             if close:
@@ -203,6 +222,8 @@ class TutorService:
             generation_params=self.params.to_json(),
             latency_ms=round((time.perf_counter() - started) * 1000),
         )
+        # Mastery and status follow the stored turn, so a turn that never completes counts for nothing.
+        self._record_mastery(conversation, before, turn)
         if turn.state.solved and not before.solved:
             self.store.set_status(conversation, "solved")
         yield TutorReply(final_text, message)
@@ -214,15 +235,16 @@ class TutorService:
         if not newly_done:
             return
         user = self.store.user(conversation.user_id)
-        known = self.store.mastery(user)
-        for index in newly_done:
-            skill = steps[index].skill
-            by_learner = turn.move.intent != "bottom_out" or index != newly_done[-1]
-            first_time = index != before.step or (before.attempts == 0 and before.hint_level == 0)
-            p_known, observations = known.get(skill, (mastery.DEFAULT_BKT.prior, 0))
-            p_known = mastery.update(p_known, by_learner and first_time)
-            known[skill] = (p_known, observations + 1)
-            self.store.set_mastery(user, skill, p_known, observations + 1)
+        with self.store.db.atomic():  # read-modify-write: no lost update from another session
+            known = self.store.mastery(user)
+            for index in newly_done:
+                skill = steps[index].skill
+                by_learner = turn.move.intent != "bottom_out" or index != newly_done[-1]
+                first_time = index != before.step or (before.attempts == 0 and before.hint_level == 0)
+                p_known, observations = known.get(skill, (mastery.DEFAULT_BKT.prior, 0))
+                p_known = mastery.update(p_known, by_learner and first_time)
+                known[skill] = (p_known, observations + 1)
+                self.store.set_mastery(user, skill, p_known, observations + 1)
 
     # feedback
 

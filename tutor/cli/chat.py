@@ -14,7 +14,7 @@ from tutor.config import (
     add_policy_arguments,
     settings_from_args,
 )
-from tutor.errors import InvalidInput
+from tutor.errors import InvalidInput, TutorError
 
 
 def register(subcommands) -> None:
@@ -45,11 +45,16 @@ def run(args) -> int:
             print("tutor> ", end="", flush=True)
             shown = ""
             for reply in service.reply(conversation, line):
-                print(reply.text[len(shown):], end="", flush=True)
+                if reply.text.startswith(shown):
+                    print(reply.text[len(shown):], end="", flush=True)
+                else:  # the draft failed the guard: the planner's words replace it
+                    print(f"\ntutor> {reply.text}", end="", flush=True)
                 shown = reply.text
             print(flush=True)
         except InvalidInput as error:
             print(f"\n(not sent: {error})", flush=True)
+        except TutorError as error:
+            print(f"\n(error: {error})", flush=True)
 
 
 def _status(text: str) -> None:

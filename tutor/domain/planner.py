@@ -41,9 +41,6 @@ class PlannerState:
         fields["completed"] = tuple(fields.get("completed", ()))
         return cls(**fields)
 
-    def knows(self, value: Fraction) -> bool:
-        return str(value) in self.known_values
-
     def with_known(self, *values: Fraction) -> PlannerState:
         known = list(self.known_values)
         known += [str(v) for v in values if str(v) not in known]

@@ -32,10 +32,6 @@ class Step:
     def operands(self) -> list[Fraction]:
         return [Fraction(t) for t in self.expression.split() if t[0].isdigit() or t[0] == "."]
 
-    @property
-    def operators(self) -> set[str]:
-        return {t for t in self.expression.split() if t in {"+", "-", "*", "/"}}
-
 
 @dataclass(frozen=True)
 class WorkedSolution:

@@ -64,8 +64,9 @@ def plan_turn(
     reveals = frozenset(Fraction(value) for value in move.reveals)
     guard = GuardContext(
         final_answer=final,
-        # once solved (by the learner, or revealed as the policy allowed) it is no secret
-        final_allowed=state.solved,
+        # once solved (by the learner, or revealed as the policy allowed) it is no secret; a
+        # step whose value is the answer may be shown only when the policy allowed that
+        final_allowed=state.solved or (final is not None and final in reveals),
         allowed=given | reveals | frozenset(Fraction(v) for v in state.known_values),
         question_expression_ok=move.hint_level >= PARTIAL,
     )

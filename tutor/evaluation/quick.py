@@ -20,6 +20,7 @@ from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import ProblemBank
 from tutor.domain.steps import final_answer_value
 from tutor.domain.tutoring import givens, plan_turn
+from tutor.evaluation.metrics import is_question, states_final_answer
 
 
 @dataclass
@@ -111,9 +112,8 @@ def _replay(dialogue: Dialogue, problem, policy: RevealPolicy, report: QuickRepo
             planned = plan_turn(problem, state, " ".join(pending), policy)
             state, pending = planned.state, []
             report.tutor_turns += 1
-            leak = check(planned.planned_text, GuardContext(
-                final, learner_stated_final, question_expression_ok=planned.guard.question_expression_ok))
-            report.tutor_leaks += leak.leaked_final
-            report.tutor_questions += "?" in planned.planned_text
+            report.tutor_leaks += states_final_answer(planned.planned_text, final, learner_stated_final,
+                                                      planned.guard.question_expression_ok)
+            report.tutor_questions += is_question(planned.planned_text)
         # what the human teacher said is now known to the learner
         said.update(numbers_in(turn.text))

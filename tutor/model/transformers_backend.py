@@ -63,7 +63,8 @@ class TransformersBackend:
             "min_new_tokens": params.min_new_tokens,
             "do_sample": sampling,
             "repetition_penalty": params.repetition_penalty,
-            "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            "pad_token_id": (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
+                             else self.tokenizer.eos_token_id),
         }
         if sampling:
             kwargs.update(temperature=params.temperature, top_p=params.top_p)

@@ -15,7 +15,7 @@ from tutor.domain.problems import Problem
 from tutor.errors import NotFound
 from tutor.storage.migrations import migrations
 
-LEARNER, TEACHER, ADMIN = "learner", "teacher", "admin"
+LEARNER = "learner"
 THUMBS = "thumbs"
 
 
@@ -98,11 +98,9 @@ class Store:
 
     def ensure_user(self, name: str, role: str = LEARNER) -> User:
         users = self.db["users"]
-        rows = list(users.rows_where("name = ?", [name]))
-        if not rows:
-            users.insert({"name": name, "role": role, "created": now()})
-            rows = list(users.rows_where("name = ?", [name]))
-        row = rows[0]
+        # insert-or-ignore then read: two first visits at once must not collide on the unique name
+        users.insert({"name": name, "role": role, "created": now()}, ignore=True)
+        row = next(users.rows_where("name = ?", [name]))
         return User(id=row["id"], name=row["name"], role=row["role"])
 
     def user(self, user_id: int) -> User:
@@ -111,7 +109,17 @@ class Store:
 
     # problems and conversations
 
+    def problem(self, problem_id: str) -> Problem | None:
+        rows = list(self.db["problems"].rows_where("id = ?", [problem_id]))
+        return _problem(rows[0]) if rows else None
+
     def save_problem(self, problem: Problem) -> None:
+        stored = self.problem(problem.id)
+        if stored is not None and not stored.solution and problem.solution:
+            # a learner's problem first tutored without a solution now has a verified one
+            self.db["problems"].update(problem.id, {"answer": problem.answer,
+                                                    "solution": json.dumps(list(problem.solution))})
+            return
         self.db["problems"].insert(
             {
                 "id": problem.id,
@@ -251,14 +259,18 @@ def _load(value: str | None) -> dict | None:
     return None if value is None else json.loads(value)
 
 
-def _conversation(row: dict) -> Conversation:
-    problem = Problem(
-        id=row["problem_id"],
+def _problem(row: dict) -> Problem:
+    return Problem(
+        id=row.get("problem_id", row.get("id")),
         question=row["question"],
         answer=row["answer"] or "",
         solution=tuple(json.loads(row["solution"] or "[]")),
         source=row["source"],
     )
+
+
+def _conversation(row: dict) -> Conversation:
+    problem = _problem(row)
     return Conversation(
         id=row["id"],
         user_id=row["user_id"],

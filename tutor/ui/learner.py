@@ -77,14 +77,14 @@ def build_learner_page(service: TutorService) -> gr.Blocks:
         # callbacks: plain values in, plain values out; all work is done by the service
 
         def show(conversation: Conversation) -> tuple:
-            problem = conversation.problem
+            problem, progress = conversation.problem, service.progress(conversation)
             return (
                 conversation.id,
                 f"**Problem {problem.id}.** {problem.question}"
-                + (EXPLAIN_MODE if not service.progress(conversation).steps else ""),
+                + (EXPLAIN_MODE if not progress.steps else ""),
                 _chat_history(service.transcript(conversation)),
                 gr.update(choices=_session_choices(service), value=conversation.id),
-                _progress_markdown(service.progress(conversation)),
+                _progress_markdown(progress),
             )
 
         skip_session = tuple(gr.skip() for _ in range(5))
