@@ -114,3 +114,16 @@ def test_a_step_giving_the_answer_is_shown_when_the_policy_allows_the_answer():
     turns = run(problem, ["is it 71?"] + ["no idea"] * 4, policy)
     shown = [t for t in turns if t.move.intent == "bottom_out"]
     assert shown and "10" in shown[0].planned_text  # the reveal, not a substitute question
+
+
+def test_a_partial_hint_naming_the_answer_as_an_operand_does_not_license_stating_it():
+    from fractions import Fraction
+
+    from tutor.domain.problems import Problem
+
+    # the answer (20) is also the first operand of the last step's partial hint
+    problem = Problem("ops", "A box holds 4 rows of 5 cans. Ten are sold and ten restocked. How many now?",
+                      "20", ("4 * 5 = 20", "20 - 10 = 10", "10 + 10 = 20"))
+    turns = run(problem, ["I don't know"] * 6)
+    assert all(not t.guard.final_allowed for t in turns if t.move.hint_level < BOTTOM_OUT)
+    assert Fraction(20) == final_answer_value(problem)

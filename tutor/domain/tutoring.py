@@ -13,7 +13,7 @@ from tutor.domain.arithmetic import format_number, numbers_in
 from tutor.domain.grading import Grade, grade
 from tutor.domain.guard import GuardContext, GuardResult, check
 from tutor.domain.hints import phrase
-from tutor.domain.planner import PARTIAL, Move, PlannerState, plan
+from tutor.domain.planner import BOTTOM_OUT, PARTIAL, Move, PlannerState, plan
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
 from tutor.domain.prompting import ChatMessage, tutoring_messages
@@ -66,7 +66,7 @@ def plan_turn(
         final_answer=final,
         # once solved (by the learner, or revealed as the policy allowed) it is no secret; a
         # step whose value is the answer may be shown only when the policy allowed that
-        final_allowed=state.solved or (final is not None and final in reveals),
+        final_allowed=state.solved or (move.hint_level >= BOTTOM_OUT and final in reveals),
         allowed=given | reveals | frozenset(Fraction(v) for v in state.known_values),
         question_expression_ok=move.hint_level >= PARTIAL,
     )
