@@ -52,8 +52,13 @@ class EvalTutor:
                  exemplars: Callable[[str, str], list[str]] | None = None):
         self.student, self.policy, self.params, self.exemplars = student, policy, params, exemplars
 
-    def turns(self, requests: list[TurnRequest]) -> list[TurnResult]:
-        plans = [plan_turn(r.problem, r.state, r.learner_text, self.policy) for r in requests]
+    def plan(self, request: TurnRequest) -> TurnPlan:
+        return plan_turn(request.problem, request.state, request.learner_text, self.policy,
+                         hint_requested=request.learner_text is None)
+
+    def turns(self, requests: list[TurnRequest], plans: list[TurnPlan] | None = None) -> list[TurnResult]:
+        """Each request's turn; `plans` when the caller already planned them."""
+        plans = plans or [self.plan(r) for r in requests]
         prompts = [
             turn_messages(r.problem, plan, r.history + ([("learner", r.learner_text)] if r.learner_text else []),
                           self.exemplars(plan.move.move, f"{r.learner_text or ''} {plan.planned_text}")
@@ -142,7 +147,7 @@ def _true_values(problem: Problem) -> set[Fraction]:
 
 def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: EvalReport) -> None:
     """At every human teacher turn, our tutor answers the same learner context."""
-    requests, contexts = [], []  # contexts: (problem, human move, learner stated final, learner numbers)
+    requests, plans, contexts = [], [], []  # contexts: (problem, human move, learner stated final, learner numbers)
     for problem, dialogue in pairs:
         final = final_answer_value(problem)
         state = PlannerState()
@@ -157,15 +162,15 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
             learner_text = " ".join(pending) if pending else None
             request = TurnRequest(problem, state, list(history), learner_text)
             # the planner state follows the learner's real messages, as in a live conversation
-            state = plan_turn(problem, state, learner_text, tutor.policy,
-                              hint_requested=learner_text is None).state
+            plans.append(tutor.plan(request))
+            state = plans[-1].state
             requests.append(request)
             contexts.append((problem, turn.move, final in learner_numbers, set(learner_numbers)))
             if learner_text:
                 history.append(("learner", learner_text))
             history.append(("tutor", turn.text))
             pending = []
-    results = tutor.turns(requests)
+    results = tutor.turns(requests, plans)
     leaks = unguarded = questions = numbers_ok = drafts_passed = 0
     moves = []
     for result, (problem, human_move, learner_stated, learner_numbers) in zip(results, contexts):
