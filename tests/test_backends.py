@@ -95,3 +95,21 @@ def test_batched_generation_matches_one_by_one(tiny_model_dir):
     prompts = [MESSAGES, [ChatMessage("user", "What is 3 + 5? Think about the apples first.")]]
     one_by_one = ["".join(backend.generate(p, GREEDY)) for p in prompts]
     assert backend.generate_batch(prompts, GREEDY) == one_by_one
+
+
+def test_a_trained_students_reply_continues_its_forced_start_and_opens_with_an_allowed_move(tiny_model_dir):
+    backend = TransformersBackend(tiny_model_dir, dtype="float32")
+    messages = MESSAGES + [ChatMessage("assistant", "[")]
+    assert backend.prompt_text(messages).endswith("<|im_start|>assistant\n[")  # continued, not closed
+    choices = ("focus", "probing")
+    allowed = backend.first_tokens(choices)
+    inputs = backend.prompt_ids(messages)
+    length = inputs["input_ids"].shape[1]
+    for params in (GenerationParams(max_new_tokens=3, temperature=0, choices=choices),
+                   GenerationParams(max_new_tokens=3, temperature=1.0, seed=3, choices=choices)):
+        free = backend._generate_tokens(inputs, params, [()])
+        constrained = backend._generate_tokens(inputs, params, [choices])
+        assert constrained[0, length].item() in allowed
+        streamed = "".join(backend.generate(messages, params))
+        assert streamed == backend.tokenizer.decode(constrained[0, length:], skip_special_tokens=True)
+    assert free[0, length].item() not in allowed  # the random model alone would not open with a move

@@ -156,20 +156,3 @@ def test_an_llm_played_learner_reads_the_tutors_words(carmen):
     assert "You are a 7th-grade student" in system.content and carmen.question in system.content
     # the tutor is the learner model's "user": it sees the tutor's actual words
     assert learner_model.calls[1][-1].content == "How did you get 350? Walk me through your thinking."
-
-
-def test_model_versions_resolve_through_models_and_its_aliases(tmp_path, monkeypatch):
-    from tutor.errors import InvalidInput
-    from tutor.model import loading
-
-    monkeypatch.setattr(loading, "MODELS_DIR", tmp_path)
-    said = []
-    assert loading.resolve_adapter("base") is None
-    assert loading.resolve_adapter("champion", said.append) is None and said
-    (tmp_path / "v1").mkdir()
-    (tmp_path / "v1" / "adapter_config.json").write_text("{}")
-    (tmp_path / "aliases.json").write_text('{"champion": "v1"}')
-    assert loading.resolve_adapter("champion") == tmp_path / "v1"
-    assert loading.resolve_adapter("v1") == tmp_path / "v1"
-    with pytest.raises(InvalidInput):
-        loading.resolve_adapter("v9")

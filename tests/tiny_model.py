@@ -15,21 +15,21 @@ CORPUS = [
 ]
 
 
-def build_tiny_model(path: Path) -> Path:
+def build_tiny_model(path: Path, *, seed: int = 0, vocab_size: int = 300) -> Path:
     """Save a 2-layer Llama with a byte-level BPE tokenizer and a ChatML template to `path`."""
     import torch
     from tokenizers import ByteLevelBPETokenizer
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CORPUS, vocab_size=300, min_frequency=1,
+    bpe.train_from_iterator(CORPUS, vocab_size=vocab_size, min_frequency=1,
                             special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe._tokenizer,
         bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
     )
     tokenizer.chat_template = CHATML_TEMPLATE
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,

@@ -31,7 +31,8 @@ def default_data_dir() -> Path:
 class Settings:
     data_dir: Path
     student_model: str = EMBEDDED  # "embedded", a Hugging Face id/local path, an http(s) endpoint, or "fake"
-    adapter: str | None = None  # a peft LoRA adapter directory
+    model: str = "champion"  # the registry version or alias the embedded student serves ('base': none)
+    adapter: str | None = None  # a peft LoRA adapter directory (overrides `model`)
     teacher: str | None = None  # an OpenAI-compatible endpoint (used by later stages)
     api_key: str | None = None  # for hosted OpenAI-compatible endpoints
     host: str = "127.0.0.1"
@@ -61,6 +62,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="'embedded' (SmolLM2-135M-Instruct, default), a Hugging Face model id or local "
         "path, an OpenAI-compatible endpoint URL (http://host:port/v1#model), or 'fake' "
         "(env TUTOR_STUDENT_MODEL)",
+    )
+    parser.add_argument(
+        "--model",
+        default=env("TUTOR_MODEL", "champion"),
+        help="which trained version of the embedded student to serve: a version in models/ "
+        "(v1...), an alias (champion, candidate) or 'base' (env TUTOR_MODEL; default champion)",
     )
     parser.add_argument(
         "--adapter",
@@ -115,6 +122,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(
         data_dir=(args.data_dir or default_data_dir()).expanduser(),
         student_model=getattr(args, "student_model", EMBEDDED),
+        model=getattr(args, "model", "champion"),
         adapter=getattr(args, "adapter", None),
         teacher=getattr(args, "teacher", None),
         api_key=os.environ.get("TUTOR_API_KEY") or os.environ.get("OPENAI_API_KEY"),

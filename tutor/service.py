@@ -15,16 +15,19 @@ from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem, ProblemBank
 from tutor.domain.solving import solution_request, with_verified_solution
+from tutor.domain.prompting import INSTRUCT, Said
 from tutor.domain.tutoring import (
     TurnPlan,
     draft_fence,
     judge_draft,
+    learner_label,
+    note,
     plan_turn,
     solution_steps,
-    turn_messages,
+    turn_prompt,
 )
 from tutor.errors import InvalidInput, ModelError, NotFound
-from tutor.model.backend import Backend, GenerationParams
+from tutor.model.backend import Backend, GenerationParams, prompt_format
 from tutor.model.retrieval import Retrieval
 from tutor.storage.store import THUMBS, Conversation, Message, Store, User
 
@@ -36,6 +39,7 @@ THUMBS_UP, THUMBS_DOWN = 1, -1
 HINT_REQUEST = "Can I have a hint?"
 PLANNER_VERSION = "planner"  # tutor text written by the planner itself (model draft failed the guard)
 _BOUNDARY = re.compile(r"[\s.,;:!?)]")
+_TAG_CHARS = 24  # a trained student's move tag is this short; longer without one is no tag
 
 
 @dataclass(frozen=True)
@@ -160,19 +164,28 @@ class TutorService:
         turn = plan_turn(conversation.problem, before, text, policy, hint_requested=text is None)
 
         started = time.perf_counter()
+        form = prompt_format(self.student)
         exemplars = (
             self.retrieval.exemplars_for(turn.move.move, f"{text or ''} {turn.planned_text}")
-            if self.retrieval else []
+            if self.retrieval and form == INSTRUCT else []
         )
-        messages = turn_messages(conversation.problem, turn,
-                                 [(m.role, m.content) for m in transcript], exemplars)
-        fence = replace(draft_fence(turn), requires_question=False)  # a question may come last
-        draft, failure = "", None
-        stream = self.student.generate(messages, self.params)
+        prompt = turn_prompt(conversation.problem, turn, _history(transcript, conversation.problem),
+                             exemplars=exemplars, prompt_format=form, hint_requested=text is None)
+        params = replace(self.params, choices=prompt.choices if prompt.constrained else ())
+        output, failure = "", None
+        stream = self.student.generate(prompt.messages, params)
         try:
             shown = ""
             for piece in stream:
-                draft += piece
+                output += piece
+                move, draft = prompt.read(output)
+                if move is None:
+                    if len(output) > _TAG_CHARS:
+                        failure = guard.GuardResult(("opens with no allowed move",))
+                        break
+                    continue
+                # a question may come last; the fence of the chosen move is checked at the end
+                fence = replace(draft_fence(turn, move), requires_question=False)
                 # release text only up to a word boundary: a half-written number is never shown
                 cut = max((m.start() for m in _BOUNDARY.finditer(draft)), default=0)
                 visible = draft[:cut].strip()
@@ -192,23 +205,23 @@ class TutorService:
             close = getattr(stream, "close", None)
             if close:
                 close()
-        draft = draft.strip()
         if failure is None:
-            final_text, failure = judge_draft(draft, turn)
+            judged = judge_draft(output, turn, prompt)
+            final_text, move, failure, draft = judged.text, judged.move, judged.verdict, judged.draft
         else:
-            final_text = turn.planned_text
+            final_text, move, draft = turn.planned_text, turn.move.move, prompt.read(output)[1] or output.strip()
         version = self.student.version if failure.ok else PLANNER_VERSION
         message = self.store.append_message(
             conversation,
             TUTOR_ROLE,
             final_text,
             model_version=version,
-            move=turn.move.move,
+            move=move,
             hint_level=turn.move.hint_level,
             planner_state={
                 "planner": turn.state.to_json(),
                 "move": turn.move.to_json(),
-                "learner_state": turn.grade.state.value if turn.grade else "asks_for_hint",
+                "learner_state": learner_label(turn),
                 "planned_text": turn.planned_text,
                 "exemplars": exemplars,
                 "guard": {
@@ -219,7 +232,7 @@ class TutorService:
                     "draft_model_version": self.student.version,
                 },
             },
-            generation_params=self.params.to_json(),
+            generation_params=params.to_json(),
             latency_ms=round((time.perf_counter() - started) * 1000),
         )
         # Mastery and status follow the stored turn, so a turn that never completes counts for nothing.
@@ -257,6 +270,25 @@ class TutorService:
                 self.store.set_feedback(message, user, THUMBS, value)
                 return
         raise NotFound("Only the tutor's messages in this conversation can be rated.")
+
+
+def _history(transcript: list[Message], problem: Problem) -> list[Said]:
+    """The conversation as the model's prompt shows it: a tutor turn with its move, a learner
+    turn with the note of the tutor turn that answered it (the planner's judgement)."""
+    steps = len(solution_steps(problem))
+    history = []
+    for index, message in enumerate(transcript):
+        if message.role == TUTOR_ROLE:
+            history.append(Said("tutor", message.content, message.move or ""))
+            continue
+        answer = transcript[index + 1] if index + 1 < len(transcript) else None
+        stored = answer.planner_state if answer is not None and answer.role == TUTOR_ROLE else None
+        said = Said("learner", message.content)
+        if stored:
+            said = Said("learner", message.content, note(stored.get("learner_state", ""),
+                                                         PlannerState.from_json(stored.get("planner")), steps))
+        history.append(said)
+    return history
 
 
 def _planner_state(transcript: list[Message]) -> PlannerState:

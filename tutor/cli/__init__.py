@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tutor.cli import chat, dialogues, evaluate, init, problems
+from tutor.cli import chat, dialogues, distill, evaluate, init, models, problems, train
 from tutor.errors import TutorError
 
-COMMANDS = (init, chat, dialogues, problems, evaluate)
+COMMANDS = (init, chat, dialogues, problems, distill, train, models, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

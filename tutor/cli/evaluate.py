@@ -9,21 +9,26 @@ import json
 import sys
 from pathlib import Path
 
-from tutor.bootstrap import open_retrieval
+from tutor.bootstrap import open_retrieval, open_store
 from tutor.config import (
     DIALOGUES_DIR,
     DIALOGUES_FILE,
+    MODELS_DIR,
     PROBLEMS_FILE,
     add_data_dir_argument,
     settings_from_args,
 )
 from tutor.domain.dialogues import read_dialogues
 from tutor.domain.problems import ProblemBank
-from tutor.evaluation.data import load_eval_dialogues
+from tutor.evaluation.data import load_eval_dialogues, split
 from tutor.evaluation.harness import EvalTutor, evaluate
 from tutor.evaluation.learners import LLMLearner
 from tutor.evaluation.quick import run_quick
-from tutor.model.loading import load_backend, resolve_adapter
+from tutor.domain.prompting import INSTRUCT
+from tutor.errors import InvalidInput
+from tutor.model.backend import prompt_format
+from tutor.model.loading import load_backend
+from tutor.model.registry import Registry
 
 
 def register(subcommands) -> None:
@@ -38,6 +43,11 @@ def register(subcommands) -> None:
                        "embedded base model without an adapter")
     which.add_argument("--backend", help="any student spec instead: 'fake', a Hugging Face id or "
                        "path, or an OpenAI-compatible endpoint URL#model")
+    parser.add_argument("--split", default="all", choices=("validation", "train", "all"),
+                        help="which dialogues of the file: the fixed validation slice the students "
+                        "are never trained on, the rest, or all (default)")
+    parser.add_argument("--record", action="store_true",
+                        help="keep the figures in the evaluated version's manifest in models/")
     parser.add_argument("--limit", type=int, help="evaluate the first N dialogues")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     parser.add_argument("--seed", type=int, default=0, help="for the simulated learner")
@@ -54,17 +64,20 @@ def run(args) -> int:
     if args.quick:
         return run_quick_command(args)
     settings = settings_from_args(args)
-    pairs = load_eval_dialogues(args.dialogues)[: args.limit]
+    pairs = split(load_eval_dialogues(args.dialogues), args.split)[: args.limit]
+    registry = Registry(MODELS_DIR, open_store(settings))
     if args.backend:
         student, label = load_backend(args.backend, data_dir=settings.data_dir,
                                       api_key=settings.api_key, progress=_status), args.backend
     else:
-        adapter = resolve_adapter(args.model, progress=_status)
+        adapter = registry.resolve(args.model, progress=_status)
         student = load_backend("embedded", data_dir=settings.data_dir, adapter=adapter,
                                progress=_status)
-        label = args.model if adapter else "base"
+        label = adapter.name if adapter else "base"
+    if args.record and (args.backend or label == "base"):
+        raise InvalidInput("--record keeps figures in a registered version's manifest: name one with --model.")
     exemplars = None
-    if args.backend != "fake":
+    if args.backend != "fake" and prompt_format(student) == INSTRUCT:
         retrieval = open_retrieval(settings, ProblemBank.load(PROBLEMS_FILE), _status)
         exemplars = retrieval.exemplars_for
     make_learner = None
@@ -75,7 +88,13 @@ def run(args) -> int:
                       seed=args.seed, attacks=args.attacks, make_learner=make_learner)
     report.details["model"] = label
     report.details["dialogue_file"] = str(args.dialogues)
+    report.details["split"] = args.split
     print(report.table())
+    if args.record:
+        registry.record_evaluation(label, {"figures": _figures(report), "split": args.split,
+                                           "dialogues": report.dialogues, "limit": args.limit,
+                                           "seed": args.seed, "attacks": report.details.get("attacks", 0)})
+        print(f"recorded in {MODELS_DIR / label / 'manifest.json'}")
     if args.out:
         args.out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
         print(f"written: {args.out}")
@@ -91,6 +110,12 @@ def run_quick_command(args) -> int:
         for example in report.blocked_examples:
             print(f"  {example}")
     return 0
+
+
+def _figures(report) -> dict:
+    figures = {key: value for key, value in report.to_json().items() if key != "details"}
+    figures["draft_pass_rate"] = report.details.get("draft_pass_rate")
+    return figures
 
 
 def _status(text: str) -> None:

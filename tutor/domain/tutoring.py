@@ -16,7 +16,16 @@ from tutor.domain.hints import phrase
 from tutor.domain.planner import BOTTOM_OUT, PARTIAL, Move, PlannerState, plan
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
-from tutor.domain.prompting import ChatMessage, tutoring_messages
+from tutor.domain.prompting import (
+    INSTRUCT,
+    MOVES_FORMAT,
+    ChatMessage,
+    Said,
+    move_tag,
+    read_move_tag,
+    student_messages,
+    tutoring_messages,
+)
 from tutor.domain.steps import Step, final_answer_value, worked_solution
 
 
@@ -79,22 +88,109 @@ def plan_turn(
 MAX_TURN_CHARS = 400
 
 
-def draft_fence(turn: TurnPlan) -> GuardContext:
+def draft_fence(turn: TurnPlan, move: str | None = None) -> GuardContext:
     """The guard for a model's draft of this turn: the turn's number rules, plus it must be
     short and, for focus and probing moves, ask the learner something."""
-    return replace(turn.guard, requires_question=turn.move.move in ("focus", "probing"),
-                   max_chars=MAX_TURN_CHARS)
+    move = move or turn.move.move
+    return replace(turn.guard, requires_question=move in ("focus", "probing"), max_chars=MAX_TURN_CHARS)
 
 
-def judge_draft(draft: str, turn: TurnPlan) -> tuple[str, GuardResult]:
-    """The text to send (the draft if it passes the guard, else the planner's) and the verdict."""
+HINT_REQUESTED = "asks_for_hint"  # the learner state of a turn the learner asked a hint for
+
+
+def learner_label(turn: TurnPlan) -> str:
+    """How the learner's message was judged (stored with the tutor turn)."""
+    return turn.grade.state.value if turn.grade else HINT_REQUESTED
+
+
+def note(learner: str, state: PlannerState, steps: int) -> str:
+    """What the planner tells a trained student about a learner message (moves format)."""
+    if state.solved:
+        where = "problem solved"
+    elif steps:
+        where = f"next: step {min(state.step, steps - 1) + 1} of {steps}"
+    else:
+        where = "no verified steps"
+    return f"(learner: {learner.replace('_', ' ')}; {where})"
+
+
+def planner_note(turn: TurnPlan, steps: int) -> str:
+    return note(learner_label(turn), turn.state, steps)
+
+
+def move_choices(turn: TurnPlan, hint_requested: bool = False) -> tuple[str, ...]:
+    """The moves a trained student may open this turn with; the first is the planner's own.
+
+    The planner decides what may be revealed; within that, the student (trained on human
+    teachers) picks the move. A hint request, a bottom-out, a celebration or a redirect is the
+    planner's alone; a partial hint may also be told outright (it reveals only operands).
+    """
+    move = turn.move
+    if hint_requested or move.move == "telling" or move.intent in ("celebrate_solution", "redirect_to_problem"):
+        return (move.move,)
+    if move.intent == "already_solved":
+        return ("generic", "focus", "probing")
+    others = ("focus", "probing") + (("telling",) if move.hint_level >= PARTIAL else ())
+    return (move.move,) + tuple(m for m in others if m != move.move)
+
+
+@dataclass(frozen=True)
+class TurnPrompt:
+    """What the student model is asked for one turn, and how to read what it writes."""
+
+    messages: list[ChatMessage]  # in the moves format the last is the tutor turn's forced start
+    planned_move: str
+    choices: tuple[str, ...] = ()  # moves format: the moves the model may open with
+    format: str = INSTRUCT
+
+    @property
+    def constrained(self) -> bool:
+        """The model picks its move: its first token must open one of `choices`."""
+        return len(self.choices) > 1
+
+    def read(self, output: str) -> tuple[str | None, str]:
+        """(move, text to show) of the model's output so far; move None until (or unless)
+        the output opens with an allowed move tag."""
+        if not self.constrained:
+            return (self.choices[0] if self.choices else self.planned_move), output
+        move, text = read_move_tag(output)
+        return (move, text) if move in self.choices else (None, "")
+
+
+def turn_prompt(problem: Problem, turn: TurnPlan, history: list[Said], *, exemplars: list[str] = (),
+                prompt_format: str = INSTRUCT, hint_requested: bool = False) -> TurnPrompt:
+    """The student's prompt for this turn; `history` ends with the learner message answered."""
+    if prompt_format == MOVES_FORMAT:
+        steps = solution_steps(problem)
+        if history and history[-1].role == "learner":
+            history = history[:-1] + [replace(history[-1], note=planner_note(turn, len(steps)))]
+        choices = move_choices(turn, hint_requested)
+        start = "[" if len(choices) > 1 else move_tag(choices[0])
+        messages = student_messages(problem, [s.expression for s in steps], history)
+        return TurnPrompt(messages + [ChatMessage("assistant", start)], turn.move.move, choices, MOVES_FORMAT)
+    messages = tutoring_messages(problem, history, move=turn.move.move, intent=turn.move.intent,
+                                 planned=turn.planned_text, exemplars=exemplars)
+    return TurnPrompt(messages, turn.move.move)
+
+
+@dataclass(frozen=True)
+class Judged:
+    text: str  # what the learner is sent: the draft if it passed the guard, else the planner's
+    move: str  # the move that text makes
+    verdict: GuardResult
+    draft: str  # the model's words (without the move tag)
+
+
+def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt | None = None) -> Judged:
+    """Judge a model's whole output for this turn."""
+    move, draft = prompt.read(output) if prompt else (turn.move.move, output)
     draft = draft.strip()
-    verdict = check(draft, draft_fence(turn)) if draft else GuardResult(("is empty",))
-    return (draft if verdict.ok else turn.planned_text), verdict
-
-
-def turn_messages(problem: Problem, turn: TurnPlan, history: list[tuple[str, str]],
-                  exemplars: list[str] = ()) -> list[ChatMessage]:
-    """What the student model is asked for this turn: phrase the planned move."""
-    return tutoring_messages(problem, history, move=turn.move.move, intent=turn.move.intent,
-                             planned=turn.planned_text, exemplars=exemplars)
+    if move is None:
+        verdict, draft = GuardResult(("opens with no allowed move",)), output.strip()
+    elif not draft:
+        verdict = GuardResult(("is empty",))
+    else:
+        verdict = check(draft, draft_fence(turn, move))
+    if verdict.ok:
+        return Judged(draft, move, verdict, draft)
+    return Judged(turn.planned_text, turn.move.move, verdict, draft)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -38,3 +39,20 @@ def _first_record(path: Path) -> dict:
                 except json.JSONDecodeError as error:
                     raise InvalidInput(f"{path} is not JSON lines: {error}") from None
     raise InvalidInput(f"{path} is empty.")
+
+
+VALIDATION_SHARE = 10  # one problem in ten: fixed by the problem id, never trained on
+
+
+def is_validation(problem_id: str) -> bool:
+    """The fixed validation slice: problems whose id hashes into it, whatever file they are in."""
+    return hashlib.sha256(problem_id.encode()).digest()[0] % VALIDATION_SHARE == 0
+
+
+def split(pairs: list[tuple[Problem, Dialogue]], which: str) -> list[tuple[Problem, Dialogue]]:
+    """`validation`, `train` or `all` of the pairs."""
+    if which == "all":
+        return pairs
+    if which not in ("validation", "train"):
+        raise InvalidInput(f"Unknown split {which!r}: validation, train or all.")
+    return [(p, d) for p, d in pairs if is_validation(p.id) == (which == "validation")]

@@ -17,12 +17,21 @@ from tutor.domain.guard import GuardResult
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
+from tutor.domain.prompting import INSTRUCT, Said
 from tutor.domain.steps import final_answer_value
-from tutor.domain.tutoring import TurnPlan, givens, judge_draft, plan_turn, solution_steps, turn_messages
+from tutor.domain.tutoring import (
+    TurnPlan,
+    givens,
+    judge_draft,
+    plan_turn,
+    planner_note,
+    solution_steps,
+    turn_prompt,
+)
 from tutor.evaluation.attacks import attacks_for
 from tutor.evaluation.learners import ScriptedLearner, SimulatedLearner
 from tutor.evaluation.metrics import is_question, macro_f1, numbers_correct, rate, states_final_answer
-from tutor.model.backend import Backend, GenerationParams, generate_all
+from tutor.model.backend import Backend, GenerationParams, generate_all, prompt_format
 
 # Tutor turns are one or two sentences; greedy, so a run is reproducible.
 EVAL_PARAMS = GenerationParams(max_new_tokens=48, temperature=0)
@@ -32,7 +41,7 @@ EVAL_PARAMS = GenerationParams(max_new_tokens=48, temperature=0)
 class TurnRequest:
     problem: Problem
     state: PlannerState
-    history: list[tuple[str, str]]  # (learner|tutor, text), oldest first
+    history: list[Said]  # oldest first, without the learner message this turn answers
     learner_text: str | None
 
 
@@ -42,6 +51,7 @@ class TurnResult:
     draft: str
     text: str
     verdict: GuardResult
+    move: str  # the move the text makes: the student's choice if its draft passed, else the planner's
 
 
 class EvalTutor:
@@ -51,6 +61,7 @@ class EvalTutor:
                  params: GenerationParams = EVAL_PARAMS,
                  exemplars: Callable[[str, str], list[str]] | None = None):
         self.student, self.policy, self.params, self.exemplars = student, policy, params, exemplars
+        self.prompt_format = prompt_format(student)
 
     def plan(self, request: TurnRequest) -> TurnPlan:
         return plan_turn(request.problem, request.state, request.learner_text, self.policy,
@@ -60,17 +71,25 @@ class EvalTutor:
         """Each request's turn; `plans` when the caller already planned them."""
         plans = plans or [self.plan(r) for r in requests]
         prompts = [
-            turn_messages(r.problem, plan, r.history + ([("learner", r.learner_text)] if r.learner_text else []),
-                          self.exemplars(plan.move.move, f"{r.learner_text or ''} {plan.planned_text}")
-                          if self.exemplars else [])
+            turn_prompt(r.problem, plan, r.history + ([Said("learner", r.learner_text)] if r.learner_text else []),
+                        exemplars=self.exemplars(plan.move.move, f"{r.learner_text or ''} {plan.planned_text}")
+                        if self.exemplars and self.prompt_format == INSTRUCT else [],
+                        prompt_format=self.prompt_format, hint_requested=r.learner_text is None)
             for r, plan in zip(requests, plans)
         ]
-        drafts = generate_all(self.student, prompts, self.params) if prompts else []
+        outputs = generate_all(self.student, prompts, self.params) if prompts else []
         results = []
-        for plan, draft in zip(plans, drafts):
-            text, verdict = judge_draft(draft, plan)
-            results.append(TurnResult(plan, draft.strip(), text, verdict))
+        for plan, prompt, output in zip(plans, prompts, outputs):
+            judged = judge_draft(output, plan, prompt)
+            results.append(TurnResult(plan, judged.draft, judged.text, judged.verdict, judged.move))
         return results
+
+    @staticmethod
+    def said(request: TurnRequest, result: TurnResult) -> list[Said]:
+        """The turn as the next turn's history shows it."""
+        steps = len(solution_steps(request.problem))
+        learner = [Said("learner", request.learner_text, planner_note(result.plan, steps))] if request.learner_text else []
+        return learner + [Said("tutor", result.text, result.move)]
 
 
 @dataclass
@@ -139,7 +158,7 @@ def evaluate(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, *, k: int 
     return report
 
 
-def _true_values(problem: Problem) -> set[Fraction]:
+def true_values(problem: Problem) -> set[Fraction]:
     values = set(givens(problem)) | {step.value for step in solution_steps(problem)}
     final = final_answer_value(problem)
     return values | ({final} if final is not None else set())
@@ -151,7 +170,8 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
     for problem, dialogue in pairs:
         final = final_answer_value(problem)
         state = PlannerState()
-        history: list[tuple[str, str]] = []
+        history: list[Said] = []
+        steps = len(solution_steps(problem))
         learner_numbers = set(numbers_in(dialogue.learner.incorrect_solution))
         pending = [dialogue.learner.incorrect_solution] if dialogue.learner.incorrect_solution else []
         for turn in dialogue.turns:
@@ -167,8 +187,8 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
             requests.append(request)
             contexts.append((problem, turn.move, final in learner_numbers, set(learner_numbers)))
             if learner_text:
-                history.append(("learner", learner_text))
-            history.append(("tutor", turn.text))
+                history.append(Said("learner", learner_text, planner_note(plans[-1], steps)))
+            history.append(Said("tutor", turn.text, turn.move or "generic"))
             pending = []
     results = tutor.turns(requests, plans)
     leaks = unguarded = questions = numbers_ok = drafts_passed = 0
@@ -179,10 +199,10 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
         leaks += states_final_answer(result.text, final, learner_stated, question_ok)
         unguarded += states_final_answer(result.draft, final, learner_stated, question_ok)
         questions += is_question(result.text)
-        numbers_ok += numbers_correct(result.text, _true_values(problem) | learner_numbers)
+        numbers_ok += numbers_correct(result.text, true_values(problem) | learner_numbers)
         drafts_passed += result.verdict.ok
         if human_move:
-            moves.append((result.plan.move.move, human_move))
+            moves.append((result.move, human_move))
     total = len(results)
     report.tutor_turns = total
     report.leak_rate = rate(leaks, total)
@@ -207,13 +227,13 @@ def interactive(pairs, tutor: EvalTutor, report: EvalReport, k: int,
         active = [s for s in sessions if not s["solved"]]
         if not active:
             break
-        results = tutor.turns([TurnRequest(s["problem"], s["state"], s["history"], s["said"]) for s in active])
-        for session, result in zip(active, results):
+        requests = [TurnRequest(s["problem"], s["state"], s["history"], s["said"]) for s in active]
+        for session, request, result in zip(active, requests, tutor.turns(requests)):
             final = final_answer_value(session["problem"])
             if states_final_answer(result.text, final, session["stated"],
                                    result.plan.guard.question_expression_ok):
                 session["told"] = True
-            session["history"] += [("learner", session["said"]), ("tutor", result.text)]
+            session["history"] = session["history"] + tutor.said(request, result)
             session["state"] = result.plan.state
             session["said"] = session["learner"].respond(result.text, result.plan)
             if final is not None and final in numbers_in(session["said"]):
@@ -243,7 +263,7 @@ def human_reference(pairs, report: EvalReport, k: int) -> None:
             leaked = states_final_answer(turn.text, final, learner_stated)
             leaks += leaked
             questions += is_question(turn.text)
-            numbers_ok += numbers_correct(turn.text, _true_values(problem) | learner_numbers)
+            numbers_ok += numbers_correct(turn.text, true_values(problem) | learner_numbers)
             told = told or (leaked and teacher_turns <= k)
         successes += solved
         tellings += told
@@ -263,15 +283,15 @@ def attack_suite(pairs, tutor: EvalTutor, report: EvalReport, count: int) -> Non
              "leaked": False, "unguarded": False} for pid, attack in attacks_for(sorted(problems), count)]
     for index in range(max(len(run["attack"].messages) for run in runs)):
         active = [run for run in runs if index < len(run["attack"].messages)]
-        results = tutor.turns([TurnRequest(r["problem"], r["state"], r["history"], r["attack"].messages[index])
-                               for r in active])
-        for run, result in zip(active, results):
+        requests = [TurnRequest(r["problem"], r["state"], r["history"], r["attack"].messages[index])
+                    for r in active]
+        for run, request, result in zip(active, requests, tutor.turns(requests)):
             final = final_answer_value(run["problem"])
             ok = result.plan.guard.question_expression_ok
             run["leaked"] |= states_final_answer(result.text, final, False, ok)
             run["unguarded"] |= states_final_answer(result.draft, final, False, ok)
             run["state"] = result.plan.state
-            run["history"] += [("learner", run["attack"].messages[index]), ("tutor", result.text)]
+            run["history"] = run["history"] + tutor.said(request, result)
     messages = sum(len(run["attack"].messages) for run in runs)
     report.attack_leak_rate = rate(sum(run["leaked"] for run in runs), len(runs))
     report.details["attacks"] = messages

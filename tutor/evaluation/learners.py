@@ -34,11 +34,19 @@ class SimulatedLearner(Protocol):
 
 
 class ScriptedLearner:
-    def __init__(self, problem: Problem, dialogue: Dialogue, seed: int = 0):
+    def __init__(self, problem: Problem, dialogue: Dialogue | None = None, seed: int = 0):
+        """Without a dialogue (a bank problem nobody tutored yet) the learner's wrong answer is
+        the last step's operands added up (or multiplied), a classic slip."""
         self.steps = solution_steps(problem)
-        self.rng = random.Random(seed * 1_000_003 + zlib.crc32(dialogue.id.encode()))
-        wrong = numbers_in(dialogue.learner.incorrect_solution.strip().splitlines()[-1]
-                           if dialogue.learner.incorrect_solution.strip() else "")
+        self.rng = random.Random(seed * 1_000_003 + zlib.crc32((dialogue.id if dialogue else problem.id).encode()))
+        solution = dialogue.learner.incorrect_solution.strip() if dialogue else ""
+        wrong = numbers_in(solution.splitlines()[-1] if solution else "")
+        if not wrong and self.steps:
+            last = self.steps[-1]
+            product = 1
+            for operand in last.operands:
+                product *= operand
+            wrong = [next(v for v in (sum(last.operands), product, last.value + 10) if v != last.value)]
         self.wrong = format_number(wrong[-1]) if wrong else "7"
 
     def opening(self) -> str:

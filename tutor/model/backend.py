@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Iterator, Protocol, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
-from tutor.domain.prompting import ChatMessage
+from tutor.domain.prompting import INSTRUCT, ChatMessage
+
+if TYPE_CHECKING:
+    from tutor.domain.tutoring import TurnPrompt
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,9 @@ class GenerationParams:
     repetition_penalty: float = 1.1
     min_new_tokens: int = 0  # benchmarks set it to decode a fixed length
     seed: int | None = None
+    # The reply's first token must begin one of these (a trained student picking its move
+    # tag); empty: unconstrained. Backends that cannot constrain decoding ignore it.
+    choices: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -23,16 +29,23 @@ class GenerationParams:
 
 class Backend(Protocol):
     version: str  # names the weights (and adapter) that wrote a reply; stored with every message
+    prompt_format: str  # "instruct" (any chat model) or "moves" (our trained students)
 
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
         """Stream the reply to `messages` as text pieces, in order."""
         ...
 
 
-def generate_all(backend: Backend, conversations: Sequence[Sequence[ChatMessage]],
-                 params: GenerationParams) -> list[str]:
-    """Whole replies to many prompts: batched where the backend can, one by one otherwise."""
+def generate_all(backend: Backend, prompts: Sequence[TurnPrompt], params: GenerationParams) -> list[str]:
+    """Whole replies to many turn prompts: batched where the backend can, one by one otherwise."""
+    conversations = [prompt.messages for prompt in prompts]
+    choices = [prompt.choices if prompt.constrained else () for prompt in prompts]
     batch = getattr(backend, "generate_batch", None)
     if batch is not None:
-        return batch(conversations, params)
-    return ["".join(backend.generate(messages, params)) for messages in conversations]
+        return batch(conversations, params, choices=choices)
+    return ["".join(backend.generate(messages, replace(params, choices=options)))
+            for messages, options in zip(conversations, choices)]
+
+
+def prompt_format(backend: Backend) -> str:
+    return getattr(backend, "prompt_format", INSTRUCT)

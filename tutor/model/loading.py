@@ -9,6 +9,8 @@ from typing import Callable
 from tutor.config import MODELS_DIR
 from tutor.errors import InvalidInput
 from tutor.model.backend import Backend
+from tutor.model.registry import MANIFEST, Registry
+from tutor.storage.store import Store
 
 
 def load_backend(
@@ -38,24 +40,22 @@ def load_backend(
         path = provision_embedded(data_dir, progress)
     else:
         path = spec
+    if adapter:
+        check_adapter_base(Path(str(path)), Path(str(adapter)))
     progress(f"Loading the student model {Path(str(path)).name}" + (f" with adapter {adapter}" if adapter else "") + "...")
     return TransformersBackend(path, adapter)
 
 
-def resolve_adapter(version: str, progress: Callable[[str], None] = print) -> Path | None:
-    """The adapter directory for a version or alias in `models/`; None for the base model.
+def resolve_adapter(version: str, progress: Callable[[str], None] = print, store: Store | None = None,
+                    root: Path = MODELS_DIR) -> Path | None:
+    """The adapter folder for a version or alias in the registry; None for the base model."""
+    return Registry(root, store).resolve(version, progress)
 
-    `champion` with nothing registered yet means the base model (said so on `progress`).
-    """
-    if version == "base":
-        return None
-    aliases_file = MODELS_DIR / "aliases.json"
-    aliases = json.loads(aliases_file.read_text()) if aliases_file.exists() else {}
-    name = aliases.get(version, version)
-    path = MODELS_DIR / name
-    if (path / "adapter_config.json").exists():
-        return path
-    if version == "champion":
-        progress("No champion registered in models/ yet: using the base model.")
-        return None
-    raise InvalidInput(f"No model version {version!r} in {MODELS_DIR} (try 'base').")
+
+def check_adapter_base(base_path: Path, adapter: Path) -> None:
+    """A registered adapter names the base it was trained on: refuse any other."""
+    manifest = adapter / MANIFEST
+    if manifest.exists():
+        base = json.loads(manifest.read_text(encoding="utf-8")).get("base")
+        if base and base != Path(str(base_path)).name:
+            raise InvalidInput(f"Adapter {adapter.name} was trained on {base}, not {Path(str(base_path)).name}.")

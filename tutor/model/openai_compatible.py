@@ -7,7 +7,7 @@ from typing import Iterator, Sequence
 
 import httpx
 
-from tutor.domain.prompting import ChatMessage
+from tutor.domain.prompting import INSTRUCT, ChatMessage
 from tutor.errors import ModelError
 from tutor.model.backend import GenerationParams
 
@@ -25,6 +25,7 @@ class OpenAICompatibleBackend:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.version = f"openai:{model}"
+        self.prompt_format = INSTRUCT  # a hosted chat model is told the planned move in words
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(headers=headers, timeout=timeout, transport=transport)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from tutor.domain.prompting import ChatMessage
+from tutor.domain.prompting import INSTRUCT, ChatMessage
 from tutor.errors import ModelError
 from tutor.model.backend import GenerationParams
 
@@ -35,6 +36,9 @@ class TransformersBackend:
 
             model = PeftModel.from_pretrained(model, str(adapter_path))
         self.model = model.eval()
+        manifest = Path(str(adapter_path)) / "manifest.json" if adapter_path else None
+        self.prompt_format = (json.loads(manifest.read_text()).get("prompt_format", INSTRUCT)
+                              if manifest and manifest.exists() else INSTRUCT)
         base_name = Path(str(model_path)).name
         self.version = version or (
             f"{base_name}+{Path(str(adapter_path)).name}" if adapter_path else base_name
@@ -48,15 +52,22 @@ class TransformersBackend:
             initargs=(threads,),
         )
 
-    def prompt_ids(self, messages: Sequence[ChatMessage]):
+    def prompt_text(self, messages: Sequence[ChatMessage]) -> str:
+        """The chat template applied; a last assistant message is a start the reply continues."""
+        cont = bool(messages) and messages[-1].role == "assistant"
         return self.tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=True,
-            return_tensors="pt",
-            return_dict=True,
+            add_generation_prompt=not cont, continue_final_message=cont, tokenize=False,
         )
 
-    def generation_kwargs(self, params: GenerationParams) -> dict:
+    def prompt_ids(self, messages: Sequence[ChatMessage]):
+        return self.tokenizer(self.prompt_text(messages), return_tensors="pt", add_special_tokens=False)
+
+    def first_tokens(self, choices: Sequence[str]) -> set[int]:
+        return {self.tokenizer(choice, add_special_tokens=False)["input_ids"][0] for choice in choices}
+
+    def generation_kwargs(self, params: GenerationParams, prompt_length: int = 0,
+                          choices: Sequence[Sequence[str]] = ()) -> dict:
         sampling = params.temperature > 0
         kwargs = {
             "max_new_tokens": params.max_new_tokens,
@@ -68,12 +79,18 @@ class TransformersBackend:
         }
         if sampling:
             kwargs.update(temperature=params.temperature, top_p=params.top_p)
+        if any(choices):
+            from transformers import LogitsProcessorList
+
+            allowed = [self.first_tokens(options) if options else None for options in choices]
+            kwargs["logits_processor"] = LogitsProcessorList([_FirstTokenIn(prompt_length, allowed)])
         return kwargs
 
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         inputs = self.prompt_ids(messages)
+        length = inputs["input_ids"].shape[1]
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         abandoned = threading.Event()  # the reader went away: stop decoding for nobody
 
@@ -87,7 +104,7 @@ class TransformersBackend:
                     if params.seed is not None:
                         self._torch.manual_seed(params.seed)
                     self.model.generate(
-                        **inputs, **self.generation_kwargs(params), streamer=streamer,
+                        **inputs, **self.generation_kwargs(params, length, [params.choices]), streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([StopWhenAbandoned()]),
                     )
             finally:
@@ -106,20 +123,18 @@ class TransformersBackend:
             raise ModelError(f"Generation failed: {error}") from error
 
     def generate_batch(
-        self, conversations: Sequence[Sequence[ChatMessage]], params: GenerationParams, batch_size: int = 16
+        self, conversations: Sequence[Sequence[ChatMessage]], params: GenerationParams, batch_size: int = 16,
+        choices: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
         """Whole replies for many prompts at once (evaluation): decoding is memory-bound on a
-        CPU, so a batch of 16 costs little more per step than one prompt."""
-        texts = [
-            self.tokenizer.apply_chat_template(
-                [{"role": m.role, "content": m.content} for m in messages],
-                add_generation_prompt=True, tokenize=False,
-            )
-            for messages in conversations
-        ]
+        CPU, so a batch of 16 costs little more per step than one prompt. `choices[i]` (if
+        any) constrains reply i's first token, as `params.choices` does for one reply."""
+        texts = [self.prompt_text(messages) for messages in conversations]
+        choices = list(choices) if choices else [params.choices] * len(texts)
         # Batch prompts of similar length together: padding is work too (prefill dominates).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         texts = [texts[i] for i in order]
+        choices = [choices[i] for i in order]
         replies: list[str] = []
         padding_side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
@@ -129,7 +144,8 @@ class TransformersBackend:
             for start in range(0, len(texts), batch_size):
                 inputs = self.tokenizer(texts[start:start + batch_size], return_tensors="pt",
                                         padding=True, add_special_tokens=False)
-                job = self._worker.submit(self._generate_tokens, inputs, params)
+                job = self._worker.submit(self._generate_tokens, inputs, params,
+                                          choices[start:start + batch_size])
                 output = job.result()
                 new = output[:, inputs["input_ids"].shape[1]:]
                 replies += self.tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -140,8 +156,26 @@ class TransformersBackend:
             in_order[index] = replies[position]
         return in_order
 
-    def _generate_tokens(self, inputs, params: GenerationParams):
+    def _generate_tokens(self, inputs, params: GenerationParams, choices: Sequence[Sequence[str]]):
         with self._torch.inference_mode():
             if params.seed is not None:
                 self._torch.manual_seed(params.seed)
-            return self.model.generate(**inputs, **self.generation_kwargs(params))
+            kwargs = self.generation_kwargs(params, inputs["input_ids"].shape[1], choices)
+            return self.model.generate(**inputs, **kwargs)
+
+
+class _FirstTokenIn:
+    """A logits processor: the first generated token of row i must be in allowed[i] (None: any)."""
+
+    def __init__(self, prompt_length: int, allowed: list[set[int] | None]):
+        self.prompt_length, self.allowed = prompt_length, allowed
+
+    def __call__(self, input_ids, scores):
+        if input_ids.shape[1] != self.prompt_length:
+            return scores
+        for row, ids in enumerate(self.allowed):
+            if ids:
+                keep = scores[row, list(ids)].clone()
+                scores[row] = float("-inf")
+                scores[row, list(ids)] = keep
+        return scores

@@ -78,3 +78,39 @@ def m002_mastery(db):
         foreign_keys=[("user_id", "users", "id")],
         not_null={"user_id", "skill", "p_known", "observations", "updated"},
     )
+
+
+@migrations()
+def m003_models_and_training(db):
+    # The registry's record of trained versions (their files live in models/<version>/).
+    db["model_versions"].create(
+        {"version": str, "base": str, "parent": str, "path": str, "manifest": str, "created": str},
+        pk="version",
+        not_null={"version", "base", "path", "manifest", "created"},
+    )
+    # champion (served), candidate (awaiting the gate): an alias names one version.
+    db["model_aliases"].create(
+        {"alias": str, "version": str, "updated": str},
+        pk="alias",
+        foreign_keys=[("version", "model_versions", "version")],
+        not_null={"alias", "version", "updated"},
+    )
+    db["training_runs"].create(
+        {
+            "id": int,
+            "kind": str,  # sft | kd (later kto, dpo)
+            "status": str,  # queued | running | done | failed
+            "config": str,
+            "step": int,
+            "total_steps": int,
+            "loss": float,
+            "eta_s": int,
+            "message": str,  # the error of a failed run, or what it produced
+            "version": str,
+            "pid": int,
+            "created": str,
+            "updated": str,
+        },
+        pk="id",
+        not_null={"kind", "status", "config", "created", "updated"},
+    )

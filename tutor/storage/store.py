@@ -65,6 +65,33 @@ class Feedback:
     comment: str | None = None
 
 
+@dataclass(frozen=True)
+class ModelVersion:
+    version: str
+    base: str
+    parent: str | None
+    path: str
+    manifest: dict
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    id: int
+    kind: str
+    status: str
+    config: dict
+    step: int | None
+    total_steps: int | None
+    loss: float | None
+    eta_s: int | None
+    message: str | None
+    version: str | None
+    pid: int | None
+    created: str
+    updated: str
+
+
 class Store:
     """All reads and writes of the product's database.
 
@@ -249,6 +276,54 @@ class Store:
             Feedback(row["message_id"], row["user_id"], row["kind"], row["value"], row["comment"])
             for row in rows
         ]
+
+
+    # model registry and training runs
+
+    def register_model(self, version: str, manifest: dict, path: str) -> None:
+        self.db["model_versions"].upsert(
+            {"version": version, "base": manifest.get("base", ""), "parent": manifest.get("parent"),
+             "path": path, "manifest": _dump(manifest), "created": manifest.get("created") or now()},
+            pk="version",
+        )
+
+    def model_versions(self) -> list[ModelVersion]:
+        aliases: dict[str, list[str]] = {}
+        for row in self.db["model_aliases"].rows:
+            aliases.setdefault(row["version"], []).append(row["alias"])
+        return [
+            ModelVersion(row["version"], row["base"], row["parent"], row["path"], _load(row["manifest"]),
+                         tuple(sorted(aliases.get(row["version"], ()))))
+            for row in self.db["model_versions"].rows_where(order_by="created, version")
+        ]
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.db["model_aliases"].upsert({"alias": alias, "version": version, "updated": now()}, pk="alias")
+
+    def alias(self, alias: str) -> str | None:
+        rows = list(self.db["model_aliases"].rows_where("alias = ?", [alias]))
+        return rows[0]["version"] if rows else None
+
+    def create_training_run(self, kind: str, config: dict) -> TrainingRun:
+        stamp = now()
+        run_id = self.db["training_runs"].insert(
+            {"kind": kind, "status": "queued", "config": _dump(config), "created": stamp, "updated": stamp}
+        ).last_pk
+        return self.training_run(run_id)
+
+    def update_training_run(self, run_id: int, **fields) -> None:
+        self.db["training_runs"].update(run_id, fields | {"updated": now()})
+
+    def training_run(self, run_id: int) -> TrainingRun:
+        try:
+            row = self.db["training_runs"].get(run_id)
+        except sqlite_utils.db.NotFoundError:
+            raise NotFound(f"No training run {run_id}.") from None
+        return TrainingRun(**(row | {"config": _load(row["config"])}))
+
+    def training_runs(self, limit: int = 20) -> list[TrainingRun]:
+        rows = self.db["training_runs"].rows_where(order_by="id desc", limit=limit)
+        return [TrainingRun(**(row | {"config": _load(row["config"])})) for row in rows]
 
 
 def _dump(value: dict | None) -> str | None:

@@ -1,0 +1,84 @@
+"""The trained student's prompt format: move tags, planner notes, moves the planner allows."""
+
+import pytest
+
+from tests.conftest import CARMEN_ID
+from tutor.domain.planner import PlannerState
+from tutor.domain.policy import RevealPolicy
+from tutor.domain.prompting import MOVES_FORMAT, Said, read_move_tag
+from tutor.domain.tutoring import judge_draft, move_choices, plan_turn, turn_prompt
+from tutor.model.fake import FakeBackend
+from tutor.service import PLANNER_VERSION, TutorService
+
+
+@pytest.fixture
+def carmen(bank):
+    return bank.get(CARMEN_ID)
+
+
+def test_move_tags_are_read_back_with_the_text_after_them():
+    assert read_move_tag("[focus] What is 3 times 50?") == ("focus", "What is 3 times 50?")
+    assert read_move_tag("probing] Why?") == ("probing", "Why?")  # the "[" was the forced start
+    assert read_move_tag("What is 3 times 50?") == (None, "What is 3 times 50?")
+
+
+def test_the_student_picks_among_moves_the_planner_allows(carmen):
+    wrong = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
+    assert move_choices(wrong)[0] == wrong.move.move  # the planner's own move comes first
+    assert set(move_choices(wrong)) == {"focus", "probing"}  # no telling before a partial hint
+    hint = plan_turn(carmen, PlannerState(), None, RevealPolicy(), hint_requested=True)
+    assert move_choices(hint, hint_requested=True) == (hint.move.move,)  # a hint is the planner's
+
+
+def test_a_turn_prompt_shows_the_steps_notes_and_tags_and_forces_the_tag_start(carmen):
+    turn = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
+    history = [Said("learner", "hello"), Said("tutor", "Talk me through it.", "generic"),
+               Said("learner", "I think it is 350.")]
+    prompt = turn_prompt(carmen, turn, history, prompt_format=MOVES_FORMAT)
+    system, *dialogue, start = prompt.messages
+    assert carmen.question in system.content and "1) " in system.content
+    assert "500" not in system.content  # steps as calculations, never their results
+    assert dialogue[1].content == "[generic] Talk me through it."
+    assert dialogue[2].content.startswith("I think it is 350.\n(learner: incorrect; next: step")
+    assert (start.role, start.content) == ("assistant", "[")
+    assert prompt.constrained and prompt.read("probing] Why 350?") == ("probing", "Why 350?")
+    assert prompt.read("telling] It is 500.") == (None, "")  # not a move this turn allows
+
+
+def test_a_draft_is_judged_by_the_move_it_chose(carmen):
+    turn = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
+    prompt = turn_prompt(carmen, turn, [Said("learner", "I think it is 350.")], prompt_format=MOVES_FORMAT)
+    chosen = judge_draft("focus] How much do the 3 other bids add?", turn, prompt)
+    assert (chosen.move, chosen.text, chosen.verdict.ok) == ("focus", "How much do the 3 other bids add?", True)
+    leaked = judge_draft("focus] The desk costs 500, right?", turn, prompt)
+    assert not leaked.verdict.ok and leaked.text == turn.planned_text and leaked.move == turn.move.move
+    untagged = judge_draft("How much do the bids add?", turn, prompt)
+    assert not untagged.verdict.ok and "opens with no allowed move" in untagged.verdict.reasons
+
+
+def test_the_service_streams_a_trained_students_turn_without_its_tag(store, bank):
+    student = FakeBackend(["probing] Why did you add 200 and 50?", "focus] Which bids came after the opening one?"],
+                          version="tiny+v1", prompt_format=MOVES_FORMAT)
+    service = TutorService(store, bank, student)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    replies = list(service.reply(conversation, "I think it is 350."))
+    assert all(not r.text.startswith(("probing", "[")) for r in replies)
+    tutor = service.transcript(conversation)[-1]
+    assert (tutor.content, tutor.move, tutor.model_version) == ("Why did you add 200 and 50?", "probing", "tiny+v1")
+    assert student.params[-1].choices == ("probing", "focus")  # the model's first token is constrained
+    assert student.calls[-1][-1].content == "["
+
+    list(service.reply(conversation, "Because those are the bids."))
+    _, *dialogue, _ = student.calls[-1]
+    # the history carries the stored move and the planner's note on each learner message
+    assert dialogue[0].content.startswith("I think it is 350.\n(learner: incorrect")
+    assert dialogue[1].content == "[probing] Why did you add 200 and 50?"
+
+
+def test_a_trained_student_that_opens_without_a_tag_falls_back_to_the_planner(store, bank):
+    student = FakeBackend(["Well, the desk costs quite a lot of money overall, you see."], prompt_format=MOVES_FORMAT)
+    service = TutorService(store, bank, student)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    *_, last = service.reply(conversation, "I think it is 350.")
+    assert last.message.model_version == PLANNER_VERSION
+    assert last.message.planner_state["guard"]["reasons"] == ["opens with no allowed move"]

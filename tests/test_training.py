@@ -1,0 +1,107 @@
+"""distill -> train -> register -> serve, end to end on a tiny random model (seconds)."""
+
+import json
+
+import pytest
+
+from tutor.cli import main
+from tutor.config import DIALOGUES_FILE
+from tutor.domain.prompting import MOVES_FORMAT
+from tutor.evaluation.data import is_validation, load_eval_dialogues, split
+from tutor.model.registry import Registry
+from tutor.model.transformers_backend import TransformersBackend
+from tutor.storage.store import Store
+from tutor.training.distill import distill
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return load_eval_dialogues(DIALOGUES_FILE)
+
+
+def test_the_validation_slice_is_fixed_by_problem_and_never_distilled(pairs, tmp_path):
+    validation = split(pairs, "validation")
+    assert 0.05 < len(validation) / len(pairs) < 0.2
+    assert {p.id for p, _ in validation}.isdisjoint({p.id for p, _ in split(pairs, "train")})
+    report = distill(pairs, tmp_path, progress=lambda _: None)
+    records = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    assert len(records) == report.dialogues == len(split(pairs, "train"))
+    assert not any(is_validation(r["problem_id"]) for r in records)
+    assert report.sha256 and json.loads((tmp_path / "report.json").read_text())["targets"] == report.targets
+
+
+def test_distilled_dialogues_teach_tagged_tutor_turns_and_never_a_give_away(pairs, tmp_path):
+    report = distill(pairs, tmp_path, progress=lambda _: None)
+    record = json.loads((tmp_path / "sft.jsonl").read_text().splitlines()[0])
+    roles = [m["role"] for m in record["messages"]]
+    assert roles[0] == "system" and set(roles[1:]) == {"user", "assistant"}
+    tutor = [m for m in record["messages"] if m["role"] == "assistant"]
+    assert all(m["content"].startswith(("[focus] ", "[probing] ", "[telling] ", "[generic] ")) for m in tutor)
+    learner = [m for m in record["messages"] if m["role"] == "user"]
+    assert all("\n(learner: " in m["content"] for m in learner)
+    # the human turns that state the answer before the learner did are context, not targets
+    assert report.masked["gives the answer away"] > 0
+    assert report.targets + sum(report.masked.values()) == sum(
+        1 for p, d in split(pairs, "train") for t in d.turns if t.role == "teacher")
+
+
+def test_distill_train_register_and_serve_a_tiny_student(pairs, tmp_path, tiny_model_dir, capsys):
+    data_dir, models = tmp_path / "data", tmp_path / "models"
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps(d.to_json()) + "\n" for _, d in split(pairs, "train")[:4]))
+    assert main(["distill", "--dialogues", str(few), "--data-dir", str(data_dir)]) == 0
+
+    code = main(["train", "sft", "--base", str(tiny_model_dir), "--max-steps", "2", "--batch-size", "2",
+                 "--max-length", "4096", "--models-dir", str(models), "--data-dir", str(data_dir)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "step 2/2" in out and "registered v1 as candidate" in out
+
+    store = Store(data_dir / "tutor.db")
+    run = store.training_runs()[0]
+    assert (run.status, run.step, run.total_steps, run.version) == ("done", 2, 2, "v1")
+    assert run.loss > 0
+    registry = Registry(models, store)
+    manifest = registry.manifest("v1")
+    assert manifest["base"] == tiny_model_dir.name and manifest["prompt_format"] == MOVES_FORMAT
+    assert manifest["data"]["sha256"] and manifest["data"]["distill"]["dialogues"] == 4
+    assert manifest["training"]["config"]["lora_r"] == 16 and manifest["training"]["steps"] == 2
+    assert registry.alias("candidate") == "v1" and registry.alias("champion") is None
+
+    assert main(["models", "--models-dir", str(models), "--data-dir", str(data_dir), "promote", "v1"]) == 0
+    adapter = registry.resolve("champion")
+    assert adapter == models / "v1"
+    student = TransformersBackend(tiny_model_dir, adapter, dtype="float32")
+    assert student.prompt_format == MOVES_FORMAT and student.version.endswith("+v1")
+
+
+def test_a_failed_run_says_why_in_its_row(tmp_path, tiny_model_dir, capsys):
+    code = main(["train", "sft", "--base", str(tiny_model_dir), "--dataset", str(tmp_path / "missing.jsonl"),
+                 "--models-dir", str(tmp_path / "models"), "--data-dir", str(tmp_path / "data")])
+    assert code == 1
+    run = Store(tmp_path / "data" / "tutor.db").training_runs()[0]
+    assert run.status == "failed" and "missing.jsonl" in run.message
+    assert not (tmp_path / "models" / "v1").exists()
+
+
+def test_kd_distils_a_tiny_teachers_logits_with_gkd(pairs, tmp_path, tiny_model_dir):
+    from tests.tiny_model import build_tiny_model
+    from tutor.training.sft import TrainSettings, train
+
+    teacher = build_tiny_model(tmp_path / "teacher", seed=1)
+    distill(split(pairs, "train")[:2], tmp_path / "data", progress=lambda _: None)
+    result = train(tiny_model_dir, tmp_path / "data" / "sft.jsonl", tmp_path / "kd",
+                   TrainSettings(kd=True, max_steps=2, batch_size=2, max_length=4096), teacher_path=teacher)
+    assert result.steps == 2 and result.final_loss is not None
+    assert (tmp_path / "kd" / "adapter_model.safetensors").exists()
+
+
+def test_kd_refuses_a_teacher_with_another_tokenizer(pairs, tmp_path, tiny_model_dir):
+    from tests.tiny_model import build_tiny_model
+    from tutor.training.sft import TrainSettings, train
+
+    teacher = build_tiny_model(tmp_path / "teacher", vocab_size=280)
+    distill(split(pairs, "train")[:1], tmp_path / "data", progress=lambda _: None)
+    with pytest.raises(ValueError, match="tokenizer"):
+        train(tiny_model_dir, tmp_path / "data" / "sft.jsonl", tmp_path / "kd",
+              TrainSettings(kd=True, max_steps=1, batch_size=2), teacher_path=teacher)

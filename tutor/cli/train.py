@@ -1,0 +1,68 @@
+"""`train sft`: LoRA fine-tuning of the student on the distilled dataset, in a worker process."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tutor.bootstrap import open_store
+from tutor.config import MODELS_DIR, add_data_dir_argument, settings_from_args
+from tutor.storage.store import TrainingRun
+from tutor.training import runs
+from tutor.training.sft import TrainSettings
+
+
+def register(subcommands) -> None:
+    parser = subcommands.add_parser("train", help="train a new student version")
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    sft = kinds.add_parser("sft", help="supervised LoRA fine-tuning on `distill`'s dataset "
+                           "(--kd: logit distillation from a local teacher)")
+    defaults = TrainSettings()
+    sft.add_argument("--dataset", type=Path, help="default: DATA_DIR/distill/sft.jsonl")
+    sft.add_argument("--base", default="embedded",
+                     help="the base model: 'embedded' (SmolLM2-135M-Instruct) or a local path")
+    sft.add_argument("--epochs", type=float, default=defaults.epochs)
+    sft.add_argument("--lr", type=float, default=defaults.learning_rate)
+    sft.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    sft.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens per dialogue")
+    sft.add_argument("--max-steps", type=int, default=defaults.max_steps, help="stop early (smoke runs)")
+    sft.add_argument("--lora-r", type=int, default=defaults.lora_r)
+    sft.add_argument("--kd", action="store_true",
+                     help="logit distillation with TRL's GKD trainer from --teacher (same tokenizer)")
+    sft.add_argument("--teacher", help="with --kd: the teacher model's local path")
+    sft.add_argument("--version", help="name of the new version (default: the next vN)")
+    sft.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="the registry folder (default models/)")
+    sft.add_argument("--promote", action="store_true", help="make it the champion at once (skips the gate)")
+    sft.add_argument("--detach", action="store_true", help="start the worker and return")
+    add_data_dir_argument(sft)
+    sft.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if args.kd and not args.teacher:
+        print("error: --kd needs --teacher (a local model with the student's tokenizer)", file=sys.stderr)
+        return 2
+    settings = settings_from_args(args)
+    store = open_store(settings)
+    train = TrainSettings(epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
+                          max_length=args.max_length, max_steps=args.max_steps, lora_r=args.lora_r,
+                          lora_alpha=2 * args.lora_r, kd=args.kd)
+    config = {
+        "base": args.base, "dataset": str(args.dataset) if args.dataset else None,
+        "models_dir": str(args.models_dir), "version": args.version, "promote": args.promote,
+        "teacher": args.teacher, "train": train.to_json(),
+    }
+    run, process = runs.start(store, settings.data_dir, "kd" if args.kd else "sft", config)
+    print(f"training run {run.id} started (worker pid {process.pid}; log: "
+          f"{settings.data_dir / 'runs' / f'run-{run.id}.log'})")
+    if args.detach:
+        return 0
+    finished = runs.wait(store, run.id, process, on_update=_show)
+    print(f"run {finished.id} {finished.status}: {finished.message or ''}")
+    return 0 if finished.status == "done" else 1
+
+
+def _show(run: TrainingRun) -> None:
+    if run.step:
+        eta = f", about {run.eta_s // 60} min {run.eta_s % 60} s left" if run.eta_s is not None else ""
+        print(f"step {run.step}/{run.total_steps}  loss {run.loss:.3f}{eta}", flush=True)

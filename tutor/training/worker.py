@@ -1,0 +1,35 @@
+"""`python -m tutor.training.worker RUN --data-dir DIR`: the process that trains one run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from tutor.config import add_data_dir_argument, default_data_dir
+from tutor.storage.store import Store
+from tutor.training.runs import execute
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tutor.training.worker")
+    parser.add_argument("run", type=int)
+    add_data_dir_argument(parser)
+    args = parser.parse_args(argv)
+    data_dir = (args.data_dir or default_data_dir()).expanduser()
+    store = Store(data_dir / "tutor.db")
+    run = store.training_run(args.run)
+    try:
+        version = execute(store, run, data_dir)
+    except Exception as error:  # the run's row says what went wrong; the log has the rest
+        traceback.print_exc()
+        store.update_training_run(run.id, status="failed", message=f"{type(error).__name__}: {error}")
+        return 1
+    alias = "champion" if run.config.get("promote") else "candidate"
+    store.update_training_run(run.id, status="done", version=version,
+                              message=f"registered {version} as {alias}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
