@@ -9,6 +9,7 @@ from tutor.model.backend import GenerationParams
 from tutor.model.embedded import EMBEDDED_NAME, gguf_path, provision_embedded
 from tutor.bootstrap import open_service
 from tutor.config import Settings
+from tutor.domain.prompting import MOVES_FORMAT
 
 pytestmark = pytest.mark.embedded
 
@@ -34,9 +35,9 @@ def test_first_run_converts_once_and_later_runs_reuse_it(data_dir):
     assert again == [] and time.perf_counter() - started < 1
 
 
-def test_embedded_student_tutors_a_turn_end_to_end(data_dir):
-    """The app's own assembly: embedded student, MiniLM retrieval cached in the data dir."""
-    service = open_service(Settings(data_dir=data_dir), progress=lambda _: None)
+def test_the_embedded_base_tutors_a_turn_end_to_end(data_dir):
+    """The app's own assembly on the untrained base: MiniLM exemplars cached in the data dir."""
+    service = open_service(Settings(data_dir=data_dir, model="base"), progress=lambda _: None)
     assert service.student.version == EMBEDDED_NAME
     assert list((data_dir / "cache").glob("teacher-turns-*.npy"))
     service.params = GenerationParams(max_new_tokens=24, temperature=0)
@@ -48,6 +49,22 @@ def test_embedded_student_tutors_a_turn_end_to_end(data_dir):
     # the untrained base model's draft is used only if it passes the guard
     expected = EMBEDDED_NAME if guard["passed"] else "planner"
     assert last.message.model_version == expected and last.message.content.strip()
+
+
+def test_a_fresh_clone_serves_the_shipped_champion_v1(data_dir):
+    service = open_service(Settings(data_dir=data_dir), progress=lambda _: None)
+    assert service.student.version == f"{EMBEDDED_NAME}+v1"
+    assert service.student.prompt_format == MOVES_FORMAT
+    service.params = GenerationParams(max_new_tokens=32, temperature=0)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    *_, last = service.reply(conversation, "I think the desk costs $350.")
+    guard = last.message.planner_state["guard"]
+    assert guard["draft_model_version"] == f"{EMBEDDED_NAME}+v1" and guard["draft"].strip()
+    assert last.message.planner_state["exemplars"] == []  # v1 learned from the dialogues themselves
+    assert last.message.move in ("focus", "probing")  # what the planner allows after a wrong answer
+    if guard["passed"]:
+        assert last.message.model_version == f"{EMBEDDED_NAME}+v1"
+        assert not last.message.content.startswith("[") and "500" not in last.message.content
 
 
 def test_eval_runs_the_embedded_base_model_on_a_small_slice(data_dir, tmp_path):

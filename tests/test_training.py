@@ -105,3 +105,28 @@ def test_kd_refuses_a_teacher_with_another_tokenizer(pairs, tmp_path, tiny_model
     with pytest.raises(ValueError, match="tokenizer"):
         train(tiny_model_dir, tmp_path / "data" / "sft.jsonl", tmp_path / "kd",
               TrainSettings(kd=True, max_steps=1, batch_size=2), teacher_path=teacher)
+
+
+def test_a_teacher_models_turns_are_kept_only_when_they_pass_the_guard_and_filters(bank, tmp_path):
+    from tutor.evaluation.harness import EvalTutor
+    from tutor.model.fake import FakeBackend
+    from tutor.training.distill import DistillReport, teacher_records
+
+    problems = [p for p in bank if not is_validation(p.id) and p.solution][:3]
+    teacher = FakeBackend(["Which two numbers should we multiply first?", "The answer is clearly 123456."])
+    report = DistillReport()
+    records = list(teacher_records(problems, EvalTutor(teacher), report, turns=2))
+    assert len(records) == 3 and report.sources["teacher"] == 3
+    taught = [m for r in records for m in r["messages"] if m["role"] == "assistant" and m["train"]]
+    assert taught and all("123456" not in m["content"] for m in taught)
+    assert report.masked["teacher draft failed the guard"] > 0  # the made-up number was never taught
+    assert report.targets == len(taught)
+
+
+def test_distill_with_a_teacher_adds_its_dialogues(pairs, tmp_path, capsys):
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps(d.to_json()) + "\n" for _, d in split(pairs, "train")[:2]))
+    assert main(["distill", "--dialogues", str(few), "--teacher", "fake", "--limit", "5",
+                 "--teacher-turns", "2", "--data-dir", str(tmp_path / "data")]) == 0
+    report = json.loads((tmp_path / "data" / "distill" / "report.json").read_text())
+    assert report["sources"]["human"] == 2 and report["sources"]["teacher"] >= 3

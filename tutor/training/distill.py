@@ -133,19 +133,17 @@ def teacher_records(problems: Iterable[Problem], teacher: EvalTutor, report: Dis
         active = [s for s in sessions if not s["done"]]
         if not active:
             break
-        requests = [TurnRequest(s["problem"], s["state"], [x for x in s["history"]], s["said"]) for s in active]
-        for session, result in zip(active, teacher.turns(requests)):
+        requests = [TurnRequest(s["problem"], s["state"], s["history"], s["said"]) for s in active]
+        for session, request, result in zip(active, requests, teacher.turns(requests)):
             problem, plan = session["problem"], result.plan
-            final = final_answer_value(problem)
-            session["history"].append(Said("learner", session["said"],
-                                           planner_note(plan, len(solution_steps(problem)))))
-            reason = _reject_teacher(result.text, result.verdict.ok, plan, final, session["numbers"], problem)
+            reason = _reject_teacher(result.text, result.verdict.ok, plan, final_answer_value(problem),
+                                     session["numbers"], problem)
             if reason:
                 report.masked[reason] += 1
             else:
                 report.targets += 1
                 report.moves[result.move] += 1
-            session["history"].append(Said("tutor", result.text, result.move))
+            session["history"] = session["history"] + teacher.said(request, result)
             session["trained"].append(reason is None)
             session["state"] = plan.state
             session["done"] = plan.state.solved

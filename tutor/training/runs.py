@@ -22,7 +22,7 @@ from tutor.domain.prompting import MOVES_FORMAT
 from tutor.model.registry import Registry
 from tutor.storage.store import Store, TrainingRun
 from tutor.training.distill import DATASET_NAME
-from tutor.training.sft import TrainSettings
+from tutor.training.sft import TrainResult, TrainSettings
 
 FINISHED = ("done", "failed")
 
@@ -90,20 +90,27 @@ def execute(store: Store, run: TrainingRun, data_dir: Path) -> str:
     result = train(base, dataset, out, settings,
                    on_progress=lambda progress: store.update_training_run(run.id, **progress),
                    teacher_path=teacher)
+    manifest = build_manifest(base, dataset, run.kind, settings, result, run_id=run.id,
+                              parent=config.get("parent"), teacher=config.get("teacher"))
+    registry.register(version, manifest, alias="champion" if config.get("promote") else "candidate")
+    return version
+
+
+def build_manifest(base: Path, dataset: Path, kind: str, settings: TrainSettings, result: TrainResult, *,
+                   run_id: int | None = None, parent: str | None = None, teacher: str | None = None) -> dict:
+    """What a version's manifest says of where it came from (evaluation figures come later)."""
     report_file = dataset.parent / "report.json"
-    manifest = {
+    return {
         "base": base.name,
-        "parent": config.get("parent"),
+        "parent": parent,
         "prompt_format": MOVES_FORMAT,
-        "kind": run.kind,
-        "run": run.id,
+        "kind": kind,
+        "run": run_id,
         "data": {
             "file": dataset.name,
             "sha256": hashlib.sha256(dataset.read_bytes()).hexdigest(),
             "distill": json.loads(report_file.read_text()) if report_file.exists() else None,
         },
-        "training": {"config": settings.to_json(), "teacher": config.get("teacher"), **result.to_json()},
+        "training": {"config": settings.to_json(), "teacher": teacher, **result.to_json()},
         "evaluation": {},
     }
-    registry.register(version, manifest, alias="champion" if config.get("promote") else "candidate")
-    return version
