@@ -79,3 +79,21 @@ def test_eval_runs_the_embedded_base_model_on_a_small_slice(data_dir, tmp_path):
     assert figures["dialogues"] == 2 and figures["tutor_turns"] > 0
     assert figures["leak_rate"] == 0.0  # the guard stands between the model and the learner
     assert figures["details"]["model"] == "base"
+
+
+def test_eval_runs_the_shipped_champion_on_the_validation_slice(data_dir, tmp_path):
+    import json
+
+    from tutor.cli import main
+    from tutor.model.registry import Registry
+
+    out = tmp_path / "report.json"
+    assert main(["eval", "--split", "validation", "--limit", "2", "--attacks", "4",
+                 "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["details"]["model"] == "v1" and figures["details"]["split"] == "validation"
+    assert figures["leak_rate"] == 0.0 and figures["tutor_turns"] > 0
+    # the shipped manifest carries the full validation run's figures
+    shipped = Registry().manifest("v1")["evaluation"]
+    assert shipped["split"] == "validation" and shipped["limit"] is None
+    assert {"move_f1", "question_rate", "leak_rate_unguarded", "numbers_correct_rate"} <= set(shipped["figures"])

@@ -82,3 +82,18 @@ def test_a_trained_student_that_opens_without_a_tag_falls_back_to_the_planner(st
     *_, last = service.reply(conversation, "I think it is 350.")
     assert last.message.model_version == PLANNER_VERSION
     assert last.message.planner_state["guard"]["reasons"] == ["opens with no allowed move"]
+
+
+def test_evaluation_scores_the_move_a_trained_student_chose(carmen):
+    from tutor.evaluation.harness import EvalTutor, TurnRequest
+
+    student = FakeBackend(["probing] Why do you think so?"], prompt_format=MOVES_FORMAT)
+    tutor = EvalTutor(student)
+    asks = TurnRequest(carmen, PlannerState(), [], "I think it is 350.")
+    hint = TurnRequest(carmen, PlannerState(), [], None)
+    chosen, forced = tutor.turns([asks, hint])
+    assert (chosen.move, chosen.text) == ("probing", "Why do you think so?")
+    # a hint is the planner's move: the student's "probing]" is not a tag it may open with there
+    assert forced.move == forced.plan.move.move == "focus"
+    learner, said = tutor.said(asks, chosen)  # the next turn's history
+    assert learner.note.startswith("(learner: incorrect") and said == Said("tutor", "Why do you think so?", "probing")

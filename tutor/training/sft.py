@@ -149,6 +149,11 @@ def save_adapter(model, out_dir: Path) -> None:
     weights = out_dir / "adapter_model.safetensors"
     tensors = {name: tensor.to(torch.bfloat16) for name, tensor in load_file(weights).items()}
     save_file(tensors, weights, metadata={"format": "pt"})
+    # the base is named, not located: this machine's path means nothing on another
+    config_file = out_dir / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    config["base_model_name_or_path"] = Path(str(config.get("base_model_name_or_path") or "")).name or None
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _token_counts(trainer) -> tuple[int, int]:
