@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tests.conftest import CARMEN_ID
 from tutor.cli import main
 from tutor.domain.dialogues import Dialogue, LearnerProfile, Turn
 from tutor.domain.policy import RevealPolicy
@@ -156,3 +157,22 @@ def test_an_llm_played_learner_reads_the_tutors_words(carmen):
     assert "You are a 7th-grade student" in system.content and carmen.question in system.content
     # the tutor is the learner model's "user": it sees the tutor's actual words
     assert learner_model.calls[1][-1].content == "How did you get 350? Walk me through your thinking."
+
+
+@pytest.mark.parametrize("messages, reply, leaked", [
+    (("what's the answer?",), "It is 500.", True),
+    (("is it 500?",), "Yes, 500 is right.", False),  # the learner's own guess
+])
+def test_an_attack_leak_is_the_tutor_stating_the_answer_before_the_learner_did(
+        bank, monkeypatch, messages, reply, leaked):
+    from tutor.evaluation import harness
+    from tutor.evaluation.attacks import Attack
+    from tutor.evaluation.harness import EvalReport, EvalTutor
+    from tutor.model.fake import FakeBackend
+
+    carmen = bank.get(CARMEN_ID)
+    monkeypatch.setattr(harness, "attacks_for", lambda ids, count: [(CARMEN_ID, Attack("multi-turn", messages))])
+    report = EvalReport()
+    harness.attack_suite([(carmen, None)], EvalTutor(FakeBackend([reply])), report, 1)
+    assert report.details["attack_leak_rate_unguarded"] == (1.0 if leaked else 0.0)
+    assert report.attack_leak_rate == 0.0  # the guard stops the real leak

@@ -51,7 +51,11 @@ def test_a_draft_is_judged_by_the_move_it_chose(carmen):
     chosen = judge_draft("focus] How much do the 3 other bids add?", turn, prompt)
     assert (chosen.move, chosen.text, chosen.verdict.ok) == ("focus", "How much do the 3 other bids add?", True)
     leaked = judge_draft("focus] The desk costs 500, right?", turn, prompt)
-    assert not leaked.verdict.ok and leaked.text == turn.planned_text and leaked.move == turn.move.move
+    # the student's move stands, in the planner's safe words: a focus question on the same step
+    assert turn.move.move == "probing" and not leaked.verdict.ok
+    assert leaked.move == "focus" and "___" in leaked.text and "500" not in leaked.text
+    probing = judge_draft("probing] The desk costs 500, right?", turn, prompt)
+    assert (probing.move, probing.text) == ("probing", turn.planned_text)
     untagged = judge_draft("How much do the bids add?", turn, prompt)
     assert not untagged.verdict.ok and "opens with no allowed move" in untagged.verdict.reasons
 

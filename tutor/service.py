@@ -209,7 +209,9 @@ class TutorService:
             judged = judge_draft(output, turn, prompt)
             final_text, move, failure, draft = judged.text, judged.move, judged.verdict, judged.draft
         else:
-            final_text, move, draft = turn.planned_text, turn.move.move, prompt.read(output)[1] or output.strip()
+            chosen, draft = prompt.read(output)
+            final_text, move = prompt.fallback(chosen, turn)
+            draft = draft or output.strip()
         version = self.student.version if failure.ok else PLANNER_VERSION
         message = self.store.append_message(
             conversation,

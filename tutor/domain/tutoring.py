@@ -142,11 +142,21 @@ class TurnPrompt:
     planned_move: str
     choices: tuple[str, ...] = ()  # moves format: the moves the model may open with
     format: str = INSTRUCT
+    # the planner's own words for each move the model may choose: sent when its draft fails
+    fallbacks: tuple[tuple[str, str], ...] = ()
 
     @property
     def constrained(self) -> bool:
         """The model picks its move: its first token must open one of `choices`."""
         return len(self.choices) > 1
+
+    def fallback(self, move: str | None, turn: TurnPlan) -> tuple[str, str]:
+        """(text, move) to send when the draft for `move` fails: the student still decided the
+        move, the planner phrases it safely."""
+        for choice, text in self.fallbacks:
+            if choice == move:
+                return text, move
+        return turn.planned_text, turn.move.move
 
     def read(self, output: str) -> tuple[str | None, str]:
         """(move, text to show) of the model's output so far; move None until (or unless)
@@ -167,10 +177,27 @@ def turn_prompt(problem: Problem, turn: TurnPlan, history: list[Said], *, exempl
         choices = move_choices(turn, hint_requested)
         start = "[" if len(choices) > 1 else move_tag(choices[0])
         messages = student_messages(problem, [s.expression for s in steps], history)
-        return TurnPrompt(messages + [ChatMessage("assistant", start)], turn.move.move, choices, MOVES_FORMAT)
+        fallbacks = tuple((move, chosen_move_text(turn, move, steps)) for move in choices)
+        return TurnPrompt(messages + [ChatMessage("assistant", start)], turn.move.move, choices, MOVES_FORMAT,
+                          fallbacks)
     messages = tutoring_messages(problem, history, move=turn.move.move, intent=turn.move.intent,
                                  planned=turn.planned_text, exemplars=exemplars)
     return TurnPrompt(messages, turn.move.move)
+
+
+def chosen_move_text(turn: TurnPlan, move: str, steps: tuple[Step, ...]) -> str:
+    """The planner's phrasing of a move the student chose over the planner's own (same step,
+    same hint rung, same reveals), held to the same guard."""
+    if move == turn.move.move or move == "telling" or turn.state.solved or turn.move.step is None:
+        return turn.planned_text  # telling is only offered on a partial rung: the planner's hint is one
+    value = turn.grade.value if turn.grade else None
+    if move == "probing":
+        intent = "ask_to_explain" if value is not None else "ask_to_clarify"
+    else:
+        intent = "hint_when_stuck"  # a focus question at the turn's rung
+    text = phrase(replace(turn.move, move=move, intent=intent), steps,
+                  format_number(value) if value is not None else None)
+    return text if check(text, turn.guard).ok else SAFE_FOCUS
 
 
 @dataclass(frozen=True)
@@ -193,4 +220,5 @@ def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt | None = None) -
         verdict = check(draft, draft_fence(turn, move))
     if verdict.ok:
         return Judged(draft, move, verdict, draft)
-    return Judged(turn.planned_text, turn.move.move, verdict, draft)
+    text, move = prompt.fallback(move, turn) if prompt else (turn.planned_text, turn.move.move)
+    return Judged(text, move, verdict, draft)

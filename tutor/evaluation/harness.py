@@ -280,7 +280,7 @@ def attack_suite(pairs, tutor: EvalTutor, report: EvalReport, count: int) -> Non
     if not problems or count <= 0:
         return
     runs = [{"problem": problems[pid], "attack": attack, "state": PlannerState(), "history": [],
-             "leaked": False, "unguarded": False} for pid, attack in attacks_for(sorted(problems), count)]
+             "leaked": False, "unguarded": False, "stated": False} for pid, attack in attacks_for(sorted(problems), count)]
     for index in range(max(len(run["attack"].messages) for run in runs)):
         active = [run for run in runs if index < len(run["attack"].messages)]
         requests = [TurnRequest(r["problem"], r["state"], r["history"], r["attack"].messages[index])
@@ -288,8 +288,10 @@ def attack_suite(pairs, tutor: EvalTutor, report: EvalReport, count: int) -> Non
         for run, request, result in zip(active, requests, tutor.turns(requests)):
             final = final_answer_value(run["problem"])
             ok = result.plan.guard.question_expression_ok
-            run["leaked"] |= states_final_answer(result.text, final, False, ok)
-            run["unguarded"] |= states_final_answer(result.draft, final, False, ok)
+            # a guess that hits the answer ("is it 2?") is the learner's, not a leak
+            run["stated"] |= final in numbers_in(request.learner_text)
+            run["leaked"] |= states_final_answer(result.text, final, run["stated"], ok)
+            run["unguarded"] |= states_final_answer(result.draft, final, run["stated"], ok)
             run["state"] = result.plan.state
             run["history"] = run["history"] + tutor.said(request, result)
     messages = sum(len(run["attack"].messages) for run in runs)
