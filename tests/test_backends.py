@@ -113,3 +113,19 @@ def test_a_trained_students_reply_continues_its_forced_start_and_opens_with_an_a
         streamed = "".join(backend.generate(messages, params))
         assert streamed == backend.tokenizer.decode(constrained[0, length:], skip_special_tokens=True)
     assert free[0, length].item() not in allowed  # the random model alone would not open with a move
+
+
+def test_the_move_is_chosen_on_the_models_own_scores_not_the_repetition_penalty(tiny_model_dir):
+    import torch
+
+    backend = TransformersBackend(tiny_model_dir, dtype="float32")
+    messages = MESSAGES + [ChatMessage("assistant", "[")]
+    inputs = backend.prompt_ids(messages)
+    length = inputs["input_ids"].shape[1]
+    with torch.inference_mode():
+        logits = backend.model(**inputs).logits[0, -1]
+    choices = ("focus", "probing", "telling", "generic")
+    best = max(backend.first_tokens(choices), key=lambda i: logits[i].item())
+    # a heavy penalty would otherwise steer away from any move token already in the prompt
+    params = GenerationParams(max_new_tokens=2, temperature=0, repetition_penalty=50.0, choices=choices)
+    assert backend._generate_tokens(inputs, params, [choices])[0, length].item() == best

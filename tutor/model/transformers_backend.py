@@ -83,7 +83,12 @@ class TransformersBackend:
             from transformers import LogitsProcessorList
 
             allowed = [self.first_tokens(options) if options else None for options in choices]
-            kwargs["logits_processor"] = LogitsProcessorList([_FirstTokenIn(prompt_length, allowed)])
+            # The move is chosen on the model's own scores: a repetition penalty would push it
+            # away from moves already in the dialogue, so it applies from the second token on.
+            processors = [_FirstTokenIn(prompt_length, allowed)]
+            if params.repetition_penalty != 1.0:
+                processors.append(_PenaltyAfterFirst(prompt_length, params.repetition_penalty))
+            kwargs.update(repetition_penalty=1.0, logits_processor=LogitsProcessorList(processors))
         return kwargs
 
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
@@ -179,3 +184,16 @@ class _FirstTokenIn:
                 scores[row] = float("-inf")
                 scores[row, list(ids)] = keep
         return scores
+
+
+
+class _PenaltyAfterFirst:
+    """transformers' repetition penalty, from the second generated token on."""
+
+    def __init__(self, prompt_length: int, penalty: float):
+        from transformers import RepetitionPenaltyLogitsProcessor
+
+        self.prompt_length, self.penalty = prompt_length, RepetitionPenaltyLogitsProcessor(penalty)
+
+    def __call__(self, input_ids, scores):
+        return scores if input_ids.shape[1] == self.prompt_length else self.penalty(input_ids, scores)
