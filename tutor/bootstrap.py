@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from tutor.config import DIALOGUES_FILE, EMBEDDED, PROBLEMS_FILE, Settings
+from tutor.config import DIALOGUES_FILE, EMBEDDED, MODELS_DIR, PROBLEMS_FILE, Settings
 from tutor.domain.dialogues import read_dialogues
 from tutor.domain.problems import ProblemBank
-from tutor.model.loading import load_backend, resolve_adapter
+from tutor.model.loading import load_backend
+from tutor.model.registry import Registry
 from tutor.model.retrieval import MiniLMEmbedder, Retrieval
 from tutor.service import TutorService
 from tutor.storage.store import Store
@@ -22,7 +23,7 @@ def open_service(settings: Settings, progress: Callable[[str], None] = print) ->
     store = open_store(settings)
     adapter = settings.adapter
     if adapter is None and settings.student_model == EMBEDDED:
-        adapter = resolve_adapter(settings.model, progress, store)
+        adapter = Registry(MODELS_DIR, store).resolve(settings.model, progress)
     student = load_backend(
         settings.student_model,
         data_dir=settings.data_dir,

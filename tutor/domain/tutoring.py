@@ -208,9 +208,9 @@ class Judged:
     draft: str  # the model's words (without the move tag)
 
 
-def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt | None = None) -> Judged:
+def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt) -> Judged:
     """Judge a model's whole output for this turn."""
-    move, draft = prompt.read(output) if prompt else (turn.move.move, output)
+    move, draft = prompt.read(output)
     draft = draft.strip()
     if move is None:
         verdict, draft = GuardResult(("opens with no allowed move",)), output.strip()
@@ -220,5 +220,5 @@ def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt | None = None) -
         verdict = check(draft, draft_fence(turn, move))
     if verdict.ok:
         return Judged(draft, move, verdict, draft)
-    text, move = prompt.fallback(move, turn) if prompt else (turn.planned_text, turn.move.move)
+    text, move = prompt.fallback(move, turn)
     return Judged(text, move, verdict, draft)

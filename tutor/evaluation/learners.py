@@ -9,6 +9,7 @@ and reveal policy). The LLM-played learner reads only the tutor's words.
 
 from __future__ import annotations
 
+import math
 import random
 import zlib
 from typing import Protocol
@@ -43,10 +44,8 @@ class ScriptedLearner:
         wrong = numbers_in(solution.splitlines()[-1] if solution else "")
         if not wrong and self.steps:
             last = self.steps[-1]
-            product = 1
-            for operand in last.operands:
-                product *= operand
-            wrong = [next(v for v in (sum(last.operands), product, last.value + 10) if v != last.value)]
+            wrong = [next(v for v in (sum(last.operands), math.prod(last.operands), last.value + 10)
+                          if v != last.value)]
         self.wrong = format_number(wrong[-1]) if wrong else "7"
 
     def opening(self) -> str:

@@ -6,11 +6,9 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from tutor.config import MODELS_DIR
 from tutor.errors import InvalidInput
 from tutor.model.backend import Backend
-from tutor.model.registry import MANIFEST, Registry
-from tutor.storage.store import Store
+from tutor.model.registry import MANIFEST
 
 
 def load_backend(
@@ -44,12 +42,6 @@ def load_backend(
         check_adapter_base(Path(str(path)), Path(str(adapter)))
     progress(f"Loading the student model {Path(str(path)).name}" + (f" with adapter {adapter}" if adapter else "") + "...")
     return TransformersBackend(path, adapter)
-
-
-def resolve_adapter(version: str, progress: Callable[[str], None] = print, store: Store | None = None,
-                    root: Path = MODELS_DIR) -> Path | None:
-    """The adapter folder for a version or alias in the registry; None for the base model."""
-    return Registry(root, store).resolve(version, progress)
 
 
 def check_adapter_base(base_path: Path, adapter: Path) -> None:
