@@ -6,10 +6,12 @@ judge and tutor exactly the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from tutor.domain.arithmetic import format_number, numbers_in
+from tutor.domain.dialogues import Dialogue, Turn
 from tutor.domain.grading import Grade, grade
 from tutor.domain.guard import GuardContext, GuardResult, check
 from tutor.domain.hints import phrase
@@ -222,3 +224,40 @@ def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt) -> Judged:
         return Judged(draft, move, verdict, draft)
     text, move = prompt.fallback(move, turn)
     return Judged(text, move, verdict, draft)
+
+
+@dataclass(frozen=True)
+class ReplayedTurn:
+    """A human teacher's turn of a recorded dialogue, with what our planner made of that point."""
+
+    before: PlannerState  # the planner state the turn starts from
+    learner_text: str | None  # the learner's messages since the previous teacher turn, joined
+    plan: TurnPlan  # our planner's turn on that learner text
+    teacher: Turn  # what the human teacher said (and the move label)
+    learner_numbers: frozenset[Fraction]  # every number the learner has said so far
+
+    def said(self, steps: int, teacher_text: str | None = None) -> list[Said]:
+        """The turn as a later prompt's history shows it: the learner with the planner's note,
+        the teacher with the move label."""
+        learner = [Said("learner", self.learner_text, planner_note(self.plan, steps))] if self.learner_text else []
+        tutor = Said("tutor", self.teacher.text if teacher_text is None else teacher_text,
+                     self.teacher.move or "generic")
+        return learner + [tutor]
+
+
+def replay(problem: Problem, dialogue: Dialogue, policy: RevealPolicy) -> Iterator[ReplayedTurn]:
+    """Walk a recorded dialogue through the planner: its state follows the learner's real
+    messages, as in a live conversation (the dialogue opens with the learner's wrong solution)."""
+    state = PlannerState()
+    opening = dialogue.learner.incorrect_solution
+    numbers = set(numbers_in(opening))
+    pending = [opening] if opening else []
+    for turn in dialogue.turns:
+        if turn.role == "learner":
+            pending.append(turn.text)
+            numbers.update(numbers_in(turn.text))
+            continue
+        learner_text = " ".join(pending) if pending else None
+        plan = plan_turn(problem, state, learner_text, policy, hint_requested=learner_text is None)
+        yield ReplayedTurn(state, learner_text, plan, turn, frozenset(numbers))
+        state, pending = plan.state, []

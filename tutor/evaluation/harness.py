@@ -25,6 +25,7 @@ from tutor.domain.tutoring import (
     judge_draft,
     plan_turn,
     planner_note,
+    replay,
     solution_steps,
     turn_prompt,
 )
@@ -169,27 +170,13 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
     requests, plans, contexts = [], [], []  # contexts: (problem, human move, learner stated final, learner numbers)
     for problem, dialogue in pairs:
         final = final_answer_value(problem)
-        state = PlannerState()
-        history: list[Said] = []
         steps = len(solution_steps(problem))
-        learner_numbers = set(numbers_in(dialogue.learner.incorrect_solution))
-        pending = [dialogue.learner.incorrect_solution] if dialogue.learner.incorrect_solution else []
-        for turn in dialogue.turns:
-            if turn.role == "learner":
-                pending.append(turn.text)
-                learner_numbers.update(numbers_in(turn.text))
-                continue
-            learner_text = " ".join(pending) if pending else None
-            request = TurnRequest(problem, state, list(history), learner_text)
-            # the planner state follows the learner's real messages, as in a live conversation
-            plans.append(tutor.plan(request))
-            state = plans[-1].state
-            requests.append(request)
-            contexts.append((problem, turn.move, final in learner_numbers, set(learner_numbers)))
-            if learner_text:
-                history.append(Said("learner", learner_text, planner_note(plans[-1], steps)))
-            history.append(Said("tutor", turn.text, turn.move or "generic"))
-            pending = []
+        history: list[Said] = []
+        for turn in replay(problem, dialogue, tutor.policy):
+            requests.append(TurnRequest(problem, turn.before, list(history), turn.learner_text))
+            plans.append(turn.plan)
+            contexts.append((problem, turn.teacher.move, final in turn.learner_numbers, set(turn.learner_numbers)))
+            history += turn.said(steps)
     results = tutor.turns(requests, plans)
     leaks = unguarded = questions = numbers_ok = drafts_passed = 0
     moves = []

@@ -29,7 +29,7 @@ from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
 from tutor.domain.prompting import Said, student_messages
 from tutor.domain.steps import final_answer_value
-from tutor.domain.tutoring import TurnPlan, planner_note, plan_turn, solution_steps
+from tutor.domain.tutoring import TurnPlan, replay, solution_steps
 from tutor.evaluation.data import is_validation
 from tutor.evaluation.harness import EvalTutor, TurnRequest, true_values
 from tutor.evaluation.learners import ScriptedLearner
@@ -70,32 +70,20 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
                   policy: RevealPolicy = RevealPolicy()) -> Iterable[dict]:
     """Human teacher dialogues, replayed through the planner for its notes."""
     for problem, dialogue in pairs:
-        steps = solution_steps(problem)
+        steps = len(solution_steps(problem))
         final = final_answer_value(problem)
-        state = PlannerState()
         history: list[Said] = []
         trained: list[bool] = []
-        learner_numbers: set[Fraction] = set(numbers_in(dialogue.learner.incorrect_solution))
-        pending = [dialogue.learner.incorrect_solution] if dialogue.learner.incorrect_solution else []
-        for turn in dialogue.turns:
-            if turn.role == "learner":
-                pending.append(turn.text)
-                continue
-            learner_text = " ".join(pending) if pending else None
-            plan = plan_turn(problem, state, learner_text, policy, hint_requested=learner_text is None)
-            state = plan.state
-            if learner_text:
-                history.append(Said("learner", learner_text, planner_note(plan, len(steps))))
-                learner_numbers.update(numbers_in(learner_text))
-            reason = _reject_human(turn.text, turn.move, final, final in learner_numbers, plan)
+        for turn in replay(problem, dialogue, policy):
+            reason = _reject_human(turn.teacher.text, turn.teacher.move, final, final in turn.learner_numbers,
+                                   turn.plan)
             if reason:
                 report.masked[reason] += 1
             else:
                 report.targets += 1
-                report.moves[turn.move] += 1
-            history.append(Said("tutor", _without_name(turn.text, dialogue.learner.name), turn.move or "generic"))
+                report.moves[turn.teacher.move] += 1
+            history += turn.said(steps, _without_name(turn.teacher.text, dialogue.learner.name))
             trained.append(reason is None)
-            pending = []
         if any(trained):
             report.dialogues += 1
             report.sources["human"] += 1
