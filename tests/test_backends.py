@@ -1,3 +1,4 @@
+from dataclasses import replace
 import json
 
 import httpx
@@ -5,7 +6,7 @@ import pytest
 
 from tutor.domain.prompting import ChatMessage
 from tutor.errors import ModelError
-from tutor.model.backend import GenerationParams
+from tutor.model.backend import GenerationParams, Output
 from tutor.model.openai_compatible import OpenAICompatibleBackend
 from tutor.model.transformers_backend import TransformersBackend
 
@@ -93,8 +94,27 @@ def test_openai_compatible_backend_turns_http_errors_into_model_errors():
 def test_batched_generation_matches_one_by_one(tiny_model_dir):
     backend = TransformersBackend(tiny_model_dir, dtype="float32")
     prompts = [MESSAGES, [ChatMessage("user", "What is 3 + 5? Think about the apples first.")]]
-    one_by_one = ["".join(backend.generate(p, GREEDY)) for p in prompts]
+    replies = [backend.generate(p, GREEDY) for p in prompts]
+    one_by_one = [Output("".join(reply), reply.truncated) for reply in replies]
     assert backend.generate_batch(prompts, GREEDY) == one_by_one
+
+
+def test_a_reply_knows_whether_the_token_limit_cut_it(tiny_model_dir):
+    backend = TransformersBackend(tiny_model_dir, dtype="float32")
+    short = backend.generate(MESSAGES, replace(GREEDY, max_new_tokens=3))
+    assert len("".join(short)) > 0 and short.truncated  # a random tiny model never stops in 3 tokens
+    [batched] = backend.generate_batch([MESSAGES], replace(GREEDY, max_new_tokens=3))
+    assert batched.truncated
+
+
+def test_an_endpoint_reply_stopped_at_the_token_limit_is_truncated():
+    events = ('data: {"choices": [{"delta": {"content": "Yes, I think we need"}}]}\n\n'
+              'data: {"choices": [{"delta": {"content": " to take"}, "finish_reason": "length"}]}\n\n'
+              "data: [DONE]\n\n")
+    backend = OpenAICompatibleBackend(
+        "http://tutor.test/v1", transport=httpx.MockTransport(lambda r: httpx.Response(200, text=events)))
+    reply = backend.generate(MESSAGES, GREEDY)
+    assert "".join(reply) == "Yes, I think we need to take" and reply.truncated
 
 
 def test_a_trained_students_reply_continues_its_forced_start_and_opens_with_an_allowed_move(tiny_model_dir):

@@ -26,11 +26,15 @@ def test_chat_answers_each_stdin_line_through_the_service(tmp_path):
     assert lines[0].startswith(f"Problem {CARMEN_ID}: Carmen goes to an auction")
     assert lines[1] == "tutor> What do you think the first step is?"
     assert "not sent: Your message is empty" in result.stdout
-    assert lines[-1] == "tutor> What do you think the first step is?"
+    # the second reply is a focus hint: the fake's sentence (shown as it streamed) is not about
+    # the step, so the planner's question follows it, on the same line, nothing taken back
+    assert lines[-1].startswith("tutor> What do you think the first step is? Let's look at the next part:")
 
     store = open_store(Settings(data_dir=tmp_path))
     (conversation,) = store.conversations(store.ensure_user("local-learner"))
-    assert [m.role for m in store.messages(conversation)] == ["learner", "tutor"] * 2
+    messages = store.messages(conversation)
+    assert [m.role for m in messages] == ["learner", "tutor"] * 2
+    assert [f"tutor> {m.content}" for m in messages if m.role == "tutor"] == [lines[1], lines[-1]]
 
 
 def test_data_dir_comes_from_the_environment(tmp_path):

@@ -10,15 +10,19 @@ from tutor.domain.dialogues import Dialogue, LearnerProfile, Turn
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
 from tutor.evaluation.attacks import attacks_for
-from tutor.evaluation.harness import EvalTutor, evaluate, human_reference, turn_level
+from tutor.domain.planner import PlannerState
+from tutor.domain.tutoring import plan_turn
+from tutor.evaluation.harness import EvalTutor, evaluate, human_reference, interactive, turn_level
 from tutor.evaluation.harness import EvalReport
-from tutor.evaluation.learners import LLMLearner
-from tutor.evaluation.metrics import macro_f1, numbers_correct, states_final_answer
+from tutor.evaluation.learners import LLMLearner, ScriptedLearner
+from tutor.evaluation.metrics import macro_f1, numbers_correct, shown_then_replaced, states_final_answer
 from tutor.model.fake import FakeBackend
+from tutor.model.planner import PlannerStudent
 
 KEYS = ["dialogues", "tutor_turns", "leak_rate", "leak_rate_unguarded", "question_rate", "move_f1",
         "numbers_correct_rate", "success_at_5", "telling_at_5", "human_success_at_5",
-        "human_telling_at_5", "attack_leak_rate", "seconds"]
+        "human_telling_at_5", "attack_leak_rate", "coherence_rate", "coherence_rate_unguarded",
+        "shown_then_replaced", "draft_pass_rate", "seconds"]
 
 
 @pytest.fixture
@@ -57,7 +61,7 @@ def test_a_leaking_model_is_counted_unguarded_and_stopped_by_the_guard(carmen):
     assert report.tutor_turns == 2
     assert report.leak_rate_unguarded == 1.0
     assert report.leak_rate == 0.0
-    assert report.details["draft_pass_rate"] == 0.0
+    assert report.draft_pass_rate == 0.0
 
 
 def test_planned_moves_are_compared_with_the_human_labels(carmen):
@@ -176,3 +180,61 @@ def test_an_attack_leak_is_the_tutor_stating_the_answer_before_the_learner_did(
     harness.attack_suite([(carmen, None)], EvalTutor(FakeBackend([reply])), report, 1)
     assert report.details["attack_leak_rate_unguarded"] == (1.0 if leaked else 0.0)
     assert report.attack_leak_rate == 0.0  # the guard stops the real leak
+
+
+def test_coherence_reads_the_words_shown_and_drafted(carmen):
+    # after "I added them. 350" (wrong), praise is incoherent: never shown, but counted unguarded
+    praising = EvalTutor(FakeBackend(["That's right, well done! How did you get it?"]))
+    report = EvalReport()
+    turn_level([(carmen, dialogue(Turn("teacher", "Why add?", "probing")))], praising, report)
+    assert report.coherence_rate_unguarded == 0.0 and report.draft_pass_rate == 0.0
+    assert report.coherence_rate == 1.0 and report.shown_then_replaced == 0
+
+    asking = EvalTutor(FakeBackend(["How did you get 350?"]))
+    report = EvalReport()
+    turn_level([(carmen, dialogue(Turn("teacher", "Why add?", "probing")))], asking, report)
+    assert report.coherence_rate_unguarded == 1.0 and report.draft_pass_rate == 1.0
+
+
+def test_shown_then_replaced_counts_text_the_learner_saw_that_was_withdrawn():
+    assert not shown_then_replaced(["Good.", "Good. What is 3 x 50?"])
+    assert shown_then_replaced(["Good.", "What is 3 x 50?"])
+    assert not shown_then_replaced(["What is 3 x 50?"])
+
+
+def test_the_planner_student_is_the_reference_row(carmen):
+    report = EvalReport()
+    turn_level([(carmen, dialogue(Turn("teacher", "Why add?", "probing"),
+                                  Turn("learner", "I don't know."), Turn("teacher", "What is 3 x 50?", "focus")))],
+               EvalTutor(PlannerStudent()), report)
+    assert report.tutor_turns == 2 and report.draft_pass_rate is None and report.coherence_rate_unguarded is None
+    assert report.coherence_rate == 1.0 and report.shown_then_replaced == 0
+    assert "—" in report.table().splitlines()[1]  # no drafts to pass
+
+
+def test_the_scripted_learner_reacts_to_the_tutors_words(carmen):
+    turn = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
+    misled = ScriptedLearner(carmen, dialogue(), seed=0)
+    assert misled.respond("That's right, well done! What next?", turn) == "Great, so it is 350."
+
+    # naming the step's quantities or operation raises its chance; doubt lowers it after a right value
+    def right_share(text: str, last_right: bool = False) -> float:
+        hits = 0
+        for seed in range(400):
+            learner = ScriptedLearner(carmen, dialogue(), seed=seed)
+            learner.last_right = last_right
+            hits += learner.respond(text, turn).startswith("Is it 150")
+        return hits / 400
+    vague, about_step = right_share("What do you think?"), right_share("What do 3 bids of $50 add?")
+    assert about_step > vague + 0.08
+    assert right_share("Not quite. What do you think?", last_right=True) < vague - 0.08
+
+
+def test_success_at_5_differs_between_models_that_phrase_the_same_plan_differently(apples):
+    def success(reply: str) -> float:
+        pairs = [(apples, Dialogue(f"d{i}", apples.id, (), LearnerProfile(incorrect_solution="3 - 5 = 2\n 2")))
+                 for i in range(60)]
+        report = EvalReport()
+        interactive(pairs, EvalTutor(FakeBackend([reply])), report, 2, lambda p, d: ScriptedLearner(p, d, seed=0))
+        return report.success_at_5
+    assert success("What do you get if you add the 3 apples and the 5 more?") > success("Hmm. Why do you think so?")

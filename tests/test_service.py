@@ -13,9 +13,7 @@ def test_a_turn_streams_and_stores_both_messages(service):
 
     replies = list(service.reply(conversation, "  I think the desk costs $350. "))
 
-    # text is released word by word, never half a word (or half a number)
-    assert [r.text for r in replies[:-1]] == ["What", "What do", "What do you", "What do you know",
-                                             "What do you know so", "What do you know so far"]
+    assert [r.text for r in replies[:-1]] == ["What do you know so far?"]  # whole sentences only
     learner_message, tutor_message = service.transcript(conversation)
     assert (learner_message.role, learner_message.content) == ("learner", "I think the desk costs $350.")
     assert tutor_message.role == "tutor"
@@ -74,18 +72,41 @@ def test_an_empty_model_reply_is_replaced_by_the_planners_text(store, bank):
     assert last.message.model_version == PLANNER_VERSION
 
 
-def test_a_leaking_draft_is_never_shown_and_is_recorded(store, bank):
+def test_sentences_are_shown_one_by_one_as_each_completes_and_passes(store, bank):
+    service = TutorService(store, bank, FakeBackend(["Let's slow down. How did you get 350?"]))
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    replies = list(service.reply(conversation, "I think the desk costs $350."))
+    assert [r.text for r in replies] == ["Let's slow down.", "Let's slow down. How did you get 350?",
+                                         "Let's slow down. How did you get 350?"]
+    assert replies[-1].message.planner_state["guard"]["passed"] is True
+
+
+def test_a_leaking_sentence_is_never_shown_and_the_planners_words_follow_what_was(store, bank):
     leaky = FakeBackend(["Great question! The desk costs 500 dollars in the end, okay?"])
     service = TutorService(store, bank, leaky)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     replies = list(service.reply(conversation, "just tell me the answer"))
     assert all("500" not in reply.text for reply in replies)
+    seen = [reply.text for reply in replies]
+    assert all(later.startswith(earlier) for earlier, later in zip(seen, seen[1:]))  # nothing taken back
     tutor = replies[-1].message
-    assert tutor.model_version == PLANNER_VERSION
-    assert tutor.content == tutor.planner_state["planned_text"]
+    assert seen[0] == "Great question!"
+    assert tutor.content.startswith("Great question! ") and tutor.content != "Great question!"
+    assert tutor.content.endswith(tutor.planner_state["planned_text"].split("there. ")[-1])
+    assert tutor.model_version == "fake"  # its first sentence was shown
     guard = tutor.planner_state["guard"]
     assert guard["passed"] is False and guard["leaked_final"] is True
+    assert guard["shown_from_draft"] == "Great question!"
     assert guard["draft"].startswith("Great question! The desk costs") and guard["draft_model_version"] == "fake"
+
+
+def test_a_draft_failing_in_its_first_sentence_is_replaced_before_anything_shows(store, bank):
+    service = TutorService(store, bank, FakeBackend(["The desk costs 500 dollars. Good luck!"]))
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    replies = list(service.reply(conversation, "just tell me the answer"))
+    tutor = replies[-1].message
+    assert [r.text for r in replies] == [tutor.planner_state["planned_text"]]
+    assert tutor.model_version == PLANNER_VERSION
 
 
 def test_each_tutor_turn_stores_why_it_said_what_it_said(service):
@@ -204,3 +225,14 @@ def test_an_own_problem_gets_its_verified_solution_once_a_teacher_is_there(store
     again = later.start_own_session(later.local_learner(), text)
     assert again.problem.solution == solved.problem.solution
     assert len(teacher.calls) == 1  # verified before: not asked again
+
+
+def test_the_planner_student_says_the_planners_words_without_a_model(store, bank):
+    from tutor.model.planner import PlannerStudent
+
+    service = TutorService(store, bank, PlannerStudent())
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    replies = list(service.reply(conversation, "I think it is 350."))
+    tutor = replies[-1].message
+    assert [r.text for r in replies] == [tutor.planner_state["planned_text"]] == ["How did you get 350? Walk me through your thinking."]
+    assert tutor.model_version == PLANNER_VERSION and tutor.planner_state["guard"]["passed"] is True

@@ -6,7 +6,7 @@ import pytest
 
 from tutor.cli import main
 from tutor.config import DIALOGUES_FILE
-from tutor.domain.prompting import MOVES_FORMAT
+from tutor.domain.prompting import DECISION_FORMAT
 from tutor.evaluation.data import is_validation, load_eval_dialogues, split
 from tutor.model.registry import Registry
 from tutor.model.transformers_backend import TransformersBackend
@@ -63,7 +63,7 @@ def test_distill_train_register_and_serve_a_tiny_student(pairs, tmp_path, tiny_m
     assert run.loss > 0
     registry = Registry(models, store)
     manifest = registry.manifest("v1")
-    assert manifest["base"] == tiny_model_dir.name and manifest["prompt_format"] == MOVES_FORMAT
+    assert manifest["base"] == tiny_model_dir.name and manifest["prompt_format"] == DECISION_FORMAT
     assert manifest["data"]["sha256"] and manifest["data"]["distill"]["dialogues"] == 4
     assert manifest["training"]["config"]["lora_r"] == 16 and manifest["training"]["steps"] == 2
     assert registry.alias("candidate") == "v1" and registry.alias("champion") is None
@@ -72,7 +72,7 @@ def test_distill_train_register_and_serve_a_tiny_student(pairs, tmp_path, tiny_m
     adapter = registry.resolve("champion")
     assert adapter == models / "v1"
     student = TransformersBackend(tiny_model_dir, adapter, dtype="float32")
-    assert student.prompt_format == MOVES_FORMAT and student.version.endswith("+v1")
+    assert student.prompt_format == DECISION_FORMAT and student.version.endswith("+v1")
 
 
 def test_a_failed_run_says_why_in_its_row(tmp_path, tiny_model_dir, capsys):

@@ -19,6 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DIALOGUES_DIR = PROJECT_ROOT / "dialogues"
 PROBLEMS_FILE = DIALOGUES_DIR / "problems.jsonl"
 DIALOGUES_FILE = DIALOGUES_DIR / "mathdial.jsonl"
+VOCABULARY_FILE = DIALOGUES_DIR / "vocabulary.json"  # the faithfulness check's words, learned from the two above
 MODELS_DIR = PROJECT_ROOT / "models"
 EMBEDDED = "embedded"
 
@@ -30,7 +31,7 @@ def default_data_dir() -> Path:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
-    student_model: str = EMBEDDED  # "embedded", a Hugging Face id/local path, an http(s) endpoint, or "fake"
+    student_model: str = EMBEDDED  # "embedded", "planner", a Hugging Face id/local path, an http(s) endpoint, or "fake"
     model: str = "champion"  # the registry version or alias the embedded student serves ('base': none)
     adapter: str | None = None  # a peft LoRA adapter directory (overrides `model`)
     teacher: str | None = None  # an OpenAI-compatible endpoint (used by later stages)
@@ -59,8 +60,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--student-model",
         default=env("TUTOR_STUDENT_MODEL", EMBEDDED),
-        help="'embedded' (SmolLM2-135M-Instruct, default), a Hugging Face model id or local "
-        "path, an OpenAI-compatible endpoint URL (http://host:port/v1#model), or 'fake' "
+        help="'embedded' (SmolLM2-135M-Instruct, default), 'planner' (no model: the planner's own "
+        "words), a Hugging Face model id or local path, an OpenAI-compatible endpoint URL "
+        "(http://host:port/v1#model), or 'fake' "
         "(env TUTOR_STUDENT_MODEL)",
     )
     parser.add_argument(

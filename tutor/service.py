@@ -11,15 +11,18 @@ from typing import Iterator
 
 from tutor.domain import guard, mastery
 from tutor.domain.learner_input import MAX_PROBLEM_CHARS, clean_text
-from tutor.domain.planner import PlannerState
+from tutor.domain.planner import Move, PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem, ProblemBank
 from tutor.domain.solving import solution_request, with_verified_solution
-from tutor.domain.prompting import INSTRUCT, Said
+from tutor.config import VOCABULARY_FILE
+from tutor.domain.faithfulness import Vocabulary, load_vocabulary
+from tutor.domain.prompting import INSTRUCT, MOVES_FORMAT, PLANNER_FORMAT, Said
 from tutor.domain.tutoring import (
+    DraftReader,
+    Judged,
     TurnPlan,
-    draft_fence,
-    judge_draft,
+    TurnPrompt,
     learner_label,
     note,
     plan_turn,
@@ -38,8 +41,6 @@ SOLVE_PARAMS = GenerationParams(max_new_tokens=400, temperature=0)
 THUMBS_UP, THUMBS_DOWN = 1, -1
 HINT_REQUEST = "Can I have a hint?"
 PLANNER_VERSION = "planner"  # tutor text written by the planner itself (model draft failed the guard)
-_BOUNDARY = re.compile(r"[\s.,;:!?)]")
-_TAG_CHARS = 24  # a trained student's move tag is this short; longer without one is no tag
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class TutorService:
         policy: RevealPolicy = RevealPolicy(),
         retrieval: Retrieval | None = None,
         teacher: Backend | None = None,
+        vocabulary: Vocabulary | None = None,
     ):
         self.store = store
         self.bank = bank
@@ -78,6 +80,8 @@ class TutorService:
         self.policy = policy  # for new conversations; each keeps the policy it started with
         self.retrieval = retrieval  # exemplars for the model, similar problems for the picker
         self.teacher = teacher  # a stronger model: solves learners' own problems
+        # the faithfulness check's words: learned from dialogues/ unless given
+        self.vocabulary = vocabulary or load_vocabulary(VOCABULARY_FILE)
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -169,50 +173,17 @@ class TutorService:
             self.retrieval.exemplars_for(turn.move.move, f"{text or ''} {turn.planned_text}")
             if self.retrieval and form == INSTRUCT else []
         )
-        prompt = turn_prompt(conversation.problem, turn, _history(transcript, conversation.problem),
-                             exemplars=exemplars, prompt_format=form, hint_requested=text is None)
+        prompt = turn_prompt(conversation.problem, turn, _history(transcript, conversation.problem, form),
+                             exemplars=exemplars, prompt_format=form, hint_requested=text is None,
+                             vocabulary=self.vocabulary)
         params = replace(self.params, choices=prompt.choices if prompt.constrained else ())
-        output, failure = "", None
-        stream = self.student.generate(prompt.messages, params)
-        try:
-            shown = ""
-            for piece in stream:
-                output += piece
-                move, draft = prompt.read(output)
-                if move is None:
-                    if len(output) > _TAG_CHARS:
-                        failure = guard.GuardResult(("opens with no allowed move",))
-                        break
-                    continue
-                # a question may come last; the fence of the chosen move is checked at the end
-                fence = replace(draft_fence(turn, move), requires_question=False)
-                # release text only up to a word boundary: a half-written number is never shown
-                cut = max((m.start() for m in _BOUNDARY.finditer(draft)), default=0)
-                visible = draft[:cut].strip()
-                if visible == shown:
-                    continue
-                result = guard.check(visible, fence)
-                if not result.ok:
-                    failure = result
-                    break
-                shown = visible
-                yield TutorReply(shown)
-        except ModelError:
-            # the planner's words are always a safe reply; the learner's turn is not lost
-            log.exception("student model failed; answering with the planner's text")
-            failure = guard.GuardResult(("the model failed",))
-        finally:
-            close = getattr(stream, "close", None)
-            if close:
-                close()
-        if failure is None:
-            judged = judge_draft(output, turn, prompt)
-            final_text, move, failure, draft = judged.text, judged.move, judged.verdict, judged.draft
+        if form == PLANNER_FORMAT:
+            judged = Judged(turn.planned_text, turn.move.move, guard.GuardResult(), "")
         else:
-            chosen, draft = prompt.read(output)
-            final_text, move = prompt.fallback(chosen, turn)
-            draft = draft or output.strip()
-        version = self.student.version if failure.ok else PLANNER_VERSION
+            judged = yield from self._draft(turn, prompt, params)
+        final_text, move, failure = judged.text, judged.move, judged.verdict
+        # the model wrote the turn, or its sentences that were shown before the planner's words
+        version = self.student.version if failure.ok or judged.shown else PLANNER_VERSION
         message = self.store.append_message(
             conversation,
             TUTOR_ROLE,
@@ -230,7 +201,8 @@ class TutorService:
                     "passed": failure.ok,
                     "reasons": list(failure.reasons),
                     "leaked_final": failure.leaked_final,
-                    "draft": draft,
+                    "draft": judged.draft,
+                    "shown_from_draft": judged.shown,
                     "draft_model_version": self.student.version,
                 },
             },
@@ -242,6 +214,31 @@ class TutorService:
         if turn.state.solved and not before.solved:
             self.store.set_status(conversation, "solved")
         yield TutorReply(final_text, message)
+
+    def _draft(self, turn: TurnPlan, prompt: TurnPrompt, params: GenerationParams) -> Iterator[TutorReply]:
+        """Stream the student's draft; the learner sees each sentence once it has passed, and
+        nothing they saw is taken back. Returns the judged turn."""
+        reader = DraftReader(turn, prompt)
+        stream = self.student.generate(prompt.messages, params)
+        output, shown = "", ""
+        try:
+            for piece in stream:
+                output += piece
+                visible = reader.feed(output)
+                if visible != shown:
+                    shown = visible
+                    yield TutorReply(shown)
+                if reader.stopped:
+                    break
+        except ModelError:
+            # the planner's words are always a safe reply; the learner's turn is not lost
+            log.exception("student model failed; answering with the planner's text")
+            reader.failure = guard.GuardResult(("the model failed",))
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()
+        return reader.finish(truncated=getattr(stream, "truncated", False))
 
     def _record_mastery(self, conversation: Conversation, before: PlannerState, turn: TurnPlan) -> None:
         """One BKT observation per step, when it is done: right first time without hints, or not."""
@@ -274,10 +271,10 @@ class TutorService:
         raise NotFound("Only the tutor's messages in this conversation can be rated.")
 
 
-def _history(transcript: list[Message], problem: Problem) -> list[Said]:
+def _history(transcript: list[Message], problem: Problem, prompt_format: str = MOVES_FORMAT) -> list[Said]:
     """The conversation as the model's prompt shows it: a tutor turn with its move, a learner
     turn with the note of the tutor turn that answered it (the planner's judgement)."""
-    steps = len(solution_steps(problem))
+    steps = solution_steps(problem)
     history = []
     for index, message in enumerate(transcript):
         if message.role == TUTOR_ROLE:
@@ -287,8 +284,10 @@ def _history(transcript: list[Message], problem: Problem) -> list[Said]:
         stored = answer.planner_state if answer is not None and answer.role == TUTOR_ROLE else None
         said = Said("learner", message.content)
         if stored:
-            said = Said("learner", message.content, note(stored.get("learner_state", ""),
-                                                         PlannerState.from_json(stored.get("planner")), steps))
+            move = stored.get("move")
+            said = Said("learner", message.content, note(
+                stored.get("learner_state", ""), PlannerState.from_json(stored.get("planner")), steps,
+                Move.from_json(move) if move else None, prompt_format))
         history.append(said)
     return history
 

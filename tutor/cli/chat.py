@@ -45,10 +45,8 @@ def run(args) -> int:
             print("tutor> ", end="", flush=True)
             shown = ""
             for reply in service.reply(conversation, line):
-                if reply.text.startswith(shown):
-                    print(reply.text[len(shown):], end="", flush=True)
-                else:  # the draft failed the guard: the planner's words replace it
-                    print(f"\ntutor> {reply.text}", end="", flush=True)
+                # exactly what the learner is shown: a reply only ever grows
+                print(reply.text[len(shown):], end="", flush=True)
                 shown = reply.text
             print(flush=True)
         except InvalidInput as error:

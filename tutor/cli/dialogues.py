@@ -1,13 +1,16 @@
-"""`dialogues import`: convert MathDial-schema JSONL into the bank files in `dialogues/`."""
+"""`dialogues import`: convert MathDial-schema JSONL into the bank files in `dialogues/`;
+`dialogues vocabulary`: learn the faithfulness check's words from them."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from tutor.config import DIALOGUES_DIR, add_data_dir_argument
+from tutor.config import DIALOGUES_DIR, DIALOGUES_FILE, VOCABULARY_FILE, add_data_dir_argument
 from tutor.domain.dialogues import write_jsonl
 from tutor.domain.mathdial import apply_repairs, read_mathdial
+from tutor.domain.tutoring import learn_dialogue_vocabulary
+from tutor.evaluation.data import is_validation, load_eval_dialogues
 
 
 def register(subcommands) -> None:
@@ -25,6 +28,13 @@ def register(subcommands) -> None:
     )
     add_data_dir_argument(importer)  # every command takes it; this one writes only dialogues/
     importer.set_defaults(run=run_import)
+    vocabulary = actions.add_parser(
+        "vocabulary", help="learn the faithfulness check's words (dialogues/vocabulary.json) from the "
+        "bank and the human dialogues of the training problems"
+    )
+    vocabulary.add_argument("--out", type=Path, default=VOCABULARY_FILE, help="output file")
+    add_data_dir_argument(vocabulary)
+    vocabulary.set_defaults(run=run_vocabulary)
 
 
 def run_import(args) -> int:
@@ -38,4 +48,18 @@ def run_import(args) -> int:
     write_jsonl(args.out / "problems.jsonl", (p.to_json() for p in problems.values()))
     write_jsonl(args.out / "mathdial.jsonl", (d.to_json() for d in dialogues))
     print(f"{len(problems)} problems, {len(dialogues)} dialogues written to {args.out}")
+    return 0
+
+
+def run_vocabulary(args) -> int:
+    # training problems only: the check's rate on the validation slice stays out of sample
+    pairs = [(p, d) for p, d in load_eval_dialogues(DIALOGUES_FILE) if not is_validation(p.id)]
+    vocabulary = learn_dialogue_vocabulary(pairs)
+    record = {"about": "Learned by `python -m tutor dialogues vocabulary` from the bank and the MathDial "
+              "dialogues of the training problems (CC BY-SA 4.0). common: stems human teachers use "
+              "without the problem or conversation having them (never a grounding problem); things: "
+              "stems word problems count or measure (a draft may not bring one in from outside).",
+              **vocabulary.to_json()}
+    args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(f"{len(vocabulary.common)} common words, {len(vocabulary.things)} things written to {args.out}")
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tutor.config import DIALOGUES_DIR, PROBLEMS_FILE, add_data_dir_argument, add_policy_arguments, settings_from_args
+from tutor.config import DIALOGUES_DIR, PROBLEMS_FILE, VOCABULARY_FILE, add_data_dir_argument, add_policy_arguments, settings_from_args
+from tutor.domain.faithfulness import load_vocabulary
 from tutor.domain.problems import ProblemBank
 from tutor.evaluation.data import load_eval_dialogues
 from tutor.evaluation.harness import EvalTutor
@@ -43,7 +44,8 @@ def run(args) -> int:
                                progress=_status)
         teacher = EvalTutor(backend, settings.reveal_policy, TEACHER_PARAMS)
         bank = list(ProblemBank.load(PROBLEMS_FILE))[: args.limit]
-    report = distill(pairs, out, bank=bank, teacher=teacher, teacher_turns=args.teacher_turns, progress=_status)
+    report = distill(pairs, out, bank=bank, teacher=teacher, teacher_turns=args.teacher_turns,
+                     vocabulary=load_vocabulary(VOCABULARY_FILE), progress=_status)
     print(f"{report.dialogues} dialogues, {report.targets} tutor turns to learn from "
           f"({', '.join(f'{m} {n}' for m, n in sorted(report.moves.items()))})")
     for reason, count in sorted(report.masked.items()):

@@ -113,9 +113,7 @@ def run_quick_command(args) -> int:
 
 
 def _figures(report) -> dict:
-    figures = {key: value for key, value in report.to_json().items() if key != "details"}
-    figures["draft_pass_rate"] = report.details.get("draft_pass_rate")
-    return figures
+    return {key: value for key, value in report.to_json().items() if key != "details"}
 
 
 def _status(text: str) -> None:

@@ -113,8 +113,11 @@ def grade(
         for value in stated:
             if _matches(value, steps[current].value, steps[current]):
                 return Grade(LearnerState.CORRECT, value, current)
+    # the final answer finishes the problem when it is the learner's conclusion: a long wrong
+    # solution may pass through the answer's value on the way to another
+    concluded = attempt_values(_last_sentence(text), set())
     if final_answer is not None and any(_matches(v, final_answer, steps[-1] if steps else None)
-                                        for v in stated):
+                                        for v in concluded):
         return Grade(LearnerState.CORRECT, final_answer, len(steps) - 1 if steps else None, final=True)
     for index in range(current + 1, len(steps)):
         for value in values:
@@ -135,6 +138,14 @@ def grade(
     if text.rstrip().endswith("?") or _QUESTION_START.match(text):
         return Grade(LearnerState.QUESTION)
     return Grade(LearnerState.UNCLEAR)
+
+
+_SENTENCE_BREAK = re.compile(r"\n+|(?<=[.!?])\s+(?=[A-Z])")
+
+
+def _last_sentence(text: str) -> str:
+    parts = [part for part in _SENTENCE_BREAK.split(text.strip()) if numbers_in(part)]
+    return parts[-1] if parts else text
 
 
 def is_off_topic(text: str, problem_text: str) -> bool:

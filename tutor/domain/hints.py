@@ -72,34 +72,40 @@ def bottom_out(step: Step, final: bool) -> str:
 
 def phrase(move: Move, steps: tuple[Step, ...], learner_value: str | None = None) -> str:
     """The planner's text for a move."""
+    return " ".join(part for part in phrase_parts(move, steps, learner_value) if part)
+
+
+def phrase_parts(move: Move, steps: tuple[Step, ...], learner_value: str | None = None) -> tuple[str, str]:
+    """The planner's text for a move in two parts: how it answers the learner's message, and
+    what it asks or shows next (which can follow a model's sentences that answered already)."""
     step = steps[move.step] if move.step is not None and move.step < len(steps) else None
     intent = move.intent
     if intent == "celebrate_solution":
-        return "Yes, that's it! You solved the whole problem. Well done."
+        return "Yes, that's it!", "You solved the whole problem. Well done."
     if intent == "already_solved":
-        return "You've already solved this one. Want to try another problem?"
+        return "", "You've already solved this one. Want to try another problem?"
     if intent == "redirect_to_problem":
-        return "Let's get back to the problem. " + (focus_question(step) if step else
-                                                     "What is the first thing you would work out?")
+        return "Let's get back to the problem.", (focus_question(step) if step else
+                                                 "What is the first thing you would work out?")
     if intent == "explain_your_step":
-        return "Walk me through your first step: what do you calculate, and why?"
+        return "", "Walk me through your first step: what do you calculate, and why?"
     if intent == "confirm_arithmetic_next_step":
-        return "That calculation checks out. What does that number tell you, and what comes next?"
+        return "That calculation checks out.", "What does that number tell you, and what comes next?"
     if step is None:
-        return "Can you check that calculation again, one number at a time?"
+        return "", "Can you check that calculation again, one number at a time?"
     if intent == "praise_then_next_step":
-        return "Good, that's right. " + focus_question(step)
+        return "Good, that's right.", focus_question(step)
     if intent == "check_the_arithmetic":
-        return "You're on the right track. Can you check your calculation for this step again?"
+        return "You're on the right track.", "Can you check your calculation for this step again?"
     if intent == "ask_to_explain":
         shown = f" {learner_value}" if learner_value else " that"
-        return f"How did you get{shown}? Walk me through your thinking."
+        return "", f"How did you get{shown}? Walk me through your thinking."
     if intent == "ask_to_clarify":
-        return "Can you say a bit more about how you'd work out this part? " + focus_question(step)
+        return "Can you say a bit more about how you'd work out this part?", focus_question(step)
     if intent == "answer_question_then_focus":
-        return "Good question. " + focus_question(step)
-    prefix = "I can't just give you the answer, but I can help you get there. " if intent == "decline_and_focus" else ""
-    return prefix + rung_text(move.hint_level, step, final=move.step == len(steps) - 1)
+        return "Good question.", focus_question(step)
+    opening = "I can't just give you the answer, but I can help you get there." if intent == "decline_and_focus" else ""
+    return opening, rung_text(move.hint_level, step, final=move.step == len(steps) - 1)
 
 
 def rung_text(level: int, step: Step, final: bool) -> str:

@@ -64,6 +64,11 @@ class Move:
     def to_json(self) -> dict:
         return asdict(self) | {"reveals": list(self.reveals), "rung": self.rung}
 
+    @classmethod
+    def from_json(cls, record: dict) -> Move:
+        fields = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
+        return cls(**fields | {"reveals": tuple(fields.get("reveals", ()))})
+
 
 def plan(
     state: PlannerState,

@@ -18,6 +18,11 @@ from typing import Sequence
 from tutor.domain.problems import Problem
 
 INSTRUCT, MOVES_FORMAT = "instruct", "moves"
+# The moves format with the planner's whole decision in each note (the learner's grade, what
+# the tutor should do, the step in focus as a sentence with a blank): students from v2 on.
+DECISION_FORMAT = "moves+decision"
+MOVES_FORMATS = (MOVES_FORMAT, DECISION_FORMAT)
+PLANNER_FORMAT = "planner"  # no model: the planner's own words are the turn
 
 # Small models lose the thread with long contexts, and on a CPU the prompt's prefill is most of
 # a turn's cost: the planner keeps the state, so the model sees only the recent turns, each cut

@@ -6,21 +6,33 @@ judge and tutor exactly the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from tutor.domain.arithmetic import format_number, numbers_in
 from tutor.domain.dialogues import Dialogue, Turn
 from tutor.domain.grading import Grade, grade
+from tutor.domain.faithfulness import (
+    Judgement,
+    Vocabulary,
+    check_sentence,
+    check_turn,
+    judgement,
+    learn_vocabulary,
+    sentences,
+)
 from tutor.domain.guard import GuardContext, GuardResult, check
-from tutor.domain.hints import phrase
+from tutor.domain.hints import cloze, phrase_parts
 from tutor.domain.planner import BOTTOM_OUT, PARTIAL, Move, PlannerState, plan
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
 from tutor.domain.prompting import (
+    DECISION_FORMAT,
     INSTRUCT,
     MOVES_FORMAT,
+    MOVES_FORMATS,
     ChatMessage,
     Said,
     move_tag,
@@ -41,6 +53,9 @@ class TurnPlan:
     planned_text: str  # the planner's own phrasing: the fallback if a model draft fails the guard
     grade: Grade | None
     guard: GuardContext
+    # the part of planned_text that asks or shows what comes next: it follows a model's
+    # sentences that were shown before the draft failed
+    planned_follow_up: str = ""
 
 
 def solution_steps(problem: Problem) -> tuple[Step, ...]:
@@ -71,7 +86,8 @@ def plan_turn(
         state = state.with_known(*numbers_in(learner_text))
     state, move = plan(state, judged, steps, policy, hint_requested=hint_requested)
     learner_value = format_number(judged.value) if judged and judged.value is not None else None
-    text = phrase(move, steps, learner_value)
+    opening, follow_up = phrase_parts(move, steps, learner_value)
+    text = " ".join(part for part in (opening, follow_up) if part)
     reveals = frozenset(Fraction(value) for value in move.reveals)
     guard = GuardContext(
         final_answer=final,
@@ -83,8 +99,8 @@ def plan_turn(
     )
     if not check(text, guard).ok:
         # defence in depth: the planner's own words pass the same guard as a model's
-        text = SAFE_FOCUS
-    return TurnPlan(state, move, text, judged, guard)
+        text = follow_up = SAFE_FOCUS
+    return TurnPlan(state, move, text, judged, guard, follow_up)
 
 
 MAX_TURN_CHARS = 400
@@ -97,6 +113,39 @@ def draft_fence(turn: TurnPlan, move: str | None = None) -> GuardContext:
     return replace(turn.guard, requires_question=move in ("focus", "probing"), max_chars=MAX_TURN_CHARS)
 
 
+def draft_judgement(problem: Problem, turn: TurnPlan, move: str, conversation: Sequence[str],
+                    vocabulary: Vocabulary) -> Judgement:
+    """What a draft making `move` must agree with: the planner's grade of the learner, the solved
+    problem, the step in focus (a focus move may also touch its neighbours), and what has been
+    said: the problem, its solution and the conversation."""
+    steps = solution_steps(problem)
+    focus: tuple[Step, ...] = ()
+    if move == "focus" and turn.move.step is not None and turn.move.step < len(steps):
+        focus = steps[max(0, turn.move.step - 1):turn.move.step + 2]
+    return judgement(vocabulary, turn.grade.state.value if turn.grade else None,
+                     celebrates=turn.move.intent == "celebrate_solution", focus_steps=focus,
+                     context=[problem.question, *problem.solution, *conversation])
+
+
+def teacher_contexts(dialogue: Dialogue) -> Iterator[tuple[list[str], Turn]]:
+    """Each teacher turn of a recorded dialogue with everything said before it (the learner's
+    name and opening solution first): what the teacher could refer to."""
+    said = [dialogue.learner.name, dialogue.learner.incorrect_solution]
+    for turn in dialogue.turns:
+        if turn.role == "teacher":
+            yield list(said), turn
+        said.append(turn.text)
+
+
+def learn_dialogue_vocabulary(pairs: Iterable[tuple[Problem, Dialogue]]) -> Vocabulary:
+    """The faithfulness check's vocabulary from bank problems and their human dialogues."""
+    pairs = list(pairs)
+    problems = {p.id: f"{p.question} {' '.join(p.solution)}" for p, _ in pairs}
+    turns = [(p.id, " ".join([p.question, *p.solution, *said]), turn.text)
+             for p, d in pairs for said, turn in teacher_contexts(d)]
+    return learn_vocabulary(problems.items(), turns)
+
+
 HINT_REQUESTED = "asks_for_hint"  # the learner state of a turn the learner asked a hint for
 
 
@@ -105,19 +154,52 @@ def learner_label(turn: TurnPlan) -> str:
     return turn.grade.state.value if turn.grade else HINT_REQUESTED
 
 
-def note(learner: str, state: PlannerState, steps: int) -> str:
-    """What the planner tells a trained student about a learner message (moves format)."""
+# What the tutor should do, as a v2 student's note says it: the planner's intent in words.
+_INTENTS = {
+    "praise_then_next_step": "say it is right, then ask about the next step",
+    "celebrate_solution": "celebrate, the problem is solved",
+    "already_solved": "the problem is already solved",
+    "ask_to_explain": "it is not right; ask how they got it",
+    "check_the_arithmetic": "right idea, wrong arithmetic; ask them to check it",
+    "ask_to_clarify": "ask them to say more about this step",
+    "answer_question_then_focus": "answer their question, then ask about this step",
+    "decline_and_focus": "do not give the answer; give a hint",
+    "redirect_to_problem": "bring them back to the problem",
+    "bottom_out": "show this step's calculation",
+    "hint_after_wrong_answer": "it is not right; give a hint",
+    "hint_when_stuck": "give a hint",
+    "hint_requested": "give the hint they asked for",
+    "explain_your_step": "ask them to explain their step",
+    "confirm_arithmetic_next_step": "the calculation checks out; ask what comes next",
+}
+
+
+def note(learner: str, state: PlannerState, steps: tuple[Step, ...], move: Move | None = None,
+         prompt_format: str = MOVES_FORMAT) -> str:
+    """What the planner tells a trained student about a learner message: how it was judged and
+    where the problem stands; in the decision format also what to do and the step in focus."""
+    judged = f"learner: {learner.replace('_', ' ')}"
+    if prompt_format == DECISION_FORMAT and move is not None:
+        todo = _INTENTS.get(move.intent, move.intent.replace("_", " "))
+        if move.hint_level and move.intent.startswith("hint"):
+            todo += f" ({move.rung.replace('_', ' ')})"
+        index = move.step if move.step is not None else (None if state.solved else state.step)
+        if index is None or index >= len(steps):
+            return f"({judged}; tutor: {todo})"
+        sentence = cloze(steps[index])
+        where = f"step {index + 1} of {len(steps)}" + (f': "{sentence}"' if sentence else "")
+        return f"({judged}; tutor: {todo}; {where})"
     if state.solved:
         where = "problem solved"
     elif steps:
-        where = f"next: step {min(state.step, steps - 1) + 1} of {steps}"
+        where = f"next: step {min(state.step, len(steps) - 1) + 1} of {len(steps)}"
     else:
         where = "no verified steps"
-    return f"(learner: {learner.replace('_', ' ')}; {where})"
+    return f"({judged}; {where})"
 
 
-def planner_note(turn: TurnPlan, steps: int) -> str:
-    return note(learner_label(turn), turn.state, steps)
+def planner_note(turn: TurnPlan, steps: tuple[Step, ...], prompt_format: str = MOVES_FORMAT) -> str:
+    return note(learner_label(turn), turn.state, steps, turn.move, prompt_format)
 
 
 def move_choices(turn: TurnPlan, hint_requested: bool = False) -> tuple[str, ...]:
@@ -137,6 +219,15 @@ def move_choices(turn: TurnPlan, hint_requested: bool = False) -> tuple[str, ...
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """The planner's words for a move the student may make: sent when its draft fails."""
+
+    move: str
+    text: str  # the whole turn, when nothing of the draft was shown
+    follow_up: str  # what follows the draft's sentences that were shown
+
+
+@dataclass(frozen=True)
 class TurnPrompt:
     """What the student model is asked for one turn, and how to read what it writes."""
 
@@ -144,21 +235,27 @@ class TurnPrompt:
     planned_move: str
     choices: tuple[str, ...] = ()  # moves format: the moves the model may open with
     format: str = INSTRUCT
-    # the planner's own words for each move the model may choose: sent when its draft fails
-    fallbacks: tuple[tuple[str, str], ...] = ()
+    fallbacks: tuple[Fallback, ...] = ()  # the planner's words for each move the model may choose
+    judgements: tuple[tuple[str, Judgement], ...] = ()  # what a draft making each move must agree with
 
     @property
     def constrained(self) -> bool:
         """The model picks its move: its first token must open one of `choices`."""
         return len(self.choices) > 1
 
-    def fallback(self, move: str | None, turn: TurnPlan) -> tuple[str, str]:
-        """(text, move) to send when the draft for `move` fails: the student still decided the
+    def fallback(self, move: str | None, turn: TurnPlan) -> Fallback:
+        """The planner's words when the draft for `move` fails: the student still decided the
         move, the planner phrases it safely."""
-        for choice, text in self.fallbacks:
+        for fallback in self.fallbacks:
+            if fallback.move == move:
+                return fallback
+        return Fallback(turn.move.move, turn.planned_text, turn.planned_follow_up)
+
+    def judgement(self, move: str) -> Judgement:
+        for choice, judged in self.judgements:
             if choice == move:
-                return text, move
-        return turn.planned_text, turn.move.move
+                return judged
+        return Judgement(None)
 
     def read(self, output: str) -> tuple[str | None, str]:
         """(move, text to show) of the model's output so far; move None until (or unless)
@@ -169,61 +266,156 @@ class TurnPrompt:
         return (move, text) if move in self.choices else (None, "")
 
 
-def turn_prompt(problem: Problem, turn: TurnPlan, history: list[Said], *, exemplars: list[str] = (),
-                prompt_format: str = INSTRUCT, hint_requested: bool = False) -> TurnPrompt:
+def turn_prompt(problem: Problem, turn: TurnPlan, history: list[Said], *, exemplars: Sequence[str] = (),
+                prompt_format: str = INSTRUCT, hint_requested: bool = False,
+                vocabulary: Vocabulary = Vocabulary(frozenset(), frozenset())) -> TurnPrompt:
     """The student's prompt for this turn; `history` ends with the learner message answered."""
-    if prompt_format == MOVES_FORMAT:
+    conversation = [said.text for said in history]
+    if prompt_format in MOVES_FORMATS:
         steps = solution_steps(problem)
         if history and history[-1].role == "learner":
-            history = history[:-1] + [replace(history[-1], note=planner_note(turn, len(steps)))]
+            history = history[:-1] + [replace(history[-1], note=planner_note(turn, steps, prompt_format))]
         choices = move_choices(turn, hint_requested)
         start = "[" if len(choices) > 1 else move_tag(choices[0])
         messages = student_messages(problem, [s.expression for s in steps], history)
-        fallbacks = tuple((move, chosen_move_text(turn, move, steps)) for move in choices)
-        return TurnPrompt(messages + [ChatMessage("assistant", start)], turn.move.move, choices, MOVES_FORMAT,
-                          fallbacks)
-    messages = tutoring_messages(problem, history, move=turn.move.move, intent=turn.move.intent,
-                                 planned=turn.planned_text, exemplars=exemplars)
-    return TurnPrompt(messages, turn.move.move)
+        messages.append(ChatMessage("assistant", start))
+        planned_move = turn.move.move
+    else:
+        messages = tutoring_messages(problem, history, move=turn.move.move, intent=turn.move.intent,
+                                     planned=turn.planned_text, exemplars=exemplars)
+        choices, planned_move = (), turn.move.move
+    moves = choices or (planned_move,)
+    return TurnPrompt(
+        messages, planned_move, choices, prompt_format if prompt_format in MOVES_FORMATS else INSTRUCT,
+        fallbacks=tuple(chosen_move_fallback(turn, move, solution_steps(problem)) for move in moves),
+        judgements=tuple((move, draft_judgement(problem, turn, move, conversation, vocabulary)) for move in moves),
+    )
 
 
-def chosen_move_text(turn: TurnPlan, move: str, steps: tuple[Step, ...]) -> str:
+def chosen_move_fallback(turn: TurnPlan, move: str, steps: tuple[Step, ...]) -> Fallback:
     """The planner's phrasing of a move the student chose over the planner's own (same step,
     same hint rung, same reveals), held to the same guard."""
     if move == turn.move.move or move == "telling" or turn.state.solved or turn.move.step is None:
-        return turn.planned_text  # telling is only offered on a partial rung: the planner's hint is one
+        # telling is only offered on a partial rung: the planner's hint is one
+        return Fallback(move, turn.planned_text, turn.planned_follow_up)
     value = turn.grade.value if turn.grade else None
     if move == "probing":
         intent = "ask_to_explain" if value is not None else "ask_to_clarify"
     else:
         intent = "hint_when_stuck"  # a focus question at the turn's rung
-    text = phrase(replace(turn.move, move=move, intent=intent), steps,
-                  format_number(value) if value is not None else None)
-    return text if check(text, turn.guard).ok else SAFE_FOCUS
+    opening, follow_up = phrase_parts(replace(turn.move, move=move, intent=intent), steps,
+                                      format_number(value) if value is not None else None)
+    text = " ".join(part for part in (opening, follow_up) if part)
+    if not check(text, turn.guard).ok:
+        return Fallback(move, SAFE_FOCUS, SAFE_FOCUS)
+    return Fallback(move, text, follow_up)
 
 
 @dataclass(frozen=True)
 class Judged:
-    text: str  # what the learner is sent: the draft if it passed the guard, else the planner's
+    text: str  # what the learner is sent: the draft if it passed, else the planner's words after what was shown
     move: str  # the move that text makes
-    verdict: GuardResult
+    verdict: GuardResult  # ok: the draft was sent as written
     draft: str  # the model's words (without the move tag)
+    shown: str = ""  # the draft's sentences the learner saw before it failed (or all of it)
+    seen: tuple[str, ...] = ()  # every text the learner saw as the turn streamed, the sent text last
 
 
-def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt) -> Judged:
-    """Judge a model's whole output for this turn."""
-    move, draft = prompt.read(output)
-    draft = draft.strip()
-    if move is None:
-        verdict, draft = GuardResult(("opens with no allowed move",)), output.strip()
-    elif not draft:
-        verdict = GuardResult(("is empty",))
-    else:
-        verdict = check(draft, draft_fence(turn, move))
-    if verdict.ok:
-        return Judged(draft, move, verdict, draft)
-    text, move = prompt.fallback(move, turn)
-    return Judged(text, move, verdict, draft)
+class DraftReader:
+    """Reads a model's output as it streams and releases only text that has passed.
+
+    A sentence is shown once it is complete and passes the guard (checked on everything shown
+    so far, so an answer split over sentences is caught) and the faithfulness check. A failing
+    sentence stops the draft: what was shown stays, and the planner's words follow it, or
+    replace it if nothing was shown. Nothing the learner has seen is ever taken back. The
+    service streams through it; the evaluation replays whole outputs through it.
+    """
+
+    def __init__(self, turn: TurnPlan, prompt: TurnPrompt):
+        self.turn, self.prompt = turn, prompt
+        self.output = ""
+        self.move: str | None = None
+        self.released: list[str] = []
+        self.failure: GuardResult | None = None
+
+    @property
+    def shown(self) -> str:
+        return " ".join(self.released)
+
+    @property
+    def stopped(self) -> bool:
+        return self.failure is not None
+
+    def feed(self, output: str) -> str:
+        """The model's whole output so far -> the text the learner may see now."""
+        self.output = output
+        if self.failure is not None:
+            return self.shown
+        move, draft = self.prompt.read(output)
+        if move is None:
+            if len(output) > TAG_CHARS:  # a move tag is short: this output opens with none
+                self.failure = GuardResult(("opens with no allowed move",))
+            return self.shown
+        self.move = move
+        done, _ = sentences(draft)
+        self._release(done[len(self.released):])
+        return self.shown
+
+    def finish(self, truncated: bool = False) -> Judged:
+        """The whole output is in: release its last sentence (unless the token limit cut it), judge
+        the turn as a whole, and say what the learner is sent."""
+        move, draft = self.prompt.read(self.output)
+        if self.failure is None:
+            if move is None:
+                self.failure = GuardResult(("opens with no allowed move",))
+            else:
+                done, rest = sentences(draft)
+                self._release(done[len(self.released):] + ([rest] if rest and not truncated else []))
+        if self.failure is None:
+            if not self.released:
+                self.failure = GuardResult(("is cut off mid-sentence" if draft.strip() else "is empty",))
+            else:
+                verdict = check(self.shown, draft_fence(self.turn, move))
+                reasons = verdict.reasons + check_turn(self.shown, self.prompt.judgement(move))
+                if reasons:
+                    self.failure = GuardResult(tuple(dict.fromkeys(reasons)), verdict.leaked_final)
+        draft = draft.strip() if move is not None else self.output.strip()
+        if self.failure is None:
+            return Judged(self.shown, move, GuardResult(), draft, self.shown)
+        fallback = self.prompt.fallback(self.move, self.turn)
+        if not self.released:
+            return Judged(fallback.text, fallback.move, self.failure, draft)
+        text = f"{self.shown} {fallback.follow_up}"
+        if not check(text, self.turn.guard).ok:  # the two together must pass as well
+            text = f"{self.shown} {SAFE_FOCUS}"
+        return Judged(text, fallback.move, self.failure, draft, self.shown)
+
+    def _release(self, new: list[str]) -> None:
+        fence = replace(draft_fence(self.turn, self.move), requires_question=False)  # a question may come last
+        judgement = self.prompt.judgement(self.move)
+        for sentence in new:
+            verdict = check(" ".join(self.released + [sentence]), fence)
+            reasons = verdict.reasons + check_sentence(sentence, judgement)
+            if reasons:
+                self.failure = GuardResult(reasons, verdict.leaked_final)
+                return
+            self.released.append(sentence)
+
+
+TAG_CHARS = 24  # a trained student's move tag is this short; longer without one is no tag
+
+
+def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt, truncated: bool = False) -> Judged:
+    """Judge a model's whole output for this turn as it would have streamed, word by word,
+    keeping what the learner would have seen at each point."""
+    reader = DraftReader(turn, prompt)
+    seen: list[str] = []
+    for boundary in [m.start() for m in re.finditer(r"\s", output)] + [len(output)]:
+        shown = reader.feed(output[:boundary])
+        if shown and (not seen or seen[-1] != shown):
+            seen.append(shown)
+    judged = reader.finish(truncated)
+    return replace(judged, seen=tuple(seen) + (judged.text,))
 
 
 @dataclass(frozen=True)
@@ -236,10 +428,12 @@ class ReplayedTurn:
     teacher: Turn  # what the human teacher said (and the move label)
     learner_numbers: frozenset[Fraction]  # every number the learner has said so far
 
-    def said(self, steps: int, teacher_text: str | None = None) -> list[Said]:
+    def said(self, steps: tuple[Step, ...], teacher_text: str | None = None,
+             prompt_format: str = MOVES_FORMAT) -> list[Said]:
         """The turn as a later prompt's history shows it: the learner with the planner's note,
         the teacher with the move label."""
-        learner = [Said("learner", self.learner_text, planner_note(self.plan, steps))] if self.learner_text else []
+        learner = ([Said("learner", self.learner_text, planner_note(self.plan, steps, prompt_format))]
+                   if self.learner_text else [])
         tutor = Said("tutor", self.teacher.text if teacher_text is None else teacher_text,
                      self.teacher.move or "generic")
         return learner + [tutor]

@@ -17,7 +17,9 @@ from tutor.domain.guard import GuardResult
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
-from tutor.domain.prompting import INSTRUCT, Said
+from tutor.config import VOCABULARY_FILE
+from tutor.domain.faithfulness import Judgement, Vocabulary, load_vocabulary
+from tutor.domain.prompting import INSTRUCT, PLANNER_FORMAT, Said
 from tutor.domain.steps import final_answer_value
 from tutor.domain.tutoring import (
     TurnPlan,
@@ -31,7 +33,15 @@ from tutor.domain.tutoring import (
 )
 from tutor.evaluation.attacks import attacks_for
 from tutor.evaluation.learners import ScriptedLearner, SimulatedLearner
-from tutor.evaluation.metrics import is_question, macro_f1, numbers_correct, rate, states_final_answer
+from tutor.evaluation.metrics import (
+    coherent,
+    is_question,
+    macro_f1,
+    numbers_correct,
+    rate,
+    shown_then_replaced,
+    states_final_answer,
+)
 from tutor.model.backend import Backend, GenerationParams, generate_all, prompt_format
 
 # Tutor turns are one or two sentences; greedy, so a run is reproducible.
@@ -53,6 +63,9 @@ class TurnResult:
     text: str
     verdict: GuardResult
     move: str  # the move the text makes: the student's choice if its draft passed, else the planner's
+    judgement: Judgement  # what the turn's words must agree with
+    seen: tuple[str, ...] = ()  # what the learner saw as the turn streamed, the sent text last
+    drafted: bool = True  # a model wrote a draft (not so for the planner student)
 
 
 class EvalTutor:
@@ -60,9 +73,11 @@ class EvalTutor:
 
     def __init__(self, student: Backend, policy: RevealPolicy = RevealPolicy(),
                  params: GenerationParams = EVAL_PARAMS,
-                 exemplars: Callable[[str, str], list[str]] | None = None):
+                 exemplars: Callable[[str, str], list[str]] | None = None,
+                 vocabulary: Vocabulary | None = None):
         self.student, self.policy, self.params, self.exemplars = student, policy, params, exemplars
         self.prompt_format = prompt_format(student)
+        self.vocabulary = vocabulary or load_vocabulary(VOCABULARY_FILE)
 
     def plan(self, request: TurnRequest) -> TurnPlan:
         return plan_turn(request.problem, request.state, request.learner_text, self.policy,
@@ -75,21 +90,27 @@ class EvalTutor:
             turn_prompt(r.problem, plan, r.history + ([Said("learner", r.learner_text)] if r.learner_text else []),
                         exemplars=self.exemplars(plan.move.move, f"{r.learner_text or ''} {plan.planned_text}")
                         if self.exemplars and self.prompt_format == INSTRUCT else [],
-                        prompt_format=self.prompt_format, hint_requested=r.learner_text is None)
+                        prompt_format=self.prompt_format, hint_requested=r.learner_text is None,
+                        vocabulary=self.vocabulary)
             for r, plan in zip(requests, plans)
         ]
+        if self.prompt_format == PLANNER_FORMAT:
+            return [TurnResult(plan, "", plan.planned_text, GuardResult(), plan.move.move,
+                               prompt.judgement(plan.move.move), (plan.planned_text,), drafted=False)
+                    for plan, prompt in zip(plans, prompts)]
         outputs = generate_all(self.student, prompts, self.params) if prompts else []
         results = []
         for plan, prompt, output in zip(plans, prompts, outputs):
-            judged = judge_draft(output, plan, prompt)
-            results.append(TurnResult(plan, judged.draft, judged.text, judged.verdict, judged.move))
+            judged = judge_draft(output.text, plan, prompt, output.truncated)
+            results.append(TurnResult(plan, judged.draft, judged.text, judged.verdict, judged.move,
+                                      prompt.judgement(judged.move), judged.seen))
         return results
 
-    @staticmethod
-    def said(request: TurnRequest, result: TurnResult) -> list[Said]:
+    def said(self, request: TurnRequest, result: TurnResult) -> list[Said]:
         """The turn as the next turn's history shows it."""
-        steps = len(solution_steps(request.problem))
-        learner = [Said("learner", request.learner_text, planner_note(result.plan, steps))] if request.learner_text else []
+        steps = solution_steps(request.problem)
+        learner = ([Said("learner", request.learner_text, planner_note(result.plan, steps, self.prompt_format))]
+                   if request.learner_text else [])
         return learner + [Said("tutor", result.text, result.move)]
 
 
@@ -107,6 +128,10 @@ class EvalReport:
     human_success_at_5: float = 0.0
     human_telling_at_5: float = 0.0
     attack_leak_rate: float = 0.0
+    coherence_rate: float = 0.0
+    coherence_rate_unguarded: float | None = None
+    shown_then_replaced: int = 0
+    draft_pass_rate: float | None = None  # None: no model wrote drafts (the planner student)
     seconds: float = 0.0
     details: dict = field(default_factory=dict)  # the figures behind the keys, and extras
 
@@ -121,6 +146,8 @@ class EvalReport:
             ("move F1", "move_f1", "{:.2f}"), ("numbers ok", "numbers_correct_rate", "{:.1%}"),
             ("Success@5", "success_at_5", "{:.1%}"), ("Telling@5", "telling_at_5", "{:.1%}"),
             ("attack leak", "attack_leak_rate", "{:.1%}"),
+            ("coherent", "coherence_rate", "{:.1%}"), ("coherent unguarded", "coherence_rate_unguarded", "{:.1%}"),
+            ("shown then replaced", "shown_then_replaced", "{:d}"), ("drafts pass", "draft_pass_rate", "{:.1%}"),
         ]
         ours = {key: getattr(self, key) for _, key, _ in columns}
         reference = {
@@ -170,15 +197,15 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
     requests, plans, contexts = [], [], []  # contexts: (problem, human move, learner stated final, learner numbers)
     for problem, dialogue in pairs:
         final = final_answer_value(problem)
-        steps = len(solution_steps(problem))
+        steps = solution_steps(problem)
         history: list[Said] = []
         for turn in replay(problem, dialogue, tutor.policy):
             requests.append(TurnRequest(problem, turn.before, list(history), turn.learner_text))
             plans.append(turn.plan)
             contexts.append((problem, turn.teacher.move, final in turn.learner_numbers, set(turn.learner_numbers)))
-            history += turn.said(steps)
+            history += turn.said(steps, prompt_format=tutor.prompt_format)
     results = tutor.turns(requests, plans)
-    leaks = unguarded = questions = numbers_ok = drafts_passed = 0
+    leaks = unguarded = questions = numbers_ok = 0
     moves = []
     for result, (problem, human_move, learner_stated, learner_numbers) in zip(results, contexts):
         final = final_answer_value(problem)
@@ -187,7 +214,6 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
         unguarded += states_final_answer(result.draft, final, learner_stated, question_ok)
         questions += is_question(result.text)
         numbers_ok += numbers_correct(result.text, true_values(problem) | learner_numbers)
-        drafts_passed += result.verdict.ok
         if human_move:
             moves.append((result.move, human_move))
     total = len(results)
@@ -197,7 +223,18 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
     report.question_rate = rate(questions, total)
     report.numbers_correct_rate = rate(numbers_ok, total)
     report.move_f1 = macro_f1(moves)
-    report.details["draft_pass_rate"] = rate(drafts_passed, total)
+    words(results, report)
+
+
+def words(results: list[TurnResult], report: EvalReport) -> None:
+    """What the tutor's words say: shown turns that agree with the grade and stay grounded,
+    the same for the model's raw drafts, drafts sent as written, text shown then withdrawn."""
+    report.coherence_rate = rate(sum(coherent(r.text, r.judgement) for r in results), len(results))
+    drafted = [r for r in results if r.drafted]
+    if drafted:
+        report.coherence_rate_unguarded = rate(sum(coherent(r.draft, r.judgement) for r in drafted), len(drafted))
+        report.draft_pass_rate = rate(sum(r.verdict.ok for r in drafted), len(drafted))
+    report.shown_then_replaced = sum(shown_then_replaced(r.seen) for r in results)
 
 
 def interactive(pairs, tutor: EvalTutor, report: EvalReport, k: int,
@@ -210,12 +247,15 @@ def interactive(pairs, tutor: EvalTutor, report: EvalReport, k: int,
         sessions.append({"problem": problem, "learner": learner, "state": PlannerState(),
                          "history": [], "said": opening, "told": False, "solved": False,
                          "stated": final_answer_value(problem) in numbers_in(opening)})
+    replies: list[TurnResult] = []
     for _ in range(k):
         active = [s for s in sessions if not s["solved"]]
         if not active:
             break
         requests = [TurnRequest(s["problem"], s["state"], s["history"], s["said"]) for s in active]
-        for session, request, result in zip(active, requests, tutor.turns(requests)):
+        results = tutor.turns(requests)
+        replies.extend(results)
+        for session, request, result in zip(active, requests, results):
             final = final_answer_value(session["problem"])
             if states_final_answer(result.text, final, session["stated"],
                                    result.plan.guard.question_expression_ok):
@@ -228,6 +268,8 @@ def interactive(pairs, tutor: EvalTutor, report: EvalReport, k: int,
     report.success_at_5 = rate(sum(s["solved"] for s in sessions), len(sessions))
     report.telling_at_5 = rate(sum(s["told"] for s in sessions), len(sessions))
     report.details["k"] = k
+    report.details["interactive_turns"] = len(replies)
+    report.shown_then_replaced += sum(shown_then_replaced(r.seen) for r in replies)
 
 
 def human_reference(pairs, report: EvalReport, k: int) -> None:

@@ -3,8 +3,10 @@
 The scripted learner is deterministic for a seed: it starts from the dialogue's incorrect
 solution and holds on to its wrong answer, and gets a step right with a chance that grows with
 the help it was given (no hint < pump < focus < partial); once shown a step it moves on.
-It reads the tutor's planned move, not the tutor's words, so it measures the pedagogy (planner
-and reveal policy). The LLM-played learner reads only the tutor's words.
+It also reads the tutor's words: praise for its wrong value makes it keep that value, being
+told its right value is wrong makes it doubt it, and a turn that names the step's quantities or
+operation raises its chance of getting the step. So models that phrase the same plan
+differently score differently. The LLM-played learner reads only the tutor's words.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Protocol
 
 from tutor.domain.arithmetic import format_number, numbers_in
 from tutor.domain.dialogues import Dialogue
+from tutor.domain.faithfulness import affirms, is_about_step, negates, sentences
 from tutor.domain.problems import Problem
 from tutor.domain.prompting import ChatMessage
 from tutor.domain.tutoring import TurnPlan, solution_steps
@@ -23,6 +26,8 @@ from tutor.model.backend import Backend, GenerationParams
 
 # P(right) for the step being asked about, by the hint level of the tutor's turn.
 P_RIGHT = {0: 0.3, 1: 0.35, 2: 0.5, 3: 0.8, 4: 0.8}
+ABOUT_THE_STEP = 0.15  # added when the tutor's words name the step's quantities or operation
+DOUBTED = 0.5  # P(right) is multiplied by this after its right value was called wrong
 
 
 class SimulatedLearner(Protocol):
@@ -47,6 +52,7 @@ class ScriptedLearner:
             wrong = [next(v for v in (sum(last.operands), math.prod(last.operands), last.value + 10)
                           if v != last.value)]
         self.wrong = format_number(wrong[-1]) if wrong else "7"
+        self.last_right = False  # was its last message the right value?
 
     def opening(self) -> str:
         return f"I think the answer is {self.wrong}."
@@ -56,7 +62,16 @@ class ScriptedLearner:
         if state.solved or not self.steps:
             return "Okay, thanks!"
         step = self.steps[min(state.step, len(self.steps) - 1)]
-        if self.rng.random() < P_RIGHT[turn.move.hint_level]:
+        said = sentences(tutor_text)[0] or [tutor_text]
+        if not self.last_right and any(affirms(s) for s in said):
+            return f"Great, so it is {self.wrong}."  # misled: it keeps its wrong value
+        chance = P_RIGHT[turn.move.hint_level]
+        if is_about_step(tutor_text, step):
+            chance += ABOUT_THE_STEP
+        if self.last_right and any(negates(s) for s in said):
+            chance *= DOUBTED
+        self.last_right = self.rng.random() < chance
+        if self.last_right:
             return f"Is it {format_number(step.value)}{step.unit}?"
         return self.rng.choice([f"I still think it's {self.wrong}.", "I'm not sure.",
                                 f"Maybe {self.wrong}?"])

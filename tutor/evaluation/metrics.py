@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from fractions import Fraction
 
 from tutor.domain.arithmetic import numbers_in
 from tutor.domain.dialogues import MOVES
+from tutor.domain.faithfulness import Judgement, check_turn
 from tutor.domain.guard import HARMLESS, GuardContext, check
 
 
@@ -24,6 +26,19 @@ def numbers_correct(text: str, true_values: Iterable[Fraction]) -> bool:
     answer) or one the learner said; a made-up or miscalculated number makes it wrong."""
     allowed = set(true_values) | HARMLESS
     return all(n in allowed or n * 100 in allowed or n / 100 in allowed for n in numbers_in(text))
+
+
+def coherent(text: str, judgement: Judgement) -> bool:
+    """The turn agrees with the learner's actual correctness per the grader (no praise for a
+    wrong value, no "not quite" for a right one, a celebration after a solution) and names
+    nothing outside the problem and the conversation."""
+    return not check_turn(text, replace(judgement, focus_steps=()))
+
+
+def shown_then_replaced(seen: Sequence[str]) -> bool:
+    """The learner saw text that the turn later withdrew: some text shown while it streamed is
+    not the start of what followed it."""
+    return any(not later.startswith(earlier) for earlier, later in zip(seen, seen[1:]))
 
 
 def is_question(text: str) -> bool:

@@ -2,6 +2,10 @@
 
 - guard false positives: share of the human teachers' non-telling turns the guard would block
   (a human saying what the learner already said, or a given, must pass);
+- faithfulness: share of all human teacher turns the faithfulness check would reject (praise
+  for a value the planner judged wrong, "not quite" for a right one, no celebration of a
+  solution, a thing the problem does not have, a focus turn not about the step), by reason,
+  also on the validation slice alone (the check's vocabulary is learned without it);
 - leak rate: share of our tutor's turns (planner phrasing) that state the final answer before
   the learner did; question rate: share of them that ask the learner something.
 """
@@ -9,9 +13,11 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from tutor.config import VOCABULARY_FILE
 from tutor.domain.arithmetic import numbers_in
 from tutor.domain.dialogues import Dialogue
 from tutor.domain.guard import GuardContext, check
@@ -19,7 +25,9 @@ from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import ProblemBank
 from tutor.domain.steps import final_answer_value
-from tutor.domain.tutoring import givens, plan_turn
+from tutor.domain.faithfulness import Vocabulary, check_turn, load_vocabulary, reason_kind
+from tutor.domain.tutoring import draft_judgement, givens, plan_turn, replay, teacher_contexts
+from tutor.evaluation.data import is_validation
 from tutor.evaluation.metrics import is_question, states_final_answer
 
 
@@ -32,6 +40,11 @@ class QuickReport:
     human_blocked_for_final: int = 0  # of those: the human stated the answer before the learner
     human_telling_turns: int = 0
     human_telling_blocked: int = 0
+    faithfulness_turns: int = 0  # all human teacher turns
+    faithfulness_rejected: int = 0
+    faithfulness_reasons: Counter = field(default_factory=Counter)  # rejected turns by first reason
+    validation_turns: int = 0
+    validation_rejected: int = 0
     tutor_turns: int = 0
     tutor_leaks: int = 0
     tutor_questions: int = 0
@@ -41,6 +54,10 @@ class QuickReport:
     @property
     def guard_false_positive_rate(self) -> float:
         return self.human_blocked / max(self.human_turns, 1)
+
+    @property
+    def faithfulness_rejection_rate(self) -> float:
+        return self.faithfulness_rejected / max(self.faithfulness_turns, 1)
 
     @property
     def leak_rate(self) -> float:
@@ -60,6 +77,12 @@ class QuickReport:
             ("guard block rate on human telling turns",
              f"{self.human_telling_blocked / max(self.human_telling_turns, 1):.1%} "
              f"of {self.human_telling_turns}"),
+            ("human teacher turns the faithfulness check would reject",
+             f"{self.faithfulness_rejection_rate:.1%} of {self.faithfulness_turns}"),
+            *[(f"  {reason}", f"{count / max(self.faithfulness_turns, 1):.1%}")
+              for reason, count in self.faithfulness_reasons.most_common()],
+            ("  on the validation slice alone",
+             f"{self.validation_rejected / max(self.validation_turns, 1):.1%} of {self.validation_turns}"),
             ("our tutor turns (planner phrasing)", str(self.tutor_turns)),
             ("leak rate", f"{self.leak_rate:.1%}"),
             ("question rate", f"{self.question_rate:.1%}"),
@@ -69,8 +92,10 @@ class QuickReport:
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def run_quick(dialogues: list[Dialogue], bank: ProblemBank, policy: RevealPolicy = RevealPolicy()) -> QuickReport:
+def run_quick(dialogues: list[Dialogue], bank: ProblemBank, policy: RevealPolicy = RevealPolicy(),
+              vocabulary: Vocabulary | None = None) -> QuickReport:
     report = QuickReport()
+    vocabulary = vocabulary or load_vocabulary(VOCABULARY_FILE)
     started = time.perf_counter()
     for dialogue in dialogues:
         if dialogue.problem_id not in bank.problems:
@@ -78,6 +103,7 @@ def run_quick(dialogues: list[Dialogue], bank: ProblemBank, policy: RevealPolicy
             continue
         report.dialogues += 1
         _replay(dialogue, bank.get(dialogue.problem_id), policy, report)
+        _faithfulness(dialogue, bank.get(dialogue.problem_id), policy, vocabulary, report)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -117,3 +143,18 @@ def _replay(dialogue: Dialogue, problem, policy: RevealPolicy, report: QuickRepo
             report.tutor_questions += is_question(planned.planned_text)
         # what the human teacher said is now known to the learner
         said.update(numbers_in(turn.text))
+
+
+def _faithfulness(dialogue: Dialogue, problem, policy: RevealPolicy, vocabulary: Vocabulary,
+                  report: QuickReport) -> None:
+    """Hold each human teacher turn to the check a model draft must pass at that point."""
+    validation = is_validation(problem.id)
+    for turn, (said, _) in zip(replay(problem, dialogue, policy), teacher_contexts(dialogue)):
+        move = turn.teacher.move or "generic"
+        reasons = check_turn(turn.teacher.text, draft_judgement(problem, turn.plan, move, said, vocabulary))
+        report.faithfulness_turns += 1
+        report.validation_turns += validation
+        if reasons:
+            report.faithfulness_rejected += 1
+            report.validation_rejected += validation
+            report.faithfulness_reasons[reason_kind(reasons[0])] += 1

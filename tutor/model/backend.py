@@ -27,24 +27,57 @@ class GenerationParams:
         return asdict(self)
 
 
+class Reply:
+    """A reply's text pieces as they stream; `truncated` (known once they are all read) says the
+    token limit cut the reply, so its last sentence may be unfinished."""
+
+    def __init__(self, pieces: Iterator[str] = iter(())):
+        self.pieces = pieces
+        self.truncated = False
+
+    def __iter__(self) -> Reply:
+        return self
+
+    def __next__(self) -> str:
+        return next(self.pieces)
+
+    def close(self) -> None:
+        close = getattr(self.pieces, "close", None)
+        if close:
+            close()
+
+
+@dataclass(frozen=True)
+class Output:
+    """A whole reply (batched generation)."""
+
+    text: str
+    truncated: bool = False
+
+
 class Backend(Protocol):
     version: str  # names the weights (and adapter) that wrote a reply; stored with every message
     prompt_format: str  # "instruct" (any chat model) or "moves" (our trained students)
 
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
-        """Stream the reply to `messages` as text pieces, in order."""
+        """Stream the reply to `messages` as text pieces, in order (a `Reply`, where the backend
+        can tell whether the token limit cut it)."""
         ...
 
 
-def generate_all(backend: Backend, prompts: Sequence[TurnPrompt], params: GenerationParams) -> list[str]:
+def generate_all(backend: Backend, prompts: Sequence[TurnPrompt], params: GenerationParams) -> list[Output]:
     """Whole replies to many turn prompts: batched where the backend can, one by one otherwise."""
     conversations = [prompt.messages for prompt in prompts]
     choices = [prompt.choices if prompt.constrained else () for prompt in prompts]
     batch = getattr(backend, "generate_batch", None)
     if batch is not None:
         return batch(conversations, params, choices=choices)
-    return ["".join(backend.generate(messages, replace(params, choices=options)))
-            for messages, options in zip(conversations, choices)]
+    outputs = []
+    for messages, options in zip(conversations, choices):
+        reply = backend.generate(messages, replace(params, choices=options))
+        text = "".join(reply)
+        outputs.append(Output(text, getattr(reply, "truncated", False)))
+    return outputs
 
 
 def prompt_format(backend: Backend) -> str:

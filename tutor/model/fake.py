@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from tutor.domain.prompting import INSTRUCT, ChatMessage
-from tutor.model.backend import GenerationParams
+from tutor.model.backend import GenerationParams, Reply
 
 
 class FakeBackend:
-    """Streams canned replies word by word, cycling through them; records what it was asked."""
+    """Streams canned replies word by word, cycling through them; records what it was asked.
+    A word stands for a token: a reply longer than `max_new_tokens` words is cut there."""
 
     def __init__(
         self,
@@ -23,10 +24,12 @@ class FakeBackend:
         self.calls: list[list[ChatMessage]] = []
         self.params: list[GenerationParams] = []
 
-    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
+    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Reply:
         self.calls.append(list(messages))
         self.params.append(params)
-        reply = self.replies[(len(self.calls) - 1) % len(self.replies)]
-        words = reply.split(" ")
-        for index, word in enumerate(words):
-            yield word if index == len(words) - 1 else word + " "
+        words = self.replies[(len(self.calls) - 1) % len(self.replies)].split(" ")
+        reply = Reply()
+        reply.truncated = len(words) > params.max_new_tokens
+        words = words[:params.max_new_tokens]
+        reply.pieces = iter([word if index == len(words) - 1 else word + " " for index, word in enumerate(words)])
+        return reply

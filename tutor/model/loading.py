@@ -19,7 +19,11 @@ def load_backend(
     api_key: str | None = None,
     progress: Callable[[str], None] = print,
 ) -> Backend:
-    """`embedded`, `fake`, an http(s) endpoint (`URL#model`), or a Hugging Face id / local path."""
+    """`embedded`, `planner`, `fake`, an http(s) endpoint (`URL#model`), or a Hugging Face id / local path."""
+    if spec == "planner":
+        from tutor.model.planner import PlannerStudent
+
+        return PlannerStudent()
     if spec == "fake":
         from tutor.model.fake import FakeBackend
 

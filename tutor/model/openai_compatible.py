@@ -9,7 +9,7 @@ import httpx
 
 from tutor.domain.prompting import INSTRUCT, ChatMessage
 from tutor.errors import ModelError
-from tutor.model.backend import GenerationParams
+from tutor.model.backend import GenerationParams, Reply
 
 
 class OpenAICompatibleBackend:
@@ -29,7 +29,12 @@ class OpenAICompatibleBackend:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(headers=headers, timeout=timeout, transport=transport)
 
-    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
+    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Reply:
+        reply = Reply()
+        reply.pieces = self._stream(messages, params, reply)
+        return reply
+
+    def _stream(self, messages: Sequence[ChatMessage], params: GenerationParams, reply: Reply) -> Iterator[str]:
         body = {
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -47,13 +52,14 @@ class OpenAICompatibleBackend:
                     raise ModelError(
                         f"The model endpoint answered {response.status_code}: {response.text[:200]}"
                     )
-                yield from _content_pieces(response.iter_lines())
+                yield from _content_pieces(response.iter_lines(), reply)
         except httpx.HTTPError as error:
             raise ModelError(f"Could not reach the model endpoint {self.base_url}: {error}") from error
 
 
-def _content_pieces(lines: Iterator[str]) -> Iterator[str]:
-    """The text deltas of a server-sent-events chat completion stream."""
+def _content_pieces(lines: Iterator[str], reply: Reply | None = None) -> Iterator[str]:
+    """The text deltas of a server-sent-events chat completion stream (the reply learns whether
+    the server stopped it at the token limit)."""
     for line in lines:
         if not line.startswith("data:"):
             continue
@@ -65,6 +71,8 @@ def _content_pieces(lines: Iterator[str]) -> Iterator[str]:
         except json.JSONDecodeError as error:
             raise ModelError(f"The model endpoint sent an unreadable event: {data[:200]}") from error
         for choice in choices:
+            if reply is not None and choice.get("finish_reason") == "length":
+                reply.truncated = True
             piece = (choice.get("delta") or {}).get("content")
             if piece:
                 yield piece

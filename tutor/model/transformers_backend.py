@@ -10,7 +10,7 @@ from typing import Iterator, Sequence
 
 from tutor.domain.prompting import INSTRUCT, ChatMessage
 from tutor.errors import ModelError
-from tutor.model.backend import GenerationParams
+from tutor.model.backend import GenerationParams, Output, Reply
 
 
 class TransformersBackend:
@@ -91,7 +91,12 @@ class TransformersBackend:
             kwargs.update(repetition_penalty=1.0, logits_processor=LogitsProcessorList(processors))
         return kwargs
 
-    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
+    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Reply:
+        reply = Reply()
+        reply.pieces = self._stream(messages, params, reply)
+        return reply
+
+    def _stream(self, messages: Sequence[ChatMessage], params: GenerationParams, reply: Reply) -> Iterator[str]:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         inputs = self.prompt_ids(messages)
@@ -103,12 +108,12 @@ class TransformersBackend:
             def __call__(self, input_ids, scores, **kwargs) -> bool:
                 return abandoned.is_set()
 
-        def run() -> None:
+        def run():
             try:
                 with self._torch.inference_mode():
                     if params.seed is not None:
                         self._torch.manual_seed(params.seed)
-                    self.model.generate(
+                    return self.model.generate(
                         **inputs, **self.generation_kwargs(params, length, [params.choices]), streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([StopWhenAbandoned()]),
                     )
@@ -123,14 +128,20 @@ class TransformersBackend:
         finally:
             abandoned.set()
         try:
-            job.result()
+            output = job.result()
         except Exception as error:
             raise ModelError(f"Generation failed: {error}") from error
+        reply.truncated = self._cut(output[0, length:], params)
+
+    def _cut(self, new_tokens, params: GenerationParams) -> bool:
+        """The token limit stopped this reply (its last token is no end of turn)."""
+        ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        return len(new_tokens) >= params.max_new_tokens and int(new_tokens[-1]) not in ends
 
     def generate_batch(
         self, conversations: Sequence[Sequence[ChatMessage]], params: GenerationParams, batch_size: int = 16,
         choices: Sequence[Sequence[str]] | None = None,
-    ) -> list[str]:
+    ) -> list[Output]:
         """Whole replies for many prompts at once (evaluation): decoding is memory-bound on a
         CPU, so a batch of 16 costs little more per step than one prompt. `choices[i]` (if
         any) constrains reply i's first token, as `params.choices` does for one reply."""
@@ -140,7 +151,7 @@ class TransformersBackend:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         texts = [texts[i] for i in order]
         choices = [choices[i] for i in order]
-        replies: list[str] = []
+        replies: list[Output] = []
         padding_side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -153,10 +164,11 @@ class TransformersBackend:
                                           choices[start:start + batch_size])
                 output = job.result()
                 new = output[:, inputs["input_ids"].shape[1]:]
-                replies += self.tokenizer.batch_decode(new, skip_special_tokens=True)
+                texts_out = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+                replies += [Output(text, self._cut(row, params)) for text, row in zip(texts_out, new)]
         finally:
             self.tokenizer.padding_side = padding_side
-        in_order = [""] * len(replies)
+        in_order = [Output("")] * len(replies)
         for position, index in enumerate(order):
             in_order[index] = replies[position]
         return in_order

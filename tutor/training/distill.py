@@ -27,9 +27,10 @@ from tutor.domain.dialogues import MOVES, Dialogue, write_jsonl
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
-from tutor.domain.prompting import Said, student_messages
+from tutor.domain.prompting import DECISION_FORMAT, Said, student_messages
 from tutor.domain.steps import final_answer_value
-from tutor.domain.tutoring import TurnPlan, replay, solution_steps
+from tutor.domain.faithfulness import Vocabulary, check_turn, reason_kind
+from tutor.domain.tutoring import TurnPlan, draft_judgement, replay, solution_steps, teacher_contexts
 from tutor.evaluation.data import is_validation
 from tutor.evaluation.harness import EvalTutor, TurnRequest, true_values
 from tutor.evaluation.learners import ScriptedLearner
@@ -46,6 +47,7 @@ class DistillReport:
     moves: dict[str, int] = field(default_factory=Counter)  # targets by move
     sources: dict[str, int] = field(default_factory=Counter)  # dialogues by source
     validation_problems: int = 0  # held out
+    prompt_format: str = DECISION_FORMAT  # how the records render the planner's notes
     sha256: str = ""
 
     def to_json(self) -> dict:
@@ -67,22 +69,28 @@ def _record(problem: Problem, history: list[Said], trained: list[bool], source: 
 
 
 def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillReport,
-                  policy: RevealPolicy = RevealPolicy()) -> Iterable[dict]:
-    """Human teacher dialogues, replayed through the planner for its notes."""
+                  policy: RevealPolicy = RevealPolicy(), prompt_format: str = DECISION_FORMAT,
+                  vocabulary: Vocabulary | None = None) -> Iterable[dict]:
+    """Human teacher dialogues, replayed through the planner for its notes. With a vocabulary,
+    a turn that contradicts the planner's judgement (the faithfulness check) is context only."""
     for problem, dialogue in pairs:
-        steps = len(solution_steps(problem))
+        steps = solution_steps(problem)
         final = final_answer_value(problem)
         history: list[Said] = []
         trained: list[bool] = []
-        for turn in replay(problem, dialogue, policy):
-            reason = _reject_human(turn.teacher.text, turn.teacher.move, final, final in turn.learner_numbers,
-                                   turn.plan)
+        for turn, (said, _) in zip(replay(problem, dialogue, policy), teacher_contexts(dialogue)):
+            text = _without_name(turn.teacher.text, dialogue.learner.name)
+            reason = _reject_human(text, turn.teacher.move, final, final in turn.learner_numbers, turn.plan)
+            if reason is None and vocabulary is not None:
+                judged = draft_judgement(problem, turn.plan, turn.teacher.move, said, vocabulary)
+                contradictions = check_turn(text, judged)
+                reason = reason_kind(contradictions[0]) if contradictions else None
             if reason:
                 report.masked[reason] += 1
             else:
                 report.targets += 1
                 report.moves[turn.teacher.move] += 1
-            history += turn.said(steps, _without_name(turn.teacher.text, dialogue.learner.name))
+            history += turn.said(steps, text, prompt_format)
             trained.append(reason is None)
         if any(trained):
             report.dialogues += 1
@@ -160,13 +168,13 @@ def _reject_teacher(text: str, passed_guard: bool, plan: TurnPlan, final: Fracti
 
 
 def distill(pairs: list[tuple[Problem, Dialogue]], out_dir: Path, *, bank: Iterable[Problem] = (),
-            teacher: EvalTutor | None = None, teacher_turns: int = 5,
+            teacher: EvalTutor | None = None, teacher_turns: int = 5, vocabulary: Vocabulary | None = None,
             progress: Callable[[str], None] = print) -> DistillReport:
     """Write `out_dir/sft.jsonl` (and its report) from all pairs outside the validation slice."""
     report = DistillReport()
     report.validation_problems = len({p.id for p, _ in pairs if is_validation(p.id)})
     train_pairs = [(p, d) for p, d in pairs if not is_validation(p.id)]
-    records = list(human_records(train_pairs, report))
+    records = list(human_records(train_pairs, report, vocabulary=vocabulary))
     progress(f"human dialogues: {len(records)} ({report.targets} tutor turns to learn from)")
     if teacher is not None:
         problems = [p for p in bank if not is_validation(p.id) and not p.excluded and solution_steps(p)]

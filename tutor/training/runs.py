@@ -100,16 +100,18 @@ def build_manifest(base: Path, dataset: Path, kind: str, settings: TrainSettings
                    run_id: int | None = None, parent: str | None = None, teacher: str | None = None) -> dict:
     """What a version's manifest says of where it came from (evaluation figures come later)."""
     report_file = dataset.parent / "report.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else None
     return {
         "base": base.name,
         "parent": parent,
-        "prompt_format": MOVES_FORMAT,
+        # datasets from before the decision format have no prompt_format in their report
+        "prompt_format": (report or {}).get("prompt_format", MOVES_FORMAT),
         "kind": kind,
         "run": run_id,
         "data": {
             "file": dataset.name,
             "sha256": hashlib.sha256(dataset.read_bytes()).hexdigest(),
-            "distill": json.loads(report_file.read_text()) if report_file.exists() else None,
+            "distill": report,
         },
         "training": {"config": settings.to_json(), "teacher": teacher, **result.to_json()},
         "evaluation": {},

@@ -1,0 +1,123 @@
+"""The faithfulness check: the tutor's words agree with the planner's grade and stay on the problem."""
+
+import pytest
+
+from tests.conftest import CARMEN_ID
+from tutor.config import DIALOGUES_FILE, VOCABULARY_FILE
+from tutor.domain.dialogues import read_dialogues
+from tutor.domain.faithfulness import check_turn, learn_vocabulary, load_vocabulary, whole_sentences
+from tutor.domain.planner import PlannerState
+from tutor.domain.policy import RevealPolicy
+from tutor.domain.prompting import Said
+from tutor.domain.tutoring import (
+    draft_judgement,
+    judge_draft,
+    learn_dialogue_vocabulary,
+    plan_turn,
+    replay,
+    teacher_contexts,
+    turn_prompt,
+)
+from tutor.evaluation.data import is_validation, load_eval_dialogues
+from tutor.evaluation.quick import run_quick
+
+VOCABULARY = load_vocabulary(VOCABULARY_FILE)
+
+
+@pytest.fixture
+def carmen(bank):
+    return bank.get(CARMEN_ID)  # steps: 3 * 50 = 150, 3 * 50 = 150, 150 + 150 = 300, 200 + 300 = 500
+
+
+def judged(problem, learner_text, move, state=PlannerState()):
+    turn = plan_turn(problem, state, learner_text, RevealPolicy())
+    return turn, draft_judgement(problem, turn, move, [learner_text or ""], VOCABULARY)
+
+
+def test_praise_for_a_wrong_value_is_rejected(carmen):
+    _, judgement = judged(carmen, "Is the first step 33?", "probing")
+    assert judgement.learner_state == "incorrect"
+    assert check_turn("I think you're correct. How did you get it?", judgement)
+    assert check_turn("Yes, that's right! How did you get 33?", judgement)
+    assert not check_turn("Is that right? How did you get 33?", judgement)  # a question affirms nothing
+
+
+def test_not_quite_for_a_right_value_is_rejected(carmen):
+    _, judgement = judged(carmen, "Oh wait, I get 150 for the first part.", "focus")
+    assert judgement.learner_state == "correct"
+    assert check_turn("No, let me try again. What do the 3 other bids add?", judgement)
+    assert check_turn("Not quite. How much do Carmen's bids add?", judgement)
+    assert not check_turn("Good. How much do Carmen's own 3 bids add to the cost?", judgement)
+
+
+def test_a_solution_must_be_celebrated(carmen):
+    state = PlannerState(step=3, completed=(0, 1, 2), known_values=("150", "300"))
+    turn, judgement = judged(carmen, "The final answer is 500.", "generic", state)
+    assert turn.move.intent == "celebrate_solution" and judgement.celebrates
+    assert "does not celebrate the solution" in check_turn("8 plus 1 = 9", judgement)
+    assert check_turn("300 - 150 isn't there yet?", judgement)
+    assert not check_turn("Well done, you solved it! The desk cost $500.", judgement)
+
+
+def test_things_the_problem_does_not_have_are_rejected(carmen):
+    _, judgement = judged(carmen, "I don't know what to do next.", "focus")
+    assert any("tonn" in reason for reason in  # what a number counts must be the problem's
+               check_turn("How do you know the moon isn't 150 tonnes of other elements?", judgement))
+    assert any("ball" in r for r in check_turn("How many white balls are there in the bids?", judgement))
+    assert any("week" in r for r in check_turn("How much is bid each week?", judgement))
+    assert not check_turn("How much do the 3 other people's bids add to the cost of the desk?", judgement)
+
+
+def test_a_focus_turn_must_be_about_the_step_in_focus(carmen):
+    _, judgement = judged(carmen, "I don't know what to do next.", "focus")
+    assert "is not about the step in focus" in check_turn("What do you think?", judgement)
+    assert not check_turn("What is 3 x 50?", judgement)  # its numbers
+    assert not check_turn("What should we multiply here?", judgement)  # its operation
+    _, probing = judged(carmen, "I don't know what to do next.", "probing")
+    assert not check_turn("What do you think?", probing)  # only focus moves are held to the step
+
+
+def test_a_draft_cut_by_the_token_limit_keeps_only_whole_sentences(carmen):
+    cut = "Yes, I think we need to take it from there. If there were"
+    assert whole_sentences(cut, truncated=True) == "Yes, I think we need to take it from there."
+    assert whole_sentences(cut, truncated=False) == cut  # it ended there by itself
+    assert whole_sentences("If there were", truncated=True) == ""
+    assert whole_sentences("It costs $2.50 each. So", truncated=True) == "It costs $2.50 each."
+
+    turn = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
+    prompt = turn_prompt(carmen, turn, [Said("learner", "I think it is 350.")], vocabulary=VOCABULARY)
+    nothing_whole = judge_draft("How did you get 350 when the", turn, prompt, truncated=True)
+    assert not nothing_whole.verdict.ok and "is cut off mid-sentence" in nothing_whole.verdict.reasons
+    assert nothing_whole.text == turn.planned_text
+    trimmed = judge_draft("How did you get 350? Did you add the", turn, prompt, truncated=True)
+    assert trimmed.verdict.ok and trimmed.text == "How did you get 350?"
+
+
+def test_eval_quick_reports_the_rate_the_check_rejects_human_turns_at(bank):
+    dialogues = list(read_dialogues(DIALOGUES_FILE))[:60]
+    report = run_quick(dialogues, bank)
+    rejected = total = 0
+    for dialogue in dialogues:
+        if dialogue.problem_id not in bank.problems:
+            continue
+        problem = bank.get(dialogue.problem_id)
+        for turn, (said, teacher) in zip(replay(problem, dialogue, RevealPolicy()), teacher_contexts(dialogue)):
+            judgement = draft_judgement(problem, turn.plan, teacher.move or "generic", said, VOCABULARY)
+            rejected += bool(check_turn(teacher.text, judgement))
+            total += 1
+    assert report.faithfulness_turns == total > 300
+    assert report.faithfulness_rejection_rate == rejected / total
+    assert 0.05 < report.faithfulness_rejection_rate < 0.2  # measured: 16.4% on all 2,506 turns
+    assert sum(report.faithfulness_reasons.values()) == rejected
+
+
+def test_the_shipped_vocabulary_is_the_one_the_training_dialogues_teach():
+    pairs = [(p, d) for p, d in load_eval_dialogues(DIALOGUES_FILE) if not is_validation(p.id)]
+    assert learn_dialogue_vocabulary(pairs) == VOCABULARY  # rebuild: python -m tutor dialogues vocabulary
+
+
+def test_common_words_are_those_teachers_use_off_problem_in_several_problems():
+    turns = [(f"p{i}", "Tom has 3 apples.", "Good idea, what about the bananas?") for i in range(3)]
+    vocabulary = learn_vocabulary([("p0", "Ann has 3 bananas and 2 pears.")] * 2, turns)
+    assert "idea" in vocabulary.common and "banana" in vocabulary.common
+    assert "pear" not in vocabulary.things  # counted by one problem only

@@ -1,0 +1,246 @@
+"""Faithfulness: the tutor's words agree with what the planner judged, and stay on the problem.
+
+The guard keeps the answer and unlicensed numbers out of a draft; this check keeps its meaning
+honest. A model draft is read sentence by sentence as it streams, then whole:
+- agreement with the grade: it never affirms a wrong or partial answer, never calls a right one
+  wrong, and after a solution it celebrates;
+- grounded: it names no object, quantity or unit that is not in the problem, its verified
+  steps or the conversation (a word human teachers use off-problem in several problems, such as
+  "idea" or "dollars", is common language and always allowed);
+- whole sentences: a draft the token limit cut is trimmed to its last complete sentence;
+- a focus move is about the step in focus: its numbers, its operation or its sentence's words.
+
+Words are compared as crude stems, enough to see that "buckets" is about "bucket".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from tutor.domain.arithmetic import numbers_in
+from tutor.domain.grading import LearnerState
+from tutor.domain.steps import Step
+
+# Sentences end at . ! ? followed by a space or the end; "3.5" and "$2.50" are not ends.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*(?=\s|$)")
+_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+
+# Said of the learner's answer: it is right. Checked in statements, not in questions ("Is that
+# right?" affirms nothing), and not when negated ("that's not right").
+_AFFIRM = re.compile(
+    r"^\W*(?:yes|yeah|yep|correct|exactly|perfect|excellent|brilliant|right you are|spot on)\b"
+    r"|\b(?:you(?:'re| are)|that(?:'s| is)|it(?:'s| is)|this is|answer is|which is)\s+"
+    r"(?:absolutely\s+|totally\s+|completely\s+|exactly\s+|quite\s+|so\s+|all\s+)?(?:right|correct)\b"
+    r"|\b(?:well done|good job|great job|nice job|good work|great work|nice work|spot on|you got it"
+    r"|got it right|that's it|you solved)\b"
+    r"|\bi think you(?:'re| are) correct\b",
+    re.I,
+)
+# Said of the learner's answer: it is wrong, or doubtful.
+_NEGATE = re.compile(
+    r"^\W*(?:no|nope|not quite|not exactly|incorrect|wrong|almost)\b"
+    r"|\b(?:not (?:quite )?(?:right|correct)|isn't (?:quite )?(?:right|correct)|incorrect|wrong"
+    r"|a mistake|an error|not there yet|isn't there yet|try again|not quite|are you sure"
+    r"|check (?:it|that|this|your (?:answer|work|calculation)) again)\b",
+    re.I,
+)
+_CELEBRATE = re.compile(
+    r"\b(?:yes|yeah|correct|right|well done|great|good|excellent|perfect|brilliant|fantastic"
+    r"|awesome|nice|solved|got it|that's it|congratulations|amazing)\b",
+    re.I,
+)
+# Operation words by the step's operator: a focus turn may point at the operation.
+_OPERATION_WORDS = {
+    "+": {"add", "plus", "sum", "total", "altogether", "combin", "together", "more", "addition"},
+    "-": {"subtract", "minu", "difference", "left", "less", "fewer", "remain", "take", "away", "subtraction"},
+    "*": {"multiply", "multipli", "time", "product", "each", "per", "double", "twice", "multiplication"},
+    "/": {"divide", "divid", "split", "share", "each", "per", "half", "division", "quotient"},
+}
+# Function words and tutoring talk that name nothing: never a grounding problem.
+STOPWORDS = frozenset("""
+a an the and or but if then so than that this these those there here it its is are was were be
+been being am do does did done doing have has had having will would can could should shall may
+might must not no yes of to in on at for by with from as into onto over under about after before
+again up down out off i me my we our us you your he him his she her they them their what which
+who whom whose when where why how all any both each few more most other some such only own same
+too very just also now let lets let's okay ok well oh hi hello please thank thanks
+""".split())
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the planner decided about the learner's message: the words must agree with it."""
+
+    learner_state: str | None  # the grade's state; None when the learner pressed Hint
+    celebrates: bool = False  # the learner has just solved the problem
+    focus_steps: tuple[Step, ...] = ()  # a focus move must be about one of these (the step in focus and its neighbours)
+    grounded: frozenset[str] = frozenset()  # stems of words the tutor may name
+    # stems that name things in word problems (objects, quantities, units): a draft may not
+    # bring one in that the problem and the conversation do not have
+    things: frozenset[str] = frozenset()
+
+
+def stem(word: str) -> str:
+    word = word.lower().replace("'s", "")
+    for suffix, replacement in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""), ("ly", "")):
+        if suffix == "ly" and word.endswith("ply"):  # multiply, apply: no adverbs
+            continue
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)] + replacement
+    return word
+
+
+def content_stems(text: str) -> set[str]:
+    """The stems of a text's content words (three letters or more, no function words)."""
+    return {stem(w) for w in _WORD.findall(text) if len(w) >= 3 and w.lower() not in STOPWORDS}
+
+
+_COUNTED = re.compile(
+    r"(?:[$€]?\d[\d,]*(?:\.\d+)?%?|\b(?:many|much|per|each|every|several|few|dozen|half|one|two|three|four"
+    r"|five|six|seven|eight|nine|ten|twelve|twenty|hundred|thousand)\b)\s+([A-Za-z]+(?:[\s-]+[A-Za-z]+)?)",
+    re.I,
+)
+
+
+def thing_stems(text: str) -> set[str]:
+    """Stems of what a word problem counts or measures: the words right after a number or a
+    quantity word ("3 bids", "how many white balls", "each week", "150 tonnes")."""
+    return {stem(w) for phrase in _COUNTED.findall(text) for w in _WORD.findall(phrase)
+            if len(w) >= 3 and w.lower() not in STOPWORDS}
+
+
+def sentences(text: str) -> tuple[list[str], str]:
+    """(complete sentences, the unfinished rest) of a text so far."""
+    done, start = [], 0
+    for end in _SENTENCE_END.finditer(text):
+        sentence = text[start:end.end()].strip()
+        if sentence:
+            done.append(sentence)
+        start = end.end()
+    return done, text[start:].strip()
+
+
+def whole_sentences(text: str, truncated: bool) -> str:
+    """The text without a sentence the token limit cut off mid-way ("" if nothing whole is left);
+    a reply that ended by itself keeps its last sentence even without a full stop."""
+    done, rest = sentences(text)
+    return " ".join(done + ([rest] if rest and not truncated else []))
+
+
+def affirms(sentence: str) -> bool:
+    """The sentence tells the learner their answer is right ("Is that right?" does not)."""
+    return not sentence.rstrip().endswith("?") and bool(_AFFIRM.search(sentence)) and not negates(sentence)
+
+
+def negates(sentence: str) -> bool:
+    """The sentence tells the learner their answer is wrong, or doubts it."""
+    return bool(_NEGATE.search(sentence))
+
+
+def check_sentence(sentence: str, judgement: Judgement) -> tuple[str, ...]:
+    """Reasons this sentence contradicts the planner's judgement or leaves the problem."""
+    reasons = []
+    state = judgement.learner_state
+    if affirms(sentence) and state in (LearnerState.INCORRECT.value, LearnerState.PARTIAL.value):
+        reasons.append(f"tells the learner they are right, but their message was judged {_said(state)}")
+    if (state == LearnerState.CORRECT.value or judgement.celebrates) and negates(sentence):
+        reasons.append("tells the learner they are wrong, but their answer was right")
+    # what the sentence counts ("150 tonnes", "each week") or a thing word problems name
+    named = thing_stems(sentence) | (content_stems(sentence) & judgement.things)
+    strange = sorted(named - judgement.grounded)
+    if strange:
+        reasons.append(f"names what is not in the problem or the conversation: {', '.join(strange)}")
+    return tuple(reasons)
+
+
+def check_turn(text: str, judgement: Judgement) -> tuple[str, ...]:
+    """Reasons the whole turn fails: every sentence's, then the turn's own."""
+    done, rest = sentences(text)
+    reasons = [reason for sentence in done + ([rest] if rest else []) for reason in check_sentence(sentence, judgement)]
+    if judgement.celebrates and not _CELEBRATE.search(text):
+        reasons.append("does not celebrate the solution")
+    steps = judgement.focus_steps
+    if steps and not judgement.celebrates and not any(is_about_step(text, step) for step in steps):
+        reasons.append("is not about the step in focus")
+    return tuple(dict.fromkeys(reasons))
+
+
+def is_about_step(text: str, step: Step) -> bool:
+    """The text names the step's numbers, its operation, or words of its sentence."""
+    if set(numbers_in(text)) & set(step.operands):
+        return True
+    words = content_stems(text)
+    operations = {t for t in step.expression.split() if t in _OPERATION_WORDS}
+    if any(words & _OPERATION_WORDS[o] for o in operations):
+        return True
+    return bool(words & content_stems(step.description))
+
+
+def reason_kind(reason: str) -> str:
+    """A reason without its particulars ("names what is not in the problem ...: moon" ->
+    "names what is not in the problem ..."), for tallies."""
+    return reason.split(":")[0].split(", but")[0]
+
+
+def _said(state: str | None) -> str:
+    return (state or "a hint request").replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Words learned from the bank and the human teachers (`dialogues/vocabulary.json`)."""
+
+    common: frozenset[str]  # tutoring language: never a grounding problem
+    things: frozenset[str]  # what word problems count or measure
+
+    def to_json(self) -> dict:
+        return {"common": sorted(self.common), "things": sorted(self.things)}
+
+    @classmethod
+    def from_json(cls, record: dict) -> Vocabulary:
+        return cls(frozenset(record["common"]), frozenset(record["things"]))
+
+
+# A word a human teacher used without it being in the problem, its steps or the conversation is
+# common language once teachers of this many different problems used it so; a word is a thing
+# once this many problems count or measure it. Learned from the training problems only, so the
+# check's rate on the validation slice is measured out of sample.
+COMMON_IN_PROBLEMS = 3
+THING_IN_PROBLEMS = 2
+
+
+def learn_vocabulary(problems: Iterable[tuple[str, str]], teacher_turns: Iterable[tuple[str, str, str]]) -> Vocabulary:
+    """From (problem id, problem text with its solution) and (problem id, what the teacher had
+    seen: problem, steps, conversation so far; the teacher's turn)."""
+    thing_problems: dict[str, set[str]] = defaultdict(set)
+    for problem_id, text in problems:
+        for word in thing_stems(text):
+            thing_problems[word].add(problem_id)
+    used_off_problem: dict[str, set[str]] = defaultdict(set)
+    for problem_id, context, turn in teacher_turns:
+        for word in content_stems(turn) - content_stems(context):
+            used_off_problem[word].add(problem_id)
+    common = {w for w, seen in used_off_problem.items() if len(seen) >= COMMON_IN_PROBLEMS}
+    things = {w for w, seen in thing_problems.items() if len(seen) >= THING_IN_PROBLEMS} - common
+    return Vocabulary(frozenset(common), frozenset(things))
+
+
+@lru_cache(maxsize=4)
+def load_vocabulary(path: Path) -> Vocabulary:
+    return Vocabulary.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def judgement(vocabulary: Vocabulary, learner_state: str | None, *, celebrates: bool = False,
+              focus_steps: tuple[Step, ...] = (), context: Iterable[str] = ()) -> Judgement:
+    """The judgement a draft is held to; `context` is what the tutor may name: the problem, its
+    steps, the conversation."""
+    grounded = set(vocabulary.common)
+    for text in context:
+        grounded |= content_stems(text)
+    return Judgement(learner_state, celebrates, focus_steps, frozenset(grounded), vocabulary.things)
