@@ -107,7 +107,7 @@ def test_eval_quick_reports_the_rate_the_check_rejects_human_turns_at(bank):
             total += 1
     assert report.faithfulness_turns == total > 300
     assert report.faithfulness_rejection_rate == rejected / total
-    assert 0.05 < report.faithfulness_rejection_rate < 0.2  # measured: 16.4% on all 2,506 turns
+    assert 0.05 < report.faithfulness_rejection_rate < 0.22  # measured: 18.0% on all 2,506 turns
     assert sum(report.faithfulness_reasons.values()) == rejected
 
 
@@ -121,3 +121,21 @@ def test_common_words_are_those_teachers_use_off_problem_in_several_problems():
     vocabulary = learn_vocabulary([("p0", "Ann has 3 bananas and 2 pears.")] * 2, turns)
     assert "idea" in vocabulary.common and "banana" in vocabulary.common
     assert "pear" not in vocabulary.things  # counted by one problem only
+
+
+def test_praise_after_i_dont_know_and_doubt_after_a_solution_are_rejected(carmen):
+    _, stuck = judged(carmen, "I don't know what to do next.", "focus")
+    assert check_turn("You've got it now. What do 3 bids of $50 add?", stuck)
+    solved_state = PlannerState(step=4, completed=(0, 1, 2, 3), solved=True)
+    _, after = judged(carmen, "just tell me the answer", "generic", solved_state)
+    assert check_turn("Can you help me understand where you went wrong?", after)
+
+
+def test_a_draft_ends_where_the_model_starts_another_turn(carmen):
+    state = PlannerState(step=3, completed=(0, 1, 2), known_values=("150", "300"))
+    turn = plan_turn(carmen, state, "The final answer is 500.", RevealPolicy())
+    prompt = turn_prompt(carmen, turn, [Said("learner", "The final answer is 500.")], vocabulary=VOCABULARY)
+    judged_turn = judge_draft("500 \n [focus] Well done!", turn, prompt)
+    assert "[focus]" not in judged_turn.text and not judged_turn.verdict.ok  # "500" alone celebrates nothing
+    assert judged_turn.text == "500. " + turn.planned_follow_up
+    assert judge_draft("Well done, you solved it! [focus] What next?", turn, prompt).text == "Well done, you solved it!"

@@ -37,7 +37,7 @@ _AFFIRM = re.compile(
     r"^\W*(?:yes|yeah|yep|correct|exactly|perfect|excellent|brilliant|right you are|spot on)\b"
     r"|\b(?:you(?:'re| are)|that(?:'s| is)|it(?:'s| is)|this is|answer is|which is)\s+"
     r"(?:absolutely\s+|totally\s+|completely\s+|exactly\s+|quite\s+|so\s+|all\s+)?(?:right|correct)\b"
-    r"|\b(?:well done|good job|great job|nice job|good work|great work|nice work|spot on|you got it"
+    r"|\b(?:well done|good job|great job|nice job|good work|great work|nice work|spot on|you(?:'ve)? got it"
     r"|got it right|that's it|you solved)\b"
     r"|\bi think you(?:'re| are) correct\b",
     re.I,
@@ -79,6 +79,7 @@ class Judgement:
 
     learner_state: str | None  # the grade's state; None when the learner pressed Hint
     celebrates: bool = False  # the learner has just solved the problem
+    solved: bool = False  # the problem is solved (now or before): nothing is wrong any more
     focus_steps: tuple[Step, ...] = ()  # a focus move must be about one of these (the step in focus and its neighbours)
     grounded: frozenset[str] = frozenset()  # stems of words the tutor may name
     # stems that name things in word problems (objects, quantities, units): a draft may not
@@ -133,6 +134,13 @@ def whole_sentences(text: str, truncated: bool) -> str:
     return " ".join(done + ([rest] if rest and not truncated else []))
 
 
+# Grades after which "you're right" is false: a wrong or partial value, being stuck, asking for
+# the answer, pressing Hint (None). An unclear message may be a right explanation the grader
+# cannot read, so praise there is left to the model.
+_NOT_RIGHT = (LearnerState.INCORRECT.value, LearnerState.PARTIAL.value, LearnerState.STUCK.value,
+              LearnerState.ASKS_FOR_ANSWER.value, None)
+
+
 def affirms(sentence: str) -> bool:
     """The sentence tells the learner their answer is right ("Is that right?" does not)."""
     return not sentence.rstrip().endswith("?") and bool(_AFFIRM.search(sentence)) and not negates(sentence)
@@ -147,9 +155,9 @@ def check_sentence(sentence: str, judgement: Judgement) -> tuple[str, ...]:
     """Reasons this sentence contradicts the planner's judgement or leaves the problem."""
     reasons = []
     state = judgement.learner_state
-    if affirms(sentence) and state in (LearnerState.INCORRECT.value, LearnerState.PARTIAL.value):
+    if affirms(sentence) and not judgement.celebrates and state in _NOT_RIGHT:
         reasons.append(f"tells the learner they are right, but their message was judged {_said(state)}")
-    if (state == LearnerState.CORRECT.value or judgement.celebrates) and negates(sentence):
+    if (state == LearnerState.CORRECT.value or judgement.celebrates or judgement.solved) and negates(sentence):
         reasons.append("tells the learner they are wrong, but their answer was right")
     # what the sentence counts ("150 tonnes", "each week") or a thing word problems name
     named = thing_stems(sentence) | (content_stems(sentence) & judgement.things)
@@ -237,10 +245,10 @@ def load_vocabulary(path: Path) -> Vocabulary:
 
 
 def judgement(vocabulary: Vocabulary, learner_state: str | None, *, celebrates: bool = False,
-              focus_steps: tuple[Step, ...] = (), context: Iterable[str] = ()) -> Judgement:
+              solved: bool = False, focus_steps: tuple[Step, ...] = (), context: Iterable[str] = ()) -> Judgement:
     """The judgement a draft is held to; `context` is what the tutor may name: the problem, its
     steps, the conversation."""
     grounded = set(vocabulary.common)
     for text in context:
         grounded |= content_stems(text)
-    return Judgement(learner_state, celebrates, focus_steps, frozenset(grounded), vocabulary.things)
+    return Judgement(learner_state, celebrates, solved, focus_steps, frozenset(grounded), vocabulary.things)

@@ -123,7 +123,8 @@ def draft_judgement(problem: Problem, turn: TurnPlan, move: str, conversation: S
     if move == "focus" and turn.move.step is not None and turn.move.step < len(steps):
         focus = steps[max(0, turn.move.step - 1):turn.move.step + 2]
     return judgement(vocabulary, turn.grade.state.value if turn.grade else None,
-                     celebrates=turn.move.intent == "celebrate_solution", focus_steps=focus,
+                     celebrates=turn.move.intent == "celebrate_solution", solved=turn.state.solved,
+                     focus_steps=focus,
                      context=[problem.question, *problem.solution, *conversation])
 
 
@@ -357,7 +358,7 @@ class DraftReader:
                 self.failure = GuardResult(("opens with no allowed move",))
             return self.shown
         self.move = move
-        done, _ = sentences(draft)
+        done, _ = sentences(own_turn(draft))
         self._release(done[len(self.released):])
         return self.shown
 
@@ -369,8 +370,10 @@ class DraftReader:
             if move is None:
                 self.failure = GuardResult(("opens with no allowed move",))
             else:
-                done, rest = sentences(draft)
-                self._release(done[len(self.released):] + ([rest] if rest and not truncated else []))
+                cut = own_turn(draft)
+                done, rest = sentences(cut)
+                ended = not truncated or cut != draft  # it started another turn: this one ended
+                self._release(done[len(self.released):] + ([rest] if rest and ended else []))
         if self.failure is None:
             if not self.released:
                 self.failure = GuardResult(("is cut off mid-sentence" if draft.strip() else "is empty",))
@@ -385,9 +388,10 @@ class DraftReader:
         fallback = self.prompt.fallback(self.move, self.turn)
         if not self.released:
             return Judged(fallback.text, fallback.move, self.failure, draft)
-        text = f"{self.shown} {fallback.follow_up}"
+        shown = self.shown if self.shown[-1] in ".!?\"')" else self.shown + "."
+        text = f"{shown} {fallback.follow_up}"
         if not check(text, self.turn.guard).ok:  # the two together must pass as well
-            text = f"{self.shown} {SAFE_FOCUS}"
+            text = f"{shown} {SAFE_FOCUS}"
         return Judged(text, fallback.move, self.failure, draft, self.shown)
 
     def _release(self, new: list[str]) -> None:
@@ -403,6 +407,13 @@ class DraftReader:
 
 
 TAG_CHARS = 24  # a trained student's move tag is this short; longer without one is no tag
+_NEXT_TURN = re.compile(r"\s*\[[a-z]+\]|\n\s*(?:tutor|teacher|learner|student)\s*:", re.I)
+
+
+def own_turn(draft: str) -> str:
+    """The draft up to where the model starts another turn (a move tag, a speaker's name)."""
+    found = _NEXT_TURN.search(draft)
+    return draft[:found.start()] if found else draft
 
 
 def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt, truncated: bool = False) -> Judged:
