@@ -14,8 +14,7 @@ from tutor.domain.tutoring import (
     judge_draft,
     learn_dialogue_vocabulary,
     plan_turn,
-    replay,
-    teacher_contexts,
+    replay_said,
     turn_prompt,
 )
 from tutor.evaluation.data import is_validation, load_eval_dialogues
@@ -101,9 +100,9 @@ def test_eval_quick_reports_the_rate_the_check_rejects_human_turns_at(bank):
         if dialogue.problem_id not in bank.problems:
             continue
         problem = bank.get(dialogue.problem_id)
-        for turn, (said, teacher) in zip(replay(problem, dialogue, RevealPolicy()), teacher_contexts(dialogue)):
-            judgement = draft_judgement(problem, turn.plan, teacher.move or "generic", said, VOCABULARY)
-            rejected += bool(check_turn(teacher.text, judgement))
+        for turn, said in replay_said(problem, dialogue, RevealPolicy()):
+            judgement = draft_judgement(problem, turn.plan, turn.teacher.move or "generic", said, VOCABULARY)
+            rejected += bool(check_turn(turn.teacher.text, judgement))
             total += 1
     assert report.faithfulness_turns == total > 300
     assert report.faithfulness_rejection_rate == rejected / total

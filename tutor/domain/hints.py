@@ -72,7 +72,12 @@ def bottom_out(step: Step, final: bool) -> str:
 
 def phrase(move: Move, steps: tuple[Step, ...], learner_value: str | None = None) -> str:
     """The planner's text for a move."""
-    return " ".join(part for part in phrase_parts(move, steps, learner_value) if part)
+    return joined(*phrase_parts(move, steps, learner_value))
+
+
+def joined(opening: str, follow_up: str) -> str:
+    """The planner's two parts as one turn."""
+    return " ".join(part for part in (opening, follow_up) if part)
 
 
 def phrase_parts(move: Move, steps: tuple[Step, ...], learner_value: str | None = None) -> tuple[str, str]:

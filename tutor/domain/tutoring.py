@@ -24,7 +24,7 @@ from tutor.domain.faithfulness import (
     sentences,
 )
 from tutor.domain.guard import GuardContext, GuardResult, check
-from tutor.domain.hints import cloze, phrase_parts
+from tutor.domain.hints import cloze, joined, phrase_parts
 from tutor.domain.planner import BOTTOM_OUT, PARTIAL, Move, PlannerState, plan
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
@@ -87,7 +87,7 @@ def plan_turn(
     state, move = plan(state, judged, steps, policy, hint_requested=hint_requested)
     learner_value = format_number(judged.value) if judged and judged.value is not None else None
     opening, follow_up = phrase_parts(move, steps, learner_value)
-    text = " ".join(part for part in (opening, follow_up) if part)
+    text = joined(opening, follow_up)
     reveals = frozenset(Fraction(value) for value in move.reveals)
     guard = GuardContext(
         final_answer=final,
@@ -136,6 +136,12 @@ def teacher_contexts(dialogue: Dialogue) -> Iterator[tuple[list[str], Turn]]:
         if turn.role == "teacher":
             yield list(said), turn
         said.append(turn.text)
+
+
+def replay_said(problem: Problem, dialogue: Dialogue, policy: RevealPolicy) -> Iterator[tuple[ReplayedTurn, list[str]]]:
+    """`replay`, each teacher turn with everything said before it (`teacher_contexts`)."""
+    for turn, (said, _) in zip(replay(problem, dialogue, policy), teacher_contexts(dialogue)):
+        yield turn, said
 
 
 def learn_dialogue_vocabulary(pairs: Iterable[tuple[Problem, Dialogue]]) -> Vocabulary:
@@ -306,7 +312,7 @@ def chosen_move_fallback(turn: TurnPlan, move: str, steps: tuple[Step, ...]) -> 
         intent = "hint_when_stuck"  # a focus question at the turn's rung
     opening, follow_up = phrase_parts(replace(turn.move, move=move, intent=intent), steps,
                                       format_number(value) if value is not None else None)
-    text = " ".join(part for part in (opening, follow_up) if part)
+    text = joined(opening, follow_up)
     if not check(text, turn.guard).ok:
         return Fallback(move, SAFE_FOCUS, SAFE_FOCUS)
     return Fallback(move, text, follow_up)

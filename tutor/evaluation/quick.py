@@ -26,7 +26,7 @@ from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import ProblemBank
 from tutor.domain.steps import final_answer_value
 from tutor.domain.faithfulness import Vocabulary, check_turn, load_vocabulary, reason_kind
-from tutor.domain.tutoring import draft_judgement, givens, plan_turn, replay, teacher_contexts
+from tutor.domain.tutoring import draft_judgement, givens, plan_turn, replay_said
 from tutor.evaluation.data import is_validation
 from tutor.evaluation.metrics import is_question, states_final_answer
 
@@ -149,7 +149,7 @@ def _faithfulness(dialogue: Dialogue, problem, policy: RevealPolicy, vocabulary:
                   report: QuickReport) -> None:
     """Hold each human teacher turn to the check a model draft must pass at that point."""
     validation = is_validation(problem.id)
-    for turn, (said, _) in zip(replay(problem, dialogue, policy), teacher_contexts(dialogue)):
+    for turn, said in replay_said(problem, dialogue, policy):
         move = turn.teacher.move or "generic"
         reasons = check_turn(turn.teacher.text, draft_judgement(problem, turn.plan, move, said, vocabulary))
         report.faithfulness_turns += 1

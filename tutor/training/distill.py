@@ -30,7 +30,7 @@ from tutor.domain.problems import Problem
 from tutor.domain.prompting import DECISION_FORMAT, Said, student_messages
 from tutor.domain.steps import final_answer_value
 from tutor.domain.faithfulness import Vocabulary, check_turn, reason_kind
-from tutor.domain.tutoring import TurnPlan, draft_judgement, replay, solution_steps, teacher_contexts
+from tutor.domain.tutoring import TurnPlan, draft_judgement, replay_said, solution_steps
 from tutor.evaluation.data import is_validation
 from tutor.evaluation.harness import EvalTutor, TurnRequest, true_values
 from tutor.evaluation.learners import ScriptedLearner
@@ -78,7 +78,7 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
         final = final_answer_value(problem)
         history: list[Said] = []
         trained: list[bool] = []
-        for turn, (said, _) in zip(replay(problem, dialogue, policy), teacher_contexts(dialogue)):
+        for turn, said in replay_said(problem, dialogue, policy):
             text = _without_name(turn.teacher.text, dialogue.learner.name)
             reason = _reject_human(text, turn.teacher.move, final, final in turn.learner_numbers, turn.plan)
             if reason is None and vocabulary is not None:
