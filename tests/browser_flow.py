@@ -18,6 +18,13 @@ CHROMIUM_FLAGS = [
 
 
 @dataclass
+class SeenTurn:
+    reply: str
+    progress: str
+    streamed: list[str]  # every state of the reply seen while it arrived, the last one included
+
+
+@dataclass
 class FlowResult:
     tutor_reply: str
     hint_reply: str
@@ -79,22 +86,22 @@ def _open_problem(playwright, url: str, problem_search: str):
     return browser, page
 
 
-def _wait_until_settled(page, message, send, timeout_ms: int) -> None:
-    """Until the streamed reply stops changing and Send is enabled again (it is disabled while
-    the tutor writes; a fast reply may finish before we ever see it disabled)."""
-    from playwright.sync_api import expect
-
-    previous, waited = None, 0
+def _wait_until_settled(page, message, send, timeout_ms: int, poll_ms: int = 400) -> list[str]:
+    """Until the streamed reply stops changing and the progress panel is no longer busy (Send
+    is disabled while the tutor writes; a fast reply may finish before we ever see it disabled).
+    Returns each state of the reply seen on the way."""
+    states, previous, waited = [], None, 0
     while waited < timeout_ms:
-        expect(send).to_be_enabled(timeout=timeout_ms)
         text = message.inner_text()
         # Gradio marks outputs of a running event "processing"; a queued reply "Loading content"
         busy = "processing" in page.locator("#progress").inner_text() or text == "Loading content"
-        if text == previous and not busy:
-            return
+        if text != "Loading content" and (not states or states[-1] != text):
+            states.append(text)
+        if text == previous and not busy and send.is_enabled():
+            return states
         previous = text
-        page.wait_for_timeout(400)
-        waited += 400
+        page.wait_for_timeout(poll_ms)
+        waited += poll_ms
     raise TimeoutError("the tutor's reply did not settle")
 
 
@@ -105,8 +112,8 @@ if __name__ == "__main__":
 
 
 def solve_in_browser(url: str, screenshot: Path, answers: list[str], problem_search: str = "Carmen",
-                     reply_timeout_ms: int = 60_000) -> list[tuple[str, str]]:
-    """Pick a problem, send each answer, and return (tutor reply, progress panel) after each."""
+                     reply_timeout_ms: int = 60_000, poll_ms: int = 400) -> list[SeenTurn]:
+    """Pick a problem, send each answer, and return the tutor's reply after each, as it arrived."""
     from playwright.sync_api import expect, sync_playwright
 
     seen = []
@@ -118,8 +125,8 @@ def solve_in_browser(url: str, screenshot: Path, answers: list[str], problem_sea
             send.click()
             expect(page.locator("#chat .message.bot")).to_have_count(count, timeout=reply_timeout_ms)
             bot = page.locator("#chat .message.bot").last
-            _wait_until_settled(page, bot, send, reply_timeout_ms)
-            seen.append((bot.inner_text(), page.locator("#progress").inner_text()))
+            streamed = _wait_until_settled(page, bot, send, reply_timeout_ms, poll_ms)
+            seen.append(SeenTurn(bot.inner_text(), page.locator("#progress").inner_text(), streamed))
         page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
     return seen

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_flow import chromium_path, drive_learner_page, solve_in_browser
+from tutor.domain.faithfulness import affirms, negates
 from tutor.model.fake import FakeBackend
 from tutor.service import TutorService
 from tutor.ui.learner import build_learner_page
@@ -56,12 +57,50 @@ def test_learner_solves_a_bank_problem_step_by_step_and_sees_mastery_grow(store,
     finally:
         page.close()
 
-    replies = [reply for reply, _ in seen]
+    replies = [turn.reply for turn in seen]
     assert replies[0] == "How did you get 350? Walk me through your thinking."
     assert replies[1].startswith("Good, that's right.") and "Carmen also has to bid" in replies[1]
     assert "___" in replies[1] and "150" not in replies[1]  # the next step, as a question
     assert all("500" not in reply for reply in replies[:-1])
     assert "You solved the whole problem" in replies[-1]
-    progress = [panel for _, panel in seen]
+    progress = [turn.progress for turn in seen]
     assert "Step 2 of 4 (1 done)" in progress[1] and "multiplication" in progress[1]
     assert "Solved!" in progress[-1] and "addition" in progress[-1]
+
+
+def test_replies_agree_with_a_wrong_then_right_value_then_the_final_answer(store, bank, tmp_path):
+    # A student that contradicts the learner each time, streamed slowly enough to watch: the
+    # learner sees only sentences that passed, and the planner's words where the draft failed.
+    drafts = ["Let's look at the bids again. Yes, you're right, well done!",
+              "Not quite, check your multiplication again.",
+              "Good. Now how many white balls are there?"]
+    service = TutorService(store, bank, FakeBackend(drafts, seconds_per_word=0.15))
+    page = build_learner_page(service)
+    page.queue()
+    _, url, _ = page.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    screenshot = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path)) / "learner-agrees.png"
+    try:
+        wrong, right, final = solve_in_browser(url, screenshot, ["I think the desk costs $350.",
+                                                                 "3 x 50 = 150", "The desk costs $500."],
+                                               poll_ms=100)
+    finally:
+        page.close()
+
+    assert wrong.reply == "Let's look at the bids again. How did you get 350? Walk me through your thinking."
+    assert not affirms(wrong.reply) and "right" not in wrong.reply
+    assert right.reply.startswith("Good, that's right.") and not negates(right.reply)
+    assert "Not quite" not in right.reply
+    assert final.reply == "Good. You solved the whole problem. Well done."
+    assert "white balls" not in final.reply and "Solved!" in final.progress
+    for turn in (wrong, right, final):
+        # nothing shown was taken back: every state the learner saw begins the final reply
+        assert all(turn.reply.startswith(state) for state in turn.streamed), turn.streamed
+    assert wrong.streamed[0] == "Let's look at the bids again."  # it streamed: a passing sentence first
+    assert screenshot.stat().st_size > 10_000
+
+    (conversation,) = service.sessions(service.local_learner())
+    tutor_turns = [m for m in service.transcript(conversation) if m.role == "tutor"]
+    guards = [m.planner_state["guard"] for m in tutor_turns]
+    assert [g["draft"] for g in guards] == drafts  # the failed drafts stay stored, with their reasons
+    assert not any(g["passed"] for g in guards) and all(g["reasons"] for g in guards)
+    assert [g["shown_from_draft"] for g in guards] == ["Let's look at the bids again.", "", "Good."]

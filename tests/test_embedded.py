@@ -67,18 +67,19 @@ def test_a_fresh_clone_serves_the_shipped_champion_v1(data_dir):
         assert not last.message.content.startswith("[") and "500" not in last.message.content
 
 
-def test_eval_runs_the_embedded_base_model_on_a_small_slice(data_dir, tmp_path):
+def test_eval_runs_the_embedded_base_model_and_the_champion_in_one_table(data_dir, tmp_path):
     import json
 
     from tutor.cli import main
 
     out = tmp_path / "report.json"
-    assert main(["eval", "--model", "base", "--limit", "2", "--attacks", "4",
+    assert main(["eval", "--model", "base", "champion", "--limit", "2", "--attacks", "4",
                  "--data-dir", str(data_dir), "--out", str(out)]) == 0
-    figures = json.loads(out.read_text())
-    assert figures["dialogues"] == 2 and figures["tutor_turns"] > 0
-    assert figures["leak_rate"] == 0.0  # the guard stands between the model and the learner
-    assert figures["details"]["model"] == "base"
+    base, champion = json.loads(out.read_text())  # one table, a report per model
+    assert base["dialogues"] == 2 and base["tutor_turns"] > 0
+    assert base["leak_rate"] == 0.0  # the guard stands between the model and the learner
+    assert base["details"]["model"] == "base" and champion["details"]["model"] == "v1"
+    assert champion["dialogues"] == 2 and champion["shown_then_replaced"] == 0
 
 
 def test_eval_runs_the_shipped_champion_on_the_validation_slice(data_dir, tmp_path):

@@ -238,3 +238,12 @@ def test_success_at_5_differs_between_models_that_phrase_the_same_plan_different
         interactive(pairs, EvalTutor(FakeBackend([reply])), report, 2, lambda p, d: ScriptedLearner(p, d, seed=0))
         return report.success_at_5
     assert success("What do you get if you add the 3 apples and the 5 more?") > success("Hmm. Why do you think so?")
+
+
+def test_every_eval_table_has_the_planner_as_its_reference_row(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    assert main(["eval", "--backend", "fake", "--limit", "3", "--attacks", "4", "--out", str(out)]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:4]]
+    assert rows == ["planner", "fake", "human"]
+    figures = json.loads(out.read_text())  # the evaluated student's figures, not the reference's
+    assert figures["details"]["model"] == "fake" and figures["draft_pass_rate"] is not None

@@ -21,7 +21,7 @@ from tutor.config import (
 from tutor.domain.dialogues import read_dialogues
 from tutor.domain.problems import ProblemBank
 from tutor.evaluation.data import load_eval_dialogues, split
-from tutor.evaluation.harness import EvalTutor, evaluate
+from tutor.evaluation.harness import EvalTutor, evaluate, table
 from tutor.evaluation.learners import LLMLearner
 from tutor.evaluation.quick import run_quick
 from tutor.domain.prompting import INSTRUCT
@@ -38,9 +38,9 @@ def register(subcommands) -> None:
     parser.add_argument("--dialogues", type=Path, default=DIALOGUES_DIR,
                         help="a JSONL file in MathDial's schema or the project's (default: dialogues/)")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--model", default="champion",
-                       help="a version or alias in models/ (default: champion), or 'base' for the "
-                       "embedded base model without an adapter")
+    which.add_argument("--model", nargs="+", default=["champion"], metavar="MODEL",
+                       help="versions or aliases in models/ (default: champion), or 'base' for the "
+                       "embedded base model without an adapter; several give one table")
     which.add_argument("--backend", help="any student spec instead: 'fake', a Hugging Face id or "
                        "path, or an OpenAI-compatible endpoint URL#model")
     parser.add_argument("--split", default="all", choices=("validation", "train", "all"),
@@ -49,7 +49,8 @@ def register(subcommands) -> None:
     parser.add_argument("--record", action="store_true",
                         help="keep the figures in the evaluated version's manifest in models/")
     parser.add_argument("--limit", type=int, help="evaluate the first N dialogues")
-    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here (a list when several "
+                        "models are evaluated)")
     parser.add_argument("--seed", type=int, default=0, help="for the simulated learner")
     parser.add_argument("--attacks", type=int, default=200,
                         help="answer-extraction attack messages to send (default 200)")
@@ -67,36 +68,45 @@ def run(args) -> int:
     pairs = split(load_eval_dialogues(args.dialogues), args.split)[: args.limit]
     registry = Registry(MODELS_DIR, open_store(settings))
     if args.backend:
-        student, label = load_backend(args.backend, data_dir=settings.data_dir,
-                                      api_key=settings.api_key, progress=_status), args.backend
+        students = [(args.backend, lambda: load_backend(args.backend, data_dir=settings.data_dir,
+                                                        api_key=settings.api_key, progress=_status))]
     else:
-        adapter = registry.resolve(args.model, progress=_status)
-        student = load_backend("embedded", data_dir=settings.data_dir, adapter=adapter,
-                               progress=_status)
-        label = adapter.name if adapter else "base"
-    if args.record and (args.backend or label == "base"):
+        adapters = [registry.resolve(model, progress=_status) for model in args.model]
+        students = [(adapter.name if adapter else "base",
+                     lambda adapter=adapter: load_backend("embedded", data_dir=settings.data_dir,
+                                                          adapter=adapter, progress=_status))
+                    for adapter in adapters]
+    if args.record and (args.backend or any(label == "base" for label, _ in students)):
         raise InvalidInput("--record keeps figures in a registered version's manifest: name one with --model.")
-    exemplars = None
-    if args.backend != "fake" and prompt_format(student) == INSTRUCT:
-        retrieval = open_retrieval(settings, ProblemBank.load(PROBLEMS_FILE), _status)
-        exemplars = retrieval.exemplars_for
     make_learner = None
     if args.learner:
         learner_backend = load_backend(args.learner, data_dir=settings.data_dir, api_key=settings.api_key)
         make_learner = lambda problem, dialogue: LLMLearner(learner_backend, problem, dialogue, args.seed)  # noqa: E731
-    report = evaluate(pairs, EvalTutor(student, settings.reveal_policy, exemplars=exemplars),
-                      seed=args.seed, attacks=args.attacks, make_learner=make_learner)
-    report.details["model"] = label
-    report.details["dialogue_file"] = str(args.dialogues)
-    report.details["split"] = args.split
-    print(report.table())
-    if args.record:
-        registry.record_evaluation(label, {"figures": _figures(report), "split": args.split,
-                                           "dialogues": report.dialogues, "limit": args.limit,
-                                           "seed": args.seed, "attacks": report.details.get("attacks", 0)})
-        print(f"recorded in {MODELS_DIR / label / 'manifest.json'}")
+    if args.backend != "planner":  # the planner's own words: the reference row of every table
+        students.insert(0, ("planner", lambda: load_backend("planner", data_dir=settings.data_dir)))
+    reports = []
+    for label, load in students:
+        _status(f"evaluating {label} on {len(pairs)} dialogues")
+        student = load()
+        exemplars = None
+        if args.backend != "fake" and prompt_format(student) == INSTRUCT:
+            retrieval = open_retrieval(settings, ProblemBank.load(PROBLEMS_FILE), _status)
+            exemplars = retrieval.exemplars_for
+        report = evaluate(pairs, EvalTutor(student, settings.reveal_policy, exemplars=exemplars),
+                          seed=args.seed, attacks=args.attacks, make_learner=make_learner)
+        report.details.update(model=label, dialogue_file=str(args.dialogues), split=args.split)
+        reports.append(report)
+        if args.record and label != "planner":
+            registry.record_evaluation(label, {"figures": _figures(report), "split": args.split,
+                                               "dialogues": report.dialogues, "limit": args.limit,
+                                               "seed": args.seed, "attacks": report.details.get("attacks", 0)})
+            _status(f"recorded in {MODELS_DIR / label / 'manifest.json'}")
+    print(table(reports))
     if args.out:
-        args.out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        evaluated = [report.to_json() for report in reports if report.details["model"] != "planner"
+                     or args.backend == "planner"]
+        args.out.write_text(json.dumps(evaluated[0] if len(evaluated) == 1 else evaluated, indent=2) + "\n",
+                            encoding="utf-8")
         print(f"written: {args.out}")
     return 0
 

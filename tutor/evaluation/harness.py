@@ -139,37 +139,46 @@ class EvalReport:
         return asdict(self)
 
     def table(self) -> str:
-        human = self.details.get("human", {})
-        columns = [
-            ("turns", "tutor_turns", "{:d}"), ("leak", "leak_rate", "{:.1%}"),
-            ("leak unguarded", "leak_rate_unguarded", "{:.1%}"), ("question", "question_rate", "{:.1%}"),
-            ("move F1", "move_f1", "{:.2f}"), ("numbers ok", "numbers_correct_rate", "{:.1%}"),
-            ("Success@5", "success_at_5", "{:.1%}"), ("Telling@5", "telling_at_5", "{:.1%}"),
-            ("attack leak", "attack_leak_rate", "{:.1%}"),
-            ("coherent", "coherence_rate", "{:.1%}"), ("coherent unguarded", "coherence_rate_unguarded", "{:.1%}"),
-            ("shown then replaced", "shown_then_replaced", "{:d}"), ("drafts pass", "draft_pass_rate", "{:.1%}"),
-        ]
-        ours = {key: getattr(self, key) for _, key, _ in columns}
-        reference = {
-            "tutor_turns": human.get("turns"), "leak_rate": human.get("leak_rate"),
-            "question_rate": human.get("question_rate"),
-            "numbers_correct_rate": human.get("numbers_correct_rate"),
-            "success_at_5": self.human_success_at_5, "telling_at_5": self.human_telling_at_5,
-        }
-        rows = [("", [name for name, _, _ in columns])]
-        for label, values in ((self.details.get("model", "our tutor"), ours), ("human teachers", reference)):
-            cells = []
-            for _, key, form in columns:
-                value = values.get(key)
-                cells.append("—" if value is None else form.format(value))
-            rows.append((label, cells))
-        widths = [max(len(row[1][i]) for row in rows) for i in range(len(columns))]
-        label_width = max(len(label) for label, _ in rows)
-        lines = [f"{label:<{label_width}}  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths))
-                 for label, cells in rows]
-        lines.append(f"{self.dialogues} dialogues, {self.details.get('attacks', 0)} attack "
-                     f"messages, {self.seconds:.0f} s")
-        return "\n".join(lines)
+        return table([self])
+
+
+_COLUMNS = [
+    ("turns", "tutor_turns", "{:d}"), ("leak", "leak_rate", "{:.1%}"),
+    ("leak unguarded", "leak_rate_unguarded", "{:.1%}"), ("question", "question_rate", "{:.1%}"),
+    ("move F1", "move_f1", "{:.2f}"), ("numbers ok", "numbers_correct_rate", "{:.1%}"),
+    ("Success@5", "success_at_5", "{:.1%}"), ("Telling@5", "telling_at_5", "{:.1%}"),
+    ("attack leak", "attack_leak_rate", "{:.1%}"),
+    ("coherent", "coherence_rate", "{:.1%}"), ("coherent unguarded", "coherence_rate_unguarded", "{:.1%}"),
+    ("shown then replaced", "shown_then_replaced", "{:d}"), ("drafts pass", "draft_pass_rate", "{:.1%}"),
+]
+
+
+def table(reports: list[EvalReport]) -> str:
+    """One row per evaluated student (same dialogues), then the human teachers of the first report."""
+    first = reports[0]
+    human = first.details.get("human", {})
+    reference = {
+        "tutor_turns": human.get("turns"), "leak_rate": human.get("leak_rate"),
+        "question_rate": human.get("question_rate"),
+        "numbers_correct_rate": human.get("numbers_correct_rate"),
+        "success_at_5": first.human_success_at_5, "telling_at_5": first.human_telling_at_5,
+    }
+    students = [(report.details.get("model", "our tutor"), {key: getattr(report, key) for _, key, _ in _COLUMNS})
+                for report in reports]
+    rows = [("", [name for name, _, _ in _COLUMNS])]
+    for label, values in students + [("human teachers", reference)]:
+        cells = []
+        for _, key, form in _COLUMNS:
+            value = values.get(key)
+            cells.append("—" if value is None else form.format(value))
+        rows.append((label, cells))
+    widths = [max(len(row[1][i]) for row in rows) for i in range(len(_COLUMNS))]
+    label_width = max(len(label) for label, _ in rows)
+    lines = [f"{label:<{label_width}}  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths))
+             for label, cells in rows]
+    seconds = ", ".join(f"{report.details.get('model', 'our tutor')} {report.seconds:.0f} s" for report in reports)
+    lines.append(f"{first.dialogues} dialogues, {first.details.get('attacks', 0)} attack messages; {seconds}")
+    return "\n".join(lines)
 
 
 def evaluate(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, *, k: int = 5, seed: int = 0,
