@@ -56,6 +56,7 @@ def test_a_solution_must_be_celebrated(carmen):
     assert "does not celebrate the solution" in check_turn("8 plus 1 = 9", judgement)
     assert check_turn("300 - 150 isn't there yet?", judgement)
     assert not check_turn("Well done, you solved it! The desk cost $500.", judgement)
+    assert not check_turn("Exactly. There you go.", judgement)  # the human teachers' ways of saying it
 
 
 def test_things_the_problem_does_not_have_are_rejected(carmen):
@@ -65,6 +66,9 @@ def test_things_the_problem_does_not_have_are_rejected(carmen):
     assert any("ball" in r for r in check_turn("How many white balls are there in the bids?", judgement))
     assert any("week" in r for r in check_turn("How much is bid each week?", judgement))
     assert not check_turn("How much do the 3 other people's bids add to the cost of the desk?", judgement)
+    # a number in words is a quantity (the guard's business), a contraction names nothing
+    assert not check_turn("What would be three times fifty dollars?", judgement)
+    assert not check_turn("If the bids go up by 50 then shouldn't the cost go up too?", judgement)
 
 
 def test_a_focus_turn_must_be_about_the_step_in_focus(carmen):
@@ -106,7 +110,7 @@ def test_eval_quick_reports_the_rate_the_check_rejects_human_turns_at(bank):
             total += 1
     assert report.faithfulness_turns == total > 300
     assert report.faithfulness_rejection_rate == rejected / total
-    assert 0.05 < report.faithfulness_rejection_rate < 0.22  # measured: 18.0% on all 2,506 turns
+    assert 0.05 < report.faithfulness_rejection_rate < 0.22  # measured: 17.4% on all 2,506 turns
     assert sum(report.faithfulness_reasons.values()) == rejected
 
 

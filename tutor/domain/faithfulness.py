@@ -52,7 +52,8 @@ _NEGATE = re.compile(
 )
 _CELEBRATE = re.compile(
     r"\b(?:yes|yeah|correct|right|well done|great|good|excellent|perfect|brilliant|fantastic"
-    r"|awesome|nice|solved|got it|that's it|congratulations|amazing)\b",
+    r"|awesome|nice|solved|got it|that's it|congratulations|amazing|exactly|wonderful|super|superb"
+    r"|terrific|fabulous|marvell?ous|bravo|spot on|there you go|you did it|nailed it)\b",
     re.I,
 )
 # Operation words by the step's operator: a focus turn may point at the operation.
@@ -70,6 +71,8 @@ might must not no yes of to in on at for by with from as into onto over under ab
 again up down out off i me my we our us you your he him his she her they them their what which
 who whom whose when where why how all any both each few more most other some such only own same
 too very just also now let lets let's okay ok well oh hi hello please thank thanks
+don't doesn't didn't isn't aren't wasn't weren't can't couldn't won't wouldn't shouldn't haven't
+hasn't hadn't i'm you're we're they're it's that's what's there's i've you've we've i'll you'll
 """.split())
 
 
@@ -104,16 +107,24 @@ def content_stems(text: str) -> set[str]:
 
 _COUNTED = re.compile(
     r"(?:[$€]?\d[\d,]*(?:\.\d+)?%?|\b(?:many|much|per|each|every|several|few|dozen|half|one|two|three|four"
-    r"|five|six|seven|eight|nine|ten|twelve|twenty|hundred|thousand)\b)\s+([A-Za-z]+(?:[\s-]+[A-Za-z]+)?)",
+    r"|five|six|seven|eight|nine|ten|twelve|twenty|hundred|thousand)\b)\s+([A-Za-z]+(?:'[a-z]+)?(?:[\s-]+[A-Za-z]+(?:'[a-z]+)?)?)",
     re.I,
 )
+
+
+# Numbers in words are quantities, which the guard checks; they are never a thing.
+_NUMBER_WORDS = frozenset("""
+one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
+million half third quarter fourth fifth sixth seventh eighth ninth tenth twice double triple
+""".split())
 
 
 def thing_stems(text: str) -> set[str]:
     """Stems of what a word problem counts or measures: the words right after a number or a
     quantity word ("3 bids", "how many white balls", "each week", "150 tonnes")."""
     return {stem(w) for phrase in _COUNTED.findall(text) for w in _WORD.findall(phrase)
-            if len(w) >= 3 and w.lower() not in STOPWORDS}
+            if len(w) >= 3 and w.lower() not in STOPWORDS | _NUMBER_WORDS}
 
 
 def sentences(text: str) -> tuple[list[str], str]:
