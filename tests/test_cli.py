@@ -1,3 +1,4 @@
+import io
 import os
 import subprocess
 import sys
@@ -7,6 +8,8 @@ from tests.conftest import CARMEN_ID
 from tutor.cli import main
 from tutor.config import Settings
 from tutor.bootstrap import open_store
+from tutor.model.fake import FakeBackend
+from tutor.service import TutorService
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,6 +39,21 @@ def test_chat_answers_each_stdin_line_through_the_service(tmp_path):
     assert [m.role for m in messages] == ["learner", "tutor"] * 2
     assert [f"tutor> {m.content}" for m in messages if m.role == "tutor"] == [lines[1], lines[-1]]
 
+
+
+def test_chat_prints_exactly_what_passed_and_never_takes_text_back(store, bank, monkeypatch, capsys):
+    # a student that praises a wrong value after a first sentence that passes
+    service = TutorService(store, bank, FakeBackend(["Let's look at the bids again. Yes, you're right!",
+                                                     "Not quite, check your multiplication again."]))
+    monkeypatch.setattr("tutor.cli.chat.open_service", lambda settings, progress: service)
+    monkeypatch.setattr("sys.stdin", io.StringIO("I think the desk costs $350.\n3 x 50 = 150\n"))
+    assert main(["chat", "--problem", CARMEN_ID, "--student-model", "fake"]) == 0
+    printed = [line.removeprefix("tutor> ") for line in capsys.readouterr().out.splitlines()[1:]]
+    (conversation,) = service.sessions(service.local_learner())
+    shown = [m.content for m in service.transcript(conversation) if m.role == "tutor"]
+    assert printed == shown  # a reply only grows: the terminal shows exactly what was stored
+    assert shown[0] == "Let's look at the bids again. How did you get 350? Walk me through your thinking."
+    assert shown[1].startswith("Good, that's right.") and "Not quite" not in shown[1]
 
 def test_data_dir_comes_from_the_environment(tmp_path):
     result = run_tutor("init", "--student-model", "fake", env={"TUTOR_DATA_DIR": str(tmp_path)})
