@@ -292,10 +292,13 @@ def turn_prompt(problem: Problem, turn: TurnPlan, history: list[Said], *, exempl
                                      planned=turn.planned_text, exemplars=exemplars)
         choices, planned_move = (), turn.move.move
     moves = choices or (planned_move,)
+    # one judgement (the conversation stemmed once); only a focus move is held to the step
+    as_focus = draft_judgement(problem, turn, "focus", conversation, vocabulary)
     return TurnPrompt(
         messages, planned_move, choices, prompt_format if prompt_format in MOVES_FORMATS else INSTRUCT,
         fallbacks=tuple(chosen_move_fallback(turn, move, solution_steps(problem)) for move in moves),
-        judgements=tuple((move, draft_judgement(problem, turn, move, conversation, vocabulary)) for move in moves),
+        judgements=tuple((move, as_focus if move == "focus" else replace(as_focus, focus_steps=()))
+                         for move in moves),
     )
 
 
