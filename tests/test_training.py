@@ -94,6 +94,7 @@ def test_kd_distils_a_tiny_teachers_logits_with_gkd(pairs, tmp_path, tiny_model_
                    TrainSettings(kd=True, max_steps=2, batch_size=2, max_length=4096), teacher_path=teacher)
     assert result.steps == 2 and result.final_loss is not None
     assert (tmp_path / "kd" / "adapter_model.safetensors").exists()
+    assert not (tmp_path / "kd" / "checkpoints").exists()  # a version folder holds what ships, nothing else
 
 
 def test_kd_refuses_a_teacher_with_another_tokenizer(pairs, tmp_path, tiny_model_dir):

@@ -7,6 +7,7 @@ gradient checkpointing.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -129,6 +130,7 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
                              peft_config=lora)
     trainer.add_callback(Progress())
     trainer.train()
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # the trainer's scratch: it saves nothing there
     out_dir.mkdir(parents=True, exist_ok=True)
     save_adapter(trainer.model, out_dir)
     train_tokens, target_tokens = _token_counts(trainer)
