@@ -1,5 +1,6 @@
 """The real embedded default: SmolLM2-135M-Instruct converted from the wheel's GGUF."""
 
+import json
 import time
 
 import pytest
@@ -8,10 +9,13 @@ from tests.conftest import CARMEN_ID
 from tutor.model.backend import GenerationParams
 from tutor.model.embedded import EMBEDDED_NAME, gguf_path, provision_embedded
 from tutor.bootstrap import open_service
-from tutor.config import Settings
-from tutor.domain.prompting import MOVES_FORMAT
+from tutor.config import MODELS_DIR, Settings
+from tutor.model.registry import Registry
 
 pytestmark = pytest.mark.embedded
+
+# the version a fresh clone serves (models/aliases.json)
+SHIPPED = json.loads((MODELS_DIR / "aliases.json").read_text())["champion"]
 
 
 @pytest.fixture(scope="module")
@@ -51,25 +55,23 @@ def test_the_embedded_base_tutors_a_turn_end_to_end(data_dir):
     assert last.message.model_version == expected and last.message.content.strip()
 
 
-def test_a_fresh_clone_serves_the_shipped_champion_v1(data_dir):
+def test_a_fresh_clone_serves_the_shipped_champion(data_dir):
     service = open_service(Settings(data_dir=data_dir), progress=lambda _: None)
-    assert service.student.version == f"{EMBEDDED_NAME}+v1"
-    assert service.student.prompt_format == MOVES_FORMAT
+    assert service.student.version == f"{EMBEDDED_NAME}+{SHIPPED}"
+    assert service.student.prompt_format == Registry().manifest(SHIPPED)["prompt_format"]
     service.params = GenerationParams(max_new_tokens=32, temperature=0)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     *_, last = service.reply(conversation, "I think the desk costs $350.")
     guard = last.message.planner_state["guard"]
-    assert guard["draft_model_version"] == f"{EMBEDDED_NAME}+v1" and guard["draft"].strip()
-    assert last.message.planner_state["exemplars"] == []  # v1 learned from the dialogues themselves
+    assert guard["draft_model_version"] == f"{EMBEDDED_NAME}+{SHIPPED}" and guard["draft"].strip()
+    assert last.message.planner_state["exemplars"] == []  # it learned from the dialogues themselves
     assert last.message.move in ("focus", "probing")  # what the planner allows after a wrong answer
     if guard["passed"]:
-        assert last.message.model_version == f"{EMBEDDED_NAME}+v1"
+        assert last.message.model_version == f"{EMBEDDED_NAME}+{SHIPPED}"
         assert not last.message.content.startswith("[") and "500" not in last.message.content
 
 
 def test_eval_runs_the_embedded_base_model_and_the_champion_in_one_table(data_dir, tmp_path):
-    import json
-
     from tutor.cli import main
 
     out = tmp_path / "report.json"
@@ -78,23 +80,21 @@ def test_eval_runs_the_embedded_base_model_and_the_champion_in_one_table(data_di
     base, champion = json.loads(out.read_text())  # one table, a report per model
     assert base["dialogues"] == 2 and base["tutor_turns"] > 0
     assert base["leak_rate"] == 0.0  # the guard stands between the model and the learner
-    assert base["details"]["model"] == "base" and champion["details"]["model"] == "v1"
+    assert base["details"]["model"] == "base" and champion["details"]["model"] == SHIPPED
     assert champion["dialogues"] == 2 and champion["shown_then_replaced"] == 0
 
 
 def test_eval_runs_the_shipped_champion_on_the_validation_slice(data_dir, tmp_path):
-    import json
-
     from tutor.cli import main
-    from tutor.model.registry import Registry
 
     out = tmp_path / "report.json"
     assert main(["eval", "--split", "validation", "--limit", "2", "--attacks", "4",
                  "--data-dir", str(data_dir), "--out", str(out)]) == 0
     figures = json.loads(out.read_text())
-    assert figures["details"]["model"] == "v1" and figures["details"]["split"] == "validation"
+    assert figures["details"]["model"] == SHIPPED and figures["details"]["split"] == "validation"
     assert figures["leak_rate"] == 0.0 and figures["tutor_turns"] > 0
     # the shipped manifest carries the full validation run's figures
-    shipped = Registry().manifest("v1")["evaluation"]
+    shipped = Registry().manifest(SHIPPED)["evaluation"]
     assert shipped["split"] == "validation" and shipped["limit"] is None
-    assert {"move_f1", "question_rate", "leak_rate_unguarded", "numbers_correct_rate"} <= set(shipped["figures"])
+    assert {"move_f1", "question_rate", "leak_rate_unguarded", "numbers_correct_rate", "coherence_rate",
+            "shown_then_replaced", "draft_pass_rate"} <= set(shipped["figures"])
