@@ -247,3 +247,5 @@ def test_every_eval_table_has_the_planner_as_its_reference_row(tmp_path, capsys)
     assert rows == ["planner", "fake", "human"]
     figures = json.loads(out.read_text())  # the evaluated student's figures, not the reference's
     assert figures["details"]["model"] == "fake" and figures["draft_pass_rate"] is not None
+    # every draft not sent whole is tallied under its first reason
+    assert sum(figures["details"]["draft_failures"].values()) == pytest.approx(1 - figures["draft_pass_rate"], abs=1e-3)

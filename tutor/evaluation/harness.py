@@ -7,6 +7,7 @@ with the model's drafts generated in batches.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Callable
@@ -18,7 +19,7 @@ from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
 from tutor.config import VOCABULARY_FILE
-from tutor.domain.faithfulness import Judgement, Vocabulary, load_vocabulary
+from tutor.domain.faithfulness import Judgement, Vocabulary, load_vocabulary, reason_kind
 from tutor.domain.prompting import INSTRUCT, PLANNER_FORMAT, Said
 from tutor.domain.steps import final_answer_value
 from tutor.domain.tutoring import (
@@ -178,6 +179,10 @@ def table(reports: list[EvalReport]) -> str:
              for label, cells in rows]
     seconds = ", ".join(f"{report.details.get('model', 'our tutor')} {report.seconds:.0f} s" for report in reports)
     lines.append(f"{first.dialogues} dialogues, {first.details.get('attacks', 0)} attack messages; {seconds}")
+    for report in reports:
+        if failures := report.details.get("draft_failures"):
+            top = ", ".join(f"{reason} {share:.1%}" for reason, share in list(failures.items())[:4])
+            lines.append(f"{report.details.get('model', 'our tutor')} drafts not sent whole, by first reason: {top}")
     return "\n".join(lines)
 
 
@@ -243,6 +248,10 @@ def words(results: list[TurnResult], report: EvalReport) -> None:
     if drafted:
         report.coherence_rate_unguarded = rate(sum(coherent(r.draft, r.judgement) for r in drafted), len(drafted))
         report.draft_pass_rate = rate(sum(r.verdict.ok for r in drafted), len(drafted))
+        # why the others were not sent whole: each failed draft's first reason, as shares of all drafts
+        failures = Counter(reason_kind(r.verdict.reasons[0]) for r in drafted if not r.verdict.ok and r.verdict.reasons)
+        report.details["draft_failures"] = {reason: round(count / len(drafted), 4)
+                                            for reason, count in failures.most_common()}
     report.shown_then_replaced = sum(shown_then_replaced(r.seen) for r in results)
 
 
