@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import cache
 from pathlib import Path
 
 from tutor.bootstrap import open_retrieval, open_store
@@ -82,16 +83,17 @@ def run(args) -> int:
     if args.learner:
         learner_backend = load_backend(args.learner, data_dir=settings.data_dir, api_key=settings.api_key)
         make_learner = lambda problem, dialogue: LLMLearner(learner_backend, problem, dialogue, args.seed)  # noqa: E731
-    if args.backend != "planner":  # the planner's own words: the reference row of every table
+    reference = args.backend != "planner"  # the planner's own words: the reference row of every table
+    if reference:
         students.insert(0, ("planner", lambda: load_backend("planner", data_dir=settings.data_dir)))
+    retrieval = cache(lambda: open_retrieval(settings, ProblemBank.load(PROBLEMS_FILE), _status))
     reports = []
     for label, load in students:
         _status(f"evaluating {label} on {len(pairs)} dialogues")
         student = load()
         exemplars = None
         if args.backend != "fake" and prompt_format(student) == INSTRUCT:
-            retrieval = open_retrieval(settings, ProblemBank.load(PROBLEMS_FILE), _status)
-            exemplars = retrieval.exemplars_for
+            exemplars = retrieval().exemplars_for
         report = evaluate(pairs, EvalTutor(student, settings.reveal_policy, exemplars=exemplars),
                           seed=args.seed, attacks=args.attacks, make_learner=make_learner)
         report.details.update(model=label, dialogue_file=str(args.dialogues), split=args.split)
@@ -103,8 +105,7 @@ def run(args) -> int:
             _status(f"recorded in {MODELS_DIR / label / 'manifest.json'}")
     print(table(reports))
     if args.out:
-        evaluated = [report.to_json() for report in reports if report.details["model"] != "planner"
-                     or args.backend == "planner"]
+        evaluated = [report.to_json() for report in reports[1 if reference else 0:]]
         args.out.write_text(json.dumps(evaluated[0] if len(evaluated) == 1 else evaluated, indent=2) + "\n",
                             encoding="utf-8")
         print(f"written: {args.out}")

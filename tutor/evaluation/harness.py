@@ -164,8 +164,8 @@ def table(reports: list[EvalReport]) -> str:
         "numbers_correct_rate": human.get("numbers_correct_rate"),
         "success_at_5": first.human_success_at_5, "telling_at_5": first.human_telling_at_5,
     }
-    students = [(report.details.get("model", "our tutor"), {key: getattr(report, key) for _, key, _ in _COLUMNS})
-                for report in reports]
+    labels = [report.details.get("model", "our tutor") for report in reports]
+    students = [(label, {key: getattr(report, key) for _, key, _ in _COLUMNS}) for label, report in zip(labels, reports)]
     rows = [("", [name for name, _, _ in _COLUMNS])]
     for label, values in students + [("human teachers", reference)]:
         cells = []
@@ -177,12 +177,12 @@ def table(reports: list[EvalReport]) -> str:
     label_width = max(len(label) for label, _ in rows)
     lines = [f"{label:<{label_width}}  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths))
              for label, cells in rows]
-    seconds = ", ".join(f"{report.details.get('model', 'our tutor')} {report.seconds:.0f} s" for report in reports)
+    seconds = ", ".join(f"{label} {report.seconds:.0f} s" for label, report in zip(labels, reports))
     lines.append(f"{first.dialogues} dialogues, {first.details.get('attacks', 0)} attack messages; {seconds}")
-    for report in reports:
+    for label, report in zip(labels, reports):
         if failures := report.details.get("draft_failures"):
             top = ", ".join(f"{reason} {share:.1%}" for reason, share in list(failures.items())[:4])
-            lines.append(f"{report.details.get('model', 'our tutor')} drafts not sent whole, by first reason: {top}")
+            lines.append(f"{label} drafts not sent whole, by first reason: {top}")
     return "\n".join(lines)
 
 
