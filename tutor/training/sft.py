@@ -7,7 +7,7 @@ gradient checkpointing.
 from __future__ import annotations
 
 import json
-import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -112,8 +112,10 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
             on_progress({"step": step, "total_steps": total, "loss": float(logs["loss"]),
                          "eta_s": round(elapsed / step * (total - step)) if step else None})
 
+    # the trainer's output folder (it saves nothing there) stays out of the version folder, run or crash
+    scratch = tempfile.TemporaryDirectory(prefix="tutor-train-")
     common = dict(
-        output_dir=str(out_dir / "checkpoints"), use_cpu=True, bf16=False, fp16=False,
+        output_dir=scratch.name, use_cpu=True, bf16=False, fp16=False,
         num_train_epochs=settings.epochs, max_steps=settings.max_steps,
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation, learning_rate=settings.learning_rate,
@@ -129,8 +131,10 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora)
     trainer.add_callback(Progress())
-    trainer.train()
-    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # the trainer's scratch: it saves nothing there
+    try:
+        trainer.train()
+    finally:
+        scratch.cleanup()
     out_dir.mkdir(parents=True, exist_ok=True)
     save_adapter(trainer.model, out_dir)
     train_tokens, target_tokens = _token_counts(trainer)
