@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 
+import uvicorn
+
+from tutor.accounts import AccountLimits, AccountService
 from tutor.bootstrap import open_service
 from tutor.config import (
+    add_account_arguments,
     add_data_dir_argument,
     add_model_arguments,
     add_policy_arguments,
     add_server_arguments,
     settings_from_args,
 )
-from tutor.ui.learner import build_learner_page
+from tutor.ui.web import ServerLimits, build_app
+
+log = logging.getLogger("tutor.app")
+RETENTION_CHECK_S = 3600
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -22,18 +30,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_data_dir_argument(parser)
     add_model_arguments(parser)
     add_policy_arguments(parser)
+    add_account_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = settings_from_args(parse_args(argv))
+    args = parse_args(argv)
+    settings = settings_from_args(args)
     service = open_service(settings)
+    accounts = AccountService(service.store, AccountLimits(session_hours=args.session_hours))
     print(f"Data directory: {settings.data_dir}; student model: {service.student.version}")
-    page = build_learner_page(service)
-    page.queue(default_concurrency_limit=4).launch(
-        server_name=settings.host, server_port=settings.port, show_error=False
-    )
+    print_first_accounts(accounts.ensure_first_admin(demo=not args.no_demo))
+    keep_applying_retention(accounts)
+    app = build_app(service, accounts, ServerLimits(args.concurrency, args.queue_size,
+                                                    args.messages_per_minute))
+    print(f"Open http://{settings.host}:{settings.port}/ and log in.", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+
+
+def print_first_accounts(created: list[tuple[str, str, str]]) -> None:
+    if not created:
+        return
+    print("\nFirst run: these accounts were created. The passwords are shown only now.")
+    for role, name, password in created:
+        note = " (one-time: choose your own at first login)" if role == "admin" else ""
+        print(f"  {role:8} {name:14} password: {password}{note}")
+    print(flush=True)
+
+
+def keep_applying_retention(accounts: AccountService) -> None:
+    """Purge transcripts past the retention setting now and every hour after."""
+    def apply() -> None:
+        try:
+            purged = accounts.apply_retention()
+            if purged:
+                log.info("retention: purged the transcripts of %d conversations", purged)
+        except Exception:
+            log.exception("retention purge failed")
+        timer = threading.Timer(RETENTION_CHECK_S, apply)
+        timer.daemon = True
+        timer.start()
+    apply()
 
 
 if __name__ == "__main__":

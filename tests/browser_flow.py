@@ -1,7 +1,7 @@
 """Drive the learner page in headless Chromium like a learner would, and screenshot it.
 
 Used by tests/test_browser.py against an in-process app, and runnable against a running app:
-    python tests/browser_flow.py http://127.0.0.1:7860 learner.png
+    python tests/browser_flow.py http://127.0.0.1:7860 learner.png NAME PASSWORD
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def drive_learner_page(url: str, screenshot: Path, problem_search: str = "Carmen",
+def drive_learner_page(url: str, screenshot: Path, login: tuple[str, str], problem_search: str = "Carmen",
                        learner_message: str = "I think the desk costs $350.",
                        reply_timeout_ms: int = 120_000) -> FlowResult:
     """Pick a problem, send a message, wait for the tutor's reply, 👍 it, ask for a hint, try
@@ -44,7 +44,7 @@ def drive_learner_page(url: str, screenshot: Path, problem_search: str = "Carmen
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
-        browser, page = _open_problem(playwright, url, problem_search)
+        browser, page = _open_problem(playwright, url, login, problem_search)
         box = page.locator("#message textarea")
         box.fill(learner_message)
         page.get_by_role("button", name="Send").click()
@@ -72,12 +72,27 @@ def drive_learner_page(url: str, screenshot: Path, problem_search: str = "Carmen
     return FlowResult(tutor_reply=reply, hint_reply=hint_reply, progress=progress, warnings=warnings)
 
 
-def _open_problem(playwright, url: str, problem_search: str):
-    """A browser on the learner page with the first problem matching the search started."""
+def open_browser(playwright):
     browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    return browser, browser.new_page(viewport={"width": 1280, "height": 1000})
+
+
+def log_in(page, url: str, name: str, password: str) -> None:
+    """Through the login form; lands on the role's own page (Gradio's is ready once its
+    navigation bar names the user)."""
+    page.goto(f"{url}/login", wait_until="load")
+    page.fill("#name", name)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
     # Gradio keeps connections open, so the page never reaches "networkidle".
-    page.goto(url, wait_until="load")
+    page.wait_for_load_state("load")
+
+
+def _open_problem(playwright, url: str, login: tuple[str, str], problem_search: str):
+    """A browser logged in on the learner page, the first problem matching the search started."""
+    browser, page = open_browser(playwright)
+    log_in(page, url, *login)
+    page.locator("#navigation").get_by_text(login[0]).wait_for()
     page.get_by_label("Choose a problem (type to search)").click()
     page.keyboard.type(problem_search)
     page.get_by_role("option").first.click()
@@ -106,19 +121,20 @@ def _wait_until_settled(page, message, send, timeout_ms: int, poll_ms: int = 400
 
 
 if __name__ == "__main__":
-    result = drive_learner_page(sys.argv[1], Path(sys.argv[2]))
+    result = drive_learner_page(sys.argv[1], Path(sys.argv[2]), (sys.argv[3], sys.argv[4]))
     print(f"tutor replied: {result.tutor_reply!r}\nhint: {result.hint_reply!r}\n"
           f"progress: {result.progress!r}\nwarnings: {result.warnings}")
 
 
-def solve_in_browser(url: str, screenshot: Path, answers: list[str], problem_search: str = "Carmen",
+def solve_in_browser(url: str, screenshot: Path, answers: list[str], login: tuple[str, str],
+                     problem_search: str = "Carmen",
                      reply_timeout_ms: int = 60_000, poll_ms: int = 400) -> list[SeenTurn]:
     """Pick a problem, send each answer, and return the tutor's reply after each, as it arrived."""
     from playwright.sync_api import expect, sync_playwright
 
     seen = []
     with sync_playwright() as playwright:
-        browser, page = _open_problem(playwright, url, problem_search)
+        browser, page = _open_problem(playwright, url, login, problem_search)
         send = page.get_by_role("button", name="Send")
         for count, answer in enumerate(answers, start=1):
             page.locator("#message textarea").fill(answer)

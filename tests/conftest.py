@@ -41,3 +41,35 @@ def tiny_model_dir(tmp_path_factory):
     from tests.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+
+
+def fast_hasher():
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture
+def accounts(store):
+    from tutor.accounts import AccountService
+
+    return AccountService(store, hasher=fast_hasher())
+
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def school(accounts):
+    """Two classes: ann (learner) with teacher tom in 5A; bob (learner) with teacher tess in 5B;
+    and an admin. Every password is PASSWORD."""
+    from types import SimpleNamespace
+
+    people = {}
+    for name, role, class_name in [("root", "admin", None), ("tom", "teacher", "5A"),
+                                   ("tess", "teacher", "5B"), ("ann", "learner", "5A"),
+                                   ("bob", "learner", "5B")]:
+        people[name], _ = accounts.add_user(None, name, role, PASSWORD, class_name=class_name)
+    return SimpleNamespace(**people)

@@ -1,15 +1,17 @@
-"""The learner page launched in-process and driven through its API with gradio_client."""
+"""The learner page of the running app, logged in as a learner, driven with gradio_client."""
 
 import pytest
 from gradio_client import Client
 
-from tests.conftest import CARMEN_ID
+from tests.conftest import CARMEN_ID, PASSWORD
 from tests.test_retrieval import BagOfWords
+from tests.web import login, serving
 from tutor.config import DIALOGUES_FILE
 from tutor.domain.dialogues import read_dialogues
 from tutor.model.retrieval import Retrieval
 from tutor.service import TutorService
-from tutor.ui.learner import build_learner_page
+from tutor.ui.access import SESSION_COOKIE
+from tutor.ui.web import build_app
 
 
 @pytest.fixture
@@ -21,22 +23,18 @@ def service(store, bank, fake_backend):
 
 
 @pytest.fixture
-def app_client(service):
-    page = build_learner_page(service)
-    page.queue()
-    _, url, _ = page.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None,
-                            quiet=True)
-    try:
-        yield Client(url, verbose=False)
-    finally:
-        page.close()
+def app_client(service, accounts, school):
+    """gradio_client on the learner page, holding ann's session cookie."""
+    with serving(build_app(service, accounts)) as url:
+        cookie = login(url, "ann", PASSWORD).cookies[SESSION_COOKIE]
+        yield Client(f"{url}/learn/", verbose=False, headers={"Cookie": f"{SESSION_COOKIE}={cookie}"})
 
 
 def _session_id(picker_update) -> int:
     return picker_update["value"]
 
 
-def test_a_learner_chats_one_turn_and_gives_a_thumbs_up(app_client, service, store):
+def test_a_learner_chats_one_turn_and_gives_a_thumbs_up(app_client, service, store, school):
     problem_text, chat, picker, progress = app_client.predict(CARMEN_ID, api_name="/start_problem")
     assert "Carmen goes to an auction" in problem_text
     assert chat == []
@@ -52,7 +50,7 @@ def test_a_learner_chats_one_turn_and_gives_a_thumbs_up(app_client, service, sto
 
     assert app_client.predict(session_id, 1, True, api_name="/rate") == "thanks"
 
-    conversation = service.conversation(service.local_learner(), session_id)
+    conversation = service.conversation(school.ann, session_id)
     learner_message, tutor_message = service.transcript(conversation)
     assert learner_message.content == "I think it costs $350"
     assert tutor_message.model_version == "fake"
@@ -60,10 +58,10 @@ def test_a_learner_chats_one_turn_and_gives_a_thumbs_up(app_client, service, sto
 
 
 @pytest.mark.parametrize("bad", ["", "7" * 20_000, "\x00\x01\x02junk\x7f\x00"])
-def test_bad_input_through_the_page_stores_nothing(app_client, service, bad):
+def test_bad_input_through_the_page_stores_nothing(app_client, service, bad, school):
     _, _, picker, _ = app_client.predict(CARMEN_ID, api_name="/start_problem")
     app_client.predict(bad, api_name="/send")
-    conversation = service.conversation(service.local_learner(), _session_id(picker))
+    conversation = service.conversation(school.ann, _session_id(picker))
     assert service.transcript(conversation) == []
 
 
@@ -83,11 +81,11 @@ def test_a_past_session_can_be_reopened(app_client):
     assert [m["role"] for m in chat] == ["user", "assistant"]
 
 
-def test_hint_button_gives_the_next_rung_and_progress_shows_mastery(app_client, service):
+def test_hint_button_gives_the_next_rung_and_progress_shows_mastery(app_client, service, school):
     *_, picker, _ = app_client.predict(CARMEN_ID, api_name="/start_problem")
     chat, _, _ = app_client.predict(api_name="/hint")
     assert chat[0]["content"][0]["text"] == "Can I have a hint?"
-    conversation = service.conversation(service.local_learner(), _session_id(picker))
+    conversation = service.conversation(school.ann, _session_id(picker))
     assert service.transcript(conversation)[-1].hint_level == 1
 
     _, _, progress = app_client.predict("3 * 50 = 150", api_name="/send")

@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 
 from tests.browser_flow import chromium_path, drive_learner_page, solve_in_browser
+from tests.conftest import PASSWORD
+from tests.web import serving
 from tutor.domain.faithfulness import affirms, negates
 from tutor.model.fake import FakeBackend
 from tutor.service import TutorService
-from tutor.ui.learner import build_learner_page
+from tutor.ui.web import build_app
+
+ANN = ("ann", PASSWORD)  # a learner of the `school` fixture
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,15 +25,10 @@ pytestmark = [
 ]
 
 
-def test_learner_completes_a_turn_and_rates_it_in_the_browser(service, store, tmp_path):
-    page = build_learner_page(service)
-    page.queue()
-    _, url, _ = page.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+def test_learner_completes_a_turn_and_rates_it_in_the_browser(service, store, accounts, school, tmp_path):
     screenshot = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path)) / "learner-page.png"
-    try:
-        result = drive_learner_page(url, screenshot)
-    finally:
-        page.close()
+    with serving(build_app(service, accounts)) as url:
+        result = drive_learner_page(url, screenshot, ANN)
 
     assert result.tutor_reply == "What do you know so far?"
     assert result.hint_reply == "Why did you add those two numbers?"  # the fake's second reply
@@ -37,25 +36,20 @@ def test_learner_completes_a_turn_and_rates_it_in_the_browser(service, store, tm
     assert result.warnings and "Your message is empty" in result.warnings[0]
     assert screenshot.stat().st_size > 10_000
 
-    (conversation,) = service.sessions(service.local_learner())
+    (conversation,) = service.sessions(school.ann)
     learner_message, tutor_message, hint_request, hint = service.transcript(conversation)
     assert learner_message.content == "I think the desk costs $350."
     assert hint_request.content == "Can I have a hint?" and hint.hint_level == 1
     assert [f.value for f in store.feedback(tutor_message)] == [1]
 
 
-def test_learner_solves_a_bank_problem_step_by_step_and_sees_mastery_grow(store, bank, tmp_path):
+def test_learner_solves_a_bank_problem_step_by_step_and_sees_mastery_grow(store, bank, accounts, school, tmp_path):
     # an empty model draft falls back to the planner's own words: the questions tied to steps
     service = TutorService(store, bank, FakeBackend([""]))
-    page = build_learner_page(service)
-    page.queue()
-    _, url, _ = page.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     screenshot = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path)) / "learner-solved.png"
-    try:
+    with serving(build_app(service, accounts)) as url:
         seen = solve_in_browser(url, screenshot, ["I think it's 350", "3 x 50 = 150", "150", "300",
-                                                  "500"])
-    finally:
-        page.close()
+                                                  "500"], ANN)
 
     replies = [turn.reply for turn in seen]
     assert replies[0] == "How did you get 350? Walk me through your thinking."
@@ -68,23 +62,18 @@ def test_learner_solves_a_bank_problem_step_by_step_and_sees_mastery_grow(store,
     assert "Solved!" in progress[-1] and "addition" in progress[-1]
 
 
-def test_replies_agree_with_a_wrong_then_right_value_then_the_final_answer(store, bank, tmp_path):
+def test_replies_agree_with_a_wrong_then_right_value_then_the_final_answer(store, bank, accounts, school, tmp_path):
     # A student that contradicts the learner each time, streamed slowly enough to watch: the
     # learner sees only sentences that passed, and the planner's words where the draft failed.
     drafts = ["Let's look at the bids again. Yes, you're right, well done!",
               "Not quite, check your multiplication again.",
               "Good. Now how many white balls are there?"]
     service = TutorService(store, bank, FakeBackend(drafts, seconds_per_word=0.15))
-    page = build_learner_page(service)
-    page.queue()
-    _, url, _ = page.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     screenshot = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path)) / "learner-agrees.png"
-    try:
+    with serving(build_app(service, accounts)) as url:
         wrong, right, final = solve_in_browser(url, screenshot, ["I think the desk costs $350.",
                                                                  "3 x 50 = 150", "The desk costs $500."],
-                                               poll_ms=100)
-    finally:
-        page.close()
+                                               ANN, poll_ms=100)
 
     assert wrong.reply == "Let's look at the bids again. How did you get 350? Walk me through your thinking."
     assert not affirms(wrong.reply) and "right" not in wrong.reply
@@ -98,7 +87,7 @@ def test_replies_agree_with_a_wrong_then_right_value_then_the_final_answer(store
     assert wrong.streamed[0] == "Let's look at the bids again."  # it streamed: a passing sentence first
     assert screenshot.stat().st_size > 10_000
 
-    (conversation,) = service.sessions(service.local_learner())
+    (conversation,) = service.sessions(school.ann)
     tutor_turns = [m for m in service.transcript(conversation) if m.role == "tutor"]
     guards = [m.planner_state["guard"] for m in tutor_turns]
     assert [g["draft"] for g in guards] == drafts  # the failed drafts stay stored, with their reasons

@@ -36,7 +36,7 @@ def open_service(settings: Settings, progress: Callable[[str], None] = print) ->
         teacher = load_backend(settings.teacher, data_dir=settings.data_dir,
                                api_key=settings.api_key, progress=progress)
     bank = ProblemBank.load(PROBLEMS_FILE)
-    retrieval = None if settings.student_model == "fake" else open_retrieval(settings, bank, progress)
+    retrieval = None if settings.student_model.startswith("fake") else open_retrieval(settings, bank, progress)
     return TutorService(store, bank, student, policy=settings.reveal_policy, retrieval=retrieval,
                         teacher=teacher)
 

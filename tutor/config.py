@@ -120,6 +120,31 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_account_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "--no-demo", action="store_true", default=env("TUTOR_NO_DEMO") == "1",
+        help="on the first run, create only the admin, not the demo class with a teacher and a "
+        "learner (env TUTOR_NO_DEMO=1)",
+    )
+    parser.add_argument(
+        "--session-hours", type=float, default=float(env("TUTOR_SESSION_HOURS", "8")),
+        help="a web session ends after this long without a request (env TUTOR_SESSION_HOURS; default 8)",
+    )
+    parser.add_argument(
+        "--messages-per-minute", type=int, default=int(env("TUTOR_MESSAGES_PER_MINUTE", "12")),
+        help="most messages one learner may send in a minute (env TUTOR_MESSAGES_PER_MINUTE; default 12)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=int(env("TUTOR_CONCURRENCY", "4")),
+        help="tutor turns generated at once (env TUTOR_CONCURRENCY; default 4)",
+    )
+    parser.add_argument(
+        "--queue-size", type=int, default=int(env("TUTOR_QUEUE_SIZE", "64")),
+        help="requests waiting per page before new ones are refused (env TUTOR_QUEUE_SIZE; default 64)",
+    )
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(
         data_dir=(args.data_dir or default_data_dir()).expanduser(),

@@ -15,3 +15,15 @@ class NotFound(TutorError):
 
 class ModelError(TutorError):
     """The model backend failed or could not be provisioned."""
+
+
+class AccessDenied(TutorError):
+    """Not logged in, logged out, or not allowed to do this."""
+
+
+class LoginRefused(TutorError):
+    """Wrong name or password, a throttled or disabled account."""
+
+
+class LoginThrottled(LoginRefused):
+    """Too many failed logins for this name or from this address."""

@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -72,6 +73,7 @@ class TutorService:
         retrieval: Retrieval | None = None,
         teacher: Backend | None = None,
         vocabulary: Vocabulary | None = None,
+        messages_per_minute: int | None = None,
     ):
         self.store = store
         self.bank = bank
@@ -82,14 +84,15 @@ class TutorService:
         self.teacher = teacher  # a stronger model: solves learners' own problems
         # the faithfulness check's words: learned from dialogues/ unless given
         self.vocabulary = vocabulary or load_vocabulary(VOCABULARY_FILE)
+        self.messages_per_minute = messages_per_minute  # per learner; None: no limit (CLI, evaluation)
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
     # sessions
 
-    def local_learner(self) -> User:
-        """Until accounts land, everything belongs to one local learner."""
-        return self.store.ensure_user("local-learner")
+    def local_learner(self, name: str = "local-learner") -> User:
+        """The terminal's learner: a named account without a password (it cannot log in on the web)."""
+        return self.store.ensure_user(name)
 
     def start_bank_session(self, user: User, problem_id: str) -> Conversation:
         return self.store.start_conversation(user, self.bank.get(problem_id), self.policy.to_json())
@@ -161,6 +164,8 @@ class TutorService:
             return self._locks.setdefault(conversation_id, threading.Lock())
 
     def _locked_turn(self, conversation: Conversation, text: str | None) -> Iterator[TutorReply]:
+        self._check_rate(conversation)
+        # committed before the reply starts: a learner's message survives a crash mid-reply
         self.store.append_message(conversation, LEARNER_ROLE, text if text is not None else HINT_REQUEST)
         transcript = self.store.messages(conversation)
         before = _planner_state(transcript)
@@ -215,6 +220,14 @@ class TutorService:
             self.store.set_status(conversation, "solved")
         yield TutorReply(final_text, message)
 
+    def _check_rate(self, conversation: Conversation) -> None:
+        if self.messages_per_minute is None:
+            return
+        since = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat(timespec="microseconds")
+        if self.store.learner_messages_since(self.store.user(conversation.user_id), since) >= self.messages_per_minute:
+            raise InvalidInput(f"That is more than {self.messages_per_minute} messages a minute. "
+                               "Take a breath, then send it again.")
+
     def _draft(self, turn: TurnPlan, prompt: TurnPrompt, params: GenerationParams) -> Iterator[TutorReply]:
         """Stream the student's draft; the learner sees each sentence once it has passed, and
         nothing they saw is taken back. Returns the judged turn."""
@@ -264,6 +277,8 @@ class TutorService:
         """A learner's 👍 (+1) or 👎 (-1) on one tutor turn of their own conversation."""
         if value not in (THUMBS_UP, THUMBS_DOWN):
             raise InvalidInput("A rating is 👍 or 👎.")
+        if conversation.user_id != user.id:
+            raise NotFound("Only the tutor's messages in your own conversations can be rated.")
         for message in self.store.messages(conversation):
             if message.id == message_id and message.role == TUTOR_ROLE:
                 self.store.set_feedback(message, user, THUMBS, value)

@@ -22,6 +22,9 @@ def register(subcommands) -> None:
         "chat", help="tutor in the terminal: learner lines on stdin, tutor replies on stdout"
     )
     parser.add_argument("--problem", required=True, metavar="QID", help="bank problem id")
+    parser.add_argument("--learner", default="local-learner", metavar="NAME",
+                        help="whose session this is (default local-learner; made if new, without a "
+                        "password, so it cannot log in on the web)")
     add_data_dir_argument(parser)
     add_model_arguments(parser)
     add_policy_arguments(parser)
@@ -30,7 +33,7 @@ def register(subcommands) -> None:
 
 def run(args) -> int:
     service = open_service(settings_from_args(args), progress=_status)
-    learner = service.local_learner()
+    learner = service.local_learner(args.learner)
     conversation = service.start_bank_session(learner, args.problem)
     interactive = sys.stdin.isatty()
     print(f"Problem {conversation.problem.id}: {conversation.problem.question}")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from tutor.errors import InvalidInput
+from tutor.errors import InvalidInput, ModelError
 from tutor.model.backend import Backend
 from tutor.model.registry import MANIFEST
 
@@ -19,15 +19,19 @@ def load_backend(
     api_key: str | None = None,
     progress: Callable[[str], None] = print,
 ) -> Backend:
-    """`embedded`, `planner`, `fake`, an http(s) endpoint (`URL#model`), or a Hugging Face id / local path."""
+    """`embedded`, `planner`, `fake` (`fake:0.2`: 0.2 s a word, to watch a reply stream), an
+    http(s) endpoint (`URL#model`), or a Hugging Face id / local path."""
     if spec == "planner":
         from tutor.model.planner import PlannerStudent
 
         return PlannerStudent()
-    if spec == "fake":
+    if spec == "fake" or spec.startswith("fake:"):
         from tutor.model.fake import FakeBackend
 
-        return FakeBackend()
+        try:
+            return FakeBackend(seconds_per_word=float(spec.partition(":")[2] or 0))
+        except ValueError:
+            raise ModelError(f"'fake:SECONDS' takes a number of seconds per word, not {spec!r}") from None
     if spec.startswith(("http://", "https://")):
         from tutor.model.openai_compatible import OpenAICompatibleBackend
 

@@ -114,3 +114,47 @@ def m003_models_and_training(db):
         pk="id",
         not_null={"kind", "status", "config", "created", "updated"},
     )
+
+
+@migrations()
+def m004_accounts(db):
+    # A user without a password hash (the terminal's local learner) cannot log in on the web.
+    db["users"].add_column("disabled", int, not_null_default=0)
+    db["users"].add_column("must_change_password", int, not_null_default=0)
+    db["classes"].create(
+        {"id": int, "name": str, "teacher_id": int, "created": str},
+        pk="id",
+        foreign_keys=[("teacher_id", "users", "id")],
+        not_null={"name", "created"},
+    )
+    db["classes"].create_index(["name"], unique=True)
+    db["enrolments"].create(
+        {"class_id": int, "user_id": int, "created": str},
+        pk=("class_id", "user_id"),
+        foreign_keys=[("class_id", "classes", "id"), ("user_id", "users", "id")],
+        not_null={"class_id", "user_id", "created"},
+    )
+    db["enrolments"].create_index(["user_id"])
+    # Web sessions: only a hash of the cookie's token is stored.
+    db["sessions"].create(
+        {"token_hash": str, "user_id": int, "created": str, "last_seen": str, "expires": str},
+        pk="token_hash",
+        foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "created", "last_seen", "expires"},
+    )
+    db["sessions"].create_index(["user_id"])
+    # Failed logins, for throttling: by the name tried (which may not exist) and the address.
+    db["login_failures"].create(
+        {"id": int, "name": str, "address": str, "at": str}, pk="id", not_null={"name", "at"}
+    )
+    db["login_failures"].create_index(["name", "at"])
+    db["login_failures"].create_index(["address", "at"])
+    # Who did what to whom: teachers' and admins' actions. Targets are ids, never a learner's data.
+    db["audit_log"].create(
+        {"id": int, "actor_id": int, "actor": str, "action": str, "target": str, "detail": str,
+         "at": str},
+        pk="id",
+        not_null={"actor", "action", "at"},
+    )
+    db["settings"].create({"key": str, "value": str, "updated": str}, pk="key",
+                          not_null={"value", "updated"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 import sqlite_utils
 
 from tutor.domain.problems import Problem
-from tutor.errors import NotFound
+from tutor.errors import InvalidInput, NotFound
 from tutor.storage.migrations import migrations
 
 LEARNER = "learner"
@@ -27,7 +28,16 @@ def now() -> str:
 class User:
     id: int
     name: str
-    role: str
+    role: str  # learner | teacher | admin
+    disabled: bool = False
+    must_change_password: bool = False  # logged in with a one-time password
+
+
+@dataclass(frozen=True)
+class SchoolClass:
+    id: int
+    name: str
+    teacher_id: int | None
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,8 @@ class Store:
             else:
                 db = sqlite_utils.Database(self._path)
                 db.enable_wal()
+                # an acknowledged message survives a crash of the process and of the machine
+                db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = 5000")
             self._local.db = db
@@ -127,12 +139,143 @@ class Store:
         users = self.db["users"]
         # insert-or-ignore then read: two first visits at once must not collide on the unique name
         users.insert({"name": name, "role": role, "created": now()}, ignore=True)
-        row = next(users.rows_where("name = ?", [name]))
-        return User(id=row["id"], name=row["name"], role=row["role"])
+        return self.user_named(name)
+
+    def create_user(self, name: str, role: str, password_hash: str | None,
+                    must_change_password: bool = False) -> User:
+        try:
+            self.db["users"].insert({"name": name, "role": role, "password_hash": password_hash,
+                                     "must_change_password": int(must_change_password),
+                                     "created": now()})
+        except sqlite3.IntegrityError:
+            raise InvalidInput(f"There is already a user named {name!r}.") from None
+        return self.user_named(name)
 
     def user(self, user_id: int) -> User:
-        row = self.db["users"].get(user_id)
-        return User(id=row["id"], name=row["name"], role=row["role"])
+        try:
+            return _user(self.db["users"].get(user_id))
+        except sqlite_utils.db.NotFoundError:
+            raise NotFound(f"No user {user_id}.") from None
+
+    def user_named(self, name: str) -> User:
+        for row in self.db["users"].rows_where("name = ?", [name]):
+            return _user(row)
+        raise NotFound(f"No user named {name!r}.")
+
+    def password_hash(self, user: User) -> str | None:
+        return self.db["users"].get(user.id)["password_hash"]
+
+    def update_user(self, user: User, **fields) -> User:
+        """Change role, disabled, password_hash or must_change_password."""
+        self.db["users"].update(user.id, {k: int(v) if isinstance(v, bool) else v
+                                          for k, v in fields.items()})
+        return self.user(user.id)
+
+    def users(self) -> list[User]:
+        return [_user(row) for row in self.db["users"].rows_where(order_by="name")]
+
+    def count_users(self, role: str) -> int:
+        return self.db["users"].count_where("role = ?", [role])
+
+    # classes
+
+    def create_class(self, name: str, teacher: User | None) -> SchoolClass:
+        try:
+            class_id = self.db["classes"].insert(
+                {"name": name, "teacher_id": teacher.id if teacher else None, "created": now()}
+            ).last_pk
+        except sqlite3.IntegrityError:
+            raise InvalidInput(f"There is already a class named {name!r}.") from None
+        return self.school_class(class_id)
+
+    def school_class(self, class_id: int) -> SchoolClass:
+        try:
+            return _class(self.db["classes"].get(class_id))
+        except sqlite_utils.db.NotFoundError:
+            raise NotFound(f"No class {class_id}.") from None
+
+    def class_named(self, name: str) -> SchoolClass:
+        for row in self.db["classes"].rows_where("name = ?", [name]):
+            return _class(row)
+        raise NotFound(f"No class named {name!r}.")
+
+    def classes(self, teacher: User | None = None) -> list[SchoolClass]:
+        """Every class, or those `teacher` teaches."""
+        where, args = ("teacher_id = ?", [teacher.id]) if teacher else (None, None)
+        return [_class(row) for row in self.db["classes"].rows_where(where, args, order_by="name")]
+
+    def enrol(self, school_class: SchoolClass, learner: User) -> None:
+        self.db["enrolments"].insert({"class_id": school_class.id, "user_id": learner.id,
+                                      "created": now()}, ignore=True)
+
+    def members(self, school_class: SchoolClass) -> list[User]:
+        rows = self.db.query(
+            """select u.* from users u join enrolments e on e.user_id = u.id
+            where e.class_id = ? order by u.name""", [school_class.id])
+        return [_user(row) for row in rows]
+
+    def teaches(self, teacher: User, learner_id: int) -> bool:
+        rows = self.db.query(
+            """select 1 from enrolments e join classes c on c.id = e.class_id
+            where c.teacher_id = ? and e.user_id = ? limit 1""", [teacher.id, learner_id])
+        return any(True for _ in rows)
+
+    # web sessions and failed logins
+
+    def add_session(self, token_hash: str, user: User, expires: str) -> None:
+        stamp = now()
+        self.db["sessions"].insert({"token_hash": token_hash, "user_id": user.id, "created": stamp,
+                                    "last_seen": stamp, "expires": expires})
+
+    def session(self, token_hash: str) -> dict | None:
+        for row in self.db["sessions"].rows_where("token_hash = ?", [token_hash]):
+            return row
+        return None
+
+    def touch_session(self, token_hash: str, expires: str) -> None:
+        self.db["sessions"].update(token_hash, {"last_seen": now(), "expires": expires})
+
+    def end_sessions(self, token_hash: str | None = None, user: User | None = None,
+                     expired_before: str | None = None) -> None:
+        """End one session (log out), all of a user's (disabled, new password), or those that
+        expired before a moment."""
+        if expired_before is not None:
+            self.db["sessions"].delete_where("expires < ?", [expired_before])
+        if token_hash is not None:
+            self.db["sessions"].delete_where("token_hash = ?", [token_hash])
+        if user is not None:
+            self.db["sessions"].delete_where("user_id = ?", [user.id])
+
+    def add_login_failure(self, name: str, address: str | None) -> None:
+        self.db["login_failures"].insert({"name": name, "address": address, "at": now()})
+
+    def login_failures(self, since: str, name: str | None = None, address: str | None = None) -> int:
+        column, value = ("name", name) if name is not None else ("address", address)
+        return self.db["login_failures"].count_where(f"{column} = ? and at > ?", [value, since])
+
+    def clear_login_failures(self, name: str) -> None:
+        self.db["login_failures"].delete_where("name = ?", [name])
+
+    # audit log and settings
+
+    def audit(self, actor: User | None, action: str, target: str | None = None,
+              detail: dict | None = None) -> None:
+        """Record a staff action; `actor` None is the server's console (`python -m tutor ...`)."""
+        self.db["audit_log"].insert({"actor_id": actor.id if actor else None,
+                                     "actor": actor.name if actor else "console", "action": action,
+                                     "target": target, "detail": _dump(detail), "at": now()})
+
+    def audit_log(self, limit: int = 100) -> list[dict]:
+        rows = self.db["audit_log"].rows_where(order_by="id desc", limit=limit)
+        return [row | {"detail": _load(row["detail"])} for row in rows]
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        for row in self.db["settings"].rows_where("key = ?", [key]):
+            return row["value"]
+        return default
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.db["settings"].upsert({"key": key, "value": value, "updated": now()}, pk="key")
 
     # problems and conversations
 
@@ -176,17 +319,18 @@ class Store:
             )
         return self.conversation(table.last_pk, user)
 
-    def conversation(self, conversation_id: int, user: User) -> Conversation:
-        """The conversation, if it is the user's own."""
+    def conversation(self, conversation_id: int, user: User | None) -> Conversation:
+        """The conversation, if it is `user`'s own (None: whoever's it is; the caller checked)."""
+        owner_clause, args = ("and c.user_id = ?", [user.id]) if user is not None else ("", [])
         rows = self.db.query(
-            """select c.*, p.question, p.answer, p.solution, p.source
+            f"""select c.*, p.question, p.answer, p.solution, p.source
             from conversations c join problems p on p.id = c.problem_id
-            where c.id = ? and c.user_id = ?""",
-            [conversation_id, user.id],
+            where c.id = ? {owner_clause}""",
+            [conversation_id, *args],
         )
         for row in rows:
             return _conversation(row)
-        raise NotFound(f"No conversation {conversation_id} for {user.name}.")
+        raise NotFound(f"No conversation {conversation_id}" + (f" for {user.name}." if user else "."))
 
     def conversations(self, user: User, limit: int = 50) -> list[Conversation]:
         """The user's conversations, most recently active first."""
@@ -277,6 +421,88 @@ class Store:
             for row in rows
         ]
 
+    # limits, privacy, retention, backup
+
+    def learner_messages_since(self, user: User, since: str) -> int:
+        rows = self.db.query(
+            """select count(*) as n from messages m join conversations c on c.id = m.conversation_id
+            where c.user_id = ? and m.role = 'learner' and m.created > ?""", [user.id, since])
+        return next(iter(rows))["n"]
+
+    def export_user(self, user: User) -> dict:
+        """Everything stored about one user, as plain JSON-able data."""
+        db = self.db
+        conversations = []
+        for conversation in self.conversations(user, limit=-1):
+            messages = [
+                {**{k: v for k, v in vars(m).items()},
+                 "feedback": [vars(f) for f in self.feedback(m)]}
+                for m in self.messages(conversation)
+            ]
+            conversations.append({
+                "id": conversation.id, "problem_id": conversation.problem.id,
+                "problem": conversation.problem.question, "status": conversation.status,
+                "created": conversation.created, "updated": conversation.updated,
+                "messages": messages,
+            })
+        row = db["users"].get(user.id)
+        return {
+            "user": {k: row[k] for k in ("id", "name", "role", "created", "disabled")},
+            "classes": [c.name for c in self.classes_of(user)],
+            "conversations": conversations,
+            "feedback_given": list(db["feedback"].rows_where("user_id = ?", [user.id], order_by="id")),
+            "mastery": [{"skill": s, "p_known": p, "observations": n}
+                        for s, (p, n) in self.mastery(user).items()],
+        }
+
+    def classes_of(self, user: User) -> list[SchoolClass]:
+        rows = self.db.query("""select c.* from classes c join enrolments e on e.class_id = c.id
+            where e.user_id = ? order by c.name""", [user.id])
+        return [_class(row) for row in rows]
+
+    def delete_user(self, user: User) -> None:
+        """Remove the user and every row about them, in one transaction."""
+        with self.db.atomic():
+            run = self.db.execute
+            mine = "select id from conversations where user_id = ?"
+            their_messages = f"select id from messages where conversation_id in ({mine})"
+            problems = [r[0] for r in run(f"select distinct problem_id from conversations "
+                                          f"where user_id = ?", [user.id]).fetchall()]
+            run(f"delete from feedback where user_id = ? or message_id in ({their_messages})",
+                [user.id, user.id])
+            run(f"delete from messages where conversation_id in ({mine})", [user.id])
+            run("delete from conversations where user_id = ?", [user.id])
+            for table in ("mastery", "enrolments", "sessions"):
+                run(f"delete from {table} where user_id = ?", [user.id])
+            run("delete from login_failures where name = ?", [user.name])
+            run("update classes set teacher_id = null where teacher_id = ?", [user.id])
+            # problems they typed in themselves, unless someone else is working on them too
+            for problem_id in problems:
+                run("""delete from problems where id = ? and source = 'learner'
+                    and not exists (select 1 from conversations where problem_id = ?)""",
+                    [problem_id, problem_id])
+            run("delete from users where id = ?", [user.id])
+
+    def purge_transcripts(self, before: str) -> int:
+        """Delete the messages (and their feedback) of conversations idle since `before`; the
+        conversations stay, marked purged, so mastery and counts still add up."""
+        with self.db.atomic():
+            run = self.db.execute
+            old = "select id from conversations where updated < ? and status != 'purged'"
+            count = run(f"select count(*) from conversations where id in ({old})", [before]).fetchone()[0]
+            run(f"""delete from feedback where message_id in
+                (select id from messages where conversation_id in ({old}))""", [before])
+            run(f"delete from messages where conversation_id in ({old})", [before])
+            run(f"update conversations set status = 'purged' where id in ({old})", [before])
+        return count
+
+    def backup(self, destination: Path | str) -> None:
+        """A consistent copy of the database, safe while the app is writing (VACUUM INTO)."""
+        destination = Path(destination)
+        if destination.exists():
+            raise InvalidInput(f"{destination} already exists; choose a new file.")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        self.db.execute("VACUUM INTO ?", [str(destination)])
 
     # model registry and training runs
 
@@ -332,6 +558,15 @@ def _dump(value: dict | None) -> str | None:
 
 def _load(value: str | None) -> dict | None:
     return None if value is None else json.loads(value)
+
+
+def _user(row: dict) -> User:
+    return User(id=row["id"], name=row["name"], role=row["role"], disabled=bool(row["disabled"]),
+                must_change_password=bool(row["must_change_password"]))
+
+
+def _class(row: dict) -> SchoolClass:
+    return SchoolClass(id=row["id"], name=row["name"], teacher_id=row["teacher_id"])
 
 
 def _problem(row: dict) -> Problem:

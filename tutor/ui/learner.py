@@ -6,10 +6,13 @@ import logging
 
 import gradio as gr
 
+from tutor.accounts import ROLES, AccountService
 from tutor.domain.learner_input import MAX_MESSAGE_CHARS, MAX_PROBLEM_CHARS
-from tutor.errors import InvalidInput, TutorError
+from tutor.errors import InvalidInput
 from tutor.service import HINT_REQUEST, LEARNER_ROLE, THUMBS_DOWN, THUMBS_UP, Progress, TutorService
-from tutor.storage.store import Conversation, Message
+from tutor.storage.store import Conversation, Message, User
+from tutor.ui.access import UNEXPECTED, allow
+from tutor.ui.navigation import navigation_bar
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +22,6 @@ LATEX_DELIMITERS = [
     {"left": "\\[", "right": "\\]", "display": True},
     {"left": "\\(", "right": "\\)", "display": False},
 ]
-UNEXPECTED = "Something went wrong on our side; your message was not lost. Please try again."
 NO_SESSION = "Choose or paste a problem first, then start a session."
 NO_PROGRESS = "### Progress\n_Start a problem to see your progress._"
 EXPLAIN_MODE = ("\n\n> **Explain mode:** there is no checked worked solution for this problem, so "
@@ -27,11 +29,14 @@ EXPLAIN_MODE = ("\n\n> **Explain mode:** there is no checked worked solution for
                 "I'll check the arithmetic you write.")
 
 
-def build_learner_page(service: TutorService) -> gr.Blocks:
+def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Blocks:
+    """Everyone who logs in can be tutored; each works in their own sessions only."""
     problem_choices = [(f"{p.id} · {_shorten(p.question, 90)}", p.id) for p in service.bank]
+    anyone = allow(accounts, *ROLES)
 
     with gr.Blocks(title="Socratic tutor") as page:
         conversation_id = gr.State(None)
+        navigation_bar(page, accounts, "learn")
         gr.Markdown("# Socratic tutor\nWork through a math problem step by step. "
                     "The tutor asks questions instead of giving answers.")
         with gr.Row():
@@ -76,40 +81,44 @@ def build_learner_page(service: TutorService) -> gr.Blocks:
 
         # callbacks: plain values in, plain values out; all work is done by the service
 
-        def show(conversation: Conversation) -> tuple:
+        def show(learner: User, conversation: Conversation) -> tuple:
             problem, progress = conversation.problem, service.progress(conversation)
             return (
                 conversation.id,
                 f"**Problem {problem.id}.** {problem.question}"
                 + (EXPLAIN_MODE if not progress.steps else ""),
                 _chat_history(service.transcript(conversation)),
-                gr.update(choices=_session_choices(service), value=conversation.id),
+                gr.update(choices=_session_choices(service, learner), value=conversation.id),
                 _progress_markdown(progress),
             )
 
         skip_session = tuple(gr.skip() for _ in range(5))
 
-        def on_start_bank(problem_id: str | None):
+        @anyone
+        def on_start_bank(learner: User, problem_id: str | None):
             if not problem_id:
                 gr.Warning("Choose a problem from the list first.")
                 return skip_session
-            return _guarded(lambda: show(service.start_bank_session(service.local_learner(), problem_id)), 5)
+            return _guarded(lambda: show(learner, service.start_bank_session(learner, problem_id)), 5)
 
-        def on_start_own(text: str):
-            return _guarded(lambda: show(service.start_own_session(service.local_learner(), text)), 5)
+        @anyone
+        def on_start_own(learner: User, text: str):
+            return _guarded(lambda: show(learner, service.start_own_session(learner, text)), 5)
 
-        def on_open_session(session_id: int | None):
+        @anyone
+        def on_open_session(learner: User, session_id: int | None):
             if session_id is None:
                 return skip_session
-            return _guarded(lambda: show(service.conversation(service.local_learner(), int(session_id))), 5)
+            return show(learner, service.conversation(learner, int(session_id)))
 
-        def on_find_similar(problem_id: str | None, session_id: int | None):
+        @anyone
+        def on_find_similar(learner: User, problem_id: str | None, session_id: int | None):
             """Problems like the one picked in the list, else like the current session's."""
             def find():
                 if problem_id:
                     source = service.bank.get(problem_id)
                 elif session_id is not None:
-                    source = service.conversation(service.local_learner(), int(session_id)).problem
+                    source = service.conversation(learner, int(session_id)).problem
                 else:
                     raise InvalidInput("Choose a problem (or start one) to find similar ones.")
                 found = service.similar_problems(source.question, exclude_id=source.id)
@@ -117,18 +126,20 @@ def build_learner_page(service: TutorService) -> gr.Blocks:
                 return gr.update(choices=choices, value=None, visible=True)
             return _guarded(lambda: (find(),), 1)[0]
 
-        def on_new_session():
+        @anyone
+        def on_new_session(learner: User):
             return None, "_No problem yet: choose one on the left._", [], gr.update(value=None), NO_PROGRESS
 
-        def stream_turn(session_id: int | None, start_turn, shown_learner_text: str):
+        def stream_turn(learner: User, session_id: int | None, start_turn, shown_learner_text: str):
             """Stream one tutor turn into the chat; Send and Hint are disabled until it is stored."""
             busy, ready = gr.update(interactive=False), gr.update(interactive=True)
             if session_id is None:
                 gr.Warning(NO_SESSION)
                 yield gr.skip(), gr.skip(), ready, ready, gr.skip()
                 return
+            # someone else's conversation: the call fails (gr.Error) before anything is stored
+            conversation = service.conversation(learner, int(session_id))
             try:
-                conversation = service.conversation(service.local_learner(), int(session_id))
                 history = _chat_history(service.transcript(conversation))
                 replies = start_turn(conversation)
                 first = next(replies)  # validation happens here, before anything is stored
@@ -139,7 +150,7 @@ def build_learner_page(service: TutorService) -> gr.Blocks:
                            gr.skip())
                 yield (_chat_history(service.transcript(conversation)), "", ready, ready,
                        _progress_markdown(service.progress(conversation)))
-            except TutorError as error:
+            except InvalidInput as error:
                 gr.Warning(str(error))
                 yield gr.skip(), gr.skip(), ready, ready, gr.skip()
             except Exception:
@@ -147,64 +158,68 @@ def build_learner_page(service: TutorService) -> gr.Blocks:
                 gr.Warning(UNEXPECTED)
                 yield gr.skip(), gr.skip(), ready, ready, gr.skip()
 
-        def on_send(text: str, session_id: int | None):
-            yield from stream_turn(session_id, lambda c: service.reply(c, text), (text or "").strip())
+        @anyone
+        def on_send(learner: User, text: str, session_id: int | None):
+            yield from stream_turn(learner, session_id, lambda c: service.reply(c, text),
+                                   (text or "").strip())
 
-        def on_hint(session_id: int | None):
-            yield from stream_turn(session_id, service.hint, HINT_REQUEST)
+        @anyone
+        def on_hint(learner: User, session_id: int | None):
+            yield from stream_turn(learner, session_id, service.hint, HINT_REQUEST)
 
-        def rate(session_id: int | None, message_index: int, liked: bool) -> str:
-            """Rate the tutor turn at `message_index` of the chat: 👍 (liked) or 👎."""
+        def rate_turn(learner: User, session_id: int | None, message_index: int, liked: bool) -> str:
             if session_id is None:
-                raise gr.Error(NO_SESSION)
-            try:
-                learner = service.local_learner()
-                conversation = service.conversation(learner, int(session_id))
-                transcript = service.transcript(conversation)
-                if message_index == len(transcript):
-                    raise gr.Error("The tutor is still writing; rate the reply once it is complete.")
-                if not 0 <= message_index < len(transcript):
-                    raise gr.Error("That message is not in this session.")
-                service.rate(learner, conversation, transcript[message_index].id,
-                             THUMBS_UP if liked else THUMBS_DOWN)
-            except TutorError as error:
-                raise gr.Error(str(error)) from None
+                raise InvalidInput(NO_SESSION)
+            conversation = service.conversation(learner, int(session_id))
+            transcript = service.transcript(conversation)
+            if message_index == len(transcript):
+                raise InvalidInput("The tutor is still writing; rate the reply once it is complete.")
+            if not 0 <= int(message_index) < len(transcript):
+                raise InvalidInput("That message is not in this session.")
+            service.rate(learner, conversation, transcript[int(message_index)].id,
+                         THUMBS_UP if liked else THUMBS_DOWN)
             return "thanks"
 
-        def on_like(session_id: int | None, data: gr.LikeData):
-            index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-            rate(session_id, int(index), data.liked in (True, "Like"))
+        @anyone
+        def rate(learner: User, session_id: int | None, message_index: int, liked: bool) -> str:
+            """Rate the tutor turn at `message_index` of the chat: 👍 (liked) or 👎."""
+            return rate_turn(learner, session_id, message_index, liked)
 
-        def on_load():
-            return gr.update(choices=_session_choices(service))
+        @anyone
+        def on_like(learner: User, session_id: int | None, data: gr.LikeData):
+            index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+            rate_turn(learner, session_id, int(index), data.liked in (True, "Like"))
+
+        @anyone
+        def on_load(learner: User):
+            return gr.update(choices=_session_choices(service, learner))
 
         session_outputs = [conversation_id, problem_view, chat, session_picker, progress_view]
         turn_outputs = [chat, message, send, hint, progress_view]
         start_bank.click(on_start_bank, problem_picker, session_outputs, api_name="start_problem")
         start_own.click(on_start_own, own_problem, session_outputs, api_name="start_own_problem")
         session_picker.input(on_open_session, session_picker, session_outputs, api_name="open_session")
-        new_session.click(on_new_session, None, session_outputs, api_name=False)
+        new_session.click(on_new_session, None, session_outputs, api_visibility="private")
         gr.on([message.submit, send.click], on_send, [message, conversation_id], turn_outputs,
               api_name="send")
         hint.click(on_hint, conversation_id, turn_outputs, api_name="hint")
         find_similar.click(on_find_similar, [problem_picker, conversation_id], similar,
                            api_name="find_similar")
-        similar.input(lambda problem_id: problem_id, similar, problem_picker, api_name=False)
-        chat.like(on_like, conversation_id, None, api_name=False)
+        similar.input(anyone(lambda learner, problem_id: problem_id), similar, problem_picker,
+                      api_visibility="private")
+        chat.like(on_like, conversation_id, None, api_visibility="private")
         gr.api(rate, api_name="rate")
-        page.load(on_load, None, session_picker, api_name=False)
+        page.load(on_load, None, session_picker, api_visibility="private")
     return page
 
 
 def _guarded(action, outputs: int):
-    """Run a callback's action; a TutorError becomes a warning the learner can read."""
+    """Run a callback's action; bad input becomes a warning the learner can read (anything else
+    fails the call: see tutor.ui.access)."""
     try:
         return action()
-    except TutorError as error:
+    except InvalidInput as error:
         gr.Warning(str(error))
-    except Exception:
-        log.exception("learner page action failed")
-        gr.Warning(UNEXPECTED)
     return tuple(gr.skip() for _ in range(outputs))
 
 
@@ -232,10 +247,10 @@ def _chat_history(transcript: list[Message]) -> list[dict]:
     ]
 
 
-def _session_choices(service: TutorService) -> list[tuple[str, int]]:
+def _session_choices(service: TutorService, learner: User) -> list[tuple[str, int]]:
     return [
         (f"{c.created[:16].replace('T', ' ')} · {_shorten(c.problem.question, 60)}", c.id)
-        for c in service.sessions(service.local_learner())
+        for c in service.sessions(learner)
     ]
 
 

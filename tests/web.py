@@ -1,0 +1,109 @@
+"""Serve the whole web app in-process, log in over HTTP, and call any event handler the way a
+browser (or an attacker) does: straight through Gradio's queue, by its function index."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from tutor.ui.access import SESSION_COOKIE
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI):
+    """Run `app` on a free loopback port; yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def login(url: str, name: str, password: str) -> httpx.Client:
+    """An HTTP client holding the session cookie of a successful login."""
+    client = httpx.Client(base_url=url, timeout=30)
+    response = client.post("/login", data={"name": name, "password": password})
+    assert response.status_code == 303, response.text
+    assert SESSION_COOKIE in client.cookies
+    return client
+
+
+def anonymous(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=30)
+
+
+@dataclass
+class Outcome:
+    status: int  # HTTP status of the join (200: the call reached the queue)
+    ok: bool  # the handler completed without an error
+    outputs: list | None  # the last outputs it sent
+    error: str | None  # the error text shown to the caller
+    streamed: int = 0  # outputs sent before the last
+
+
+def call(client: httpx.Client, page: str, fn_index: int, data: list, tab: str | None = None,
+         event_data: dict | None = None, timeout: float = 60) -> Outcome:
+    """Run event handler `fn_index` of the page mounted at /`page` with `data` as its inputs.
+
+    `tab` is Gradio's session hash: calls from the same tab share its server-side gr.State
+    (which the server keeps; a value sent for a State input is ignored)."""
+    session_hash = tab or new_tab()
+    joined = client.post(f"/{page}/gradio_api/queue/join", json={
+        "data": data, "fn_index": fn_index, "session_hash": session_hash, "event_data": event_data,
+        "trigger_id": None,
+    })
+    if joined.status_code != 200:
+        return Outcome(joined.status_code, False, None, _detail(joined))
+    streamed, outputs = 0, None
+    with client.stream("GET", f"/{page}/gradio_api/queue/data",
+                       params={"session_hash": session_hash}, timeout=timeout) as events:
+        for line in events.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line[5:])
+            if event.get("msg") == "process_generating":
+                streamed += 1
+                outputs = event["output"].get("data")
+            if event.get("msg") == "process_completed":
+                output = event.get("output") or {}
+                ok = bool(event.get("success"))
+                return Outcome(200, ok, output.get("data", outputs),
+                               None if ok else (output.get("error") or "error"), streamed)
+    return Outcome(200, False, outputs, "the stream ended without completing", streamed)
+
+
+def new_tab() -> str:
+    return uuid.uuid4().hex[:11]
+
+
+def function_index(app: FastAPI, page: str, name: str) -> int:
+    """The fn_index of the handler called `name` on a page."""
+    for index, block_function in app.state.pages[page].fns.items():
+        if block_function.name == name:
+            return index
+    raise KeyError(f"no handler {name} on {page}")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail"))
+    except ValueError:
+        return response.text

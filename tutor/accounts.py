@@ -1,0 +1,351 @@
+"""Accounts: passwords, web sessions, roles and who may read what, and the audit trail.
+
+The web pages and the `users` command both call this service; the store only keeps rows. Every
+check that decides access lives here, so no page or API call can skip it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from tutor.errors import AccessDenied, InvalidInput, LoginRefused, LoginThrottled, NotFound
+from tutor.storage.store import Conversation, SchoolClass, Store, User
+
+LEARNER, TEACHER, ADMIN = "learner", "teacher", "admin"
+ROLES = (LEARNER, TEACHER, ADMIN)
+STAFF = (TEACHER, ADMIN)
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,39}")
+MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS = 8, 200
+RETENTION_DAYS = "retention_days"  # settings key: raw transcripts older than this are purged
+WRONG_CREDENTIALS = "Wrong name or password."
+EXPIRED = "Your session has expired. Please log in again."
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    session_hours: float = 8.0  # a web session ends after this long without a request
+    name_failures: int = 5  # failed logins for one account name within `lockout_minutes` ...
+    address_failures: int = 20  # ... or from one address, before logins are refused
+    lockout_minutes: int = 15
+
+
+class AccountService:
+    def __init__(
+        self,
+        store: Store,
+        limits: AccountLimits = AccountLimits(),
+        hasher: PasswordHasher | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ):
+        self.store = store
+        self.limits = limits
+        self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+        self.clock = clock
+
+    # users
+
+    def add_user(self, actor: User | None, name: str, role: str, password: str | None = None,
+                 class_name: str | None = None) -> tuple[User, str | None]:
+        """A new account. Without a password it gets a one-time one, returned, to be changed at
+        first login. `class_name` enrols a learner in that class, or makes a teacher its teacher
+        (the class is created if it does not exist)."""
+        self._check_name(name)
+        self._check_role(role)
+        one_time = None
+        if password is None:
+            password = one_time = _new_password()
+        else:
+            _check_password(password)
+        with self.store.db.atomic():
+            user = self.store.create_user(name, role, self.hasher.hash(password),
+                                          must_change_password=one_time is not None)
+            if class_name:
+                self._join_class(user, class_name)
+            self.store.audit(actor, "add_user", _target(user), {"role": role, "class": class_name})
+        return user, one_time
+
+    def users(self, actor: User) -> list[User]:
+        self.require(actor, ADMIN)
+        return self.store.users()
+
+    def user_named(self, actor: User | None, name: str) -> User:
+        if actor is not None:
+            self.require(actor, ADMIN)
+        return self.store.user_named((name or "").strip())
+
+    def set_role(self, actor: User | None, name: str, role: str) -> User:
+        self._check_role(role)
+        user = self.user_named(actor, name)
+        self._keep_an_admin(user, demoted=role != ADMIN)
+        user = self.store.update_user(user, role=role)
+        self.store.audit(actor, "set_role", _target(user), {"role": role})
+        return user
+
+    def set_disabled(self, actor: User | None, name: str, disabled: bool) -> User:
+        user = self.user_named(actor, name)
+        if disabled:
+            self._keep_an_admin(user, demoted=True)
+        user = self.store.update_user(user, disabled=disabled)
+        if disabled:
+            self.store.end_sessions(user=user)
+        self.store.audit(actor, "disable" if disabled else "enable", _target(user))
+        return user
+
+    def reset_password(self, actor: User | None, name: str, password: str | None = None) -> str | None:
+        """A new password for someone (logs them out everywhere); without one, a one-time
+        password is made and returned."""
+        user = self.user_named(actor, name)
+        one_time = None
+        if password is None:
+            password = one_time = _new_password()
+        else:
+            _check_password(password)
+        self.store.update_user(user, password_hash=self.hasher.hash(password),
+                               must_change_password=one_time is not None)
+        self.store.end_sessions(user=user)
+        self.store.clear_login_failures(user.name)
+        self.store.audit(actor, "reset_password", _target(user))
+        return one_time
+
+    def change_own_password(self, user: User, new_password: str, repeated: str) -> User:
+        if new_password != repeated:
+            raise InvalidInput("The two passwords differ.")
+        _check_password(new_password)
+        if _verifies(self.hasher, self.store.password_hash(user), new_password):
+            raise InvalidInput("Choose a password different from the one-time password.")
+        return self.store.update_user(user, password_hash=self.hasher.hash(new_password),
+                                      must_change_password=False)
+
+    def ensure_first_admin(self, demo: bool = True) -> list[tuple[str, str, str]]:
+        """On a database without an admin: make one (a one-time password) and, unless `demo` is
+        off, a demo class with a teacher and a learner. Returns (role, name, password) to print."""
+        if self.store.count_users(ADMIN):
+            return []
+        created = []
+        with self.store.db.atomic():
+            admin, password = self.add_user(None, _free_name(self.store, "admin"), ADMIN)
+            created.append((ADMIN, admin.name, password))
+            if demo:
+                demo_class = _free_name(self.store, "demo-class", table="classes")
+                for role, name in ((TEACHER, "demo-teacher"), (LEARNER, "demo-learner")):
+                    password = _new_password()
+                    user, _ = self.add_user(None, _free_name(self.store, name), role, password,
+                                            class_name=demo_class)
+                    created.append((role, user.name, password))
+        return created
+
+    # logging in
+
+    def login(self, name: str, password: str, address: str | None = None) -> tuple[User, str]:
+        """A new web session for these credentials: (user, token for the cookie)."""
+        name, password = (name or "").strip()[:100], (password or "")[:MAX_PASSWORD_CHARS]
+        since = _stamp(self.clock() - timedelta(minutes=self.limits.lockout_minutes))
+        if (self.store.login_failures(since, name=name) >= self.limits.name_failures
+                or self.store.login_failures(since, address=address) >= self.limits.address_failures):
+            raise LoginThrottled(f"Too many failed logins. Wait {self.limits.lockout_minutes} "
+                               "minutes, then try again (or ask an admin to reset your password).")
+        try:
+            user = self.store.user_named(name)
+            stored = self.store.password_hash(user)
+        except NotFound:
+            user, stored = None, None
+        if user is None or not _verifies(self.hasher, stored, password):
+            self.store.add_login_failure(name, address)
+            raise LoginRefused(WRONG_CREDENTIALS)
+        if user.disabled:
+            raise LoginRefused("This account is disabled. Ask an admin to enable it.")
+        self.store.clear_login_failures(name)
+        if self.hasher.check_needs_rehash(stored):
+            self.store.update_user(user, password_hash=self.hasher.hash(password))
+        token = secrets.token_urlsafe(32)
+        self.store.add_session(_token_hash(token), user, self._expiry())
+        return user, token
+
+    def session_user(self, token: str | None) -> User:
+        """The user a session cookie belongs to; AccessDenied if there is none or it ended."""
+        session = self.store.session(_token_hash(token)) if token else None
+        if session is None:
+            raise AccessDenied("Please log in.")
+        if session["expires"] < _stamp(self.clock()):
+            raise AccessDenied(EXPIRED)  # the row stays a day, so each request can say so
+        user = self.store.user(session["user_id"])
+        if user.disabled:
+            raise AccessDenied("This account is disabled.")
+        if session["last_seen"] < _stamp(self.clock() - timedelta(minutes=1)):
+            self.store.touch_session(session["token_hash"], self._expiry())  # at most once a minute
+        return user
+
+    def logout(self, token: str | None) -> None:
+        if token:
+            self.store.end_sessions(token_hash=_token_hash(token))
+
+    def _expiry(self) -> str:
+        return _stamp(self.clock() + timedelta(hours=self.limits.session_hours))
+
+    # who may do what
+
+    @staticmethod
+    def require(user: User, *roles: str) -> User:
+        if user.disabled or user.role not in roles:
+            raise AccessDenied("You are not allowed to do that.")
+        return user
+
+    def readable_conversation(self, user: User, conversation_id: int) -> Conversation:
+        """A conversation `user` may read: their own, their class's (teacher), any (admin)."""
+        conversation = self.store.conversation(int(conversation_id), None)
+        if conversation.user_id == user.id or user.role == ADMIN or (
+                user.role == TEACHER and self.store.teaches(user, conversation.user_id)):
+            return conversation
+        raise NotFound(f"No conversation {conversation_id}.")  # the same answer as a missing one
+
+    def classes(self, user: User) -> list[SchoolClass]:
+        """The classes a teacher teaches; every class for an admin."""
+        self.require(user, *STAFF)
+        return self.store.classes(None if user.role == ADMIN else user)
+
+    def school_class(self, user: User, class_id: int) -> SchoolClass:
+        for school_class in self.classes(user):
+            if school_class.id == int(class_id):
+                return school_class
+        raise NotFound(f"No class {class_id}.")
+
+    def members(self, user: User, class_id: int) -> list[User]:
+        return self.store.members(self.school_class(user, class_id))
+
+    def learner_conversations(self, user: User, learner_id: int) -> list[Conversation]:
+        learner = self.store.user(int(learner_id))
+        if not (user.role == ADMIN or (user.role == TEACHER and self.store.teaches(user, learner.id))):
+            raise NotFound(f"No learner {learner_id}.")
+        return self.store.conversations(learner)
+
+    def create_class(self, actor: User | None, name: str, teacher_name: str | None = None) -> SchoolClass:
+        if actor is not None:
+            self.require(actor, ADMIN)
+        self._check_name(name, what="class name")
+        teacher = self.store.user_named(teacher_name) if teacher_name else None
+        if teacher is not None and teacher.role != TEACHER:
+            raise InvalidInput(f"{teacher.name} is not a teacher.")
+        school_class = self.store.create_class(name, teacher)
+        self.store.audit(actor, "create_class", f"class:{school_class.id}", {"teacher": teacher_name})
+        return school_class
+
+    def enrol(self, actor: User | None, class_name: str, learner_name: str) -> None:
+        learner = self.user_named(actor, learner_name)
+        if learner.role != LEARNER:
+            raise InvalidInput(f"{learner.name} is not a learner.")
+        school_class = self.store.class_named(class_name)
+        self.store.enrol(school_class, learner)
+        self.store.audit(actor, "enrol", _target(learner), {"class": school_class.name})
+
+    def audit(self, actor: User, action: str, target: str | None = None, detail: dict | None = None) -> None:
+        self.store.audit(actor, action, target, detail)
+
+    # privacy
+
+    def export_user(self, actor: User | None, name: str) -> dict:
+        user = self.user_named(actor, name)
+        data = self.store.export_user(user)
+        self.store.audit(actor, "export_user", _target(user))
+        return data
+
+    def delete_user(self, actor: User | None, name: str) -> None:
+        """Every row of theirs goes: conversations, messages, feedback, mastery, sessions.
+        Datasets built afterwards read the database, so they cannot include them."""
+        user = self.user_named(actor, name)
+        if actor is not None and user.id == actor.id:
+            raise InvalidInput("You cannot delete your own account.")
+        self._keep_an_admin(user, demoted=True)
+        with self.store.db.atomic():
+            self.store.delete_user(user)
+            self.store.audit(actor, "delete_user", _target(user))
+
+    def retention_days(self) -> int | None:
+        value = self.store.setting(RETENTION_DAYS)
+        return int(value) if value else None
+
+    def set_retention_days(self, actor: User | None, days: int | None) -> None:
+        if days is not None and not 1 <= int(days) <= 3650:
+            raise InvalidInput("Keep transcripts between 1 and 3650 days, or leave it empty to keep them.")
+        self.store.set_setting(RETENTION_DAYS, str(int(days)) if days else "")
+        self.store.audit(actor, "set_retention", None, {"days": days})
+
+    def apply_retention(self) -> int:
+        """Purge sessions expired a day ago and transcripts idle for longer than the retention
+        setting; returns how many conversations were purged."""
+        self.store.end_sessions(expired_before=_stamp(self.clock() - timedelta(days=1)))
+        days = self.retention_days()
+        if not days:
+            return 0
+        return self.store.purge_transcripts(_stamp(self.clock() - timedelta(days=days)))
+
+    # checks
+
+    def _keep_an_admin(self, user: User, demoted: bool) -> None:
+        if demoted and user.role == ADMIN and not user.disabled and self.store.count_users(ADMIN) <= 1:
+            raise InvalidInput("This is the only admin; make another admin first.")
+
+    def _join_class(self, user: User, class_name: str) -> None:
+        try:
+            school_class = self.store.class_named(class_name)
+        except NotFound:
+            school_class = self.create_class(None, class_name)
+        if user.role == TEACHER:
+            self.store.db["classes"].update(school_class.id, {"teacher_id": user.id})
+        else:
+            self.store.enrol(school_class, user)
+
+    @staticmethod
+    def _check_name(name: str, what: str = "name") -> None:
+        if not NAME_PATTERN.fullmatch(name or ""):
+            raise InvalidInput(f"A {what} is 2 to 40 letters, digits, '.', '_' or '-', "
+                               "starting with a letter or digit.")
+
+    @staticmethod
+    def _check_role(role: str) -> None:
+        if role not in ROLES:
+            raise InvalidInput(f"A role is one of {', '.join(ROLES)}.")
+
+
+def _check_password(password: str) -> None:
+    if not MIN_PASSWORD_CHARS <= len(password or "") <= MAX_PASSWORD_CHARS:
+        raise InvalidInput(f"A password has {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters.")
+
+
+def _verifies(hasher: PasswordHasher, stored: str | None, password: str) -> bool:
+    try:
+        return bool(stored) and hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _new_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _free_name(store: Store, name: str, table: str = "users") -> str:
+    """`name`, or `name-2`, `name-3`... if taken (a demo user someone renamed into place)."""
+    candidate, number = name, 1
+    while store.db[table].count_where("name = ?", [candidate]):
+        number += 1
+        candidate = f"{name}-{number}"
+    return candidate
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _target(user: User) -> str:
+    return f"user:{user.id}"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")

@@ -1,0 +1,182 @@
+"""The admin page: users and roles, classes, a learner's data (export, delete), retention, audit."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from tutor.accounts import ADMIN, ROLES, AccountService
+from tutor.errors import InvalidInput
+from tutor.service import TutorService
+from tutor.storage.store import User
+from tutor.ui.access import allow
+from tutor.ui.navigation import navigation_bar
+
+USER_COLUMNS = ["name", "role", "classes", "disabled", "must change password", "id"]
+AUDIT_COLUMNS = ["at", "who", "action", "target", "detail"]
+
+
+def build_admin_page(service: TutorService, accounts: AccountService) -> gr.Blocks:
+    admin_only = allow(accounts, ADMIN)
+    store = service.store
+    exports = Path(tempfile.mkdtemp(prefix="tutor-exports-"))  # one file at a time, replaced
+
+    def users_table() -> list[list]:
+        return [[u.name, u.role, ", ".join(c.name for c in store.classes_of(u)), u.disabled,
+                 u.must_change_password, u.id] for u in store.users()]
+
+    def audit_table() -> list[list]:
+        return [[row["at"][:19].replace("T", " "), row["actor"], row["action"], row["target"] or "",
+                 json.dumps(row["detail"]) if row["detail"] else ""] for row in store.audit_log(200)]
+
+    def refreshed(message: str) -> tuple:
+        names = [u.name for u in store.users()]
+        return (message, users_table(), gr.update(choices=names), gr.update(choices=names),
+                gr.update(choices=[c.name for c in store.classes()]), audit_table())
+
+    # delete_cache: exported files Gradio copied for download do not stay on disk
+    with gr.Blocks(title="Socratic tutor · admin", delete_cache=(600, 600)) as page:
+        navigation_bar(page, accounts, "admin")
+        gr.Markdown("# Administration")
+        result = gr.Markdown(elem_id="admin-result")
+        with gr.Tab("Users"):
+            users = gr.Dataframe(headers=USER_COLUMNS, interactive=False, elem_id="users")
+            with gr.Row():
+                new_name = gr.Textbox(label="New user's name", max_length=40)
+                new_role = gr.Dropdown(list(ROLES), value="learner", label="Role")
+                new_class = gr.Textbox(label="Class (optional; created if new)", max_length=40)
+                add = gr.Button("Add user", variant="primary")
+            with gr.Row():
+                who = gr.Dropdown([], label="User", elem_id="who")
+                role = gr.Dropdown(list(ROLES), label="New role")
+                set_role = gr.Button("Set role")
+                disable = gr.Button("Disable")
+                enable = gr.Button("Enable")
+                reset = gr.Button("Reset password")
+        with gr.Tab("Classes"):
+            with gr.Row():
+                class_name = gr.Textbox(label="Class name", max_length=40)
+                teacher = gr.Textbox(label="Teacher's name (optional)", max_length=40)
+                create_class = gr.Button("Create class")
+            with gr.Row():
+                class_picker = gr.Dropdown([], label="Class")
+                learner_name = gr.Textbox(label="Learner's name", max_length=40)
+                enrol = gr.Button("Enrol")
+        with gr.Tab("Learner data"):
+            gr.Markdown("Export everything stored about a user as JSON, or delete it all: "
+                        "conversations, messages, ratings, mastery. Datasets built afterwards "
+                        "cannot include a deleted learner.")
+            with gr.Row():
+                subject = gr.Dropdown([], label="User", elem_id="subject")
+                export = gr.Button("Export (JSON)")
+                confirm = gr.Textbox(label="Type the name again to delete", max_length=40)
+                delete = gr.Button("Delete user and data", variant="stop")
+            exported = gr.File(label="Export", interactive=False)
+        with gr.Tab("Settings"):
+            retention = gr.Number(label="Keep raw transcripts for (days; empty: keep)", precision=0,
+                                  minimum=1, maximum=3650)
+            with gr.Row():
+                save_retention = gr.Button("Save")
+                purge = gr.Button("Apply retention now")
+        with gr.Tab("Audit log"):
+            audit = gr.Dataframe(headers=AUDIT_COLUMNS, interactive=False, elem_id="audit")
+
+        @admin_only
+        def on_load(admin: User):
+            return (*refreshed("")[1:], accounts.retention_days())
+
+        @admin_only
+        def on_add(admin: User, name: str, role_name: str, class_text: str):
+            user, password = accounts.add_user(admin, (name or "").strip(), role_name,
+                                               class_name=(class_text or "").strip() or None)
+            return refreshed(f"Added **{user.name}** ({user.role}). One-time password, shown once: "
+                             f"`{password}`")
+
+        @admin_only
+        def on_set_role(admin: User, name: str, role_name: str):
+            user = accounts.set_role(admin, _chosen(name), role_name)
+            return refreshed(f"{user.name} is now {user.role}.")
+
+        @admin_only
+        def on_disable(admin: User, name: str):
+            if _chosen(name) == admin.name:
+                raise InvalidInput("You cannot disable yourself.")
+            return refreshed(f"{accounts.set_disabled(admin, _chosen(name), True).name} is disabled "
+                             "and logged out.")
+
+        @admin_only
+        def on_enable(admin: User, name: str):
+            return refreshed(f"{accounts.set_disabled(admin, _chosen(name), False).name} is enabled.")
+
+        @admin_only
+        def on_reset(admin: User, name: str):
+            password = accounts.reset_password(admin, _chosen(name))
+            return refreshed(f"New one-time password for {_chosen(name)}, shown once: `{password}`")
+
+        @admin_only
+        def on_create_class(admin: User, name: str, teacher_name: str):
+            created = accounts.create_class(admin, (name or "").strip(),
+                                            (teacher_name or "").strip() or None)
+            return refreshed(f"Class **{created.name}** created.")
+
+        @admin_only
+        def on_enrol(admin: User, class_label: str, name: str):
+            if not class_label:
+                raise InvalidInput("Choose a class.")
+            accounts.enrol(admin, class_label, (name or "").strip())
+            return refreshed(f"{name.strip()} enrolled in {class_label}.")
+
+        @admin_only
+        def on_export(admin: User, name: str):
+            data = accounts.export_user(admin, _chosen(name))
+            for old in exports.iterdir():
+                old.unlink()
+            path = exports / f"{data['user']['name']}.json"
+            path.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+            return (*refreshed(f"Exported {data['user']['name']}: "
+                               f"{len(data['conversations'])} conversations."), str(path))
+
+        @admin_only
+        def on_delete(admin: User, name: str, confirmation: str):
+            if not name or (confirmation or "").strip() != name:
+                raise InvalidInput("Type the user's name again to confirm the deletion.")
+            accounts.delete_user(admin, name)
+            for old in exports.iterdir():
+                old.unlink()
+            return (*refreshed(f"Deleted {name} and all their data."), None, "")
+
+        @admin_only
+        def on_save_retention(admin: User, days: float | None):
+            accounts.set_retention_days(admin, int(days) if days else None)
+            return refreshed(f"Transcripts are kept for {int(days)} days." if days
+                             else "Transcripts are kept.")
+
+        @admin_only
+        def on_purge(admin: User):
+            purged = accounts.apply_retention()
+            accounts.audit(admin, "apply_retention", None, {"conversations": purged})
+            return refreshed(f"Purged the transcripts of {purged} conversations.")
+
+        managed = [result, users, who, subject, class_picker, audit]
+        page.load(on_load, None, [*managed[1:], retention], api_visibility="private")
+        add.click(on_add, [new_name, new_role, new_class], managed, api_name="add_user")
+        set_role.click(on_set_role, [who, role], managed, api_name="set_role")
+        disable.click(on_disable, who, managed, api_name="disable_user")
+        enable.click(on_enable, who, managed, api_name="enable_user")
+        reset.click(on_reset, who, managed, api_name="reset_password")
+        create_class.click(on_create_class, [class_name, teacher], managed, api_name="create_class")
+        enrol.click(on_enrol, [class_picker, learner_name], managed, api_name="enrol")
+        export.click(on_export, subject, [*managed, exported], api_name="export_user")
+        delete.click(on_delete, [subject, confirm], [*managed, exported, confirm], api_name="delete_user")
+        save_retention.click(on_save_retention, retention, managed, api_name="set_retention")
+        purge.click(on_purge, None, managed, api_name="apply_retention")
+    return page
+
+
+def _chosen(name: str | None) -> str:
+    if not name:
+        raise InvalidInput("Choose a user first.")
+    return name

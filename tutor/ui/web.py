@@ -1,0 +1,227 @@
+"""The web app: a login page, then one Gradio page per role, all behind one gate.
+
+/login, /password, /logout are plain HTML forms (they must work before anyone is known).
+/learn/, /teach/, /admin/ are Gradio Blocks. The gate in front of them turns away anyone without
+a live session (a page request goes to /login, an API call gets 401 and no endpoint list), anyone
+whose role does not open that page (403), and every upload. Each event handler checks its caller
+again (tutor.ui.access): the gate is the outer wall, not the only one.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import gradio as gr
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from tutor.accounts import ADMIN, AccountService
+from tutor.errors import AccessDenied, InvalidInput, LoginRefused, LoginThrottled
+from tutor.service import TutorService
+from tutor.storage.store import User
+from tutor.ui.access import SESSION_COOKIE, check_every_handler
+from tutor.ui.admin import build_admin_page
+from tutor.ui.learner import build_learner_page
+from tutor.ui.navigation import PAGES
+from tutor.ui.teacher import build_teacher_page
+
+log = logging.getLogger(__name__)
+
+HOME = {"learner": "/learn/", "teacher": "/teach/", "admin": "/admin/"}
+REASONS = {  # /login?reason=... : fixed texts, so no one can put words on the page through a link
+    "expired": "Your session has expired. Please log in again.",
+    "login": "Please log in.",
+    "logged-out": "You have logged out.",
+    "password-changed": "Password changed.",
+}
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    concurrency: int = 4  # tutor turns generated at once (per page)
+    queue_size: int = 64  # waiting events per page; beyond it a request is refused at once
+    messages_per_minute: int = 12  # per learner
+
+
+def build_app(service: TutorService, accounts: AccountService,
+              limits: ServerLimits = ServerLimits()) -> FastAPI:
+    service.messages_per_minute = limits.messages_per_minute
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    pages = {
+        "learn": build_learner_page(service, accounts),
+        "teach": build_teacher_page(service, accounts),
+        "admin": build_admin_page(service, accounts),
+    }
+    roles_by_path = {f"/{path}": roles for path, _, roles in PAGES}
+
+    @app.middleware("http")
+    async def gate(request: Request, call_next):
+        path = request.url.path
+        page = next((p for p in roles_by_path if path == p or path.startswith(p + "/")), None)
+        if page is None:
+            return await call_next(request)
+        if "/upload" in path[len(page):]:
+            return JSONResponse({"detail": "Uploads are off."}, status_code=403)
+        try:
+            user = await run_in_threadpool(accounts.session_user, request.cookies.get(SESSION_COOKIE))
+        except AccessDenied as refused:
+            if _wants_page(request):
+                reason = "expired" if "expired" in str(refused) else "login"
+                return RedirectResponse(f"/login?reason={reason}&next={quote(path)}", status_code=303)
+            return JSONResponse({"detail": str(refused)}, status_code=401)
+        if user.must_change_password:
+            if _wants_page(request):
+                return RedirectResponse("/password", status_code=303)
+            return JSONResponse({"detail": "Change your one-time password first."}, status_code=403)
+        if user.role not in roles_by_path[page]:
+            if _wants_page(request):
+                return HTMLResponse(_not_yours(user), status_code=403)
+            return JSONResponse({"detail": "This page is not open to your role."}, status_code=403)
+        return await call_next(request)
+
+    @app.get("/")
+    def home(request: Request):
+        user = _session_user(accounts, request)
+        return RedirectResponse(HOME[user.role] if user else "/login", status_code=303)
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(reason: str = "", next: str = ""):
+        return _login_page(REASONS.get(reason, ""), next, error=False)
+
+    @app.post("/login")
+    def login(request: Request, name: str = Form(""), password: str = Form(""), next: str = Form("")):
+        address = request.client.host if request.client else None
+        try:
+            user, token = accounts.login(name, password, address)
+        except LoginRefused as refused:
+            status = 429 if isinstance(refused, LoginThrottled) else 401
+            return HTMLResponse(_login_page(str(refused), next, error=True, name=name), status_code=status)
+        target = "/password" if user.must_change_password else _safe_next(next, user)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+                            max_age=int(accounts.limits.session_hours * 3600) * 7)
+        return response
+
+    @app.get("/password", response_class=HTMLResponse)
+    def password_form(request: Request):
+        user = _session_user(accounts, request)
+        if user is None:
+            return RedirectResponse("/login?reason=login", status_code=303)
+        if not user.must_change_password:  # changing a known password is an admin's reset
+            return RedirectResponse(HOME[user.role], status_code=303)
+        return _password_page(user, "")
+
+    @app.post("/password")
+    def change_password(request: Request, new: str = Form(""), repeat: str = Form("")):
+        user = _session_user(accounts, request)
+        if user is None or not user.must_change_password:
+            return RedirectResponse("/login?reason=login", status_code=303)
+        try:
+            accounts.change_own_password(user, new, repeat)
+        except InvalidInput as error:
+            return HTMLResponse(_password_page(user, str(error)), status_code=400)
+        return RedirectResponse(HOME[user.role], status_code=303)
+
+    @app.get("/logout")
+    @app.post("/logout")
+    def logout(request: Request):
+        accounts.logout(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login?reason=logged-out", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok", media_type="text/plain")
+
+    for path, page in pages.items():
+        check_every_handler(page)
+        page.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
+        gr.mount_gradio_app(
+            app, page, f"/{path}",
+            auth_dependency=lambda request: _user_name(accounts, request),
+            show_error=False, max_file_size=0, ssr_mode=False, footer_links=["gradio"],
+            mcp_server=False, enable_monitoring=False,
+        )
+    app.state.pages = pages
+    return app
+
+
+def _session_user(accounts: AccountService, request: Request) -> User | None:
+    try:
+        return accounts.session_user(request.cookies.get(SESSION_COOKIE))
+    except AccessDenied:
+        return None
+
+
+def _user_name(accounts: AccountService, request: Request) -> str | None:
+    user = _session_user(accounts, request)
+    return user.name if user else None
+
+
+def _wants_page(request: Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("accept", "")
+
+
+def _safe_next(next_path: str, user: User) -> str:
+    """Only our own pages, and only one the user's role opens; else their home page."""
+    for path, _, roles in PAGES:
+        if next_path.startswith(f"/{path}/") and user.role in roles and "//" not in next_path:
+            return f"/{path}/"
+    return HOME[user.role]
+
+
+STYLE = """<style>
+body{font-family:system-ui,sans-serif;background:#f6f7f9;display:flex;justify-content:center;
+padding-top:8vh;margin:0}main{background:#fff;padding:2rem 2.5rem;border-radius:12px;
+box-shadow:0 2px 12px #0001;width:22rem}h1{font-size:1.4rem;margin:0 0 .3rem}
+label{display:block;margin:.9rem 0 .2rem;font-size:.9rem}input{width:100%;box-sizing:border-box;
+padding:.55rem;border:1px solid #ccd;border-radius:6px;font-size:1rem}button{margin-top:1.2rem;
+width:100%;padding:.6rem;border:0;border-radius:6px;background:#ea580c;color:#fff;font-size:1rem}
+.note{padding:.6rem;border-radius:6px;background:#eef;margin:.8rem 0}.error{background:#fee;
+color:#900}p.small{font-size:.85rem;color:#555}</style>"""
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport "
+            f"content='width=device-width,initial-scale=1'><title>{title} · Socratic tutor</title>"
+            f"{STYLE}</head><body><main>{body}</main></body></html>")
+
+
+def _note(message: str, error: bool) -> str:
+    if not message:
+        return ""
+    kind = "note error" if error else "note"
+    return f'<div class="{kind}" role="alert" id="message">{html.escape(message)}</div>'
+
+
+def _login_page(message: str, next_path: str, error: bool, name: str = "") -> str:
+    return _page("Log in", f"""<h1>Socratic tutor</h1><p class=small>Log in to work on problems,
+review your class, or run the tutor.</p>{_note(message, error)}
+<form method=post action=/login><input type=hidden name=next value="{html.escape(next_path)}">
+<label for=name>Name</label><input id=name name=name autocomplete=username required
+value="{html.escape(name)}" maxlength=100 autofocus>
+<label for=password>Password</label><input id=password name=password type=password
+autocomplete=current-password required maxlength=200>
+<button type=submit>Log in</button></form>
+<p class=small>No account? Ask your teacher or the admin for one.</p>""")
+
+
+def _password_page(user: User, message: str) -> str:
+    return _page("Choose a password", f"""<h1>Choose your password</h1>
+<p class=small>{html.escape(user.name)}, you logged in with a one-time password. Choose your own
+(at least 8 characters) to go on.</p>{_note(message, bool(message))}
+<form method=post action=/password><label for=new>New password</label>
+<input id=new name=new type=password autocomplete=new-password required maxlength=200>
+<label for=repeat>Repeat it</label><input id=repeat name=repeat type=password
+autocomplete=new-password required maxlength=200><button type=submit>Save and go on</button></form>""")
+
+
+def _not_yours(user: User) -> str:
+    return _page("Not your page", f"""<h1>Not your page</h1><p>This page is not open to
+{html.escape(user.role)}s.</p><p><a href="{HOME[user.role]}">Go to your page</a> ·
+<a href="/logout">Log out</a></p>""")
