@@ -25,8 +25,11 @@ def build_admin_page(service: TutorService, accounts: AccountService) -> gr.Bloc
     exports = Path(tempfile.mkdtemp(prefix="tutor-exports-"))  # one file at a time, replaced
 
     def users_table() -> list[list]:
-        return [[u.name, u.role, ", ".join(c.name for c in store.classes_of(u)), u.disabled,
-                 u.must_change_password, u.id] for u in store.users()]
+        def classes(user: User) -> str:  # a teacher's classes are those they teach
+            taught = store.classes(user) if user.role == "teacher" else store.classes_of(user)
+            return ", ".join(c.name for c in taught)
+        return [[u.name, u.role, classes(u), u.disabled, u.must_change_password, u.id]
+                for u in store.users()]
 
     def audit_table() -> list[list]:
         return [[row["at"][:19].replace("T", " "), row["actor"], row["action"], row["target"] or "",

@@ -1,0 +1,87 @@
+"""Each demo role logs in through the login page in headless Chromium and sees its own page;
+a learner cannot reach the teacher's or the admin's. Screenshots are kept."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.browser_flow import chromium_path, log_in, open_browser
+from tests.conftest import CARMEN_ID
+from tests.web import serving
+from tutor.model.fake import FakeBackend
+from tutor.service import TutorService
+from tutor.ui.web import build_app
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        chromium_path() is None or importlib.util.find_spec("playwright") is None,
+        reason="needs Debian's chromium and the playwright package",
+    ),
+]
+
+
+def test_each_demo_role_logs_in_and_sees_its_own_page(store, bank, accounts, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path))
+    passwords = {name: password for _, name, password in accounts.ensure_first_admin()}
+    service = TutorService(store, bank, FakeBackend(["What do you know so far?"]))
+    learner = store.user_named("demo-learner")
+    list(service.reply(service.start_bank_session(learner, CARMEN_ID), "I think it costs $350."))
+
+    with serving(build_app(service, accounts)) as url, sync_playwright() as playwright:
+        browser, page = open_browser(playwright)
+
+        log_in(page, url, "demo-learner", "not the password")
+        expect(page.locator("#message")).to_have_text("Wrong name or password.")
+        page.screenshot(path=str(shots / "login-refused.png"))
+
+        log_in(page, url, "demo-learner", passwords["demo-learner"])
+        expect(page.locator("#navigation")).to_contain_text("demo-learner (learner)")
+        expect(page.locator("#navigation")).not_to_contain_text("Teach")
+        expect(page.get_by_role("button", name="Start this problem")).to_be_visible()
+        page.screenshot(path=str(shots / "learner-home.png"), full_page=True)
+        for other in ("teach", "admin"):
+            response = page.goto(f"{url}/{other}/")
+            assert response.status == 403
+            expect(page.get_by_role("heading")).to_have_text("Not your page")
+        page.screenshot(path=str(shots / "learner-refused.png"))
+        page.goto(f"{url}/logout")
+        expect(page.locator("#message")).to_have_text("You have logged out.")
+
+        log_in(page, url, "demo-teacher", passwords["demo-teacher"])
+        expect(page.locator("#navigation")).to_contain_text("demo-teacher (teacher)")
+        learners = page.locator("#learners")
+        expect(learners).to_contain_text("demo-learner")  # the only class is opened at once
+        page.get_by_role("combobox", name="Learner").click()
+        page.get_by_role("option", name="demo-learner").click()
+        page.get_by_role("combobox", name="Session").click()
+        page.get_by_role("option").first.click()
+        transcript = page.locator("#transcript")
+        expect(transcript).to_contain_text("I think it costs $350.")
+        expect(transcript).to_contain_text("move")
+        page.screenshot(path=str(shots / "teacher-transcript.png"), full_page=True)
+        assert page.goto(f"{url}/admin/").status == 403
+        page.goto(f"{url}/logout")
+
+        log_in(page, url, "admin", passwords["admin"])  # one-time: choose a password first
+        expect(page.get_by_role("heading")).to_have_text("Choose your password")
+        page.fill("#new", "admins own password")
+        page.fill("#repeat", "admins own password")
+        page.click("button[type=submit]")
+        expect(page.locator("#navigation")).to_contain_text("admin (admin)")
+        expect(page.locator("#users")).to_contain_text("demo-teacher")
+        expect(page.locator("#users")).to_contain_text("demo-class")
+        page.get_by_label("New user's name").fill("new-learner")
+        page.get_by_role("button", name="Add user").click()
+        expect(page.locator("#admin-result")).to_contain_text("One-time password")
+        expect(page.locator("#users")).to_contain_text("new-learner")
+        page.screenshot(path=str(shots / "admin-users.png"), full_page=True)
+        browser.close()
+
+    assert store.user_named("new-learner").must_change_password
+    assert ("admin", "add_user") in [(row["actor"], row["action"]) for row in store.audit_log()]
+    assert (shots / "admin-users.png").stat().st_size > 10_000
