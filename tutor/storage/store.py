@@ -133,6 +133,12 @@ class Store:
             self._local.db = db
         return db
 
+    def _row(self, table: str, key, what: str) -> dict:
+        try:
+            return self.db[table].get(key)
+        except sqlite_utils.db.NotFoundError:
+            raise NotFound(f"No {what} {key}.") from None
+
     # users
 
     def ensure_user(self, name: str, role: str = LEARNER) -> User:
@@ -152,10 +158,7 @@ class Store:
         return self.user_named(name)
 
     def user(self, user_id: int) -> User:
-        try:
-            return _user(self.db["users"].get(user_id))
-        except sqlite_utils.db.NotFoundError:
-            raise NotFound(f"No user {user_id}.") from None
+        return _user(self._row("users", user_id, "user"))
 
     def user_named(self, name: str) -> User:
         for row in self.db["users"].rows_where("name = ?", [name]):
@@ -189,10 +192,7 @@ class Store:
         return self.school_class(class_id)
 
     def school_class(self, class_id: int) -> SchoolClass:
-        try:
-            return _class(self.db["classes"].get(class_id))
-        except sqlite_utils.db.NotFoundError:
-            raise NotFound(f"No class {class_id}.") from None
+        return _class(self._row("classes", class_id, "class"))
 
     def class_named(self, name: str) -> SchoolClass:
         for row in self.db["classes"].rows_where("name = ?", [name]):
@@ -541,10 +541,7 @@ class Store:
         self.db["training_runs"].update(run_id, fields | {"updated": now()})
 
     def training_run(self, run_id: int) -> TrainingRun:
-        try:
-            row = self.db["training_runs"].get(run_id)
-        except sqlite_utils.db.NotFoundError:
-            raise NotFound(f"No training run {run_id}.") from None
+        row = self._row("training_runs", run_id, "training run")
         return TrainingRun(**(row | {"config": _load(row["config"])}))
 
     def training_runs(self, limit: int = 20) -> list[TrainingRun]:
