@@ -102,8 +102,8 @@ def build_app(service: TutorService, accounts: AccountService,
             return HTMLResponse(_login_page(str(refused), next, error=True, name=name), status_code=status)
         target = "/password" if user.must_change_password else _safe_next(next, user)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
-                            max_age=int(accounts.limits.session_hours * 3600) * 7)
+        # a browser-session cookie; the server ends the session itself after idle hours
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict")
         return response
 
     @app.get("/password", response_class=HTMLResponse)
