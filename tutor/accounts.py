@@ -59,11 +59,7 @@ class AccountService:
         (the class is created if it does not exist)."""
         self._check_name(name)
         self._check_role(role)
-        one_time = None
-        if password is None:
-            password = one_time = _new_password()
-        else:
-            _check_password(password)
+        password, one_time = _given_or_one_time(password)
         with self.store.db.atomic():
             user = self.store.create_user(name, role, self.hasher.hash(password),
                                           must_change_password=one_time is not None)
@@ -71,10 +67,6 @@ class AccountService:
                 self._join_class(user, class_name)
             self.store.audit(actor, "add_user", _target(user), {"role": role, "class": class_name})
         return user, one_time
-
-    def users(self, actor: User) -> list[User]:
-        self.require(actor, ADMIN)
-        return self.store.users()
 
     def user_named(self, actor: User | None, name: str) -> User:
         if actor is not None:
@@ -103,11 +95,7 @@ class AccountService:
         """A new password for someone (logs them out everywhere); without one, a one-time
         password is made and returned."""
         user = self.user_named(actor, name)
-        one_time = None
-        if password is None:
-            password = one_time = _new_password()
-        else:
-            _check_password(password)
+        password, one_time = _given_or_one_time(password)
         self.store.update_user(user, password_hash=self.hasher.hash(password),
                                must_change_password=one_time is not None)
         self.store.end_sessions(user=user)
@@ -298,7 +286,7 @@ class AccountService:
         except NotFound:
             school_class = self.create_class(None, class_name)
         if user.role == TEACHER:
-            self.store.db["classes"].update(school_class.id, {"teacher_id": user.id})
+            self.store.set_class_teacher(school_class, user)
         else:
             self.store.enrol(school_class, user)
 
@@ -324,6 +312,16 @@ def _verifies(hasher: PasswordHasher, stored: str | None, password: str) -> bool
         return bool(stored) and hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def _given_or_one_time(password: str | None) -> tuple[str, str | None]:
+    """(the password to set, the one-time password to show or None): a given password must
+    pass the length rule; without one, a one-time password is made."""
+    if password is None:
+        one_time = _new_password()
+        return one_time, one_time
+    _check_password(password)
+    return password, None
 
 
 def _new_password() -> str:

@@ -139,6 +139,19 @@ class Store:
         except sqlite_utils.db.NotFoundError:
             raise NotFound(f"No {what} {key}.") from None
 
+    def _named(self, table: str, name: str, what: str) -> dict:
+        """The row of a table whose `name` column is unique (users, classes)."""
+        for row in self.db[table].rows_where("name = ?", [name]):
+            return row
+        raise NotFound(f"No {what} named {name!r}.")
+
+    def _insert_named(self, table: str, what: str, record: dict) -> int:
+        """Insert a row with a unique `name`; a taken name is bad input, said plainly."""
+        try:
+            return self.db[table].insert(record).last_pk
+        except sqlite3.IntegrityError:
+            raise InvalidInput(f"There is already a {what} named {record['name']!r}.") from None
+
     # users
 
     def ensure_user(self, name: str, role: str = LEARNER) -> User:
@@ -149,21 +162,15 @@ class Store:
 
     def create_user(self, name: str, role: str, password_hash: str | None,
                     must_change_password: bool = False) -> User:
-        try:
-            self.db["users"].insert({"name": name, "role": role, "password_hash": password_hash,
-                                     "must_change_password": int(must_change_password),
-                                     "created": now()})
-        except sqlite3.IntegrityError:
-            raise InvalidInput(f"There is already a user named {name!r}.") from None
-        return self.user_named(name)
+        return self.user(self._insert_named("users", "user", {
+            "name": name, "role": role, "password_hash": password_hash,
+            "must_change_password": int(must_change_password), "created": now()}))
 
     def user(self, user_id: int) -> User:
         return _user(self._row("users", user_id, "user"))
 
     def user_named(self, name: str) -> User:
-        for row in self.db["users"].rows_where("name = ?", [name]):
-            return _user(row)
-        raise NotFound(f"No user named {name!r}.")
+        return _user(self._named("users", name, "user"))
 
     def password_hash(self, user: User) -> str | None:
         return self.db["users"].get(user.id)["password_hash"]
@@ -183,21 +190,17 @@ class Store:
     # classes
 
     def create_class(self, name: str, teacher: User | None) -> SchoolClass:
-        try:
-            class_id = self.db["classes"].insert(
-                {"name": name, "teacher_id": teacher.id if teacher else None, "created": now()}
-            ).last_pk
-        except sqlite3.IntegrityError:
-            raise InvalidInput(f"There is already a class named {name!r}.") from None
-        return self.school_class(class_id)
+        return self.school_class(self._insert_named("classes", "class", {
+            "name": name, "teacher_id": teacher.id if teacher else None, "created": now()}))
 
     def school_class(self, class_id: int) -> SchoolClass:
         return _class(self._row("classes", class_id, "class"))
 
     def class_named(self, name: str) -> SchoolClass:
-        for row in self.db["classes"].rows_where("name = ?", [name]):
-            return _class(row)
-        raise NotFound(f"No class named {name!r}.")
+        return _class(self._named("classes", name, "class"))
+
+    def set_class_teacher(self, school_class: SchoolClass, teacher: User) -> None:
+        self.db["classes"].update(school_class.id, {"teacher_id": teacher.id})
 
     def classes(self, teacher: User | None = None) -> list[SchoolClass]:
         """Every class, or those `teacher` teaches."""
@@ -434,11 +437,8 @@ class Store:
         db = self.db
         conversations = []
         for conversation in self.conversations(user, limit=-1):
-            messages = [
-                {**{k: v for k, v in vars(m).items()},
-                 "feedback": [vars(f) for f in self.feedback(m)]}
-                for m in self.messages(conversation)
-            ]
+            messages = [{**vars(m), "feedback": [vars(f) for f in self.feedback(m)]}
+                        for m in self.messages(conversation)]
             conversations.append({
                 "id": conversation.id, "problem_id": conversation.problem.id,
                 "problem": conversation.problem.question, "status": conversation.status,
