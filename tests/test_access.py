@@ -147,6 +147,7 @@ def test_a_learner_cannot_open_another_page(web):
         assert response.status_code == 403 and "Not your page" in response.text
         assert ann.get(f"{page}config").status_code == 403
     assert ann.get("/learn/", headers={"accept": "text/html"}).status_code == 200
+    assert ann.get("/learn/config").json()["username"] == "ann"  # Gradio knows who passed the gate
 
 
 def test_anonymous_clients_get_no_endpoint_list(web):

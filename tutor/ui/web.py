@@ -81,6 +81,7 @@ def build_app(service: TutorService, accounts: AccountService,
             if _wants_page(request):
                 return HTMLResponse(_not_yours(user), status_code=403)
             return JSONResponse({"detail": "This page is not open to your role."}, status_code=403)
+        request.state.user = user  # for Gradio's auth_dependency: the session is read once
         return await call_next(request)
 
     @app.get("/")
@@ -143,7 +144,7 @@ def build_app(service: TutorService, accounts: AccountService,
         page.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
         gr.mount_gradio_app(
             app, page, f"/{path}",
-            auth_dependency=lambda request: _user_name(accounts, request),
+            auth_dependency=_gated_user_name,
             show_error=False, max_file_size=0, ssr_mode=False, footer_links=["gradio"],
             mcp_server=False, enable_monitoring=False,
         )
@@ -158,8 +159,9 @@ def _session_user(accounts: AccountService, request: Request) -> User | None:
         return None
 
 
-def _user_name(accounts: AccountService, request: Request) -> str | None:
-    user = _session_user(accounts, request)
+def _gated_user_name(request: Request) -> str | None:
+    """Who the gate let through (None, so Gradio refuses, if the gate did not run)."""
+    user = getattr(request.state, "user", None)
     return user.name if user else None
 
 
