@@ -1,7 +1,6 @@
 """Kill the real server (SIGKILL) while the tutor is replying, 20 times in a row: every learner
 message the browser saw acknowledged is in the database after each restart."""
 
-import json
 import os
 import signal
 import socket
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import CARMEN_ID, PASSWORD
-from tests.web import call, login, new_tab
+from tests.web import call, login, new_tab, submit
 from tutor.config import PROJECT_ROOT
 from tutor.storage.store import Store
 
@@ -60,15 +59,10 @@ def test_acknowledged_messages_survive_twenty_kills_mid_reply(tmp_path):
 def _send_until_acknowledged(client: httpx.Client, send: int, text: str, tab: str) -> bool:
     """Send `text`; True once the page shows it as sent (the first streamed update), which is
     when the test pulls the plug: the tutor is still writing."""
-    joined = client.post("/learn/gradio_api/queue/join", json={
-        "data": [text, None], "fn_index": send, "session_hash": tab, "event_data": None,
-        "trigger_id": None})
+    joined, updates = submit(client, "learn", send, [text, None], tab)
     assert joined.status_code == 200
-    with client.stream("GET", "/learn/gradio_api/queue/data", params={"session_hash": tab}) as events:
-        for line in events.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            event = json.loads(line[5:])
+    with updates as events:
+        for event in events:
             if event.get("msg") == "process_generating":
                 chat = event["output"]["data"][0]
                 texts = [part["text"] for message in chat for part in message["content"]]

@@ -65,20 +65,12 @@ def call(client: httpx.Client, page: str, fn_index: int, data: list, tab: str | 
 
     `tab` is Gradio's session hash: calls from the same tab share its server-side gr.State
     (which the server keeps; a value sent for a State input is ignored)."""
-    session_hash = tab or new_tab()
-    joined = client.post(f"/{page}/gradio_api/queue/join", json={
-        "data": data, "fn_index": fn_index, "session_hash": session_hash, "event_data": event_data,
-        "trigger_id": None,
-    })
+    joined, updates = submit(client, page, fn_index, data, tab or new_tab(), event_data, timeout)
     if joined.status_code != 200:
         return Outcome(joined.status_code, False, None, _detail(joined))
     streamed, outputs = 0, None
-    with client.stream("GET", f"/{page}/gradio_api/queue/data",
-                       params={"session_hash": session_hash}, timeout=timeout) as events:
-        for line in events.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            event = json.loads(line[5:])
+    with updates as events:
+        for event in events:
             if event.get("msg") == "process_generating":
                 streamed += 1
                 outputs = event["output"].get("data")
@@ -88,6 +80,24 @@ def call(client: httpx.Client, page: str, fn_index: int, data: list, tab: str | 
                 return Outcome(200, ok, output.get("data", outputs),
                                None if ok else (output.get("error") or "error"), streamed)
     return Outcome(200, False, outputs, "the stream ended without completing", streamed)
+
+
+def submit(client: httpx.Client, page: str, fn_index: int, data: list, tab: str,
+           event_data: dict | None = None, timeout: float = 60):
+    """Join Gradio's queue: (the join's response, a context manager yielding the call's events
+    as they arrive, for a caller that acts mid-call)."""
+    joined = client.post(f"/{page}/gradio_api/queue/join", json={
+        "data": data, "fn_index": fn_index, "session_hash": tab, "event_data": event_data,
+        "trigger_id": None,
+    })
+
+    @contextlib.contextmanager
+    def events():
+        with client.stream("GET", f"/{page}/gradio_api/queue/data", params={"session_hash": tab},
+                           timeout=timeout) as response:
+            yield (json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:"))
+
+    return joined, events()
 
 
 def new_tab() -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from tutor.accounts import ADMIN, ROLES, AccountService
+from tutor.accounts import ADMIN, ROLES, TEACHER, AccountService
 from tutor.errors import InvalidInput
 from tutor.service import TutorService
 from tutor.storage.store import User
@@ -24,20 +24,20 @@ def build_admin_page(service: TutorService, accounts: AccountService) -> gr.Bloc
     store = service.store
     exports = Path(tempfile.mkdtemp(prefix="tutor-exports-"))  # one file at a time, replaced
 
-    def users_table() -> list[list]:
+    def users_table(users: list[User]) -> list[list]:
         def classes(user: User) -> str:  # a teacher's classes are those they teach
-            taught = store.classes(user) if user.role == "teacher" else store.classes_of(user)
+            taught = store.classes(user) if user.role == TEACHER else store.classes_of(user)
             return ", ".join(c.name for c in taught)
-        return [[u.name, u.role, classes(u), u.disabled, u.must_change_password, u.id]
-                for u in store.users()]
+        return [[u.name, u.role, classes(u), u.disabled, u.must_change_password, u.id] for u in users]
 
     def audit_table() -> list[list]:
         return [[row["at"][:19].replace("T", " "), row["actor"], row["action"], row["target"] or "",
                  json.dumps(row["detail"]) if row["detail"] else ""] for row in store.audit_log(200)]
 
     def refreshed(message: str) -> tuple:
-        names = [u.name for u in store.users()]
-        return (message, users_table(), gr.update(choices=names), gr.update(choices=names),
+        users = store.users()
+        names = [u.name for u in users]
+        return (message, users_table(users), gr.update(choices=names), gr.update(choices=names),
                 gr.update(choices=[c.name for c in store.classes()]), audit_table())
 
     # delete_cache: exported files Gradio copied for download do not stay on disk
