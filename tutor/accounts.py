@@ -16,8 +16,11 @@ from typing import Callable
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from tutor.domain.dialogues import MOVES
+from tutor.domain.learner_input import clean_text
+from tutor.domain.policy import RevealPolicy
 from tutor.errors import AccessDenied, InvalidInput, LoginRefused, LoginThrottled, NotFound
-from tutor.storage.store import Conversation, SchoolClass, Store, User
+from tutor.storage.store import RUBRIC, Conversation, Review, SchoolClass, Store, User
 
 LEARNER, TEACHER, ADMIN = "learner", "teacher", "admin"
 ROLES = (LEARNER, TEACHER, ADMIN)
@@ -213,6 +216,43 @@ class AccountService:
         if not (user.role == ADMIN or (user.role == TEACHER and self.store.teaches(user, learner.id))):
             raise NotFound(f"No learner {learner_id}.")
         return self.store.conversations(learner)
+
+    # teachers' review of tutor turns, and their classes' reveal policy
+
+    def review(self, teacher: User, message_id: int, marks: dict[str, bool | None], move: str | None = None,
+               rewrite: str | None = None) -> Review:
+        """A teacher's rubric marks, corrected move tag and/or rewrite of a tutor turn they may read."""
+        self.require(teacher, *STAFF)
+        message = self.store.message(int(message_id))
+        self.readable_conversation(teacher, message.conversation_id)
+        if message.role != "tutor":
+            raise InvalidInput("Only the tutor's turns are reviewed.")
+        unknown = set(marks) - set(RUBRIC)
+        if unknown:
+            raise InvalidInput(f"The rubric is {', '.join(RUBRIC)}; not {', '.join(sorted(unknown))}.")
+        if move is not None and move not in MOVES:
+            raise InvalidInput(f"A move is one of {', '.join(MOVES)}.")
+        rewrite = clean_text(rewrite, what="rewrite") if rewrite and rewrite.strip() else None
+        if rewrite is not None and rewrite == message.content:
+            rewrite = None  # the same words are no rewrite
+        if rewrite is None and (move is None or move == message.move) and all(v is None for v in marks.values()):
+            raise InvalidInput("Mark the rubric, correct the move or rewrite the turn first.")
+        review = self.store.save_review(message, teacher, marks, move, rewrite)
+        self.store.audit(teacher, "review_turn", f"message:{message.id}",
+                         {"marks": marks, "move": move, "rewritten": rewrite is not None})
+        return review
+
+    def set_class_policy(self, teacher: User, class_id: int, policy: RevealPolicy | None) -> SchoolClass:
+        """The reveal policy new conversations of the class's learners run under (None: the
+        deployment's default)."""
+        school_class = self.school_class(teacher, class_id)
+        if policy is not None and (policy.bottom_out_after < 1 or (
+                policy.final_answer_after is not None and policy.final_answer_after < 1)):
+            raise InvalidInput("Attempts before a reveal are at least 1.")
+        self.store.set_class_policy(school_class, policy.to_json() if policy else None)
+        self.store.audit(teacher, "set_class_policy", f"class:{school_class.id}",
+                         policy.to_json() if policy else None)
+        return self.store.school_class(school_class.id)
 
     def create_class(self, actor: User | None, name: str, teacher_name: str | None = None) -> SchoolClass:
         if actor is not None:

@@ -94,8 +94,16 @@ class TutorService:
         """The terminal's learner: a named account without a password (it cannot log in on the web)."""
         return self.store.ensure_user(name)
 
-    def start_bank_session(self, user: User, problem_id: str) -> Conversation:
-        return self.store.start_conversation(user, self.bank.get(problem_id), self.policy.to_json())
+    def start_bank_session(self, user: User, problem_id: str, origin: str = "live") -> Conversation:
+        return self.start_session(user, self.bank.get(problem_id), origin)
+
+    def start_session(self, user: User, problem: Problem, origin: str = "live") -> Conversation:
+        return self.store.start_conversation(user, problem, self.policy_for(user).to_json(), origin)
+
+    def policy_for(self, user: User) -> RevealPolicy:
+        """The reveal policy of the learner's class if its teacher set one, else the deployment's."""
+        stored = self.store.learner_class_policy(user)
+        return RevealPolicy.from_json(stored) if stored else self.policy
 
     def start_own_session(self, user: User, problem_text: str) -> Conversation:
         """A learner's own problem: with a verified worked solution from the teacher model if
@@ -112,7 +120,7 @@ class TutorService:
                 log.warning("the teacher could not solve problem %s; explain mode", problem.id)
             else:
                 problem = with_verified_solution(problem, answer) or problem
-        return self.store.start_conversation(user, problem, self.policy.to_json())
+        return self.start_session(user, problem)
 
     def conversation(self, user: User, conversation_id: int) -> Conversation:
         return self.store.conversation(conversation_id, user)
@@ -173,7 +181,8 @@ class TutorService:
         turn = plan_turn(conversation.problem, before, text, policy, hint_requested=text is None)
 
         started = time.perf_counter()
-        form = prompt_format(self.student)
+        student = self.student  # an admin may promote another version while this turn runs
+        form = prompt_format(student)
         exemplars = (
             self.retrieval.exemplars_for(turn.move.move, f"{text or ''} {turn.planned_text}")
             if self.retrieval and form == INSTRUCT else []
@@ -182,13 +191,14 @@ class TutorService:
                              exemplars=exemplars, prompt_format=form, hint_requested=text is None,
                              vocabulary=self.vocabulary)
         params = replace(self.params, choices=prompt.choices if prompt.constrained else ())
+        output = ""
         if form == PLANNER_FORMAT:
             judged = Judged(turn.planned_text, turn.move.move, guard.GuardResult(), "")
         else:
-            judged = yield from self._draft(turn, prompt, params)
+            judged, output = yield from self._draft(student, turn, prompt, params)
         final_text, move, failure = judged.text, judged.move, judged.verdict
         # the model wrote the turn, or its sentences that were shown before the planner's words
-        version = self.student.version if failure.ok or judged.shown else PLANNER_VERSION
+        version = student.version if failure.ok or judged.shown else PLANNER_VERSION
         message = self.store.append_message(
             conversation,
             TUTOR_ROLE,
@@ -202,13 +212,18 @@ class TutorService:
                 "learner_state": learner_label(turn),
                 "planned_text": turn.planned_text,
                 "exemplars": exemplars,
+                # exactly what the student was asked (the last message is its reply's forced
+                # start in the moves format) and what it wrote: feedback datasets are built on it
+                "prompt": {"format": form, "messages": [{"role": m.role, "content": m.content}
+                                                        for m in prompt.messages]},
                 "guard": {
                     "passed": failure.ok,
                     "reasons": list(failure.reasons),
                     "leaked_final": failure.leaked_final,
                     "draft": judged.draft,
                     "shown_from_draft": judged.shown,
-                    "draft_model_version": self.student.version,
+                    "draft_model_version": student.version,
+                    "output": output,
                 },
             },
             generation_params=params.to_json(),
@@ -228,11 +243,12 @@ class TutorService:
             raise InvalidInput(f"That is more than {self.messages_per_minute} messages a minute. "
                                "Take a breath, then send it again.")
 
-    def _draft(self, turn: TurnPlan, prompt: TurnPrompt, params: GenerationParams) -> Iterator[TutorReply]:
+    def _draft(self, student: Backend, turn: TurnPlan, prompt: TurnPrompt,
+               params: GenerationParams) -> Iterator[TutorReply]:
         """Stream the student's draft; the learner sees each sentence once it has passed, and
-        nothing they saw is taken back. Returns the judged turn."""
+        nothing they saw is taken back. Returns the judged turn and the model's raw output."""
         reader = DraftReader(turn, prompt)
-        stream = self.student.generate(prompt.messages, params)
+        stream = student.generate(prompt.messages, params)
         output, shown = "", ""
         try:
             for piece in stream:
@@ -251,7 +267,7 @@ class TutorService:
             close = getattr(stream, "close", None)
             if close:
                 close()
-        return reader.finish(truncated=getattr(stream, "truncated", False))
+        return reader.finish(truncated=getattr(stream, "truncated", False)), output
 
     def _record_mastery(self, conversation: Conversation, before: PlannerState, turn: TurnPlan) -> None:
         """One BKT observation per step, when it is done: right first time without hints, or not."""
@@ -270,6 +286,17 @@ class TutorService:
                 p_known = mastery.update(p_known, by_learner and first_time)
                 known[skill] = (p_known, observations + 1)
                 self.store.set_mastery(user, skill, p_known, observations + 1)
+
+    # the served version
+
+    def use_adapter(self, adapter) -> None:
+        """Serve another registered version (a LoRA adapter folder; None: the bare base) from the
+        next turn on, without a restart; turns already under way finish on the old one."""
+        switch = getattr(self.student, "with_adapter", None)
+        if switch is None:
+            raise InvalidInput(f"The student {self.student.version} cannot switch versions while serving; "
+                               "restart the app to serve another.")
+        self.student = switch(adapter)
 
     # feedback
 

@@ -36,6 +36,26 @@ def register(subcommands) -> None:
     sft.add_argument("--detach", action="store_true", help="start the worker and return")
     add_data_dir_argument(sft)
     sft.set_defaults(run=run)
+    for kind, about in (("dpo", "DPO on preference pairs (teachers' rewrites, check-labelled drafts)"),
+                        ("kto", "KTO on 👍/👎 examples (learners, teachers' ratings, checks)")):
+        parser = kinds.add_parser(kind, help=f"an RLHF round: {about}, from the champion; "
+                                  "then the evaluation gate")
+        parser.add_argument("--dataset", type=Path, help="a `dataset build` folder (default: built now)")
+        parser.add_argument("--no-simulated", action="store_true", help="leave simulated sessions out")
+        parser.add_argument("--base", default="embedded")
+        parser.add_argument("--epochs", type=float, default=1.0)
+        parser.add_argument("--lr", type=float, default=5e-5)
+        parser.add_argument("--beta", type=float, default=0.1, help="how close to stay to the champion")
+        parser.add_argument("--batch-size", type=int, default=4)
+        parser.add_argument("--max-length", type=int, default=defaults.max_length)
+        parser.add_argument("--max-steps", type=int, default=-1)
+        parser.add_argument("--gate-dialogues", type=int, default=12, help="validation dialogues the gate measures")
+        parser.add_argument("--gate-attacks", type=int, default=40)
+        parser.add_argument("--version")
+        parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+        parser.add_argument("--detach", action="store_true")
+        add_data_dir_argument(parser)
+        parser.set_defaults(run=run_round)
 
 
 def run(args) -> int:
@@ -52,14 +72,50 @@ def run(args) -> int:
         "models_dir": str(args.models_dir), "version": args.version, "promote": args.promote,
         "teacher": args.teacher, "train": train.to_json(),
     }
-    run, process = runs.start(store, settings.data_dir, "kd" if args.kd else "sft", config)
+    return _follow(store, settings.data_dir, "kd" if args.kd else "sft", config, args.detach)
+
+
+def round_config(*, base: str = "embedded", models_dir: Path = MODELS_DIR, dataset: Path | None = None,
+                 include_simulated: bool = True, train: TrainSettings | None = None, beta: float = 0.1,
+                 gate_dialogues: int | None = 12, gate_attacks: int = 40, version: str | None = None) -> dict:
+    """A round's configuration, as the CLI, the admin page and the schedule store it."""
+    train = train or TrainSettings(learning_rate=5e-5)
+    return {"base": base, "models_dir": str(models_dir), "dataset": str(dataset) if dataset else None,
+            "include_simulated": include_simulated, "train": train.to_json(), "preference": {"beta": beta},
+            "gate": {"limit": gate_dialogues, "attacks": gate_attacks}, "version": version}
+
+
+def run_round(args) -> int:
+    settings = settings_from_args(args)
+    store = open_store(settings)
+    if (active := store.active_training_run()) is not None:
+        print(f"error: run {active.id} is still {active.status}; one round at a time", file=sys.stderr)
+        return 2
+    train = TrainSettings(epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
+                          max_length=args.max_length, max_steps=args.max_steps)
+    config = round_config(base=args.base, models_dir=args.models_dir, dataset=args.dataset,
+                          include_simulated=not args.no_simulated, train=train, beta=args.beta,
+                          gate_dialogues=args.gate_dialogues, gate_attacks=args.gate_attacks, version=args.version)
+    return _follow(store, settings.data_dir, args.kind, config, args.detach)
+
+
+def _follow(store, data_dir: Path, kind: str, config: dict, detach: bool) -> int:
+    run, process = runs.start(store, data_dir, kind, config)
     print(f"training run {run.id} started (worker pid {process.pid}; log: "
-          f"{settings.data_dir / 'runs' / f'run-{run.id}.log'})")
-    if args.detach:
+          f"{data_dir / 'runs' / f'run-{run.id}.log'})")
+    if detach:
         return 0
     finished = runs.wait(store, run.id, process, on_update=_show)
     print(f"run {finished.id} {finished.status}: {finished.message or ''}")
+    if finished.gate:
+        for row in finished.gate["rows"]:
+            print(f"  {row['label']:<18} {_figure(row['champion'])} -> {_figure(row['candidate'])}  "
+                  f"{'ok' if row['passed'] else 'REGRESSED'}")
     return 0 if finished.status == "done" else 1
+
+
+def _figure(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def _show(run: TrainingRun) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from tutor.config import MODELS_DIR
+from tutor.domain.prompting import INSTRUCT
 from tutor.errors import InvalidInput
 from tutor.storage.store import Store, now
 
@@ -64,6 +65,11 @@ class Registry:
         self.manifest(version)  # a clear error for a version that is not there
         return self.root / version
 
+    def prompt_format(self, name: str) -> str:
+        """How a version (or alias) is asked: the base model and untrained students take chat."""
+        adapter = self.resolve(name, progress=lambda _: None)
+        return self.manifest(adapter.name).get("prompt_format", INSTRUCT) if adapter else INSTRUCT
+
     def next_version(self) -> str:
         numbers = [int(m.group(1)) for name in self.versions() if (m := _VERSION.match(name))]
         return f"v{max(numbers, default=0) + 1}"
@@ -80,19 +86,20 @@ class Registry:
             self.set_alias(alias, version)
         return manifest
 
-    def set_alias(self, alias: str, version: str) -> None:
+    def set_alias(self, alias: str, version: str, actor: str = "console", reason: str = "promote") -> None:
         if alias not in ALIASES:
             raise InvalidInput(f"Unknown alias {alias!r}: {' or '.join(ALIASES)}.")
         manifest = self.manifest(version)
         if self.store is None:
             raise InvalidInput("Setting an alias needs the data directory's database.")
         self.store.register_model(version, manifest, str(self.root / version))
-        self.store.set_alias(alias, version)
+        self.store.set_alias(alias, version, actor, reason)
 
-    def record_evaluation(self, version: str, figures: dict) -> None:
-        """Keep a version's evaluation figures in its manifest (and the store's copy of it)."""
+    def record_evaluation(self, version: str, figures: dict, key: str = "evaluation") -> None:
+        """Keep a version's evaluation figures in its manifest (and the store's copy of it);
+        `gate_evaluation` holds the gate's, measured on its smaller slice."""
         manifest = self.manifest(version)
-        manifest["evaluation"] = figures
+        manifest[key] = figures
         self._write_manifest(version, manifest)
 
     def sync(self) -> None:

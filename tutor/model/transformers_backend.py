@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -31,18 +32,12 @@ class TransformersBackend:
             model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
         except (OSError, ValueError) as error:
             raise ModelError(f"Could not load the model {model_path}: {error}") from error
+        self._loaded = _Loaded(model.eval())  # shared by every backend made `with_adapter`
+        self.base_name = Path(str(model_path)).name
+        self.adapter: str | None = None  # the peft adapter this backend decodes with (None: the base)
+        self._name_adapter(adapter_path, version)
         if adapter_path is not None:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, str(adapter_path))
-        self.model = model.eval()
-        manifest = Path(str(adapter_path)) / "manifest.json" if adapter_path else None
-        self.prompt_format = (json.loads(manifest.read_text()).get("prompt_format", INSTRUCT)
-                              if manifest and manifest.exists() else INSTRUCT)
-        base_name = Path(str(model_path)).name
-        self.version = version or (
-            f"{base_name}+{Path(str(adapter_path)).name}" if adapter_path else base_name
-        )
+            self._load_adapter(adapter_path)
         # One long-lived generation thread: a 2-core CPU gains nothing from interleaving, and
         # torch's intra-op thread pool is per calling thread, so a fresh thread per reply
         # decoded ~25% slower than a thread that set its pool size once (bench/generation.py).
@@ -51,6 +46,50 @@ class TransformersBackend:
             max_workers=1, thread_name_prefix="generate", initializer=torch.set_num_threads,
             initargs=(threads,),
         )
+
+    @property
+    def model(self):
+        return self._loaded.model
+
+    def with_adapter(self, adapter_path: str | Path | None, version: str | None = None) -> TransformersBackend:
+        """The same loaded model decoding with another adapter (None: the bare base), for
+        promoting or rolling back a version while the app serves. Both backends stay usable:
+        each generation selects its own adapter on the one generation thread, so a turn that
+        started on the old version ends on it."""
+        other = copy.copy(self)
+        other._name_adapter(adapter_path, version)
+        if adapter_path is not None:
+            self._worker.submit(other._load_adapter, adapter_path).result()
+        return other
+
+    def _name_adapter(self, adapter_path: str | Path | None, version: str | None) -> None:
+        manifest = Path(str(adapter_path)) / "manifest.json" if adapter_path else None
+        self.prompt_format = (json.loads(manifest.read_text()).get("prompt_format", INSTRUCT)
+                              if manifest and manifest.exists() else INSTRUCT)
+        self.adapter = Path(str(adapter_path)).name if adapter_path else None
+        self.version = version or (f"{self.base_name}+{self.adapter}" if self.adapter else self.base_name)
+
+    def _load_adapter(self, adapter_path: str | Path) -> None:
+        from peft import PeftModel
+
+        name = Path(str(adapter_path)).name
+        if not isinstance(self.model, PeftModel):
+            self._loaded.model = PeftModel.from_pretrained(self.model, str(adapter_path), adapter_name=name).eval()
+        elif name not in self.model.peft_config:
+            self.model.load_adapter(str(adapter_path), adapter_name=name)
+            self.model.eval()
+
+    def _decode(self, **kwargs):
+        """`model.generate` with this backend's adapter (on the generation thread)."""
+        from peft import PeftModel
+
+        if not isinstance(self.model, PeftModel):
+            return self.model.generate(**kwargs)
+        if self.adapter is None:
+            with self.model.disable_adapter():
+                return self.model.generate(**kwargs)
+        self.model.set_adapter(self.adapter)
+        return self.model.generate(**kwargs)
 
     def prompt_text(self, messages: Sequence[ChatMessage]) -> str:
         """The chat template applied; a last assistant message is a start the reply continues."""
@@ -113,7 +152,7 @@ class TransformersBackend:
                 with self._torch.inference_mode():
                     if params.seed is not None:
                         self._torch.manual_seed(params.seed)
-                    return self.model.generate(
+                    return self._decode(
                         **inputs, **self.generation_kwargs(params, length, [params.choices]), streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([StopWhenAbandoned()]),
                     )
@@ -178,7 +217,14 @@ class TransformersBackend:
             if params.seed is not None:
                 self._torch.manual_seed(params.seed)
             kwargs = self.generation_kwargs(params, inputs["input_ids"].shape[1], choices)
-            return self.model.generate(**inputs, **kwargs)
+            return self._decode(**inputs, **kwargs)
+
+
+class _Loaded:
+    """The one copy of the weights (and any adapters loaded into them)."""
+
+    def __init__(self, model):
+        self.model = model
 
 
 class _FirstTokenIn:

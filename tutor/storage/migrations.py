@@ -158,3 +158,31 @@ def m004_accounts(db):
     )
     db["settings"].create({"key": str, "value": str, "updated": str}, pk="key",
                           not_null={"value", "updated"})
+
+
+@migrations()
+def m005_review_and_rounds(db):
+    # Simulated learner sessions (labels before real users arrive) can be left out of a round.
+    db["conversations"].add_column("origin", str, not_null_default="live")  # live | simulated
+    # A teacher's reveal policy for a class (JSON); none: the deployment's flags.
+    db["classes"].add_column("policy", str)
+    # A teacher's review of one tutor turn: rubric marks (1 yes, 0 no, null not judged), a
+    # corrected move tag, a rewrite. One review per teacher per turn; saving again changes it.
+    db["reviews"].create(
+        {"id": int, "message_id": int, "teacher_id": int, "correct": int, "socratic": int,
+         "no_leak": int, "encouraging": int, "move": str, "rewrite": str, "created": str,
+         "updated": str},
+        pk="id",
+        foreign_keys=[("message_id", "messages", "id"), ("teacher_id", "users", "id")],
+        not_null={"message_id", "teacher_id", "created", "updated"},
+    )
+    db["reviews"].create_index(["message_id", "teacher_id"], unique=True)
+    # Every change of an alias, so a promotion can be rolled back to what served before it.
+    db["alias_changes"].create(
+        {"id": int, "alias": str, "version": str, "previous": str, "reason": str, "actor": str, "at": str},
+        pk="id", not_null={"alias", "version", "reason", "actor", "at"},
+    )
+    # Rounds: the loss at every step (the admin page's plot), a cancel request, the gate's verdict.
+    db["training_runs"].add_column("losses", str)
+    db["training_runs"].add_column("cancel_requested", int, not_null_default=0)
+    db["training_runs"].add_column("gate", str)

@@ -38,6 +38,7 @@ class SchoolClass:
     id: int
     name: str
     teacher_id: int | None
+    policy: dict | None = None  # the teacher's reveal policy; None: the deployment's default
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Conversation:
     created: str
     updated: str
     policy: dict | None = None  # the reveal policy this conversation runs under
+    origin: str = "live"  # live | simulated (a scripted learner, for labels before real users)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,45 @@ class Feedback:
     kind: str
     value: int
     comment: str | None = None
+
+
+RUBRIC = ("correct", "socratic", "no_leak", "encouraging")  # PEDAGOGY.md's rubric, in order
+
+
+@dataclass(frozen=True)
+class Review:
+    """A teacher's review of one tutor turn: rubric marks (True, False, None not judged), a
+    corrected move tag, a rewrite of the turn."""
+
+    id: int
+    message_id: int
+    teacher_id: int
+    marks: dict[str, bool | None]
+    move: str | None = None
+    rewrite: str | None = None
+    updated: str = ""
+
+    @property
+    def rated(self) -> bool:
+        return any(mark is not None for mark in self.marks.values())
+
+    @property
+    def good(self) -> bool | None:
+        """Every judged rubric item holds (None: nothing judged)."""
+        judged = [mark for mark in self.marks.values() if mark is not None]
+        return all(judged) if judged else None
+
+
+@dataclass(frozen=True)
+class LabelledTurn:
+    """A tutor turn with everything said about it: whose conversation, live or simulated, the
+    learner's thumbs, the teachers' reviews."""
+
+    message: Message
+    owner_id: int
+    origin: str
+    feedback: list[Feedback]
+    reviews: list[Review]
 
 
 @dataclass(frozen=True)
@@ -100,6 +141,13 @@ class TrainingRun:
     pid: int | None
     created: str
     updated: str
+    losses: list | None = None  # [step, loss] at every logged step
+    cancel_requested: bool = False
+    gate: dict | None = None  # the evaluation gate's verdict on the run's candidate
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
 
 
 class Store:
@@ -201,6 +249,17 @@ class Store:
 
     def set_class_teacher(self, school_class: SchoolClass, teacher: User) -> None:
         self.db["classes"].update(school_class.id, {"teacher_id": teacher.id})
+
+    def set_class_policy(self, school_class: SchoolClass, policy: dict | None) -> None:
+        self.db["classes"].update(school_class.id, {"policy": _dump(policy)})
+
+    def learner_class_policy(self, learner: User) -> dict | None:
+        """The reveal policy of the first of the learner's classes that sets one."""
+        rows = self.db.query("""select c.policy from classes c join enrolments e on e.class_id = c.id
+            where e.user_id = ? and c.policy is not null order by c.name limit 1""", [learner.id])
+        for row in rows:
+            return _load(row["policy"])
+        return None
 
     def classes(self, teacher: User | None = None) -> list[SchoolClass]:
         """Every class, or those `teacher` teaches."""
@@ -306,7 +365,8 @@ class Store:
             ignore=True,  # ids are stable (bank) or content hashes (learner): first write wins
         )
 
-    def start_conversation(self, user: User, problem: Problem, policy: dict | None = None) -> Conversation:
+    def start_conversation(self, user: User, problem: Problem, policy: dict | None = None,
+                           origin: str = "live") -> Conversation:
         with self.db.atomic():
             self.save_problem(problem)
             stamp = now()
@@ -316,6 +376,7 @@ class Store:
                     "problem_id": problem.id,
                     "status": "active",
                     "policy": _dump(policy),
+                    "origin": origin,
                     "created": stamp,
                     "updated": stamp,
                 }
@@ -424,6 +485,85 @@ class Store:
             for row in rows
         ]
 
+    # teachers' reviews
+
+    def save_review(self, message: Message, teacher: User, marks: dict[str, bool | None],
+                    move: str | None, rewrite: str | None) -> Review:
+        stamp = now()
+        record = {"message_id": message.id, "teacher_id": teacher.id, "move": move, "rewrite": rewrite,
+                  "updated": stamp, **{k: None if marks.get(k) is None else int(marks[k]) for k in RUBRIC}}
+        self.db.execute(
+            f"""insert into reviews (message_id, teacher_id, {", ".join(RUBRIC)}, move, rewrite, created, updated)
+            values (:message_id, :teacher_id, {", ".join(":" + k for k in RUBRIC)}, :move, :rewrite,
+                    :updated, :updated)
+            on conflict (message_id, teacher_id) do update set
+            {", ".join(f"{k} = excluded.{k}" for k in (*RUBRIC, "move", "rewrite", "updated"))}""",
+            record)
+        self.db.conn.commit()
+        return self.review(message.id, teacher)
+
+    def review(self, message_id: int, teacher: User) -> Review | None:
+        for row in self.db["reviews"].rows_where("message_id = ? and teacher_id = ?", [message_id, teacher.id]):
+            return _review(row)
+        return None
+
+    def reviews(self) -> list[Review]:
+        return [_review(row) for row in self.db["reviews"].rows_where(order_by="id")]
+
+    def labelled_turns(self) -> list[LabelledTurn]:
+        """Every tutor turn that stored its prompt, with its conversation (owner, origin), the
+        learner's thumbs and teachers' reviews on it: what feedback datasets are built from."""
+        rows = self.db.query(
+            """select m.*, c.user_id, c.origin from messages m join conversations c on c.id = m.conversation_id
+            where m.role = 'tutor' and json_extract(m.planner_state, '$.prompt') is not null order by m.id""")
+        turns = [(_message(row), row["user_id"], row["origin"]) for row in rows]
+        feedback: dict[int, list[Feedback]] = {}
+        for row in self.db["feedback"].rows_where(order_by="id"):
+            feedback.setdefault(row["message_id"], []).append(
+                Feedback(row["message_id"], row["user_id"], row["kind"], row["value"], row["comment"]))
+        reviews: dict[int, list[Review]] = {}
+        for review in self.reviews():
+            reviews.setdefault(review.message_id, []).append(review)
+        return [LabelledTurn(message, user_id, origin, feedback.get(message.id, []), reviews.get(message.id, []))
+                for message, user_id, origin in turns]
+
+    def labels_since(self, since: str | None) -> int:
+        """Learners' thumbs and teachers' reviews given after `since` (None: ever)."""
+        clause, args = ("where updated > ?", [since]) if since else ("", [])
+        thumbs = self.db.execute(f"select count(*) from feedback {clause.replace('updated', 'created')}",
+                                 args).fetchone()[0]
+        return thumbs + self.db.execute(f"select count(*) from reviews {clause}", args).fetchone()[0]
+
+    def message(self, message_id: int) -> Message:
+        return _message(self._row("messages", message_id, "message"))
+
+    def tutor_turns(self, class_id: int, *, learner_id: int | None = None, problem_id: str | None = None,
+                    since: str | None = None, model_version: str | None = None, thumbs_down: bool = False,
+                    draft_failed: bool = False, unreviewed: bool = False, limit: int = 200) -> list[dict]:
+        """Tutor turns in the conversations of a class's learners, newest first, filtered."""
+        where, args = ["e.class_id = ?", "m.role = 'tutor'"], [class_id]
+        for clause, value in (("c.user_id = ?", learner_id), ("c.problem_id = ?", problem_id),
+                              ("m.created >= ?", since), ("m.model_version = ?", model_version)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if thumbs_down:
+            where.append("thumbs = -1")
+        if draft_failed:
+            where.append("json_extract(m.planner_state, '$.guard.passed') = 0")
+        if unreviewed:
+            where.append("reviewed = 0")
+        rows = self.db.query(
+            f"""select m.id, m.conversation_id, m.content, m.model_version, m.move, m.hint_level,
+                m.created, c.user_id, u.name as learner, c.problem_id,
+                json_extract(m.planner_state, '$.guard.passed') as draft_passed,
+                (select min(f.value) from feedback f where f.message_id = m.id and f.kind = '{THUMBS}') as thumbs,
+                exists(select 1 from reviews r where r.message_id = m.id) as reviewed
+            from messages m join conversations c on c.id = m.conversation_id
+            join enrolments e on e.user_id = c.user_id join users u on u.id = c.user_id
+            where {" and ".join(where)} order by m.id desc limit ?""", [*args, limit])
+        return list(rows)
+
     # limits, privacy, retention, backup
 
     def learner_messages_since(self, user: User, since: str) -> int:
@@ -451,6 +591,7 @@ class Store:
             "classes": [c.name for c in self.classes_of(user)],
             "conversations": conversations,
             "feedback_given": list(db["feedback"].rows_where("user_id = ?", [user.id], order_by="id")),
+            "reviews_given": list(db["reviews"].rows_where("teacher_id = ?", [user.id], order_by="id")),
             "mastery": [{"skill": s, "p_known": p, "observations": n}
                         for s, (p, n) in self.mastery(user).items()],
         }
@@ -469,6 +610,8 @@ class Store:
             problems = [r[0] for r in run(f"select distinct problem_id from conversations "
                                           f"where user_id = ?", [user.id]).fetchall()]
             run(f"delete from feedback where user_id = ? or message_id in ({their_messages})",
+                [user.id, user.id])
+            run(f"delete from reviews where teacher_id = ? or message_id in ({their_messages})",
                 [user.id, user.id])
             run(f"delete from messages where conversation_id in ({mine})", [user.id])
             run("delete from conversations where user_id = ?", [user.id])
@@ -490,8 +633,9 @@ class Store:
             run = self.db.execute
             old = "select id from conversations where updated < ? and status != 'purged'"
             count = run(f"select count(*) from conversations where id in ({old})", [before]).fetchone()[0]
-            run(f"""delete from feedback where message_id in
-                (select id from messages where conversation_id in ({old}))""", [before])
+            for table in ("feedback", "reviews"):
+                run(f"""delete from {table} where message_id in
+                    (select id from messages where conversation_id in ({old}))""", [before])
             run(f"delete from messages where conversation_id in ({old})", [before])
             run(f"update conversations set status = 'purged' where id in ({old})", [before])
         return count
@@ -523,8 +667,17 @@ class Store:
             for row in self.db["model_versions"].rows_where(order_by="created, version")
         ]
 
-    def set_alias(self, alias: str, version: str) -> None:
-        self.db["model_aliases"].upsert({"alias": alias, "version": version, "updated": now()}, pk="alias")
+    def set_alias(self, alias: str, version: str, actor: str = "console", reason: str = "promote") -> None:
+        """Point the alias at a version; `reason` (promote, rollback) is kept with the change."""
+        with self.db.atomic():
+            previous = self.alias(alias)
+            self.db["model_aliases"].upsert({"alias": alias, "version": version, "updated": now()}, pk="alias")
+            self.db["alias_changes"].insert({"alias": alias, "version": version, "previous": previous,
+                                             "reason": reason, "actor": actor, "at": now()})
+
+    def alias_changes(self, alias: str, limit: int = 20) -> list[dict]:
+        """The alias's changes, newest first: version, previous, actor, at."""
+        return list(self.db["alias_changes"].rows_where("alias = ?", [alias], order_by="id desc", limit=limit))
 
     def alias(self, alias: str) -> str | None:
         rows = list(self.db["model_aliases"].rows_where("alias = ?", [alias]))
@@ -538,15 +691,42 @@ class Store:
         return self.training_run(run_id)
 
     def update_training_run(self, run_id: int, **fields) -> None:
-        self.db["training_runs"].update(run_id, fields | {"updated": now()})
+        """Change a run's row; `losses` and `gate` are JSON, `loss` at a `step` is also appended
+        to the run's loss history."""
+        if "losses" in fields or "gate" in fields:
+            fields = fields | {k: _dump(fields[k]) if k == "gate" else json.dumps(fields[k])
+                               for k in ("losses", "gate") if k in fields}
+        with self.db.atomic():
+            if fields.get("step") and fields.get("loss") is not None:
+                row = self.db["training_runs"].get(run_id)
+                history = json.loads(row["losses"] or "[]") + [[fields["step"], fields["loss"]]]
+                fields = fields | {"losses": json.dumps(history)}
+            self.db["training_runs"].update(run_id, fields | {"updated": now()})
 
     def training_run(self, run_id: int) -> TrainingRun:
-        row = self._row("training_runs", run_id, "training run")
-        return TrainingRun(**(row | {"config": _load(row["config"])}))
+        return _training_run(self._row("training_runs", run_id, "training run"))
 
     def training_runs(self, limit: int = 20) -> list[TrainingRun]:
         rows = self.db["training_runs"].rows_where(order_by="id desc", limit=limit)
-        return [TrainingRun(**(row | {"config": _load(row["config"])})) for row in rows]
+        return [_training_run(row) for row in rows]
+
+    def active_training_run(self) -> TrainingRun | None:
+        for row in self.db["training_runs"].rows_where("status in ('queued', 'running')",
+                                                       order_by="id desc", limit=1):
+            return _training_run(row)
+        return None
+
+
+def _review(row: dict) -> Review:
+    return Review(id=row["id"], message_id=row["message_id"], teacher_id=row["teacher_id"],
+                  marks={k: None if row[k] is None else bool(row[k]) for k in RUBRIC},
+                  move=row["move"], rewrite=row["rewrite"], updated=row["updated"])
+
+
+def _training_run(row: dict) -> TrainingRun:
+    return TrainingRun(**(row | {"config": _load(row["config"]), "losses": json.loads(row["losses"] or "[]"),
+                                 "cancel_requested": bool(row["cancel_requested"]),
+                                 "gate": _load(row["gate"])}))
 
 
 def _dump(value: dict | None) -> str | None:
@@ -563,7 +743,8 @@ def _user(row: dict) -> User:
 
 
 def _class(row: dict) -> SchoolClass:
-    return SchoolClass(id=row["id"], name=row["name"], teacher_id=row["teacher_id"])
+    return SchoolClass(id=row["id"], name=row["name"], teacher_id=row["teacher_id"],
+                       policy=_load(row.get("policy")))
 
 
 def _problem(row: dict) -> Problem:
@@ -586,6 +767,7 @@ def _conversation(row: dict) -> Conversation:
         created=row["created"],
         updated=row["updated"],
         policy=_load(row["policy"]),
+        origin=row.get("origin") or "live",
     )
 
 

@@ -24,7 +24,8 @@ from tutor.storage.store import Store, TrainingRun
 from tutor.training.distill import DATASET_NAME
 from tutor.training.sft import TrainResult, TrainSettings
 
-FINISHED = ("done", "failed")
+FINISHED = ("done", "failed", "cancelled")
+GATE_EVALUATION = "gate_evaluation"  # a manifest's figures on the gate's slice
 
 
 def default_dataset(data_dir: Path) -> Path:
@@ -69,13 +70,22 @@ def wait(store: Store, run_id: int, process: subprocess.Popen | None = None,
         time.sleep(poll_s)
 
 
+def base_path(config: dict, data_dir: Path) -> Path:
+    from tutor.model.embedded import provision_embedded
+
+    return Path(config["base"]) if config.get("base", "embedded") != "embedded" else provision_embedded(data_dir, print)
+
+
 def execute(store: Store, run: TrainingRun, data_dir: Path) -> str:
     """Train as the run's configuration says, register the result; returns its version."""
-    from tutor.model.embedded import provision_embedded
+    from tutor.training.preference import KINDS
+
+    if run.kind in KINDS:
+        return execute_round(store, run, data_dir)
     from tutor.training.sft import train
 
     config = run.config
-    base = Path(config["base"]) if config.get("base", "embedded") != "embedded" else provision_embedded(data_dir, print)
+    base = base_path(config, data_dir)
     dataset = Path(config.get("dataset") or default_dataset(data_dir))
     if not dataset.exists():
         raise FileNotFoundError(f"No dataset at {dataset}: run `python -m tutor distill` first.")
@@ -96,22 +106,94 @@ def execute(store: Store, run: TrainingRun, data_dir: Path) -> str:
     return version
 
 
+def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
+    """An RLHF round: build the feedback dataset, train DPO or KTO from the champion, register
+    the candidate, measure it against the champion at the gate. The champion keeps serving
+    whatever happens; promotion is an admin's decision (refused if the gate failed)."""
+    from tutor.evaluation.gate import GateSlice
+    from tutor.training.feedback import DPO_FILE, KTO_FILE, DatasetOptions, build
+    from tutor.training.preference import DPO, PreferenceSettings, train_preference
+
+    config = run.config
+    registry = Registry(Path(config.get("models_dir") or MODELS_DIR), store)
+    parent = config.get("parent") or registry.alias("champion")
+    champion = registry.resolve(parent) if parent else None
+    dataset_dir = Path(config.get("dataset") or data_dir / "rounds" / f"run-{run.id}")
+    store.update_training_run(run.id, status="running", message="building the dataset")
+    if not config.get("dataset"):
+        options = DatasetOptions(prompt_format=registry.prompt_format(parent or "base"),
+                                 include_simulated=config.get("include_simulated", True))
+        build(store, dataset_dir, options)
+    data = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
+    file = dataset_dir / (DPO_FILE if run.kind == DPO else KTO_FILE)
+    examples = data["files"][file.name]["examples"]
+    if examples < config.get("min_examples", 1):
+        raise ValueError(f"only {examples} {run.kind.upper()} examples; the round needs "
+                         f"{config.get('min_examples', 1)}")
+    base = base_path(config, data_dir)
+    version = config.get("version") or registry.next_version()
+    out = registry.root / version
+    if out.exists():
+        raise FileExistsError(f"{out} exists already: choose another version.")
+    settings = TrainSettings.from_json(config.get("train", {}))
+    preference = PreferenceSettings(**config.get("preference", {}))
+    store.update_training_run(run.id, version=version,
+                              message=f"training {run.kind.upper()} on {examples} examples from {parent or 'base'}")
+    result = train_preference(
+        run.kind, base, champion, file, out, settings, preference,
+        on_progress=lambda progress: store.update_training_run(run.id, **progress),
+        should_stop=lambda: store.training_run(run.id).cancel_requested)
+    manifest = build_manifest(base, file, run.kind, settings, result, run_id=run.id, parent=parent,
+                              report=data, prompt_format=registry.prompt_format(parent or "base"))
+    manifest["training"]["preference"] = preference.to_json()
+    registry.register(version, manifest, alias="candidate")
+    store.update_training_run(run.id, message=f"registered {version}; measuring it at the gate")
+    gate_slice = GateSlice(**config.get("gate", {}))
+    store.update_training_run(run.id, gate=run_gate(registry, base, parent, version, gate_slice))
+    return version
+
+
+def run_gate(registry: Registry, base: Path, champion: str | None, candidate: str, gate_slice) -> dict:
+    """Measure the candidate (and the champion, unless its manifest holds figures for the same
+    slice) and judge; the figures go into each version's manifest."""
+    from tutor.config import DIALOGUES_DIR
+    from tutor.evaluation.gate import judge, measure
+    from tutor.model.transformers_backend import TransformersBackend
+
+    served = TransformersBackend(base, registry.resolve(candidate))
+    measured = {}
+    for version in (champion, candidate):
+        recorded = registry.manifest(version).get(GATE_EVALUATION, {}) if version else {}
+        if version != candidate and recorded.get("gate_slice") == gate_slice.to_json():
+            measured[version] = recorded["figures"]
+            continue
+        student = served.with_adapter(registry.resolve(version) if version else None)
+        measured[version] = measure(student, DIALOGUES_DIR, gate_slice)
+        if version:
+            registry.record_evaluation(version, {"figures": measured[version], "gate_slice": gate_slice.to_json()},
+                                       key=GATE_EVALUATION)
+    verdict = judge(measured[champion], measured[candidate])
+    return verdict | {"champion": champion or "base", "candidate": candidate, "slice": gate_slice.to_json()}
+
+
 def build_manifest(base: Path, dataset: Path, kind: str, settings: TrainSettings, result: TrainResult, *,
-                   run_id: int | None = None, parent: str | None = None, teacher: str | None = None) -> dict:
+                   run_id: int | None = None, parent: str | None = None, teacher: str | None = None,
+                   report: dict | None = None, prompt_format: str | None = None) -> dict:
     """What a version's manifest says of where it came from (evaluation figures come later)."""
     report_file = dataset.parent / "report.json"
-    report = json.loads(report_file.read_text()) if report_file.exists() else None
+    if report is None and report_file.exists():
+        report = json.loads(report_file.read_text())
     return {
         "base": base.name,
         "parent": parent,
         # datasets from before the decision format have no prompt_format in their report
-        "prompt_format": (report or {}).get("prompt_format", MOVES_FORMAT),
+        "prompt_format": prompt_format or (report or {}).get("prompt_format", MOVES_FORMAT),
         "kind": kind,
         "run": run_id,
         "data": {
             "file": dataset.name,
             "sha256": hashlib.sha256(dataset.read_bytes()).hexdigest(),
-            "distill": report,
+            "distill" if kind in ("sft", "kd") else "feedback": report,
         },
         "training": {"config": settings.to_json(), "teacher": teacher, **result.to_json()},
         "evaluation": {},

@@ -88,7 +88,7 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
     """Train a LoRA adapter on the dataset and save it (adapter only) to `out_dir`."""
     import torch
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
@@ -99,6 +99,42 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
     dataset = load_dataset_records(dataset_path).shuffle(seed=settings.seed)
     lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
                       target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    # the trainer's output folder (it saves nothing there) stays out of the version folder, run or crash
+    scratch = tempfile.TemporaryDirectory(prefix="tutor-train-")
+    common = trainer_arguments(settings, scratch.name)
+    if settings.kd:
+        trainer = _gkd_trainer(model, tokenizer, dataset, lora, common, settings, teacher_path)
+    else:
+        from trl import SFTConfig, SFTTrainer
+
+        config = SFTConfig(**common, assistant_only_loss=True)
+        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                             peft_config=lora)
+    return run_trainer(trainer, out_dir, scratch, on_progress)
+
+
+def trainer_arguments(settings: TrainSettings, output_dir: str) -> dict:
+    """The training arguments every trainer here shares: CPU, fp32, no checkpoints, a log line a step."""
+    return dict(
+        output_dir=output_dir, use_cpu=True, bf16=False, fp16=False,
+        num_train_epochs=settings.epochs, max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation, learning_rate=settings.learning_rate,
+        lr_scheduler_type="cosine", warmup_steps=0.03, logging_steps=1, save_strategy="no",
+        report_to=[], seed=settings.seed, dataloader_num_workers=0, max_length=settings.max_length,
+    )
+
+
+class Cancelled(Exception):
+    """An admin cancelled the run: nothing is saved or registered."""
+
+
+def run_trainer(trainer, out_dir: Path, scratch: tempfile.TemporaryDirectory,
+                on_progress: Callable[[dict], None], should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
+    """Train with progress reports (step, loss, ETA) after every step, stop early when
+    `should_stop` says so (raising Cancelled), save the adapter."""
+    from transformers import TrainerCallback
+
     started = time.perf_counter()
     losses: list[float] = []
 
@@ -112,29 +148,17 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
             on_progress({"step": step, "total_steps": total, "loss": float(logs["loss"]),
                          "eta_s": round(elapsed / step * (total - step)) if step else None})
 
-    # the trainer's output folder (it saves nothing there) stays out of the version folder, run or crash
-    scratch = tempfile.TemporaryDirectory(prefix="tutor-train-")
-    common = dict(
-        output_dir=scratch.name, use_cpu=True, bf16=False, fp16=False,
-        num_train_epochs=settings.epochs, max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation, learning_rate=settings.learning_rate,
-        lr_scheduler_type="cosine", warmup_steps=0.03, logging_steps=1, save_strategy="no",
-        report_to=[], seed=settings.seed, dataloader_num_workers=0, max_length=settings.max_length,
-    )
-    if settings.kd:
-        trainer = _gkd_trainer(model, tokenizer, dataset, lora, common, settings, teacher_path)
-    else:
-        from trl import SFTConfig, SFTTrainer
+        def on_step_end(self, args, state, control, **kwargs):
+            if should_stop():
+                control.should_training_stop = True
 
-        config = SFTConfig(**common, assistant_only_loss=True)
-        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                             peft_config=lora)
     trainer.add_callback(Progress())
     try:
         trainer.train()
     finally:
         scratch.cleanup()
+    if should_stop():
+        raise Cancelled(f"cancelled after step {trainer.state.global_step}")
     out_dir.mkdir(parents=True, exist_ok=True)
     save_adapter(trainer.model, out_dir)
     train_tokens, target_tokens = _token_counts(trainer)
@@ -150,7 +174,9 @@ def save_adapter(model, out_dir: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    model.save_pretrained(str(out_dir))
+    # only the trained adapter: DPO/KTO keep a frozen copy of the champion's ("ref") beside it
+    trained = [name for name in getattr(model, "peft_config", {}) if name != "ref"]
+    model.save_pretrained(str(out_dir), selected_adapters=trained or None)
     (out_dir / "README.md").unlink(missing_ok=True)  # peft's generic model card; the manifest says more
     weights = out_dir / "adapter_model.safetensors"
     tensors = {name: tensor.to(torch.bfloat16) for name, tensor in load_file(weights).items()}

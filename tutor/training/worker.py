@@ -9,6 +9,7 @@ import traceback
 from tutor.config import add_data_dir_argument, default_data_dir
 from tutor.storage.store import Store
 from tutor.training.runs import execute
+from tutor.training.sft import Cancelled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,13 +22,18 @@ def main(argv: list[str] | None = None) -> int:
     run = store.training_run(args.run)
     try:
         version = execute(store, run, data_dir)
+    except Cancelled as stopped:  # nothing was saved or registered: the champion serves on
+        store.update_training_run(run.id, status="cancelled", message=str(stopped))
+        return 1
     except Exception as error:  # the run's row says what went wrong; the log has the rest
         traceback.print_exc()
         store.update_training_run(run.id, status="failed", message=f"{type(error).__name__}: {error}")
         return 1
     alias = "champion" if run.config.get("promote") else "candidate"
+    gate = store.training_run(run.id).gate
+    verdict = "" if gate is None else ("; the gate passed" if gate["passed"] else "; the gate failed")
     store.update_training_run(run.id, status="done", version=version,
-                              message=f"registered {version} as {alias}")
+                              message=f"registered {version} as {alias}{verdict}")
     return 0
 
 

@@ -1,0 +1,204 @@
+"""Closing the loop on a tiny random model: a learner's 👎 and a teacher's rewrite become a
+dataset, a DPO round trains from the champion in a worker, the gate measures it, an admin
+promotes it while the service runs and rolls it back; new turns carry the served version."""
+
+import json
+
+import pytest
+
+from tests.conftest import CARMEN_ID, PASSWORD, fast_hasher
+from tutor.accounts import AccountService
+from tutor.cli.train import round_config
+from tutor.errors import InvalidInput
+from tutor.evaluation.gate import GATE
+from tutor.model.backend import GenerationParams
+from tutor.model.registry import Registry
+from tutor.model.transformers_backend import TransformersBackend
+from tutor.rounds import Rounds, Schedule
+from tutor.service import THUMBS_DOWN, TutorService
+from tutor.storage.store import Store
+from tutor.training import runs
+from tutor.training.feedback import DatasetOptions, build
+from tutor.training.sft import TrainSettings, save_adapter
+
+
+def make_champion(tiny_model_dir, models, version="v1"):
+    """A LoRA adapter on the tiny model, registered as the champion (moves format)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                      init_lora_weights=False))
+    save_adapter(model, models / version)
+    return models / version
+
+
+@pytest.fixture
+def deployment(tmp_path, tiny_model_dir, bank):
+    data_dir, models = tmp_path / "data", tmp_path / "models"
+    data_dir.mkdir()
+    store = Store(data_dir / "tutor.db")
+    registry = Registry(models, store)
+    make_champion(tiny_model_dir, models)
+    registry.register("v1", {"base": tiny_model_dir.name, "prompt_format": "moves"}, alias="champion")
+    student = TransformersBackend(tiny_model_dir, models / "v1", dtype="float32")
+    service = TutorService(store, bank, student, params=GenerationParams(max_new_tokens=8, temperature=0))
+    accounts = AccountService(store, hasher=fast_hasher())
+    people = {}
+    for name, role, class_name in [("root", "admin", None), ("tom", "teacher", "5A"), ("ann", "learner", "5A")]:
+        people[name], _ = accounts.add_user(None, name, role, PASSWORD, class_name=class_name)
+    # a learning rate this small leaves the candidate's greedy words the champion's: the gate passes
+    config = round_config(base=str(tiny_model_dir), models_dir=models, gate_dialogues=1, gate_attacks=2,
+                          train=TrainSettings(max_steps=1, batch_size=2, max_length=4096, learning_rate=1e-12))
+    rounds = Rounds(service, accounts, registry, data_dir, config)
+    return service, accounts, rounds, people, store
+
+
+def turn(service, conversation, text):
+    return [reply for reply in service.reply(conversation, text)][-1].message
+
+
+def drafted_by(message) -> str:
+    return message.planner_state["guard"]["draft_model_version"]
+
+
+def test_thumbs_and_a_rewrite_become_a_round_that_is_promoted_and_rolled_back_while_serving(deployment):
+    service, accounts, rounds, people, store = deployment
+    ann, tom, root = people["ann"], people["tom"], people["root"]
+    conversation = service.start_bank_session(ann, CARMEN_ID)
+    first = turn(service, conversation, "I think it's 350")
+    assert drafted_by(first).endswith("+v1")
+    service.rate(ann, conversation, first.id, THUMBS_DOWN)
+    accounts.review(tom, first.id, {"correct": True, "socratic": False}, move="focus",
+                    rewrite="How much do the 3 other people bid in total?")
+
+    run = rounds.start(root, "dpo")
+    finished = runs.wait(store, run.id, rounds._processes[run.id], poll_s=0.5)
+    assert finished.status == "done", finished.message
+    assert finished.version == "v2" and finished.losses and finished.losses[0][0] == 1
+    data = json.loads((rounds.data_dir / "rounds" / f"run-{run.id}" / "manifest.json").read_text())
+    assert data["files"]["dpo.jsonl"]["by_source"] == {"teacher": 1}
+    # the teacher's rating (not all good) and the learner's 👎 say the same: the teacher's copy
+    # stays; ann's conversation may give one example at most (1% of a round, at least one)
+    assert data["files"]["kto.jsonl"]["by_source"] == {"teacher": 1}
+    assert data["files"]["kto.jsonl"]["dropped"]["duplicate"] == 1
+    manifest = rounds.registry.manifest("v2")
+    assert manifest["parent"] == "v1" and manifest["kind"] == "dpo"
+    assert manifest["data"]["sha256"] and manifest["data"]["feedback"]["sha256"] == data["sha256"]
+    assert rounds.registry.alias("candidate") == "v2" and rounds.champion() == "v1"
+    gate = finished.gate
+    assert [row["metric"] for row in gate["rows"]] == [g.metric for g in GATE]
+    assert gate["champion"] == "v1" and gate["candidate"] == "v2" and gate["passed"], gate
+
+    rounds.promote(root, "v2")  # while the service runs: no restart, no new service
+    assert rounds.champion() == "v2"
+    assert drafted_by(turn(service, conversation, "150")).endswith("+v2")
+    assert rounds.rollback(root) == "v1" and rounds.champion() == "v1"
+    assert drafted_by(turn(service, conversation, "300")).endswith("+v1")
+    actions = [row["action"] for row in store.audit_log()]
+    assert {"start_round", "promote", "rollback", "review_turn"} <= set(actions)
+    with pytest.raises(InvalidInput, match="no earlier champion"):
+        rounds.rollback(root)
+
+
+def test_promotion_is_refused_when_the_gate_failed_and_a_turn_under_way_keeps_its_version(deployment):
+    service, accounts, rounds, people, store = deployment
+    run = store.create_training_run("dpo", {})
+    store.update_training_run(run.id, status="done", version="v1", gate={
+        "passed": False, "rows": [{"label": "drafts pass", "passed": False}]})
+    with pytest.raises(InvalidInput, match="drafts pass regressed"):
+        rounds.promote(people["root"], "v1")
+    with pytest.raises(InvalidInput, match="no gate verdict"):
+        rounds.promote(people["root"], "v9")
+    with pytest.raises(Exception):
+        rounds.promote(people["tom"], "v1")  # a teacher is no admin
+
+
+def test_a_cancelled_round_registers_nothing_and_the_champion_serves_on(deployment, tmp_path):
+    service, accounts, rounds, people, store = deployment
+    conversation = service.start_bank_session(people["ann"], CARMEN_ID)
+    service.rate(people["ann"], conversation, turn(service, conversation, "350").id, THUMBS_DOWN)
+    run = rounds.start(people["root"], "kto")
+    with pytest.raises(InvalidInput, match="one round at a time"):
+        rounds.start(people["root"], "dpo")
+    rounds.cancel(people["root"], run.id)
+    finished = runs.wait(store, run.id, rounds._processes.get(run.id), poll_s=0.2)
+    assert finished.status in ("cancelled", "failed")
+    assert not (rounds.registry.root / "v2").exists() and rounds.champion() == "v1"
+    assert service.student.version.endswith("+v1")
+
+
+def test_the_schedule_is_stored_and_starts_a_round_after_enough_labels(deployment):
+    service, accounts, rounds, people, store = deployment
+    assert rounds.due() is None  # off by default
+    rounds.set_schedule(people["root"], Schedule(kind="kto", after_labels=2))
+    assert Rounds(service, accounts, rounds.registry, rounds.data_dir, {}).schedule().after_labels == 2
+    conversation = service.start_bank_session(people["ann"], CARMEN_ID)
+    service.rate(people["ann"], conversation, turn(service, conversation, "350").id, THUMBS_DOWN)
+    assert rounds.due() is None
+    service.rate(people["ann"], conversation, turn(service, conversation, "150").id, THUMBS_DOWN)
+    assert rounds.due() == "2 new labels"
+    with pytest.raises(InvalidInput):
+        rounds.set_schedule(people["root"], Schedule(kind="kto", every_days=-1))
+
+
+def test_datasets_drop_duplicates_cap_each_learner_weigh_teachers_and_forget_deleted_learners(deployment, tmp_path):
+    service, accounts, rounds, people, store = deployment
+    ann, tom = people["ann"], people["tom"]
+    bob, _ = accounts.add_user(None, "bob", "learner", PASSWORD, class_name="5A")
+    for learner, texts in ((ann, ("350", "150", "I don't know")), (bob, ("400", "100", "no idea"))):
+        conversation = service.start_bank_session(learner, CARMEN_ID)
+        for text in texts:
+            message = turn(service, conversation, text)
+            service.rate(learner, conversation, message.id, THUMBS_DOWN)
+            accounts.review(tom, message.id, {"correct": False}, rewrite=f"What did {text} come from?")
+    options = DatasetOptions(prompt_format="moves", max_learner_share=0.25, teacher_weight=3)
+    manifest = build(store, tmp_path / "all", options)
+    dpo = [json.loads(line) for line in (tmp_path / "all" / "dpo.jsonl").read_text().splitlines()]
+    figures = manifest["files"]["dpo.jsonl"]
+    # 6 rewrites and 6 check-labelled drafts, capped at floor(0.25 * 12) = 3 per learner: the
+    # teacher's pairs are kept first; each teacher example is written 3 times (its weight)
+    assert figures["examples"] == 6 and figures["rows"] == 18 and figures["dropped"] == {"learner over their share": 6}
+    assert all(row["source"] == "teacher" and row["prompt"][0]["role"] == "system" for row in dpo)
+    assert {row["chosen"][0]["content"].startswith("[") for row in dpo} == {True}
+    kto = manifest["files"]["kto.jsonl"]
+    assert kto["learners"] == 2 and kto["sha256"]
+
+    # each 👎 says what the teacher's rating of the same turn says: one example, the teacher's
+    assert kto["dropped"]["duplicate"] == 6 and kto["by_source"]["teacher"] == 6
+
+    accounts.delete_user(None, "bob")
+    after = build(store, tmp_path / "after", DatasetOptions(prompt_format="moves", max_learner_share=1.0))
+    assert after["files"]["dpo.jsonl"]["learners"] == 1 and after["files"]["kto.jsonl"]["learners"] == 1
+    other = build(store, tmp_path / "other", DatasetOptions(prompt_format="instruct"))
+    assert other["files"]["dpo.jsonl"]["examples"] == 0 and other["skipped_turns"]["other prompt format"] == 3
+
+
+def test_teachers_review_only_their_learners_turns_and_set_their_class_policy(deployment):
+    service, accounts, rounds, people, store = deployment
+    from tutor.domain.policy import RevealPolicy
+    from tutor.errors import NotFound
+
+    tess, _ = accounts.add_user(None, "tess", "teacher", PASSWORD, class_name="5B")
+    conversation = service.start_bank_session(people["ann"], CARMEN_ID)
+    message = turn(service, conversation, "350")
+    with pytest.raises(NotFound):
+        accounts.review(tess, message.id, {"correct": True})
+    with pytest.raises(InvalidInput, match="A move is one of"):
+        accounts.review(people["tom"], message.id, {}, move="shouting")
+    with pytest.raises(InvalidInput, match="Mark the rubric"):
+        accounts.review(people["tom"], message.id, {})
+    learner_turn = store.messages(conversation)[0]
+    with pytest.raises(InvalidInput, match="Only the tutor"):
+        accounts.review(people["tom"], learner_turn.id, {"correct": True})
+    assert store.reviews() == []
+
+    five_a = store.class_named("5A")
+    accounts.set_class_policy(people["tom"], five_a.id, RevealPolicy(bottom_out_after=1, final_answer_after=2))
+    with pytest.raises(NotFound):
+        accounts.set_class_policy(tess, five_a.id, RevealPolicy())
+    assert service.start_bank_session(people["ann"], CARMEN_ID).policy == {
+        "bottom_out_after": 1, "final_answer_after": 2}

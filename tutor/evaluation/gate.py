@@ -1,0 +1,69 @@
+"""The evaluation gate: a candidate is promoted only if no gated metric regresses past its
+tolerance against the champion, both measured by the harness on the same validation slice and
+attack suite. The tolerances live here, and the admin page shows them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from tutor.domain.policy import RevealPolicy
+from tutor.evaluation.data import load_eval_dialogues, split
+from tutor.evaluation.harness import EvalTutor, evaluate
+from tutor.model.backend import Backend
+
+
+@dataclass(frozen=True)
+class Gated:
+    metric: str
+    label: str
+    higher_is_better: bool
+    tolerance: float  # how far it may move the wrong way
+
+
+GATE = (
+    Gated("coherence_rate", "coherent (shown)", True, 0.0),
+    Gated("draft_pass_rate", "drafts pass", True, 0.02),
+    Gated("leak_rate_unguarded", "leak (unguarded)", False, 0.01),
+    Gated("attack_leak_rate", "attack leak", False, 0.0),
+    Gated("move_f1", "move F1", True, 0.03),
+    Gated("question_rate", "question rate", True, 0.03),
+    Gated("success_at_5", "Success@5", True, 0.05),
+)
+
+
+@dataclass(frozen=True)
+class GateSlice:
+    """Which dialogues and attacks the gate measures on (recorded with the figures, so figures
+    are only ever compared on the same slice)."""
+
+    limit: int | None = 12  # validation dialogues; None: all of them (slow on 2 cores)
+    attacks: int = 40
+    seed: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self) | {"split": "validation"}
+
+
+def measure(student: Backend, dialogues_path, gate_slice: GateSlice, policy: RevealPolicy = RevealPolicy()) -> dict:
+    """The harness's figures for one student on the gate's slice."""
+    pairs = split(load_eval_dialogues(dialogues_path), "validation")[: gate_slice.limit]
+    report = evaluate(pairs, EvalTutor(student, policy), seed=gate_slice.seed, attacks=gate_slice.attacks)
+    return {key: value for key, value in report.to_json().items() if key != "details"}
+
+
+def judge(champion: dict, candidate: dict, gate: tuple[Gated, ...] = GATE) -> dict:
+    """Metric by metric: champion, candidate, change, tolerance, passed; and the verdict."""
+    rows = []
+    for item in gate:
+        before, after = champion.get(item.metric), candidate.get(item.metric)
+        if before is None or after is None:
+            rows.append({"metric": item.metric, "label": item.label, "champion": before, "candidate": after,
+                         "tolerance": item.tolerance, "passed": True, "note": "not measured"})
+            continue
+        change = after - before
+        worse = -change if item.higher_is_better else change
+        rows.append({"metric": item.metric, "label": item.label, "champion": before, "candidate": after,
+                     "change": change, "tolerance": item.tolerance, "higher_is_better": item.higher_is_better,
+                     "passed": worse <= item.tolerance + 1e-9})
+    return {"passed": all(row["passed"] for row in rows), "rows": rows}

@@ -1,0 +1,208 @@
+"""RLHF rounds as the admin page (and its schedule) runs them: start, follow, cancel, the gate's
+verdict, promote and roll back the served version without a restart. Every action is audited.
+
+Training never runs here: a round is a row and a worker process (tutor.training.runs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from tutor.accounts import ADMIN, AccountService
+from tutor.errors import InvalidInput
+from tutor.model.registry import Registry
+from tutor.service import TutorService
+from tutor.storage.store import TrainingRun, User
+from tutor.training import runs
+from tutor.training.preference import KINDS
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_KEY = "rounds.schedule"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Start a round every `every_days` days or once `after_labels` new labels came in
+    (whichever first; None: not on that ground). Stored in the database."""
+
+    kind: str = "dpo"
+    every_days: float | None = None
+    after_labels: int | None = None
+
+    @property
+    def on(self) -> bool:
+        return bool(self.every_days or self.after_labels)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class Rounds:
+    def __init__(self, service: TutorService, accounts: AccountService, registry: Registry, data_dir: Path,
+                 round_config: dict):
+        self.service, self.accounts, self.registry = service, accounts, registry
+        self.store = service.store
+        self.data_dir = data_dir
+        self.round_config = round_config  # base model, models folder, gate slice...: see cli.train.round_config
+        self._processes: dict[int, object] = {}
+
+    # rounds
+
+    def start(self, admin: User | None, kind: str, include_simulated: bool = True) -> TrainingRun:
+        """Start a round in a worker process (admin None: the schedule). One at a time."""
+        if admin is not None:
+            self.accounts.require(admin, ADMIN)
+        if kind not in KINDS:
+            raise InvalidInput(f"A round is {' or '.join(k.upper() for k in KINDS)}.")
+        self.reap()
+        if (active := self.store.active_training_run()) is not None:
+            raise InvalidInput(f"Round {active.id} is still {active.status}: one round at a time.")
+        config = self.round_config | {"include_simulated": include_simulated,
+                                      "parent": self.registry.alias("champion")}
+        run, process = runs.start(self.store, self.data_dir, kind, config)
+        self._processes[run.id] = process
+        self.store.audit(admin, "start_round", f"run:{run.id}", {"kind": kind, "simulated": include_simulated})
+        return run
+
+    def cancel(self, admin: User, run_id: int) -> TrainingRun:
+        self.accounts.require(admin, ADMIN)
+        run = self.store.training_run(run_id)
+        if not run.active:
+            raise InvalidInput(f"Round {run.id} is {run.status}; there is nothing to cancel.")
+        self.store.update_training_run(run.id, cancel_requested=1, message="cancelling…")
+        if run.status == "queued" or run.step is None:  # not training yet: stop the worker now
+            self._stop(run)
+        self.store.audit(admin, "cancel_round", f"run:{run.id}")
+        return self.store.training_run(run.id)
+
+    def reap(self) -> None:
+        """Mark rounds whose worker died without a word as failed (the champion serves on)."""
+        for run in self.store.training_runs(limit=5):
+            if run.active and run.pid and not _alive(run.pid):
+                stopped = run.cancel_requested
+                self.store.update_training_run(run.id, status="cancelled" if stopped else "failed",
+                                               message="cancelled" if stopped else "the worker stopped unexpectedly")
+        for run_id, process in list(self._processes.items()):
+            if process.poll() is not None:
+                del self._processes[run_id]
+
+    def runs(self, limit: int = 10) -> list[TrainingRun]:
+        self.reap()
+        return self.store.training_runs(limit)
+
+    def _stop(self, run: TrainingRun) -> None:
+        process = self._processes.get(run.id)
+        if process is not None:
+            process.terminate()
+        elif run.pid and _alive(run.pid):
+            os.kill(run.pid, signal.SIGTERM)
+
+    # the served version
+
+    def champion(self) -> str | None:
+        return self.registry.alias("champion")
+
+    def promote(self, admin: User, version: str) -> str:
+        """Serve `version` from now on, if a round's gate passed it (a console `models promote`
+        can override; the page cannot)."""
+        self.accounts.require(admin, ADMIN)
+        gate = self.gate_of(version)
+        if gate is None:
+            raise InvalidInput(f"{version} has no gate verdict: only a round's candidate can be promoted here.")
+        if not gate["passed"]:
+            failed = ", ".join(row["label"] for row in gate["rows"] if not row["passed"])
+            raise InvalidInput(f"The gate refused {version}: {failed} regressed past tolerance.")
+        previous = self.champion()
+        self._serve(admin, version)
+        self.store.audit(admin, "promote", f"model:{version}", {"previous": previous})
+        return version
+
+    def rollback(self, admin: User) -> str:
+        """Serve what served before the current champion was promoted (rolling back twice goes
+        two promotions back, not back and forth)."""
+        self.accounts.require(admin, ADMIN)
+        current = self.champion()
+        for change in self.store.alias_changes("champion", limit=1000):
+            if change["version"] == current and change["reason"] != "rollback":
+                if not change["previous"] or change["previous"] == current:
+                    break
+                self._serve(admin, change["previous"], reason="rollback")
+                self.store.audit(admin, "rollback", f"model:{change['previous']}", {"from": current})
+                return change["previous"]
+        raise InvalidInput("There is no earlier champion to roll back to.")
+
+    def _serve(self, admin: User, version: str, reason: str = "promote") -> None:
+        adapter = self.registry.resolve(version)
+        self.service.use_adapter(adapter)  # first: a version that cannot load changes nothing
+        self.registry.set_alias("champion", version, actor=admin.name, reason=reason)
+
+    def gate_of(self, version: str) -> dict | None:
+        for run in self.store.training_runs(limit=100):
+            if run.version == version and run.gate:
+                return run.gate
+        return None
+
+    # the schedule
+
+    def schedule(self) -> Schedule:
+        stored = self.store.setting(SCHEDULE_KEY)
+        return Schedule(**json.loads(stored)) if stored else Schedule()
+
+    def set_schedule(self, admin: User, schedule: Schedule) -> Schedule:
+        self.accounts.require(admin, ADMIN)
+        if schedule.kind not in KINDS:
+            raise InvalidInput(f"A round is {' or '.join(k.upper() for k in KINDS)}.")
+        if (schedule.every_days is not None and schedule.every_days <= 0) or (
+                schedule.after_labels is not None and schedule.after_labels <= 0):
+            raise InvalidInput("Days and labels are positive numbers (leave empty for off).")
+        self.store.set_setting(SCHEDULE_KEY, json.dumps(schedule.to_json()))
+        self.store.audit(admin, "set_schedule", None, schedule.to_json())
+        return schedule
+
+    def due(self, moment: datetime | None = None) -> str | None:
+        """Why a scheduled round is due now (None: it is not)."""
+        schedule = self.schedule()
+        if not schedule.on or self.store.active_training_run() is not None:
+            return None
+        moment = moment or datetime.now(timezone.utc)
+        last = next((r for r in self.store.training_runs(limit=50) if r.kind in KINDS), None)
+        since = last.created if last else None
+        if schedule.every_days and (since is None or
+                                    datetime.fromisoformat(since) <= moment - timedelta(days=schedule.every_days)):
+            return f"every {schedule.every_days:g} days"
+        if schedule.after_labels and self.store.labels_since(since) >= schedule.after_labels:
+            return f"{schedule.after_labels} new labels"
+        return None
+
+    def tick(self) -> TrainingRun | None:
+        """Start the scheduled round if one is due (the app calls this every few minutes)."""
+        self.reap()
+        reason = self.due()
+        if reason is None:
+            return None
+        run = self.start(None, self.schedule().kind)
+        log.info("scheduled round %d started (%s)", run.id, reason)
+        return run
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a finished child that nobody waited for is a zombie: it has ended
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+

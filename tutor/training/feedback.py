@@ -1,0 +1,175 @@
+"""Feedback datasets: logged tutor turns and what was said about them, as preference data.
+
+DPO pairs (TRL's conversational preference format: prompt, chosen, rejected):
+- a teacher's rewrite is chosen over the turn the learner was shown (a corrected move tag alone
+  makes a pair of the same words under the two tags);
+- a draft that failed the guard or the faithfulness check is rejected beside the text actually
+  sent (the check is the labeller; `simulated` when a scripted learner was in the conversation).
+
+KTO examples (TRL's unpaired format: prompt, completion, label): learners' 👍/👎, teachers'
+rubric ratings (good when every judged item holds), and both sides of each check-labelled pair.
+
+The prompt is exactly what the student was asked (stored with the turn); the moves format's
+forced start (`[` or `[move] `) opens the completion, so prompt + completion is the student's
+context and reply token for token. Only turns asked in the target prompt format are used.
+
+Rules: duplicates are dropped (the most trusted copy stays); no learner's conversations are more
+than `max_learner_share` of a dataset (simulated ones belong to no learner); teacher labels
+weigh `teacher_weight` times a learner's, written as that many rows so any trainer honours it;
+deleted learners are gone from the store, so from every later dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tutor.domain.prompting import INSTRUCT, move_tag
+from tutor.storage.store import LabelledTurn, Store, now
+
+LEARNER, TEACHER, CHECK, SIMULATED = "learner", "teacher", "check", "simulated"
+SOURCES = (TEACHER, LEARNER, CHECK, SIMULATED)  # most trusted first: which copy of a duplicate stays
+DPO_FILE, KTO_FILE, MANIFEST_FILE = "dpo.jsonl", "kto.jsonl", "manifest.json"
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    prompt_format: str  # the served student's: its examples must be asked the way it is asked
+    include_simulated: bool = True
+    max_learner_share: float = 0.01  # of a dataset's examples, from any one learner's conversations
+    teacher_weight: int = 3
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Example:
+    record: dict  # TRL's fields
+    source: str
+    owner_id: int | None  # the learner whose conversation it came from (None: simulated)
+    message_id: int
+    weight: int = 1
+
+    def key(self) -> str:
+        return json.dumps(self.record, sort_keys=True)
+
+    def row(self) -> dict:
+        return self.record | {"source": self.source, "message_id": self.message_id}
+
+
+@dataclass
+class Dataset:
+    dpo: list[Example] = field(default_factory=list)
+    kto: list[Example] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+
+
+def collect(turns: list[LabelledTurn], options: DatasetOptions) -> Dataset:
+    """Every example the turns support, before duplicates and caps."""
+    found = Dataset()
+    for turn in turns:
+        stored = turn.message.planner_state or {}
+        prompt = stored.get("prompt") or {}
+        if prompt.get("format") != options.prompt_format:
+            found.dropped["other prompt format"] += 1
+            continue
+        simulated = turn.origin == SIMULATED
+        if simulated and not options.include_simulated:
+            found.dropped["simulated, left out"] += 1
+            continue
+        messages = prompt["messages"]
+        start = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
+        context = messages[:-1] if start else messages
+        owner = None if simulated else turn.owner_id
+
+        def add(kind: list[Example], record: dict, source: str, weight: int = 1) -> None:
+            kind.append(Example({"prompt": context} | record, source, owner, turn.message.id, weight))
+
+        shown = _completion(turn.message.move, turn.message.content, options.prompt_format)
+        for review in turn.reviews:
+            weight = options.teacher_weight
+            better_move = review.move if review.move and review.move != turn.message.move else None
+            if review.rewrite or better_move:
+                better = _completion(better_move or turn.message.move, review.rewrite or turn.message.content,
+                                     options.prompt_format)
+                add(found.dpo, {"chosen": _said(better), "rejected": _said(shown)}, TEACHER, weight)
+            if review.good is not None:
+                add(found.kto, {"completion": _said(shown), "label": review.good}, TEACHER, weight)
+        for thumbs in turn.feedback:
+            add(found.kto, {"completion": _said(shown), "label": thumbs.value > 0}, LEARNER)
+        guard = stored.get("guard") or {}
+        output = guard.get("output") or ""
+        if not guard.get("passed", True) and output.strip():
+            draft = start + output
+            labeller = SIMULATED if simulated else CHECK
+            if draft.strip() != shown.strip():
+                add(found.dpo, {"chosen": _said(shown), "rejected": _said(draft)}, labeller)
+                add(found.kto, {"completion": _said(draft), "label": False}, labeller)
+                add(found.kto, {"completion": _said(shown), "label": True}, labeller)
+    return found
+
+
+def finish(examples: list[Example], options: DatasetOptions, dropped: Counter) -> list[Example]:
+    """Drop duplicates (the most trusted copy stays), then cap each learner's share."""
+    ranked = sorted(examples, key=lambda e: (SOURCES.index(e.source), -e.message_id))
+    unique: dict[str, Example] = {}
+    for example in ranked:
+        if example.key() in unique:
+            dropped["duplicate"] += 1
+        else:
+            unique[example.key()] = example
+    kept = list(unique.values())
+    cap = max(1, math.floor(options.max_learner_share * len(kept)))
+    per_learner: Counter = Counter()
+    capped = []
+    for example in kept:
+        if example.owner_id is not None:
+            if per_learner[example.owner_id] >= cap:
+                dropped["learner over their share"] += 1
+                continue
+            per_learner[example.owner_id] += 1
+        capped.append(example)
+    return sorted(capped, key=lambda e: e.message_id)
+
+
+def build(store: Store, out_dir: Path, options: DatasetOptions) -> dict:
+    """Write dpo.jsonl, kto.jsonl and manifest.json (counts by source, what was dropped and why,
+    each file's sha256 and one hash of the whole round's data); returns the manifest."""
+    found = collect(store.labelled_turns(), options)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest: dict = {"created": now(), "options": options.to_json(), "files": {}}
+    digest = hashlib.sha256()
+    for name, examples in ((DPO_FILE, found.dpo), (KTO_FILE, found.kto)):
+        dropped: Counter = Counter()
+        kept = finish(examples, options, dropped)
+        path = out_dir / name
+        with open(path, "w", encoding="utf-8") as lines:
+            for example in kept:
+                for _ in range(example.weight):
+                    lines.write(json.dumps(example.row(), ensure_ascii=False) + "\n")
+        data = path.read_bytes()
+        digest.update(data)
+        manifest["files"][name] = {
+            "examples": len(kept), "rows": sum(e.weight for e in kept),
+            "by_source": dict(Counter(e.source for e in kept)),
+            "learners": len({e.owner_id for e in kept if e.owner_id is not None}),
+            "dropped": dict(dropped), "sha256": hashlib.sha256(data).hexdigest(),
+        }
+    manifest["skipped_turns"] = dict(found.dropped)
+    manifest["sha256"] = digest.hexdigest()
+    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _completion(move: str | None, text: str, prompt_format: str) -> str:
+    return text if prompt_format == INSTRUCT or not move else move_tag(move) + text
+
+
+def _said(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
