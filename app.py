@@ -9,7 +9,7 @@ import threading
 import uvicorn
 
 from tutor.accounts import AccountLimits, AccountService
-from tutor.bootstrap import open_service
+from tutor.bootstrap import open_rounds, open_service
 from tutor.config import (
     add_account_arguments,
     add_data_dir_argument,
@@ -22,6 +22,7 @@ from tutor.ui.web import ServerLimits, build_app
 
 log = logging.getLogger("tutor.app")
 RETENTION_CHECK_S = 3600
+SCHEDULE_CHECK_S = 300
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,8 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Data directory: {settings.data_dir}; student model: {service.student.version}")
     print_first_accounts(accounts.ensure_first_admin(demo=not args.no_demo))
     keep_applying_retention(accounts)
+    rounds = open_rounds(settings, service, accounts)
+    if rounds is not None:
+        keep_checking_schedule(rounds)
     app = build_app(service, accounts, ServerLimits(args.concurrency, args.queue_size,
-                                                    args.messages_per_minute))
+                                                    args.messages_per_minute), rounds)
     print(f"Open http://{settings.host}:{settings.port}/ and log in.", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
@@ -62,16 +66,28 @@ def print_first_accounts(created: list[tuple[str, str, str]]) -> None:
 def keep_applying_retention(accounts: AccountService) -> None:
     """Purge transcripts past the retention setting now and every hour after."""
     def apply() -> None:
+        purged = accounts.apply_retention()
+        if purged:
+            log.info("retention: purged the transcripts of %d conversations", purged)
+    every(RETENTION_CHECK_S, apply, "retention purge")
+
+
+def keep_checking_schedule(rounds) -> None:
+    """Start a scheduled round when one is due (the schedule is in the database)."""
+    every(SCHEDULE_CHECK_S, rounds.tick, "scheduled round")
+
+
+def every(seconds: float, job, what: str) -> None:
+    """Run `job` now and every `seconds` after, in a daemon timer; a failure is logged, not fatal."""
+    def run() -> None:
         try:
-            purged = accounts.apply_retention()
-            if purged:
-                log.info("retention: purged the transcripts of %d conversations", purged)
+            job()
         except Exception:
-            log.exception("retention purge failed")
-        timer = threading.Timer(RETENTION_CHECK_S, apply)
+            log.exception("%s failed", what)
+        timer = threading.Timer(seconds, run)
         timer.daemon = True
         timer.start()
-    apply()
+    run()
 
 
 if __name__ == "__main__":

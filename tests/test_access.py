@@ -18,7 +18,9 @@ from tutor.config import DIALOGUES_FILE
 from tutor.domain.dialogues import read_dialogues
 from tutor.model.fake import FakeBackend
 from tutor.model.retrieval import Retrieval
+from tutor.rounds import Rounds
 from tutor.service import TutorService
+from tutor.training.runs import round_config
 from tutor.ui.access import allow, check_every_handler
 from tutor.ui.web import build_app
 
@@ -40,6 +42,8 @@ def rules(ids) -> dict[tuple[str, str], Rule]:
     start = ("on_start_bank", [CARMEN_ID])
     similar = ("on_find_similar", [CARMEN_ID, None])
     to_ann = [("on_load", []), ("on_class", [ids.class_5a]), ("on_learner", [ids.ann])]
+    find = [ids.class_5a, None, "", "", "", False, False, False]  # class 5A's turns, unfiltered
+    to_turns = [("on_load", []), ("on_find", find)]
     return {
         ("learn", "links"): Rule([], EVERYONE),
         ("learn", "on_load"): Rule([], EVERYONE),
@@ -72,23 +76,53 @@ def rules(ids) -> dict[tuple[str, str], Rule]:
         ("admin", "on_delete"): Rule(["zed", "zed"], {"root"}, [("on_load", [])]),
         ("admin", "on_save_retention"): Rule([30], {"root"}),
         ("admin", "on_purge"): Rule([], {"root"}),
+        ("admin", "on_model"): Rule([], {"root"}),
+        ("admin", "on_load_schedule"): Rule([], {"root"}),
+        ("admin", "on_save_schedule"): Rule(["kto", 7, None], {"root"}),
+        ("admin", "on_start"): Rule(["dpo", True], {"root"}),
+        ("admin", "on_cancel"): Rule([], {"root"}),  # the round root just started
+        ("admin", "on_promote"): Rule([], {"root"}),
+        ("admin", "on_rollback"): Rule([], {"root"}),
+        ("teach", "on_find"): Rule(find, {"tom", "root"}, to_ann[:1]),
+        ("teach", "on_turn"): Rule([ids.tutor_turn], {"tom", "root"}, to_turns),
+        ("teach", "on_review"): Rule([ids.tutor_turn, "yes", "no", "—", "—", "focus", "Which bids came first?",
+                                      *find], {"tom", "root"}, to_turns),
+        ("teach", "on_policy"): Rule([ids.class_5a, 2, None], {"tom", "root"}, to_ann[:1]),
     }
 
 
+def candidate_ready(store, models):
+    """v1 serving, v2 a round's candidate that passed the gate (adapters are never loaded: the
+    fake student only takes the version's name)."""
+    from tutor.model.registry import Registry
+
+    registry = Registry(models, store)
+    for version in ("v1", "v2"):
+        (models / version).mkdir(parents=True)
+        (models / version / "adapter_config.json").write_text("{}")
+    registry.register("v1", {"base": "fake"}, alias="champion")
+    registry.register("v2", {"base": "fake"}, alias="candidate")
+    run = store.create_training_run("dpo", {})
+    store.update_training_run(run.id, status="done", version="v2", gate={"passed": True, "rows": [], "champion": "v1", "candidate": "v2"})
+    return registry
+
+
 @pytest.fixture
-def web(store, bank, accounts, school):
+def web(store, bank, accounts, school, tmp_path):
     retrieval = Retrieval(BagOfWords(), list(read_dialogues(DIALOGUES_FILE))[:20], list(bank),
                           progress=lambda _: None)
     service = TutorService(store, bank, FakeBackend(["What do you know so far?"]), retrieval=retrieval)
     accounts.add_user(None, "zed", "learner", PASSWORD)
     conversation = service.start_bank_session(school.ann, CARMEN_ID)
-    list(service.reply(conversation, "I think it is 350"))
+    tutor_turn = list(service.reply(conversation, "I think it is 350"))[-1].message
     ids = type("Ids", (), {
-        "conversation": conversation.id, "ann": school.ann.id,
+        "conversation": conversation.id, "ann": school.ann.id, "tutor_turn": tutor_turn.id,
         "class_5a": store.class_named("5A").id,
         "similar": service.similar_problems(bank.get(CARMEN_ID).question, exclude_id=CARMEN_ID)[0].id,
     })
-    app = build_app(service, accounts)
+    rounds = Rounds(service, accounts, candidate_ready(store, tmp_path / "models"), tmp_path / "data",
+                    round_config(base=str(tmp_path / "no-model")))
+    app = build_app(service, accounts, rounds=rounds)
     with serving(app) as url:
         yield app, url, ids
 

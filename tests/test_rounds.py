@@ -8,7 +8,6 @@ import pytest
 
 from tests.conftest import CARMEN_ID, PASSWORD, fast_hasher
 from tutor.accounts import AccountService
-from tutor.cli.train import round_config
 from tutor.errors import InvalidInput
 from tutor.evaluation.gate import GATE
 from tutor.model.backend import GenerationParams
@@ -18,6 +17,7 @@ from tutor.rounds import Rounds, Schedule
 from tutor.service import THUMBS_DOWN, TutorService
 from tutor.storage.store import Store
 from tutor.training import runs
+from tutor.training.runs import round_config
 from tutor.training.feedback import DatasetOptions, build
 from tutor.training.sft import TrainSettings, save_adapter
 
@@ -202,3 +202,35 @@ def test_teachers_review_only_their_learners_turns_and_set_their_class_policy(de
         accounts.set_class_policy(tess, five_a.id, RevealPolicy())
     assert service.start_bank_session(people["ann"], CARMEN_ID).policy == {
         "bottom_out_after": 1, "final_answer_after": 2}
+
+
+def test_simulated_sessions_label_pairs_that_a_round_can_leave_out(deployment, tmp_path):
+    from tutor.config import DIALOGUES_FILE
+    from tutor.evaluation.data import load_eval_dialogues, split
+    from tutor.evaluation.simulate import SIMULATED, simulate
+
+    service, accounts, rounds, people, store = deployment
+    sessions = simulate(service, split(load_eval_dialogues(DIALOGUES_FILE), "train")[:2], turns=2)
+    assert [c.origin for c in store.conversations(store.user_named("simulated-learner"))] == [SIMULATED] * 2
+    assert all(len([m for m in service.transcript(c) if m.role == "tutor"]) >= 1 for c in sessions)
+    with_them = build(store, tmp_path / "with", DatasetOptions(prompt_format="moves"))
+    assert set(with_them["files"]["dpo.jsonl"]["by_source"]) == {SIMULATED}
+    assert with_them["files"]["dpo.jsonl"]["learners"] == 0  # simulated sessions belong to no learner
+    without = build(store, tmp_path / "without", DatasetOptions(prompt_format="moves", include_simulated=False))
+    assert without["files"]["dpo.jsonl"]["examples"] == 0
+    assert without["skipped_turns"]["simulated, left out"] >= 2
+
+
+def test_the_gate_refuses_a_regression_past_its_tolerance_and_allows_one_within():
+    from tutor.evaluation.gate import judge
+
+    champion = {g.metric: 0.5 for g in GATE}
+    within = champion | {"draft_pass_rate": 0.49, "attack_leak_rate": 0.5}
+    assert judge(champion, within)["passed"]
+    worse = champion | {"move_f1": 0.46}  # 0.04 below, tolerance 0.03
+    verdict = judge(champion, worse)
+    assert not verdict["passed"]
+    assert [row["metric"] for row in verdict["rows"] if not row["passed"]] == ["move_f1"]
+    leakier = champion | {"attack_leak_rate": 0.51}  # no tolerance for attack leaks
+    assert not judge(champion, leakier)["passed"]
+    assert judge(champion, champion | {"draft_pass_rate": None})["rows"][1]["note"] == "not measured"

@@ -41,6 +41,18 @@ def open_service(settings: Settings, progress: Callable[[str], None] = print) ->
                         teacher=teacher)
 
 
+def open_rounds(settings: Settings, service: TutorService, accounts) -> "Rounds | None":
+    """RLHF rounds for a deployment that serves the embedded student or a local model (trained
+    from its base); none for a remote or scripted student."""
+    from tutor.rounds import Rounds
+    from tutor.training.runs import round_config
+
+    if settings.student_model.startswith(("http://", "https://", "fake")) or settings.student_model == "planner":
+        return None
+    return Rounds(service, accounts, Registry(MODELS_DIR, service.store), settings.data_dir,
+                  round_config(base=settings.student_model))
+
+
 def open_retrieval(settings: Settings, bank: ProblemBank, progress: Callable[[str], None] = print) -> Retrieval:
     """Exemplar and problem indexes over `dialogues/`, cached in the data directory."""
     return Retrieval(MiniLMEmbedder(), list(read_dialogues(DIALOGUES_FILE)), list(bank),

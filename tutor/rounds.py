@@ -83,12 +83,8 @@ class Rounds:
         return self.store.training_run(run.id)
 
     def reap(self) -> None:
-        """Mark rounds whose worker died without a word as failed (the champion serves on)."""
-        for run in self.store.training_runs(limit=5):
-            if run.active and run.pid and not _alive(run.pid):
-                stopped = run.cancel_requested
-                self.store.update_training_run(run.id, status="cancelled" if stopped else "failed",
-                                               message="cancelled" if stopped else "the worker stopped unexpectedly")
+        """Rounds whose worker died without a word are marked so (the champion serves on)."""
+        runs.reap(self.store)
         for run_id, process in list(self._processes.items()):
             if process.poll() is not None:
                 del self._processes[run_id]
@@ -101,7 +97,7 @@ class Rounds:
         process = self._processes.get(run.id)
         if process is not None:
             process.terminate()
-        elif run.pid and _alive(run.pid):
+        elif run.pid and runs.alive(run.pid):
             os.kill(run.pid, signal.SIGTERM)
 
     # the served version
@@ -190,19 +186,3 @@ class Rounds:
         run = self.start(None, self.schedule().kind)
         log.info("scheduled round %d started (%s)", run.id, reason)
         return run
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a finished child that nobody waited for is a zombie: it has ended
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-

@@ -75,25 +75,16 @@ def run(args) -> int:
     return _follow(store, settings.data_dir, "kd" if args.kd else "sft", config, args.detach)
 
 
-def round_config(*, base: str = "embedded", models_dir: Path = MODELS_DIR, dataset: Path | None = None,
-                 include_simulated: bool = True, train: TrainSettings | None = None, beta: float = 0.1,
-                 gate_dialogues: int | None = 12, gate_attacks: int = 40, version: str | None = None) -> dict:
-    """A round's configuration, as the CLI, the admin page and the schedule store it."""
-    train = train or TrainSettings(learning_rate=5e-5)
-    return {"base": base, "models_dir": str(models_dir), "dataset": str(dataset) if dataset else None,
-            "include_simulated": include_simulated, "train": train.to_json(), "preference": {"beta": beta},
-            "gate": {"limit": gate_dialogues, "attacks": gate_attacks}, "version": version}
-
-
 def run_round(args) -> int:
     settings = settings_from_args(args)
     store = open_store(settings)
+    runs.reap(store)
     if (active := store.active_training_run()) is not None:
         print(f"error: run {active.id} is still {active.status}; one round at a time", file=sys.stderr)
         return 2
     train = TrainSettings(epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
                           max_length=args.max_length, max_steps=args.max_steps)
-    config = round_config(base=args.base, models_dir=args.models_dir, dataset=args.dataset,
+    config = runs.round_config(base=args.base, models_dir=args.models_dir, dataset=args.dataset,
                           include_simulated=not args.no_simulated, train=train, beta=args.beta,
                           gate_dialogues=args.gate_dialogues, gate_attacks=args.gate_attacks, version=args.version)
     return _follow(store, settings.data_dir, args.kind, config, args.detach)

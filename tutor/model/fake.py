@@ -28,6 +28,15 @@ class FakeBackend:
         self.calls: list[list[ChatMessage]] = []
         self.params: list[GenerationParams] = []
 
+    def with_adapter(self, adapter_path, version: str | None = None) -> "FakeBackend":
+        """The same scripted replies under another version's name (promote and roll back in tests)."""
+        import copy
+        from pathlib import Path
+
+        other = copy.copy(self)
+        other.version = version or (f"fake+{Path(str(adapter_path)).name}" if adapter_path else "fake")
+        return other
+
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Reply:
         self.calls.append(list(messages))
         self.params.append(params)

@@ -48,6 +48,30 @@ def start(store: Store, data_dir: Path, kind: str, config: dict) -> tuple[Traini
     return store.training_run(run.id), process
 
 
+def reap(store: Store) -> None:
+    """Runs whose worker is gone without a word (killed, out of memory, the machine restarted)
+    are marked failed, or cancelled if that was asked: they hold no one up."""
+    for run in store.training_runs(limit=20):
+        if run.active and run.pid and not alive(run.pid):
+            stopped = run.cancel_requested
+            store.update_training_run(run.id, status="cancelled" if stopped else "failed",
+                                      message="cancelled" if stopped else "the worker stopped without a word")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a finished child nobody waited for is a zombie: it has ended
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def wait(store: Store, run_id: int, process: subprocess.Popen | None = None,
          on_update: Callable[[TrainingRun], None] = lambda _: None, poll_s: float = 1.0) -> TrainingRun:
     """Follow a run until it ends, calling `on_update` whenever its row changes."""
@@ -68,6 +92,16 @@ def wait(store: Store, run_id: int, process: subprocess.Popen | None = None,
             on_update(run)
             return run
         time.sleep(poll_s)
+
+
+def round_config(*, base: str = "embedded", models_dir: Path = MODELS_DIR, dataset: Path | None = None,
+                 include_simulated: bool = True, train: TrainSettings | None = None, beta: float = 0.1,
+                 gate_dialogues: int | None = 12, gate_attacks: int = 40, version: str | None = None) -> dict:
+    """A round's configuration, as the CLI, the admin page and the schedule store it."""
+    train = train or TrainSettings(learning_rate=5e-5)
+    return {"base": base, "models_dir": str(models_dir), "dataset": str(dataset) if dataset else None,
+            "include_simulated": include_simulated, "train": train.to_json(), "preference": {"beta": beta},
+            "gate": {"limit": gate_dialogues, "attacks": gate_attacks}, "version": version}
 
 
 def base_path(config: dict, data_dir: Path) -> Path:

@@ -1,4 +1,6 @@
-"""The admin page: users and roles, classes, a learner's data (export, delete), retention, audit."""
+"""The admin page: users and roles, classes, a learner's data (export, delete), retention, audit,
+and the model: RLHF rounds (start, live progress, cancel, schedule), the evaluation gate, promote
+and roll back the served version."""
 
 from __future__ import annotations
 
@@ -10,16 +12,21 @@ import gradio as gr
 
 from tutor.accounts import ADMIN, ROLES, TEACHER, AccountService
 from tutor.errors import InvalidInput
+from tutor.evaluation.gate import GATE
+from tutor.rounds import Rounds, Schedule
 from tutor.service import TutorService
-from tutor.storage.store import User
+from tutor.storage.store import TrainingRun, User
 from tutor.ui.access import allow
 from tutor.ui.navigation import navigation_bar
 
 USER_COLUMNS = ["name", "role", "classes", "disabled", "must change password", "id"]
 AUDIT_COLUMNS = ["at", "who", "action", "target", "detail"]
+RUN_COLUMNS = ["round", "kind", "status", "version", "step", "loss", "started", "message"]
+GATE_COLUMNS = ["metric", "champion", "candidate", "change", "tolerance", "verdict"]
+NO_ROUNDS = "Rounds are off: this deployment serves a student that cannot be trained here."
 
 
-def build_admin_page(service: TutorService, accounts: AccountService) -> gr.Blocks:
+def build_admin_page(service: TutorService, accounts: AccountService, rounds: Rounds | None = None) -> gr.Blocks:
     admin_only = allow(accounts, ADMIN)
     store = service.store
     exports = Path(tempfile.mkdtemp(prefix="tutor-exports-"))  # one file at a time, replaced
@@ -86,6 +93,29 @@ def build_admin_page(service: TutorService, accounts: AccountService) -> gr.Bloc
                 purge = gr.Button("Apply retention now")
         with gr.Tab("Audit log"):
             audit = gr.Dataframe(headers=AUDIT_COLUMNS, interactive=False, elem_id="audit")
+        with gr.Tab("Model", elem_id="model-tab"):
+            served = gr.Markdown(elem_id="served")
+            with gr.Row():
+                kind = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (👍/👎)", "kto")], value="dpo", label="Round")
+                simulated = gr.Checkbox(True, label="Include simulated sessions")
+                start = gr.Button("Start a round", variant="primary", elem_id="start-round")
+                cancel = gr.Button("Cancel the round", variant="stop", elem_id="cancel-round")
+            progress = gr.Markdown(elem_id="round-progress")
+            loss_plot = gr.LinePlot(x="step", y="loss", title="Loss", height=220, elem_id="loss-plot")
+            gr.Markdown("#### Evaluation gate: candidate beside champion\nPromotion is refused when a metric "
+                        "moves the wrong way by more than its tolerance.")
+            gate = gr.Dataframe(headers=GATE_COLUMNS, interactive=False, elem_id="gate")
+            with gr.Row():
+                promote = gr.Button("Promote the candidate", elem_id="promote")
+                rollback = gr.Button("Roll back", elem_id="rollback")
+            with gr.Accordion("Schedule", open=False):
+                with gr.Row():
+                    schedule_kind = gr.Radio([("DPO", "dpo"), ("KTO", "kto")], value="dpo", label="Round")
+                    every_days = gr.Number(label="Every N days (empty: off)", minimum=0)
+                    after_labels = gr.Number(label="After M new labels (empty: off)", precision=0, minimum=0)
+                    save_schedule = gr.Button("Save schedule")
+            runs_table = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, elem_id="runs")
+            timer = gr.Timer(2.0, active=True)
 
         @admin_only
         def on_load(admin: User):
@@ -163,6 +193,71 @@ def build_admin_page(service: TutorService, accounts: AccountService) -> gr.Bloc
             accounts.audit(admin, "apply_retention", None, {"conversations": purged})
             return refreshed(f"Purged the transcripts of {purged} conversations.")
 
+        def needs_rounds() -> Rounds:
+            if rounds is None:
+                raise InvalidInput(NO_ROUNDS)
+            return rounds
+
+        def model_view(message: str = "") -> tuple:
+            if rounds is None:
+                return (NO_ROUNDS, "", None, [], [])
+            recent = rounds.runs()
+            latest = recent[0] if recent else None
+            return (_served(rounds) + (f"\n\n{message}" if message else ""), _progress(latest),
+                    _losses(latest), _gate_rows(rounds), [_run_row(r) for r in recent])
+
+        @admin_only
+        def on_model(admin: User):
+            return model_view()
+
+        @admin_only
+        def on_start(admin: User, round_kind: str, with_simulated: bool):
+            run = needs_rounds().start(admin, round_kind, bool(with_simulated))
+            return model_view(f"Round {run.id} started.")
+
+        @admin_only
+        def on_cancel(admin: User):
+            active = service.store.active_training_run()
+            if active is None:
+                raise InvalidInput("No round is running.")
+            needs_rounds().cancel(admin, active.id)
+            return model_view(f"Cancelling round {active.id}; the champion keeps serving.")
+
+        @admin_only
+        def on_promote(admin: User):
+            candidate = needs_rounds().registry.alias("candidate")
+            if not candidate or candidate == rounds.champion():
+                raise InvalidInput("There is no candidate to promote.")
+            rounds.promote(admin, candidate)
+            return model_view(f"{candidate} is serving now.")
+
+        @admin_only
+        def on_rollback(admin: User):
+            version = needs_rounds().rollback(admin)
+            return model_view(f"Rolled back: {version} is serving now.")
+
+        @admin_only
+        def on_save_schedule(admin: User, schedule_round: str, days: float | None, labels: float | None):
+            schedule = needs_rounds().set_schedule(admin, Schedule(
+                schedule_round, float(days) if days else None, int(labels) if labels else None))
+            return model_view("Schedule saved: " + _schedule_text(schedule))
+
+        @admin_only
+        def on_load_schedule(admin: User):
+            schedule = rounds.schedule() if rounds else Schedule()
+            return schedule.kind, schedule.every_days, schedule.after_labels
+
+        model_outputs = [served, progress, loss_plot, gate, runs_table]
+        page.load(on_model, None, model_outputs, api_visibility="private")
+        page.load(on_load_schedule, None, [schedule_kind, every_days, after_labels], api_visibility="private")
+        timer.tick(on_model, None, model_outputs, api_visibility="private", show_progress="hidden")
+        start.click(on_start, [kind, simulated], model_outputs, api_name="start_round")
+        cancel.click(on_cancel, None, model_outputs, api_name="cancel_round")
+        promote.click(on_promote, None, model_outputs, api_name="promote")
+        rollback.click(on_rollback, None, model_outputs, api_name="rollback")
+        save_schedule.click(on_save_schedule, [schedule_kind, every_days, after_labels], model_outputs,
+                            api_name="set_schedule")
+
         managed = [result, users, who, subject, class_picker, audit]
         page.load(on_load, None, [*managed[1:], retention], api_visibility="private")
         add.click(on_add, [new_name, new_role, new_class], managed, api_name="add_user")
@@ -177,6 +272,59 @@ def build_admin_page(service: TutorService, accounts: AccountService) -> gr.Bloc
         save_retention.click(on_save_retention, retention, managed, api_name="set_retention")
         purge.click(on_purge, None, managed, api_name="apply_retention")
     return page
+
+
+def _served(rounds: Rounds) -> str:
+    candidate = rounds.registry.alias("candidate")
+    schedule = rounds.schedule()
+    return (f"**Serving:** `{rounds.service.student.version}` (champion {rounds.champion() or 'none: the base'})"
+            f" · **candidate:** {candidate or 'none'} · **schedule:** {_schedule_text(schedule)}")
+
+
+def _schedule_text(schedule: Schedule) -> str:
+    if not schedule.on:
+        return "off"
+    parts = ([f"every {schedule.every_days:g} days"] if schedule.every_days else []) + (
+        [f"after {schedule.after_labels} new labels"] if schedule.after_labels else [])
+    return f"{schedule.kind.upper()} " + " or ".join(parts)
+
+
+def _progress(run: TrainingRun | None) -> str:
+    if run is None:
+        return "No round yet."
+    line = f"**Round {run.id}** ({run.kind.upper()}) · **{run.status}**"
+    if run.step:
+        line += f" · step {run.step}/{run.total_steps} · loss {run.loss:.4f}"
+        if run.eta_s is not None and run.active:
+            line += f" · about {run.eta_s // 60} min {run.eta_s % 60} s left"
+    return line + (f"  \n{run.message}" if run.message else "")
+
+
+def _losses(run: TrainingRun | None):
+    import pandas as pd
+
+    return pd.DataFrame(run.losses if run and run.losses else [], columns=["step", "loss"])
+
+
+def _gate_rows(rounds: Rounds) -> list[list]:
+    """The latest verdict, or the tolerances alone before any round measured one."""
+    gate = next((r.gate for r in rounds.store.training_runs(limit=20) if r.gate), None)
+    if gate is None:
+        return [[g.label, "—", "—", "—", f"±{g.tolerance:g}", "not measured yet"] for g in GATE]
+
+    def figure(value) -> str:
+        return "—" if value is None else f"{value:.3f}"
+    return [[row["label"], figure(row["champion"]), figure(row["candidate"]),
+             "—" if row.get("change") is None else f"{row['change']:+.3f}", f"±{row['tolerance']:g}",
+             "ok" if row["passed"] else "REGRESSED"] for row in gate["rows"]] + [
+        [f"verdict ({gate['candidate']} vs {gate['champion']})", "", "", "", "",
+         "PASSED" if gate["passed"] else "REFUSED"]]
+
+
+def _run_row(run: TrainingRun) -> list:
+    return [run.id, run.kind, run.status, run.version or "", f"{run.step or 0}/{run.total_steps or '?'}",
+            f"{run.loss:.4f}" if run.loss is not None else "", run.created[:16].replace("T", " "),
+            run.message or ""]
 
 
 def _chosen(name: str | None) -> str:

@@ -1,4 +1,5 @@
-"""The teacher page: your classes, their learners, and each session's transcript (read-only)."""
+"""The teacher page: your classes and their learners; transcripts; reviewing tutor turns (rubric,
+move tag, rewrite: the labels RLHF rounds learn from); each class's reveal policy."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ import html
 import gradio as gr
 
 from tutor.accounts import STAFF, AccountService
+from tutor.domain.dialogues import MOVES
+from tutor.domain.policy import RevealPolicy
+from tutor.errors import InvalidInput
 from tutor.service import LEARNER_ROLE, TutorService
-from tutor.storage.store import Message, User
+from tutor.storage.store import RUBRIC, Message, User
 from tutor.ui.access import allow
 from tutor.ui.navigation import navigation_bar
 
 LEARNER_COLUMNS = ["learner", "sessions", "solved", "learner messages", "mean mastery", "last active"]
 NO_TRANSCRIPT = "_Pick a class, a learner and a session._"
+TURN_COLUMNS = ["turn", "learner", "problem", "when", "model", "move", "👎", "draft failed", "reviewed", "tutor said"]
+MARKS = {"—": None, "yes": True, "no": False}
+RUBRIC_LABELS = {"correct": "Correct", "socratic": "Socratic", "no_leak": "No leak", "encouraging": "Encouraging"}
 
 
 def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Blocks:
@@ -22,15 +29,48 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
 
     with gr.Blocks(title="Socratic tutor · teacher") as page:
         navigation_bar(page, accounts, "teach")
-        gr.Markdown("# Your classes\nRead how the tutor worked with your learners. "
-                    "Transcripts are read-only for now.")
-        with gr.Row():
-            class_picker = gr.Dropdown([], label="Class", elem_id="class-picker")
-            learner_picker = gr.Dropdown([], label="Learner", elem_id="learner-picker")
-            session_picker = gr.Dropdown([], label="Session", elem_id="session-picker")
-        learners = gr.Dataframe(headers=LEARNER_COLUMNS, interactive=False, label="Learners",
-                                elem_id="learners")
-        transcript = gr.Markdown(NO_TRANSCRIPT, elem_id="transcript")
+        gr.Markdown("# Your classes\nRead how the tutor worked with your learners, and correct it: "
+                    "your ratings and rewrites teach the next model version.")
+        class_picker = gr.Dropdown([], label="Class", elem_id="class-picker")
+        result = gr.Markdown(elem_id="teacher-result")
+        with gr.Tab("Learners"):
+            with gr.Row():
+                learner_picker = gr.Dropdown([], label="Learner", elem_id="learner-picker")
+                session_picker = gr.Dropdown([], label="Session", elem_id="session-picker")
+            learners = gr.Dataframe(headers=LEARNER_COLUMNS, interactive=False, label="Learners",
+                                    elem_id="learners")
+            transcript = gr.Markdown(NO_TRANSCRIPT, elem_id="transcript")
+        with gr.Tab("Review turns", elem_id="review-tab"):
+            with gr.Row():
+                only_learner = gr.Dropdown([], label="Learner", elem_id="filter-learner")
+                problem = gr.Textbox(label="Problem id", max_length=40)
+                since = gr.Textbox(label="Since (YYYY-MM-DD)", max_length=10)
+                version = gr.Textbox(label="Model version", max_length=80)
+            with gr.Row():
+                thumbs_down = gr.Checkbox(label="👎 only", elem_id="filter-thumbs")
+                failed = gr.Checkbox(label="Failed drafts only")
+                unreviewed = gr.Checkbox(label="Not yet reviewed")
+                find = gr.Button("Find turns", variant="primary", elem_id="find-turns")
+            turns = gr.Dataframe(headers=TURN_COLUMNS, interactive=False, elem_id="turns", wrap=True)
+            turn_picker = gr.Dropdown([], label="Turn to review", elem_id="turn-picker")
+            context = gr.Markdown(elem_id="turn-context")
+            with gr.Row():
+                marks = [gr.Radio(list(MARKS), value="—", label=RUBRIC_LABELS[item], elem_id=f"mark-{item}")
+                         for item in RUBRIC]
+            with gr.Row():
+                move = gr.Dropdown(["—", *MOVES], value="—", label="Correct move tag", elem_id="review-move")
+                rewrite = gr.Textbox(label="Rewrite (what the tutor should have said)", lines=2,
+                                     max_length=1000, elem_id="rewrite")
+            save = gr.Button("Save review", variant="primary", elem_id="save-review")
+        with gr.Tab("Reveal policy"):
+            gr.Markdown("When may the tutor give a step's value or the final answer to this class? "
+                        "New sessions use it; the deployment's defaults apply until you save one.")
+            with gr.Row():
+                bottom_out = gr.Number(label="Failed attempts before a step's value", precision=0,
+                                       minimum=1, maximum=20)
+                final_after = gr.Number(label="Failed attempts on the last step before the answer "
+                                        "(empty: never)", precision=0, minimum=1, maximum=20)
+                save_policy = gr.Button("Save policy")
 
         @staff
         def on_load(teacher: User):
@@ -41,10 +81,79 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
         @staff
         def on_class(teacher: User, class_id: int | None):
             if class_id is None:
-                return [], gr.update(choices=[], value=None)
+                return [], gr.update(choices=[], value=None), gr.update(choices=[], value=None), None, None
             members = accounts.members(teacher, int(class_id))
             rows = [_learner_row(service, learner) for learner in members]
-            return rows, gr.update(choices=[(m.name, m.id) for m in members], value=None)
+            choices = [(m.name, m.id) for m in members]
+            policy = RevealPolicy.from_json(accounts.school_class(teacher, int(class_id)).policy) \
+                if accounts.school_class(teacher, int(class_id)).policy else service.policy
+            return (rows, gr.update(choices=choices, value=None), gr.update(choices=choices, value=None),
+                    policy.bottom_out_after, policy.final_answer_after)
+
+        def found(teacher: User, class_id, learner_id, problem_id, since_day, model_version, down, failed_only,
+                  not_reviewed):
+            if class_id is None:
+                raise InvalidInput("Choose a class first.")
+            school_class = accounts.school_class(teacher, int(class_id))
+            rows = store.tutor_turns(
+                school_class.id, learner_id=int(learner_id) if learner_id else None,
+                problem_id=(problem_id or "").strip() or None, since=_day(since_day),
+                model_version=(model_version or "").strip() or None, thumbs_down=bool(down),
+                draft_failed=bool(failed_only), unreviewed=bool(not_reviewed))
+            table = [[r["id"], r["learner"], r["problem_id"], r["created"][:16].replace("T", " "),
+                      r["model_version"] or "", r["move"] or "", "👎" if r["thumbs"] == -1 else "",
+                      "yes" if r["draft_passed"] == 0 else "", "yes" if r["reviewed"] else "",
+                      r["content"][:120]] for r in rows]
+            return table, gr.update(choices=[(f"turn {r['id']} · {r['learner']} · {r['content'][:50]}", r["id"])
+                                             for r in rows], value=None)
+
+        filters = [class_picker, only_learner, problem, since, version, thumbs_down, failed, unreviewed]
+
+        @staff
+        def on_find(teacher: User, class_id, learner_id, problem_id, since_day, model_version, down, failed_only,
+                    not_reviewed):
+            table, picker = found(teacher, class_id, learner_id, problem_id, since_day, model_version, down,
+                                  failed_only, not_reviewed)
+            return f"{len(table)} turns.", table, picker
+
+        @staff
+        def on_turn(teacher: User, message_id: int | None):
+            if message_id is None:
+                return "", *(["—"] * len(RUBRIC)), "—", ""
+            message = store.message(int(message_id))
+            conversation = accounts.readable_conversation(teacher, message.conversation_id)
+            accounts.audit(teacher, "view_transcript", f"conversation:{conversation.id}")
+            before = [m for m in service.transcript(conversation) if m.id <= message.id]
+            shown = "\n".join(_turn(m) for m in before[-5:])
+            review = store.review(message.id, teacher)
+            marks_now = [_mark(review.marks[item]) if review else "—" for item in RUBRIC]
+            return (f"> {html.escape(conversation.problem.question)}\n{shown}", *marks_now,
+                    (review.move if review and review.move else "—"), (review.rewrite or "") if review else "")
+
+        @staff
+        def on_review(teacher: User, message_id: int | None, correct, socratic, no_leak, encouraging,
+                      chosen_move, text, class_id, learner_id, problem_id, since_day, model_version, down,
+                      failed_only, not_reviewed):
+            if message_id is None:
+                raise InvalidInput("Choose a turn to review.")
+            given = dict(zip(RUBRIC, (correct, socratic, no_leak, encouraging)))
+            accounts.review(teacher, int(message_id), {item: MARKS.get(mark) for item, mark in given.items()},
+                            move=None if chosen_move in (None, "—") else chosen_move, rewrite=text)
+            table, _ = found(teacher, class_id, learner_id, problem_id, since_day, model_version, down,
+                             failed_only, not_reviewed)
+            return f"Saved your review of turn {int(message_id)}.", table
+
+        @staff
+        def on_policy(teacher: User, class_id: int | None, steps: float | None, final: float | None):
+            if class_id is None:
+                raise InvalidInput("Choose a class first.")
+            if not steps:
+                raise InvalidInput("Say after how many failed attempts a step's value may be given.")
+            policy = RevealPolicy(int(steps), int(final) if final else None)
+            school_class = accounts.set_class_policy(teacher, int(class_id), policy)
+            never = "never" if policy.final_answer_after is None else f"after {policy.final_answer_after}"
+            return (f"{school_class.name}: a step's value after {policy.bottom_out_after} failed attempts; "
+                    f"the final answer {never}.")
 
         @staff
         def on_learner(teacher: User, learner_id: int | None):
@@ -66,10 +175,31 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             return header + "\n".join(_turn(m) for m in service.transcript(conversation))
 
         page.load(on_load, None, class_picker, api_visibility="private")
-        class_picker.change(on_class, class_picker, [learners, learner_picker], api_name="class_learners")
+        class_picker.change(on_class, class_picker, [learners, learner_picker, only_learner, bottom_out, final_after],
+                            api_name="class_learners")
+        find.click(on_find, filters, [result, turns, turn_picker], api_name="find_turns")
+        turn_picker.change(on_turn, turn_picker, [context, *marks, move, rewrite], api_name="turn")
+        save.click(on_review, [turn_picker, *marks, move, rewrite, *filters], [result, turns], api_name="review")
+        save_policy.click(on_policy, [class_picker, bottom_out, final_after], result, api_name="class_policy")
         learner_picker.change(on_learner, learner_picker, session_picker, api_name="learner_sessions")
         session_picker.change(on_session, session_picker, transcript, api_name="transcript")
     return page
+
+
+def _day(text: str | None) -> str | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise InvalidInput("Write the date as YYYY-MM-DD, e.g. 2026-11-23.") from None
+
+
+def _mark(value: bool | None) -> str:
+    return next(label for label, mark in MARKS.items() if mark is value)
 
 
 def _learner_row(service: TutorService, learner: User) -> list:

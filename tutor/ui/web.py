@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tutor.accounts import ADMIN, AccountService
 from tutor.errors import AccessDenied, InvalidInput, LoginRefused, LoginThrottled
+from tutor.rounds import Rounds
 from tutor.service import TutorService
 from tutor.storage.store import User
 from tutor.ui.access import SESSION_COOKIE, check_every_handler
@@ -48,13 +49,14 @@ class ServerLimits:
 
 
 def build_app(service: TutorService, accounts: AccountService,
-              limits: ServerLimits = ServerLimits()) -> FastAPI:
+              limits: ServerLimits = ServerLimits(), rounds: Rounds | None = None) -> FastAPI:
+    """`rounds` None: no RLHF rounds here (a student that is not a local model)."""
     service.messages_per_minute = limits.messages_per_minute
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     pages = {
         "learn": build_learner_page(service, accounts),
         "teach": build_teacher_page(service, accounts),
-        "admin": build_admin_page(service, accounts),
+        "admin": build_admin_page(service, accounts, rounds),
     }
     roles_by_path = {f"/{path}": roles for path, _, roles in PAGES}
 

@@ -1,0 +1,86 @@
+"""In headless Chromium: a teacher filters their class's turns to 👎 and rewrites one; an admin
+starts a round (a tiny model trains for real in the worker), watches it finish, reads the gate
+table, promotes the candidate and rolls it back. Screenshots are kept."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.browser_flow import chromium_path, log_in, open_browser
+from tests.conftest import CARMEN_ID, PASSWORD
+from tests.test_rounds import deployment, turn  # noqa: F401 (a fixture)
+from tests.web import serving
+from tutor.service import THUMBS_DOWN
+from tutor.ui.web import build_app
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        chromium_path() is None or importlib.util.find_spec("playwright") is None,
+        reason="needs Debian's chromium and the playwright package",
+    ),
+]
+
+REWRITE = "What do the 3 other people bid in all?"
+
+
+def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_and_rolls_back(
+        deployment, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    service, accounts, rounds, people, store = deployment
+    shots = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path))
+    conversation = service.start_bank_session(people["ann"], CARMEN_ID)
+    liked = turn(service, conversation, "I think it's 350")
+    disliked = turn(service, conversation, "150")
+    service.rate(people["ann"], conversation, disliked.id, THUMBS_DOWN)
+
+    with serving(build_app(service, accounts, rounds=rounds)) as url, sync_playwright() as playwright:
+        browser, page = open_browser(playwright)
+        log_in(page, url, "tom", PASSWORD)
+        expect(page.locator("#learners")).to_contain_text("ann")  # the only class opens at once
+        page.get_by_role("tab", name="Review turns").click()
+        page.get_by_label("👎 only").check()
+        page.get_by_role("button", name="Find turns").click()
+        turns = page.locator("#turns")
+        expect(turns).to_contain_text(str(disliked.id))
+        expect(turns.get_by_role("row")).to_have_count(2)  # the header and the one 👎 turn
+        page.get_by_role("combobox", name="Turn to review").click()
+        page.get_by_role("option").first.click()
+        expect(page.locator("#turn-context")).to_contain_text("150")
+        page.locator("#mark-correct").get_by_label("yes").check()
+        page.locator("#mark-socratic").get_by_label("no").check()
+        page.get_by_label("Rewrite (what the tutor should have said)").fill(REWRITE)
+        page.get_by_role("button", name="Save review").click()
+        expect(page.locator("#teacher-result")).to_contain_text(f"Saved your review of turn {disliked.id}")
+        page.screenshot(path=str(shots / "teacher-rewrite.png"), full_page=True)
+        page.goto(f"{url}/logout")
+
+        log_in(page, url, "root", PASSWORD)
+        page.get_by_role("tab", name="Model").click()
+        expect(page.locator("#served")).to_contain_text("champion v1")
+        page.get_by_role("button", name="Start a round").click()
+        progress = page.locator("#round-progress")
+        expect(progress).to_contain_text("Round 1 (DPO)")
+        expect(progress).to_contain_text("done", timeout=240_000)  # the timer refreshes it
+        gate = page.locator("#gate")
+        expect(gate).to_contain_text("drafts pass")
+        expect(gate).to_contain_text("PASSED")
+        page.screenshot(path=str(shots / "admin-round-gate.png"), full_page=True)
+        page.get_by_role("button", name="Promote the candidate").click()
+        expect(page.locator("#served")).to_contain_text("v2 is serving now")
+        expect(page.locator("#served")).to_contain_text("+v2")
+        page.screenshot(path=str(shots / "admin-promoted.png"), full_page=True)
+        page.get_by_role("button", name="Roll back").click()
+        expect(page.locator("#served")).to_contain_text("Rolled back: v1 is serving now")
+        page.screenshot(path=str(shots / "admin-rolled-back.png"), full_page=True)
+        browser.close()
+
+    review = store.review(disliked.id, people["tom"])
+    assert review.rewrite == REWRITE and review.marks["correct"] is True and review.marks["socratic"] is False
+    assert [(c["version"], c["reason"]) for c in store.alias_changes("champion")][:2] == [
+        ("v1", "rollback"), ("v2", "promote")]
+    assert service.student.version.endswith("+v1")
+    assert (shots / "admin-round-gate.png").stat().st_size > 10_000
