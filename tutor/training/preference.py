@@ -82,7 +82,4 @@ def train_preference(kind: str, base_path: Path, champion: Path | None, dataset_
                        undesirable_weight=max(1.0, desirable / undesirable))
         trainer = KTOTrainer(model=model, args=KTOConfig(**common, beta=preference.beta, **weights),
                              train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
-    unwrapped = trainer.model
-    if "ref" in getattr(unwrapped, "peft_config", {}):
-        on_progress({"message": "reference: the champion (a frozen copy of its adapter)"})
     return run_trainer(trainer, out_dir, scratch, on_progress, should_stop)

@@ -172,7 +172,8 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
     settings = TrainSettings.from_json(config.get("train", {}))
     preference = PreferenceSettings(**config.get("preference", {}))
     store.update_training_run(run.id, version=version,
-                              message=f"training {run.kind.upper()} on {examples} examples from {parent or 'base'}")
+                              message=f"training {run.kind.upper()} on {examples} examples from {parent or 'the base'} "
+                              f"(the reference: {parent or 'the base'})")
     result = train_preference(
         run.kind, base, champion, file, out, settings, preference,
         on_progress=lambda progress: store.update_training_run(run.id, **progress),

@@ -85,8 +85,8 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             members = accounts.members(teacher, int(class_id))
             rows = [_learner_row(service, learner) for learner in members]
             choices = [(m.name, m.id) for m in members]
-            policy = RevealPolicy.from_json(accounts.school_class(teacher, int(class_id)).policy) \
-                if accounts.school_class(teacher, int(class_id)).policy else service.policy
+            chosen = accounts.school_class(teacher, int(class_id)).policy
+            policy = RevealPolicy.from_json(chosen) if chosen else service.policy
             return (rows, gr.update(choices=choices, value=None), gr.update(choices=choices, value=None),
                     policy.bottom_out_after, policy.final_answer_after)
 
