@@ -126,7 +126,7 @@ def test_a_cancelled_round_registers_nothing_and_the_champion_serves_on(deployme
         rounds.start(people["root"], "dpo")
     rounds.cancel(people["root"], run.id)
     finished = runs.wait(store, run.id, rounds._processes.get(run.id), poll_s=0.2)
-    assert finished.status in ("cancelled", "failed")
+    assert finished.status == "cancelled" and "nothing was registered" in finished.message
     assert not (rounds.registry.root / "v2").exists() and rounds.champion() == "v1"
     assert service.student.version.endswith("+v1")
 
@@ -234,3 +234,21 @@ def test_the_gate_refuses_a_regression_past_its_tolerance_and_allows_one_within(
     leakier = champion | {"attack_leak_rate": 0.51}  # no tolerance for attack leaks
     assert not judge(champion, leakier)["passed"]
     assert judge(champion, champion | {"draft_pass_rate": None})["rows"][1]["note"] == "not measured"
+
+
+def test_a_cancel_between_steps_stops_training_and_saves_nothing(deployment, tmp_path, tiny_model_dir):
+    from tutor.training.preference import train_preference
+    from tutor.training.sft import Cancelled
+
+    service, accounts, rounds, people, store = deployment
+    conversation = service.start_bank_session(people["ann"], CARMEN_ID)
+    for text in ("350", "150"):
+        accounts.review(people["tom"], turn(service, conversation, text).id, {}, rewrite=f"Where does {text} come from?")
+    build(store, tmp_path / "data", DatasetOptions(prompt_format="moves", max_learner_share=1.0))
+    steps = []
+    with pytest.raises(Cancelled, match="after step 2"):  # asked during step 2: it ends, no third
+        train_preference("dpo", tiny_model_dir, rounds.registry.root / "v1", tmp_path / "data" / "dpo.jsonl",
+                         tmp_path / "out", TrainSettings(max_steps=5, batch_size=2, max_length=4096),
+                         on_progress=lambda progress: steps.append(progress["step"]),
+                         should_stop=lambda: len(steps) >= 1)
+    assert steps == [1, 2] and not (tmp_path / "out").exists()

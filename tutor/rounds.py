@@ -77,7 +77,9 @@ class Rounds:
         if not run.active:
             raise InvalidInput(f"Round {run.id} is {run.status}; there is nothing to cancel.")
         self.store.update_training_run(run.id, cancel_requested=1, message="cancelling…")
-        if run.status == "queued" or run.step is None:  # not training yet: stop the worker now
+        if not run.step or run.step == run.total_steps:
+            # not in a training step (starting, building the dataset, at the gate): stop it now;
+            # between steps the trainer itself stops at the next step's end and saves nothing
             self._stop(run)
         self.store.audit(admin, "cancel_round", f"run:{run.id}")
         return self.store.training_run(run.id)

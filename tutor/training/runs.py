@@ -53,9 +53,15 @@ def reap(store: Store) -> None:
     are marked failed, or cancelled if that was asked: they hold no one up."""
     for run in store.training_runs(limit=20):
         if run.active and run.pid and not alive(run.pid):
-            stopped = run.cancel_requested
-            store.update_training_run(run.id, status="cancelled" if stopped else "failed",
-                                      message="cancelled" if stopped else "the worker stopped without a word")
+            store.update_training_run(run.id, **_ended(run, "the worker stopped without a word"))
+
+
+def _ended(run: TrainingRun, why: str) -> dict:
+    """The row of a run whose worker is gone: cancelled if an admin asked, else failed."""
+    if run.cancel_requested:
+        return {"status": "cancelled", "message": "cancelled; nothing was registered" if not run.gate
+                else "cancelled after the candidate was registered"}
+    return {"status": "failed", "message": why}
 
 
 def alive(pid: int) -> bool:
@@ -85,9 +91,8 @@ def wait(store: Store, run_id: int, process: subprocess.Popen | None = None,
             return run
         if process is not None and process.poll() is not None:
             run = store.training_run(run_id)
-            if run.status not in FINISHED:  # died without a word (killed, out of memory)
-                store.update_training_run(run_id, status="failed",
-                                          message=f"the worker exited with code {process.returncode}")
+            if run.status not in FINISHED:  # died without a word (killed, out of memory) or was stopped
+                store.update_training_run(run_id, **_ended(run, f"the worker exited with code {process.returncode}"))
                 run = store.training_run(run_id)
             on_update(run)
             return run
