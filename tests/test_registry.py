@@ -32,8 +32,13 @@ def test_shipped_aliases_serve_a_fresh_clone_and_the_stores_aliases_win(tmp_path
     assert Registry(tmp_path).resolve("champion") == tmp_path / "v1"  # no database yet
     registry.set_alias("champion", "v2")
     assert registry.resolve("champion") == tmp_path / "v2"
-    assert [(v.version, v.aliases) for v in store.model_versions()] == [("v2", ("champion",))]
+    assert [(v.version, v.aliases) for v in store.model_versions()] == [("v1", ()), ("v2", ("champion",))]
+    # the shipped champion is recorded first, so a rollback can return to it
+    assert [(c["version"], c["previous"], c["reason"]) for c in store.alias_changes("champion")] == [
+        ("v2", "v1", "promote"), ("v1", None, "shipped")]
     assert registry.next_version() == "v3"
+    (tmp_path / "v3").mkdir()  # a round under way (no manifest yet) holds its number
+    assert registry.next_version() == "v4"
 
 
 def test_aliases_point_only_at_registered_versions(tmp_path, store):

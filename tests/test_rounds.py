@@ -80,10 +80,11 @@ def test_thumbs_and_a_rewrite_become_a_round_that_is_promoted_and_rolled_back_wh
     assert finished.status == "done", finished.message
     assert finished.version == "v2" and finished.losses and finished.losses[0][0] == 1
     data = json.loads((rounds.data_dir / "rounds" / f"run-{run.id}" / "manifest.json").read_text())
-    assert data["files"]["dpo.jsonl"]["by_source"] == {"teacher": 1}
+    assert data["files"]["dpo.jsonl"]["by_source"]["teacher"] == 1
     # the teacher's rating (not all good) and the learner's 👎 say the same: the teacher's copy
-    # stays; ann's conversation may give one example at most (1% of a round, at least one)
-    assert data["files"]["kto.jsonl"]["by_source"] == {"teacher": 1}
+    # stays; ann's conversation may give one example more at most (1% of a round, at least one)
+    assert data["files"]["kto.jsonl"]["by_source"]["teacher"] == 1
+    assert data["files"]["kto.jsonl"]["by_source"].get("check", 0) <= 1
     assert data["files"]["kto.jsonl"]["dropped"]["duplicate"] == 1
     manifest = rounds.registry.manifest("v2")
     assert manifest["parent"] == "v1" and manifest["kind"] == "dpo"
@@ -104,17 +105,23 @@ def test_thumbs_and_a_rewrite_become_a_round_that_is_promoted_and_rolled_back_wh
         rounds.rollback(root)
 
 
-def test_promotion_is_refused_when_the_gate_failed_and_a_turn_under_way_keeps_its_version(deployment):
+def test_promotion_is_refused_when_the_gate_failed_or_judged_against_another_champion(deployment):
     service, accounts, rounds, people, store = deployment
-    run = store.create_training_run("dpo", {})
-    store.update_training_run(run.id, status="done", version="v1", gate={
-        "passed": False, "rows": [{"label": "drafts pass", "passed": False}]})
+    refused = store.create_training_run("dpo", {})
+    store.update_training_run(refused.id, status="done", version="v2", gate={
+        "passed": False, "champion": "v1", "candidate": "v2", "rows": [{"label": "drafts pass", "passed": False}]})
     with pytest.raises(InvalidInput, match="drafts pass regressed"):
-        rounds.promote(people["root"], "v1")
+        rounds.promote(people["root"], "v2")
+    stale = store.create_training_run("dpo", {})
+    store.update_training_run(stale.id, status="done", version="v3", gate={
+        "passed": True, "champion": "v0", "candidate": "v3", "rows": []})
+    with pytest.raises(InvalidInput, match="measured against v0"):
+        rounds.promote(people["root"], "v3")
     with pytest.raises(InvalidInput, match="no gate verdict"):
         rounds.promote(people["root"], "v9")
     with pytest.raises(Exception):
-        rounds.promote(people["tom"], "v1")  # a teacher is no admin
+        rounds.promote(people["tom"], "v2")  # a teacher is no admin
+    assert rounds.champion() == "v1" and service.student.version.endswith("+v1")
 
 
 def test_a_cancelled_round_registers_nothing_and_the_champion_serves_on(deployment, tmp_path):
@@ -155,14 +162,15 @@ def test_datasets_drop_duplicates_cap_each_learner_weigh_teachers_and_forget_del
             message = turn(service, conversation, text)
             service.rate(learner, conversation, message.id, THUMBS_DOWN)
             accounts.review(tom, message.id, {"correct": False}, rewrite=f"What did {text} come from?")
-    options = DatasetOptions(prompt_format="moves", max_learner_share=0.25, teacher_weight=3)
+    options = DatasetOptions(prompt_format="moves", max_learner_share=0.1, teacher_weight=3)
     manifest = build(store, tmp_path / "all", options)
     dpo = [json.loads(line) for line in (tmp_path / "all" / "dpo.jsonl").read_text().splitlines()]
     figures = manifest["files"]["dpo.jsonl"]
-    # 6 rewrites and 6 check-labelled drafts, capped at floor(0.25 * 12) = 3 per learner: the
-    # teacher's pairs are kept first; each teacher example is written 3 times (its weight)
-    assert figures["examples"] == 6 and figures["rows"] == 18 and figures["dropped"] == {"learner over their share": 6}
-    assert all(row["source"] == "teacher" and row["prompt"][0]["role"] == "system" for row in dpo)
+    # 6 rewrites (the teacher's: not capped) and 6 check-labelled drafts, 3 per learner, capped at
+    # 10% of what is kept (at least one): 1 each; each teacher example is written 3 times
+    assert figures["by_source"] == {"teacher": 6, "check": 2}
+    assert figures["examples"] == 8 and figures["rows"] == 20 and figures["dropped"] == {"learner over their share": 4}
+    assert all(row["prompt"][0]["role"] == "system" for row in dpo)
     assert {row["chosen"][0]["content"].startswith("[") for row in dpo} == {True}
     kto = manifest["files"]["kto.jsonl"]
     assert kto["learners"] == 2 and kto["sha256"]

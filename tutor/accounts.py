@@ -20,7 +20,7 @@ from tutor.domain.dialogues import MOVES
 from tutor.domain.learner_input import clean_text
 from tutor.domain.policy import RevealPolicy
 from tutor.errors import AccessDenied, InvalidInput, LoginRefused, LoginThrottled, NotFound
-from tutor.storage.store import RUBRIC, Conversation, Review, SchoolClass, Store, User
+from tutor.storage.store import RUBRIC, Conversation, Message, Review, SchoolClass, Store, User
 
 LEARNER, TEACHER, ADMIN = "learner", "teacher", "admin"
 ROLES = (LEARNER, TEACHER, ADMIN)
@@ -222,9 +222,7 @@ class AccountService:
     def review(self, teacher: User, message_id: int, marks: dict[str, bool | None], move: str | None = None,
                rewrite: str | None = None) -> Review:
         """A teacher's rubric marks, corrected move tag and/or rewrite of a tutor turn they may read."""
-        self.require(teacher, *STAFF)
-        message = self.store.message(int(message_id))
-        self.readable_conversation(teacher, message.conversation_id)
+        message = self.readable_message(teacher, message_id)
         if message.role != "tutor":
             raise InvalidInput("Only the tutor's turns are reviewed.")
         unknown = set(marks) - set(RUBRIC)
@@ -241,6 +239,16 @@ class AccountService:
         self.store.audit(teacher, "review_turn", f"message:{message.id}",
                          {"marks": marks, "move": move, "rewritten": rewrite is not None})
         return review
+
+    def readable_message(self, user: User, message_id: int) -> Message:
+        """A message of a conversation `user` may read (staff); missing and not yours read alike."""
+        self.require(user, *STAFF)
+        try:
+            message = self.store.message(int(message_id))
+            self.readable_conversation(user, message.conversation_id)
+        except NotFound:
+            raise NotFound(f"No message {message_id}.") from None
+        return message
 
     def set_class_policy(self, teacher: User, class_id: int, policy: RevealPolicy | None) -> SchoolClass:
         """The reveal policy new conversations of the class's learners run under (None: the

@@ -42,13 +42,13 @@ def open_service(settings: Settings, progress: Callable[[str], None] = print) ->
 
 
 def open_rounds(settings: Settings, service: TutorService, accounts) -> "Rounds | None":
-    """RLHF rounds for a deployment that serves the embedded student or a local model (trained
-    from its base); none for a remote or scripted student."""
+    """RLHF rounds for a deployment that serves the embedded student's champion (the versions
+    in models/ are trained on it); none otherwise."""
     from tutor.rounds import Rounds
     from tutor.training.runs import round_config
 
-    if settings.student_model.startswith(("http://", "https://", "fake")) or settings.student_model == "planner":
-        return None
+    if settings.student_model != EMBEDDED or settings.adapter or settings.model != "champion":
+        return None  # a remote, scripted or other local student, or a pinned version: not ours to change
     return Rounds(service, accounts, Registry(MODELS_DIR, service.store), settings.data_dir,
                   round_config(base=settings.student_model))
 

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -52,6 +53,7 @@ class Rounds:
         self.data_dir = data_dir
         self.round_config = round_config  # base model, models folder, gate slice...: see cli.train.round_config
         self._processes: dict[int, object] = {}
+        self._lock = threading.Lock()
 
     # rounds
 
@@ -62,12 +64,11 @@ class Rounds:
         if kind not in KINDS:
             raise InvalidInput(f"A round is {' or '.join(k.upper() for k in KINDS)}.")
         self.reap()
-        if (active := self.store.active_training_run()) is not None:
-            raise InvalidInput(f"Round {active.id} is still {active.status}: one round at a time.")
         config = self.round_config | {"include_simulated": include_simulated,
                                       "parent": self.registry.alias("champion")}
-        run, process = runs.start(self.store, self.data_dir, kind, config)
-        self._processes[run.id] = process
+        run, process = runs.start(self.store, self.data_dir, kind, config, exclusive=True)
+        with self._lock:
+            self._processes[run.id] = process
         self.store.audit(admin, "start_round", f"run:{run.id}", {"kind": kind, "simulated": include_simulated})
         return run
 
@@ -77,9 +78,10 @@ class Rounds:
         if not run.active:
             raise InvalidInput(f"Round {run.id} is {run.status}; there is nothing to cancel.")
         self.store.update_training_run(run.id, cancel_requested=1, message="cancelling…")
-        if not run.step or run.step == run.total_steps:
-            # not in a training step (starting, building the dataset, at the gate): stop it now;
-            # between steps the trainer itself stops at the next step's end and saves nothing
+        if not run.step:
+            # not training yet (starting, building the dataset): stop the worker now. Once
+            # training, the worker stops itself at the next step's end and registers nothing;
+            # a cancel during the gate leaves the candidate without a verdict (not promotable)
             self._stop(run)
         self.store.audit(admin, "cancel_round", f"run:{run.id}")
         return self.store.training_run(run.id)
@@ -87,9 +89,10 @@ class Rounds:
     def reap(self) -> None:
         """Rounds whose worker died without a word are marked so (the champion serves on)."""
         runs.reap(self.store)
-        for run_id, process in list(self._processes.items()):
-            if process.poll() is not None:
-                del self._processes[run_id]
+        with self._lock:
+            for run_id, process in list(self._processes.items()):
+                if process.poll() is not None:
+                    self._processes.pop(run_id, None)
 
     def runs(self, limit: int = 10) -> list[TrainingRun]:
         self.reap()
@@ -114,6 +117,9 @@ class Rounds:
         gate = self.gate_of(version)
         if gate is None:
             raise InvalidInput(f"{version} has no gate verdict: only a round's candidate can be promoted here.")
+        if gate["champion"] != (self.champion() or "base"):
+            raise InvalidInput(f"{version} was measured against {gate['champion']}, not against "
+                               f"{self.champion() or 'the base'}, which serves now: run a new round.")
         if not gate["passed"]:
             failed = ", ".join(row["label"] for row in gate["rows"] if not row["passed"])
             raise InvalidInput(f"The gate refused {version}: {failed} regressed past tolerance.")
@@ -143,7 +149,7 @@ class Rounds:
 
     def gate_of(self, version: str) -> dict | None:
         for run in self.store.training_runs(limit=100):
-            if run.version == version and run.gate:
+            if run.version == version and run.gate and run.status == "done":
                 return run.gate
         return None
 

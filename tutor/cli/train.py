@@ -79,9 +79,6 @@ def run_round(args) -> int:
     settings = settings_from_args(args)
     store = open_store(settings)
     runs.reap(store)
-    if (active := store.active_training_run()) is not None:
-        print(f"error: run {active.id} is still {active.status}; one round at a time", file=sys.stderr)
-        return 2
     train = TrainSettings(epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
                           max_length=args.max_length, max_steps=args.max_steps)
     config = runs.round_config(base=args.base, models_dir=args.models_dir, dataset=args.dataset,
@@ -91,7 +88,7 @@ def run_round(args) -> int:
 
 
 def _follow(store, data_dir: Path, kind: str, config: dict, detach: bool) -> int:
-    run, process = runs.start(store, data_dir, kind, config)
+    run, process = runs.start(store, data_dir, kind, config, exclusive=kind in ("dpo", "kto"))
     print(f"training run {run.id} started (worker pid {process.pid}; log: "
           f"{data_dir / 'runs' / f'run-{run.id}.log'})")
     if detach:

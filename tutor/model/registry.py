@@ -10,6 +10,7 @@ the store's aliases (set by training runs and admins) take precedence over it.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -71,7 +72,9 @@ class Registry:
         return self.manifest(adapter.name).get("prompt_format", INSTRUCT) if adapter else INSTRUCT
 
     def next_version(self) -> str:
-        numbers = [int(m.group(1)) for name in self.versions() if (m := _VERSION.match(name))]
+        """The next free vN: folders without a manifest (a run under way, a crash) count too."""
+        folders = [p.name for p in self.root.iterdir() if p.is_dir()] if self.root.exists() else []
+        numbers = [int(m.group(1)) for name in folders if (m := _VERSION.match(name))]
         return f"v{max(numbers, default=0) + 1}"
 
     def register(self, version: str, manifest: dict, alias: str | None = "candidate") -> dict:
@@ -92,6 +95,10 @@ class Registry:
         manifest = self.manifest(version)
         if self.store is None:
             raise InvalidInput("Setting an alias needs the data directory's database.")
+        previous = self.alias(alias)  # the shipped champion counts: a rollback can return to it
+        if previous and not self.store.alias(alias):
+            self.store.register_model(previous, self.manifest(previous), str(self.root / previous))
+            self.store.set_alias(alias, previous, "shipped", "shipped")
         self.store.register_model(version, manifest, str(self.root / version))
         self.store.set_alias(alias, version, actor, reason)
 
@@ -111,6 +118,8 @@ class Registry:
 
     def _write_manifest(self, version: str, manifest: dict) -> None:
         path = self.root / version / MANIFEST
-        path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        partial = path.with_suffix(".json.partial")  # a crash mid-write leaves the old manifest whole
+        partial.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(partial, path)
         if self.store is not None:
             self.store.register_model(version, manifest, str(self.root / version))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,13 +67,14 @@ class TransformersBackend:
         manifest = Path(str(adapter_path)) / "manifest.json" if adapter_path else None
         self.prompt_format = (json.loads(manifest.read_text()).get("prompt_format", INSTRUCT)
                               if manifest and manifest.exists() else INSTRUCT)
-        self.adapter = Path(str(adapter_path)).name if adapter_path else None
-        self.version = version or (f"{self.base_name}+{self.adapter}" if self.adapter else self.base_name)
+        self.adapter = _adapter_name(adapter_path) if adapter_path else None
+        folder = Path(str(adapter_path)).name if adapter_path else None
+        self.version = version or (f"{self.base_name}+{folder}" if folder else self.base_name)
 
     def _load_adapter(self, adapter_path: str | Path) -> None:
         from peft import PeftModel
 
-        name = Path(str(adapter_path)).name
+        name = _adapter_name(adapter_path)
         if not isinstance(self.model, PeftModel):
             self._loaded.model = PeftModel.from_pretrained(self.model, str(adapter_path), adapter_name=name).eval()
         elif name not in self.model.peft_config:
@@ -218,6 +220,11 @@ class TransformersBackend:
                 self._torch.manual_seed(params.seed)
             kwargs = self.generation_kwargs(params, inputs["input_ids"].shape[1], choices)
             return self._decode(**inputs, **kwargs)
+
+
+def _adapter_name(adapter_path: str | Path) -> str:
+    """peft names an adapter's modules after it: a version folder like `v1.2` becomes `v1_2`."""
+    return re.sub(r"\W", "_", Path(str(adapter_path)).name)
 
 
 class _Loaded:

@@ -518,7 +518,7 @@ class Store:
             where m.role = 'tutor' and json_extract(m.planner_state, '$.prompt') is not null order by m.id""")
         turns = [(_message(row), row["user_id"], row["origin"]) for row in rows]
         feedback: dict[int, list[Feedback]] = {}
-        for row in self.db["feedback"].rows_where(order_by="id"):
+        for row in self.db["feedback"].rows_where("kind = ?", [THUMBS], order_by="id"):
             feedback.setdefault(row["message_id"], []).append(
                 Feedback(row["message_id"], row["user_id"], row["kind"], row["value"], row["comment"]))
         reviews: dict[int, list[Review]] = {}
@@ -683,12 +683,20 @@ class Store:
         rows = list(self.db["model_aliases"].rows_where("alias = ?", [alias]))
         return rows[0]["version"] if rows else None
 
-    def create_training_run(self, kind: str, config: dict) -> TrainingRun:
+    def create_training_run(self, kind: str, config: dict, exclusive: bool = False) -> TrainingRun:
+        """A queued run; `exclusive`: only if no other run is queued or running (one statement,
+        so two starts at once cannot both pass), else InvalidInput."""
         stamp = now()
-        run_id = self.db["training_runs"].insert(
-            {"kind": kind, "status": "queued", "config": _dump(config), "created": stamp, "updated": stamp}
-        ).last_pk
-        return self.training_run(run_id)
+        cursor = self.db.execute(
+            f"""insert into training_runs (kind, status, config, created, updated)
+            select ?, 'queued', ?, ?, ? where {'not exists (select 1 from training_runs where status in '
+                                                "('queued', 'running'))" if exclusive else '1'}""",
+            [kind, _dump(config), stamp, stamp])
+        self.db.conn.commit()
+        if cursor.rowcount == 0:
+            active = self.active_training_run()
+            raise InvalidInput(f"Round {active.id if active else '?'} is still under way: one round at a time.")
+        return self.training_run(cursor.lastrowid)
 
     def update_training_run(self, run_id: int, **fields) -> None:
         """Change a run's row; `losses` and `gate` are JSON, `loss` at a `step` is also appended

@@ -13,8 +13,9 @@ The prompt is exactly what the student was asked (stored with the turn); the mov
 forced start (`[` or `[move] `) opens the completion, so prompt + completion is the student's
 context and reply token for token. Only turns asked in the target prompt format are used.
 
-Rules: duplicates are dropped (the most trusted copy stays); no learner's conversations are more
-than `max_learner_share` of a dataset (simulated ones belong to no learner); teacher labels
+Rules: duplicates are dropped (the most trusted copy stays); what a learner's conversations give
+(their thumbs, check-labelled drafts) is at most `max_learner_share` of a dataset, one example at
+least (simulated sessions belong to no learner; teachers' labels are theirs); teacher labels
 weigh `teacher_weight` times a learner's, written as that many rows so any trainer honours it;
 deleted learners are gone from the store, so from every later dataset.
 """
@@ -97,7 +98,10 @@ def collect(turns: list[LabelledTurn], options: DatasetOptions) -> Dataset:
             if review.rewrite or better_move:
                 better = _completion(better_move or turn.message.move, review.rewrite or turn.message.content,
                                      options.prompt_format)
-                add(found.dpo, {"chosen": _said(better), "rejected": _said(shown)}, TEACHER, weight)
+                if better == shown:  # a move tag the prompt format does not show
+                    found.dropped["correction the format cannot show"] += 1
+                else:
+                    add(found.dpo, {"chosen": _said(better), "rejected": _said(shown)}, TEACHER, weight)
             if review.good is not None:
                 add(found.kto, {"completion": _said(shown), "label": review.good}, TEACHER, weight)
         for thumbs in turn.feedback:
@@ -115,7 +119,9 @@ def collect(turns: list[LabelledTurn], options: DatasetOptions) -> Dataset:
 
 
 def finish(examples: list[Example], options: DatasetOptions, dropped: Counter) -> list[Example]:
-    """Drop duplicates (the most trusted copy stays), then cap each learner's share."""
+    """Drop duplicates (the most trusted copy stays), then cap what each learner's conversations
+    give (their own thumbs, check-labelled drafts) at `max_learner_share` of the final dataset,
+    one example at least. Teachers' labels are the teacher's and are not capped."""
     ranked = sorted(examples, key=lambda e: (SOURCES.index(e.source), -e.message_id))
     unique: dict[str, Example] = {}
     for example in ranked:
@@ -124,16 +130,21 @@ def finish(examples: list[Example], options: DatasetOptions, dropped: Counter) -
         else:
             unique[example.key()] = example
     kept = list(unique.values())
-    cap = max(1, math.floor(options.max_learner_share * len(kept)))
-    per_learner: Counter = Counter()
-    capped = []
-    for example in kept:
-        if example.owner_id is not None:
-            if per_learner[example.owner_id] >= cap:
-                dropped["learner over their share"] += 1
-                continue
-            per_learner[example.owner_id] += 1
-        capped.append(example)
+    capped = kept
+    while True:  # the cap shrinks with the dataset it caps: repeat until it holds
+        cap = max(1, math.floor(options.max_learner_share * len(capped)))
+        per_learner: Counter = Counter()
+        capped = []
+        for example in kept:
+            if example.owner_id is not None and example.source != TEACHER:
+                if per_learner[example.owner_id] >= cap:
+                    continue
+                per_learner[example.owner_id] += 1
+            capped.append(example)
+        if max(1, math.floor(options.max_learner_share * len(capped))) == cap:
+            break
+    if len(capped) < len(kept):
+        dropped["learner over their share"] += len(kept) - len(capped)
     return sorted(capped, key=lambda e: e.message_id)
 
 

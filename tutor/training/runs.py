@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from tutor.domain.prompting import MOVES_FORMAT
 from tutor.model.registry import Registry
 from tutor.storage.store import Store, TrainingRun
 from tutor.training.distill import DATASET_NAME
-from tutor.training.sft import TrainResult, TrainSettings
+from tutor.training.sft import Cancelled, TrainResult, TrainSettings
 
 FINISHED = ("done", "failed", "cancelled")
 GATE_EVALUATION = "gate_evaluation"  # a manifest's figures on the gate's slice
@@ -32,9 +33,11 @@ def default_dataset(data_dir: Path) -> Path:
     return data_dir / "distill" / DATASET_NAME
 
 
-def start(store: Store, data_dir: Path, kind: str, config: dict) -> tuple[TrainingRun, subprocess.Popen]:
-    """Record the run and start its worker; returns at once."""
-    run = store.create_training_run(kind, config)
+def start(store: Store, data_dir: Path, kind: str, config: dict,
+          exclusive: bool = False) -> tuple[TrainingRun, subprocess.Popen]:
+    """Record the run and start its worker; returns at once. `exclusive`: refuse while another
+    run is under way (rounds: one at a time)."""
+    run = store.create_training_run(kind, config, exclusive)
     logs = data_dir / "runs"
     logs.mkdir(parents=True, exist_ok=True)
     log = open(logs / f"run-{run.id}.log", "w", encoding="utf-8")
@@ -133,12 +136,13 @@ def execute(store: Store, run: TrainingRun, data_dir: Path) -> str:
     out = registry.root / version
     if out.exists():
         raise FileExistsError(f"{out} exists already: choose another --version.")
+    cancelled = lambda: store.training_run(run.id).cancel_requested  # noqa: E731
     settings = TrainSettings.from_json(config.get("train", {}))
     teacher = Path(config["teacher"]) if config.get("teacher") else None
     store.update_training_run(run.id, status="running", version=version)
     result = train(base, dataset, out, settings,
                    on_progress=lambda progress: store.update_training_run(run.id, **progress),
-                   teacher_path=teacher)
+                   teacher_path=teacher, should_stop=cancelled)
     manifest = build_manifest(base, dataset, run.kind, settings, result, run_id=run.id,
                               parent=config.get("parent"), teacher=config.get("teacher"))
     registry.register(version, manifest, alias="champion" if config.get("promote") else "candidate")
@@ -172,21 +176,30 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
     base = base_path(config, data_dir)
     version = config.get("version") or registry.next_version()
     out = registry.root / version
-    if out.exists():
-        raise FileExistsError(f"{out} exists already: choose another version.")
+    out.mkdir(parents=True, exist_ok=False)  # reserved: FileExistsError if taken
     settings = TrainSettings.from_json(config.get("train", {}))
     preference = PreferenceSettings(**config.get("preference", {}))
     store.update_training_run(run.id, version=version,
                               message=f"training {run.kind.upper()} on {examples} examples from {parent or 'the base'} "
                               f"(the reference: {parent or 'the base'})")
-    result = train_preference(
-        run.kind, base, champion, file, out, settings, preference,
-        on_progress=lambda progress: store.update_training_run(run.id, **progress),
-        should_stop=lambda: store.training_run(run.id).cancel_requested)
-    manifest = build_manifest(base, file, run.kind, settings, result, run_id=run.id, parent=parent,
-                              report=data, prompt_format=registry.prompt_format(parent or "base"))
-    manifest["training"]["preference"] = preference.to_json()
-    registry.register(version, manifest, alias="candidate")
+    cancelled = lambda: store.training_run(run.id).cancel_requested  # noqa: E731
+    try:
+        result = train_preference(run.kind, base, champion, file, out, settings, preference,
+                                  on_progress=lambda progress: store.update_training_run(run.id, **progress),
+                                  should_stop=cancelled)
+        if cancelled():  # asked after the last step: still nothing is registered
+            raise Cancelled("cancelled after training; nothing was registered")
+        manifest = build_manifest(base, file, run.kind, settings, result, run_id=run.id, parent=parent,
+                                  report=data, prompt_format=registry.prompt_format(parent or "base"))
+        manifest["training"]["preference"] = preference.to_json()
+        registry.register(version, manifest, alias="candidate")
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        if not config.get("dataset"):  # learners' words leave the disk with the round (the hash stays)
+            for name in (DPO_FILE, KTO_FILE):
+                (dataset_dir / name).unlink(missing_ok=True)
     store.update_training_run(run.id, message=f"registered {version}; measuring it at the gate")
     gate_slice = GateSlice(**config.get("gate", {}))
     store.update_training_run(run.id, gate=run_gate(registry, base, parent, version, gate_slice))

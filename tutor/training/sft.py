@@ -84,7 +84,8 @@ def load_dataset_records(path: Path):
 
 
 def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSettings,
-          on_progress: Callable[[dict], None] = lambda _: None, teacher_path: Path | None = None) -> TrainResult:
+          on_progress: Callable[[dict], None] = lambda _: None, teacher_path: Path | None = None,
+          should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
     """Train a LoRA adapter on the dataset and save it (adapter only) to `out_dir`."""
     import torch
     from peft import LoraConfig
@@ -110,7 +111,7 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
         config = SFTConfig(**common, assistant_only_loss=True)
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora)
-    return run_trainer(trainer, out_dir, scratch, on_progress)
+    return run_trainer(trainer, out_dir, scratch, on_progress, should_stop)
 
 
 def trainer_arguments(settings: TrainSettings, output_dir: str) -> dict:

@@ -80,15 +80,16 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
 
         @staff
         def on_class(teacher: User, class_id: int | None):
+            cleared = ([], gr.update(choices=[], value=None))  # another class: its own turns, none picked
             if class_id is None:
-                return [], gr.update(choices=[], value=None), gr.update(choices=[], value=None), None, None
+                return [], gr.update(choices=[], value=None), gr.update(choices=[], value=None), None, None, *cleared
             members = accounts.members(teacher, int(class_id))
             rows = [_learner_row(service, learner) for learner in members]
             choices = [(m.name, m.id) for m in members]
             chosen = accounts.school_class(teacher, int(class_id)).policy
             policy = RevealPolicy.from_json(chosen) if chosen else service.policy
             return (rows, gr.update(choices=choices, value=None), gr.update(choices=choices, value=None),
-                    policy.bottom_out_after, policy.final_answer_after)
+                    policy.bottom_out_after, policy.final_answer_after, *cleared)
 
         def found(teacher: User, class_id, learner_id, problem_id, since_day, model_version, down, failed_only,
                   not_reviewed):
@@ -120,7 +121,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
         def on_turn(teacher: User, message_id: int | None):
             if message_id is None:
                 return "", *(["—"] * len(RUBRIC)), "—", ""
-            message = store.message(int(message_id))
+            message = accounts.readable_message(teacher, int(message_id))
             conversation = accounts.readable_conversation(teacher, message.conversation_id)
             accounts.audit(teacher, "view_transcript", f"conversation:{conversation.id}")
             before = [m for m in service.transcript(conversation) if m.id <= message.id]
@@ -139,9 +140,12 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             given = dict(zip(RUBRIC, (correct, socratic, no_leak, encouraging)))
             accounts.review(teacher, int(message_id), {item: MARKS.get(mark) for item, mark in given.items()},
                             move=None if chosen_move in (None, "—") else chosen_move, rewrite=text)
+            saved = f"Saved your review of turn {int(message_id)}."
+            if class_id is None:
+                return saved, gr.update()
             table, _ = found(teacher, class_id, learner_id, problem_id, since_day, model_version, down,
                              failed_only, not_reviewed)
-            return f"Saved your review of turn {int(message_id)}.", table
+            return saved, table
 
         @staff
         def on_policy(teacher: User, class_id: int | None, steps: float | None, final: float | None):
@@ -175,7 +179,8 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             return header + "\n".join(_turn(m) for m in service.transcript(conversation))
 
         page.load(on_load, None, class_picker, api_visibility="private")
-        class_picker.change(on_class, class_picker, [learners, learner_picker, only_learner, bottom_out, final_after],
+        class_picker.change(on_class, class_picker,
+                            [learners, learner_picker, only_learner, bottom_out, final_after, turns, turn_picker],
                             api_name="class_learners")
         find.click(on_find, filters, [result, turns, turn_picker], api_name="find_turns")
         turn_picker.change(on_turn, turn_picker, [context, *marks, move, rewrite], api_name="turn")
