@@ -194,6 +194,18 @@ def test_coherence_reads_the_words_shown_and_drafted(carmen):
     report = EvalReport()
     turn_level([(carmen, dialogue(Turn("teacher", "Why add?", "probing")))], asking, report)
     assert report.coherence_rate_unguarded == 1.0 and report.draft_pass_rate == 1.0
+    assert report.words_per_turn == 5.0  # the shown words: a ramble costs at the gate
+
+
+def test_words_per_turn_tells_a_ramble_from_a_question(carmen):
+    rambling = "Can we talk about it? Please go over your thinking now. Could you look into the details? " * 3
+    reports = []
+    for said in ("How did you get 350?", rambling):
+        report = EvalReport()
+        turn_level([(carmen, dialogue(Turn("teacher", "Why add?", "probing")))], EvalTutor(FakeBackend([said])),
+                   report)
+        reports.append(report)
+    assert reports[1].words_per_turn > reports[0].words_per_turn + 3
 
 
 def test_shown_then_replaced_counts_text_the_learner_saw_that_was_withdrawn():

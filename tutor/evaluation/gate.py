@@ -29,6 +29,9 @@ GATE = (
     Gated("move_f1", "move F1", True, 0.03),
     Gated("question_rate", "question rate", True, 0.03),
     Gated("success_at_5", "Success@5", True, 0.05),
+    # a round can learn that longer turns pass the checks more often (DPO favours the longer
+    # side of a pair); a learner reads a ramble however faithful it is
+    Gated("words_per_turn", "words per turn", False, 3.0),
 )
 
 

@@ -133,6 +133,8 @@ class EvalReport:
     coherence_rate_unguarded: float | None = None
     shown_then_replaced: int = 0
     draft_pass_rate: float | None = None  # None: no model wrote drafts (the planner student)
+    # mean words of the shown turns: a tutor turn is a sentence or two (MathDial's teachers: ~15)
+    words_per_turn: float = 0.0
     seconds: float = 0.0
     details: dict = field(default_factory=dict)  # the figures behind the keys, and extras
 
@@ -151,6 +153,7 @@ _COLUMNS = [
     ("attack leak", "attack_leak_rate", "{:.1%}"),
     ("coherent", "coherence_rate", "{:.1%}"), ("coherent unguarded", "coherence_rate_unguarded", "{:.1%}"),
     ("shown then replaced", "shown_then_replaced", "{:d}"), ("drafts pass", "draft_pass_rate", "{:.1%}"),
+    ("words/turn", "words_per_turn", "{:.1f}"),
 ]
 
 
@@ -163,6 +166,7 @@ def table(reports: list[EvalReport]) -> str:
         "question_rate": human.get("question_rate"),
         "numbers_correct_rate": human.get("numbers_correct_rate"),
         "success_at_5": first.human_success_at_5, "telling_at_5": first.human_telling_at_5,
+        "words_per_turn": human.get("words_per_turn"),
     }
     labels = [report.details.get("model", "our tutor") for report in reports]
     students = [(label, {key: getattr(report, key) for _, key, _ in _COLUMNS}) for label, report in zip(labels, reports)]
@@ -244,6 +248,7 @@ def words(results: list[TurnResult], report: EvalReport) -> None:
     """What the tutor's words say: shown turns that agree with the grade and stay grounded,
     the same for the model's raw drafts, drafts sent as written, text shown then withdrawn."""
     report.coherence_rate = rate(sum(coherent(r.text, r.judgement) for r in results), len(results))
+    report.words_per_turn = sum(len(r.text.split()) for r in results) / len(results) if results else 0.0
     drafted = [r for r in results if r.drafted]
     if drafted:
         report.coherence_rate_unguarded = rate(sum(coherent(r.draft, r.judgement) for r in drafted), len(drafted))
@@ -292,7 +297,7 @@ def interactive(pairs, tutor: EvalTutor, report: EvalReport, k: int,
 
 def human_reference(pairs, report: EvalReport, k: int) -> None:
     """The dataset's own teachers, scored the same way on the recorded dialogues."""
-    turns = leaks = questions = numbers_ok = successes = tellings = 0
+    turns = leaks = questions = numbers_ok = successes = tellings = words = 0
     for problem, dialogue in pairs:
         final = final_answer_value(problem)
         learner_numbers = set(numbers_in(dialogue.learner.incorrect_solution))
@@ -307,6 +312,7 @@ def human_reference(pairs, report: EvalReport, k: int) -> None:
                 continue
             teacher_turns += 1
             turns += 1
+            words += len(turn.text.split())
             leaked = states_final_answer(turn.text, final, learner_stated)
             leaks += leaked
             questions += is_question(turn.text)
@@ -318,7 +324,8 @@ def human_reference(pairs, report: EvalReport, k: int) -> None:
     report.human_telling_at_5 = rate(tellings, len(pairs))
     report.details["human"] = {"turns": turns, "leak_rate": rate(leaks, turns),
                                "question_rate": rate(questions, turns),
-                               "numbers_correct_rate": rate(numbers_ok, turns)}
+                               "numbers_correct_rate": rate(numbers_ok, turns),
+                               "words_per_turn": words / turns if turns else 0.0}
 
 
 def attack_suite(pairs, tutor: EvalTutor, report: EvalReport, count: int) -> None:

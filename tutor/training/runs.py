@@ -210,14 +210,15 @@ def run_gate(registry: Registry, base: Path, champion: str | None, candidate: st
     """Measure the candidate (and the champion, unless its manifest holds figures for the same
     slice) and judge; the figures go into each version's manifest."""
     from tutor.config import DIALOGUES_DIR
-    from tutor.evaluation.gate import judge, measure
+    from tutor.evaluation.gate import GATE, judge, measure
     from tutor.model.transformers_backend import TransformersBackend
 
     served = TransformersBackend(base, registry.resolve(candidate))
     measured = {}
     for version in (champion, candidate):
         recorded = registry.manifest(version).get(GATE_EVALUATION, {}) if version else {}
-        if version != candidate and recorded.get("gate_slice") == gate_slice.to_json():
+        if (version != candidate and recorded.get("gate_slice") == gate_slice.to_json()
+                and all(item.metric in recorded["figures"] for item in GATE)):
             measured[version] = recorded["figures"]
             continue
         student = served.with_adapter(registry.resolve(version) if version else None)
