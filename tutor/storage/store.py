@@ -182,10 +182,12 @@ class Store:
         return db
 
     def _row(self, table: str, key, what: str) -> dict:
-        try:
-            return self.db[table].get(key)
-        except sqlite_utils.db.NotFoundError:
-            raise NotFound(f"No {what} {key}.") from None
+        # read whole (not Table.get: the NotFoundError it raises keeps its open cursor alive,
+        # and an in-memory shared-cache database then refuses writes to the table)
+        rows = list(self.db[table].rows_where(f"[{self.db[table].pks[0]}] = ?", [key], limit=1))
+        if not rows:
+            raise NotFound(f"No {what} {key}.")
+        return rows[0]
 
     def _named(self, table: str, name: str, what: str) -> dict:
         """The row of a table whose `name` column is unique (users, classes)."""
