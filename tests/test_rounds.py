@@ -261,3 +261,28 @@ def test_a_cancel_between_steps_stops_training_and_saves_nothing(deployment, tmp
                          on_progress=lambda progress: steps.append(progress["step"]),
                          should_stop=lambda: len(steps) >= 1)
     assert steps == [1, 2] and not (tmp_path / "out").exists()
+
+
+def test_the_dataset_files_train_as_they_are_with_trls_trainers(deployment, tmp_path, tiny_model_dir):
+    """What `accelerate launch` on a GPU machine would read: the jsonl as written, extra columns and all."""
+    from datasets import load_dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
+
+    service, accounts, rounds, people, store = deployment
+    conversation = service.start_bank_session(people["ann"], CARMEN_ID)
+    for text in ("350", "150"):
+        message = turn(service, conversation, text)
+        accounts.review(people["tom"], message.id, {"correct": text == "150"}, rewrite=f"Where does {text} come from?")
+    build(store, tmp_path / "data", DatasetOptions(prompt_format="moves"))
+    for kind, config, trainer_class in (("dpo", DPOConfig, DPOTrainer), ("kto", KTOConfig, KTOTrainer)):
+        data = load_dataset("json", data_files=str(tmp_path / "data" / f"{kind}.jsonl"), split="train")
+        assert "source" in data.column_names
+        args = config(output_dir=str(tmp_path / kind), use_cpu=True, max_steps=1, per_device_train_batch_size=2,
+                      report_to=[], max_length=4096, save_strategy="no")
+        trainer = trainer_class(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), args=args,
+                                train_dataset=data, processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
+                                peft_config=LoraConfig(r=4, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+        trainer.train()
+        assert trainer.state.global_step == 1
