@@ -93,6 +93,7 @@ def test_thumbs_and_a_rewrite_become_a_round_that_is_promoted_and_rolled_back_wh
     gate = finished.gate
     assert [row["metric"] for row in gate["rows"]] == [g.metric for g in GATE]
     assert gate["champion"] == "v1" and gate["candidate"] == "v2" and gate["passed"], gate
+    assert rounds.registry.manifest("v2")["gate"] == gate  # champion's and candidate's figures
 
     rounds.promote(root, "v2")  # while the service runs: no restart, no new service
     assert rounds.champion() == "v2"

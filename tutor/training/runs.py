@@ -226,8 +226,10 @@ def run_gate(registry: Registry, base: Path, champion: str | None, candidate: st
         if version:
             registry.record_evaluation(version, {"figures": measured[version], "gate_slice": gate_slice.to_json()},
                                        key=GATE_EVALUATION)
-    verdict = judge(measured[champion], measured[candidate])
-    return verdict | {"champion": champion or "base", "candidate": candidate, "slice": gate_slice.to_json()}
+    verdict = judge(measured[champion], measured[candidate]) | {
+        "champion": champion or "base", "candidate": candidate, "slice": gate_slice.to_json()}
+    registry.record_evaluation(candidate, verdict, key="gate")  # before and after, in its manifest
+    return verdict
 
 
 def build_manifest(base: Path, dataset: Path, kind: str, settings: TrainSettings, result: TrainResult, *,
