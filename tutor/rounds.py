@@ -51,7 +51,7 @@ class Rounds:
         self.service, self.accounts, self.registry = service, accounts, registry
         self.store = service.store
         self.data_dir = data_dir
-        self.round_config = round_config  # base model, models folder, gate slice...: see cli.train.round_config
+        self.round_config = round_config  # base model, models folder, gate slice...: runs.round_config
         self._processes: dict[int, object] = {}
         self._lock = threading.Lock()
 
@@ -61,8 +61,7 @@ class Rounds:
         """Start a round in a worker process (admin None: the schedule). One at a time."""
         if admin is not None:
             self.accounts.require(admin, ADMIN)
-        if kind not in KINDS:
-            raise InvalidInput(f"A round is {' or '.join(k.upper() for k in KINDS)}.")
+        _check_kind(kind)
         self.reap()
         config = self.round_config | {"include_simulated": include_simulated,
                                       "parent": self.registry.alias("champion")}
@@ -161,8 +160,7 @@ class Rounds:
 
     def set_schedule(self, admin: User, schedule: Schedule) -> Schedule:
         self.accounts.require(admin, ADMIN)
-        if schedule.kind not in KINDS:
-            raise InvalidInput(f"A round is {' or '.join(k.upper() for k in KINDS)}.")
+        _check_kind(schedule.kind)
         if (schedule.every_days is not None and schedule.every_days <= 0) or (
                 schedule.after_labels is not None and schedule.after_labels <= 0):
             raise InvalidInput("Days and labels are positive numbers (leave empty for off).")
@@ -194,3 +192,8 @@ class Rounds:
         run = self.start(None, self.schedule().kind)
         log.info("scheduled round %d started (%s)", run.id, reason)
         return run
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise InvalidInput(f"A round is {' or '.join(k.upper() for k in KINDS)}.")

@@ -94,8 +94,8 @@ class TutorService:
         """The terminal's learner: a named account without a password (it cannot log in on the web)."""
         return self.store.ensure_user(name)
 
-    def start_bank_session(self, user: User, problem_id: str, origin: str = "live") -> Conversation:
-        return self.start_session(user, self.bank.get(problem_id), origin)
+    def start_bank_session(self, user: User, problem_id: str) -> Conversation:
+        return self.start_session(user, self.bank.get(problem_id))
 
     def start_session(self, user: User, problem: Problem, origin: str = "live") -> Conversation:
         return self.store.start_conversation(user, problem, self.policy_for(user).to_json(), origin)

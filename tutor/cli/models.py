@@ -49,6 +49,7 @@ def run(args) -> int:
 
 def regate(registry: Registry, args) -> int:
     """The gate again for a round's candidate; the verdict replaces its run's."""
+    from tutor.cli.train import print_verdict
     from tutor.evaluation.gate import GateSlice
     from tutor.training import runs
 
@@ -62,8 +63,5 @@ def regate(registry: Registry, args) -> int:
     base = runs.base_path(run.config, settings.data_dir)
     verdict = runs.run_gate(registry, base, champion, args.version, gate_slice)
     store.update_training_run(run.id, gate=verdict)
-    for row in verdict["rows"]:
-        print(f"  {row['label']:<18} {row['champion']:.3f} -> {row['candidate']:.3f}  "
-              f"{'ok' if row['passed'] else 'REGRESSED'}")
-    print(f"{args.version} against {verdict['champion']}: {'PASSED' if verdict['passed'] else 'REFUSED'}")
+    print_verdict(verdict)
     return 0

@@ -1,4 +1,5 @@
-"""`train sft`: LoRA fine-tuning of the student on the distilled dataset, in a worker process."""
+"""`train sft|kd|dpo|kto`: LoRA fine-tuning on the distilled dataset, or an RLHF round on the
+feedback dataset, in a worker process."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from tutor.bootstrap import open_store
 from tutor.config import MODELS_DIR, add_data_dir_argument, settings_from_args
 from tutor.storage.store import TrainingRun
 from tutor.training import runs
+from tutor.training.preference import KINDS
 from tutor.training.sft import TrainSettings
 
 
@@ -18,44 +20,40 @@ def register(subcommands) -> None:
     sft = kinds.add_parser("sft", help="supervised LoRA fine-tuning on `distill`'s dataset "
                            "(--kd: logit distillation from a local teacher)")
     defaults = TrainSettings()
-    sft.add_argument("--dataset", type=Path, help="default: DATA_DIR/distill/sft.jsonl")
-    sft.add_argument("--base", default="embedded",
-                     help="the base model: 'embedded' (SmolLM2-135M-Instruct) or a local path")
-    sft.add_argument("--epochs", type=float, default=defaults.epochs)
-    sft.add_argument("--lr", type=float, default=defaults.learning_rate)
-    sft.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    sft.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens per dialogue")
-    sft.add_argument("--max-steps", type=int, default=defaults.max_steps, help="stop early (smoke runs)")
+    add_training_arguments(sft, defaults, dataset_help="default: DATA_DIR/distill/sft.jsonl")
     sft.add_argument("--lora-r", type=int, default=defaults.lora_r)
     sft.add_argument("--kd", action="store_true",
                      help="logit distillation with TRL's GKD trainer from --teacher (same tokenizer)")
     sft.add_argument("--teacher", help="with --kd: the teacher model's local path")
-    sft.add_argument("--version", help="name of the new version (default: the next vN)")
-    sft.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="the registry folder (default models/)")
     sft.add_argument("--promote", action="store_true", help="make it the champion at once (skips the gate)")
-    sft.add_argument("--detach", action="store_true", help="start the worker and return")
-    add_data_dir_argument(sft)
     sft.set_defaults(run=run)
     for kind, about in (("dpo", "DPO on preference pairs (teachers' rewrites, check-labelled drafts)"),
                         ("kto", "KTO on 👍/👎 examples (learners, teachers' ratings, checks)")):
         parser = kinds.add_parser(kind, help=f"an RLHF round: {about}, from the champion; "
                                   "then the evaluation gate")
-        parser.add_argument("--dataset", type=Path, help="a `dataset build` folder (default: built now)")
+        add_training_arguments(parser, TrainSettings(learning_rate=5e-5),
+                               dataset_help="a `dataset build` folder (default: built now)")
         parser.add_argument("--no-simulated", action="store_true", help="leave simulated sessions out")
-        parser.add_argument("--base", default="embedded")
-        parser.add_argument("--epochs", type=float, default=1.0)
-        parser.add_argument("--lr", type=float, default=5e-5)
         parser.add_argument("--beta", type=float, default=0.1, help="how close to stay to the champion")
-        parser.add_argument("--batch-size", type=int, default=4)
-        parser.add_argument("--max-length", type=int, default=defaults.max_length)
-        parser.add_argument("--max-steps", type=int, default=-1)
         parser.add_argument("--gate-dialogues", type=int, default=12, help="validation dialogues the gate measures")
         parser.add_argument("--gate-attacks", type=int, default=40)
-        parser.add_argument("--version")
-        parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
-        parser.add_argument("--detach", action="store_true")
-        add_data_dir_argument(parser)
         parser.set_defaults(run=run_round)
+
+
+def add_training_arguments(parser, defaults: TrainSettings, dataset_help: str) -> None:
+    """The flags every kind of training run takes."""
+    parser.add_argument("--dataset", type=Path, help=dataset_help)
+    parser.add_argument("--base", default="embedded",
+                        help="the base model: 'embedded' (SmolLM2-135M-Instruct) or a local path")
+    parser.add_argument("--epochs", type=float, default=defaults.epochs)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens per example")
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps, help="stop early (smoke runs)")
+    parser.add_argument("--version", help="name of the new version (default: the next vN)")
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="the registry folder (default models/)")
+    parser.add_argument("--detach", action="store_true", help="start the worker and return")
+    add_data_dir_argument(parser)
 
 
 def run(args) -> int:
@@ -88,7 +86,7 @@ def run_round(args) -> int:
 
 
 def _follow(store, data_dir: Path, kind: str, config: dict, detach: bool) -> int:
-    run, process = runs.start(store, data_dir, kind, config, exclusive=kind in ("dpo", "kto"))
+    run, process = runs.start(store, data_dir, kind, config, exclusive=kind in KINDS)
     print(f"training run {run.id} started (worker pid {process.pid}; log: "
           f"{data_dir / 'runs' / f'run-{run.id}.log'})")
     if detach:
@@ -96,14 +94,18 @@ def _follow(store, data_dir: Path, kind: str, config: dict, detach: bool) -> int
     finished = runs.wait(store, run.id, process, on_update=_show)
     print(f"run {finished.id} {finished.status}: {finished.message or ''}")
     if finished.gate:
-        for row in finished.gate["rows"]:
-            print(f"  {row['label']:<18} {_figure(row['champion'])} -> {_figure(row['candidate'])}  "
-                  f"{'ok' if row['passed'] else 'REGRESSED'}")
+        print_verdict(finished.gate)
     return 0 if finished.status == "done" else 1
 
 
-def _figure(value) -> str:
-    return "—" if value is None else f"{value:.3f}"
+def print_verdict(gate: dict) -> None:
+    """The gate's verdict, metric by metric, champion -> candidate."""
+    def figure(value) -> str:
+        return "—" if value is None else f"{value:.3f}"
+    for row in gate["rows"]:
+        print(f"  {row['label']:<18} {figure(row['champion'])} -> {figure(row['candidate'])}  "
+              f"{'ok' if row['passed'] else 'REGRESSED'}")
+    print(f"{gate['candidate']} against {gate['champion']}: {'PASSED' if gate['passed'] else 'REFUSED'}")
 
 
 def _show(run: TrainingRun) -> None:

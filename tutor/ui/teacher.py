@@ -121,8 +121,8 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
         def on_turn(teacher: User, message_id: int | None):
             if message_id is None:
                 return "", *(["—"] * len(RUBRIC)), "—", ""
-            message = accounts.readable_message(teacher, int(message_id))
-            conversation = accounts.readable_conversation(teacher, message.conversation_id)
+            message = accounts.readable_message(teacher, int(message_id))  # checks who may read it
+            conversation = store.conversation(message.conversation_id, None)
             accounts.audit(teacher, "view_transcript", f"conversation:{conversation.id}")
             before = [m for m in service.transcript(conversation) if m.id <= message.id]
             shown = "\n".join(_turn(m) for m in before[-5:])
