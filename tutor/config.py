@@ -86,11 +86,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
-    parser.add_argument(
-        "--bottom-out-after", type=int, default=int(env("TUTOR_BOTTOM_OUT_AFTER", "3")),
-        help="failed attempts on a step before the tutor may show its value "
-        "(env TUTOR_BOTTOM_OUT_AFTER; default 3)",
-    )
+    add_number_argument(parser, "--bottom-out-after", int, 3,
+                        "failed attempts on a step before the tutor may show its value")
     parser.add_argument(
         "--final-answer-after", default=env("TUTOR_FINAL_ANSWER_AFTER", "never"),
         help="failed attempts on the last step before the tutor may give the final answer, "
@@ -115,9 +112,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         default=env("TUTOR_HOST", "127.0.0.1"),
         help="interface to listen on (env TUTOR_HOST; default 127.0.0.1, this machine only)",
     )
-    parser.add_argument(
-        "--port", type=int, default=int(env("TUTOR_PORT", "7860")), help="(env TUTOR_PORT)"
-    )
+    add_number_argument(parser, "--port", int, 7860, "port to listen on")
 
 
 def add_account_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,22 +122,18 @@ def add_account_arguments(parser: argparse.ArgumentParser) -> None:
         help="on the first run, create only the admin, not the demo class with a teacher and a "
         "learner (env TUTOR_NO_DEMO=1)",
     )
-    parser.add_argument(
-        "--session-hours", type=float, default=float(env("TUTOR_SESSION_HOURS", "8")),
-        help="a web session ends after this long without a request (env TUTOR_SESSION_HOURS; default 8)",
-    )
-    parser.add_argument(
-        "--messages-per-minute", type=int, default=int(env("TUTOR_MESSAGES_PER_MINUTE", "12")),
-        help="most messages one learner may send in a minute (env TUTOR_MESSAGES_PER_MINUTE; default 12)",
-    )
-    parser.add_argument(
-        "--concurrency", type=int, default=int(env("TUTOR_CONCURRENCY", "4")),
-        help="tutor turns generated at once (env TUTOR_CONCURRENCY; default 4)",
-    )
-    parser.add_argument(
-        "--queue-size", type=int, default=int(env("TUTOR_QUEUE_SIZE", "64")),
-        help="requests waiting per page before new ones are refused (env TUTOR_QUEUE_SIZE; default 64)",
-    )
+    add_number_argument(parser, "--session-hours", float, 8,
+                        "a web session ends after this long without a request")
+    add_number_argument(parser, "--messages-per-minute", int, 12, "most messages one learner may send in a minute")
+    add_number_argument(parser, "--concurrency", int, 4, "tutor turns generated at once")
+    add_number_argument(parser, "--queue-size", int, 64, "requests waiting per page before new ones are refused")
+
+
+def add_number_argument(parser: argparse.ArgumentParser, flag: str, kind: type, default: float, help: str) -> None:
+    """A numeric setting with its environment variable (`--queue-size`: TUTOR_QUEUE_SIZE)."""
+    name = "TUTOR_" + flag.removeprefix("--").upper().replace("-", "_")
+    parser.add_argument(flag, type=kind, default=kind(os.environ.get(name, default)),
+                        help=f"{help} (env {name}; default {default})")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
