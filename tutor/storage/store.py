@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import tempfile
 import threading
-import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -153,41 +155,41 @@ class TrainingRun:
 class Store:
     """All reads and writes of the product's database.
 
-    `path=None` gives a private in-memory database (tests); it is shared between the threads
-    of this Store like a file would be.
+    `path=None` gives a private throwaway database (tests) in a temporary folder, removed with
+    the Store. It is a file like the real one, not SQLite's shared-cache memory: there a reader
+    in one thread makes another thread's write fail at once ("table is locked") instead of
+    waiting, which the web tests' concurrent requests kept running into.
     """
 
     def __init__(self, path: Path | str | None):
-        self._path = str(path) if path is not None else None
-        self._memory_name = None if path is not None else f"tutor-{uuid.uuid4().hex}"
+        self._throwaway = path is None
+        if path is None:
+            folder = tempfile.mkdtemp(prefix="tutor-db-")
+            weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+            path = Path(folder) / "tutor.db"
+        self._path = str(path)
         self._local = threading.local()
-        # An in-memory database lives as long as one connection to it stays open.
-        self._keepalive = self.db
         migrations.apply(self.db)
 
     @property
     def db(self) -> sqlite_utils.Database:
         db = getattr(self._local, "db", None)
         if db is None:
-            if self._path is None:
-                db = sqlite_utils.Database(memory_name=self._memory_name)
-            else:
-                db = sqlite_utils.Database(self._path)
-                db.enable_wal()
-                # an acknowledged message survives a crash of the process and of the machine
-                db.execute("PRAGMA synchronous = FULL")
+            db = sqlite_utils.Database(self._path)
+            db.enable_wal()
+            # an acknowledged message survives a crash of the process and of the machine (a
+            # throwaway database needs no flush to disk)
+            db.execute(f"PRAGMA synchronous = {'OFF' if self._throwaway else 'FULL'}")
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = 5000")
             self._local.db = db
         return db
 
     def _row(self, table: str, key, what: str) -> dict:
-        # read whole (not Table.get: the NotFoundError it raises keeps its open cursor alive,
-        # and an in-memory shared-cache database then refuses writes to the table)
-        rows = list(self.db[table].rows_where(f"[{self.db[table].pks[0]}] = ?", [key], limit=1))
-        if not rows:
-            raise NotFound(f"No {what} {key}.")
-        return rows[0]
+        try:
+            return self.db[table].get(key)
+        except sqlite_utils.db.NotFoundError:
+            raise NotFound(f"No {what} {key}.") from None
 
     def _named(self, table: str, name: str, what: str) -> dict:
         """The row of a table whose `name` column is unique (users, classes)."""
