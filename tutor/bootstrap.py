@@ -29,6 +29,7 @@ def open_service(settings: Settings, progress: Callable[[str], None] = print) ->
         data_dir=settings.data_dir,
         adapter=adapter,
         api_key=settings.api_key,
+        engine=settings.engine,
         progress=progress,
     )
     teacher = None

@@ -22,6 +22,7 @@ DIALOGUES_FILE = DIALOGUES_DIR / "mathdial.jsonl"
 VOCABULARY_FILE = DIALOGUES_DIR / "vocabulary.json"  # the faithfulness check's words, learned from the two above
 MODELS_DIR = PROJECT_ROOT / "models"
 EMBEDDED = "embedded"
+ENGINES = ("ctranslate2", "transformers")  # a local student's decoder: the fast one, or the training stack's
 
 
 def default_data_dir() -> Path:
@@ -34,6 +35,7 @@ class Settings:
     student_model: str = EMBEDDED  # "embedded", "planner", a Hugging Face id/local path, an http(s) endpoint, or "fake"
     model: str = "champion"  # the registry version or alias the embedded student serves ('base': none)
     adapter: str | None = None  # a peft LoRA adapter directory (overrides `model`)
+    engine: str = ENGINES[0]  # decodes a local student (falls back to transformers where it cannot)
     teacher: str | None = None  # an OpenAI-compatible endpoint (used by later stages)
     api_key: str | None = None  # for hosted OpenAI-compatible endpoints
     host: str = "127.0.0.1"
@@ -75,6 +77,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--adapter",
         default=env("TUTOR_ADAPTER"),
         help="a peft LoRA adapter directory to apply to the student (env TUTOR_ADAPTER)",
+    )
+    parser.add_argument(
+        "--engine",
+        default=env("TUTOR_ENGINE", ENGINES[0]),
+        choices=ENGINES,
+        help="what decodes a local student: 'ctranslate2' (default, several times faster; each "
+        "version converted once into the data dir) or 'transformers' (env TUTOR_ENGINE)",
     )
     parser.add_argument(
         "--teacher",
@@ -142,6 +151,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         student_model=getattr(args, "student_model", EMBEDDED),
         model=getattr(args, "model", "champion"),
         adapter=getattr(args, "adapter", None),
+        engine=getattr(args, "engine", ENGINES[0]),
         teacher=getattr(args, "teacher", None),
         api_key=os.environ.get("TUTOR_API_KEY") or os.environ.get("OPENAI_API_KEY"),
         host=getattr(args, "host", "127.0.0.1"),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Callable
 
 from tutor.errors import InvalidInput, ModelError
 from tutor.model.backend import Backend
 from tutor.model.registry import MANIFEST
+
+log = logging.getLogger(__name__)
 
 
 def load_backend(
@@ -17,10 +20,11 @@ def load_backend(
     data_dir: Path,
     adapter: str | None = None,
     api_key: str | None = None,
+    engine: str = "ctranslate2",
     progress: Callable[[str], None] = print,
 ) -> Backend:
     """`embedded`, `planner`, `fake` (`fake:0.2`: 0.2 s a word, to watch a reply stream), an
-    http(s) endpoint (`URL#model`), or a Hugging Face id / local path."""
+    http(s) endpoint (`URL#model`), or a Hugging Face id / local path, decoded by `engine`."""
     if spec == "planner":
         from tutor.model.planner import PlannerStudent
 
@@ -38,8 +42,6 @@ def load_backend(
         url, _, model = spec.partition("#")
         return OpenAICompatibleBackend(url, model or "default", api_key=api_key)
 
-    from tutor.model.transformers_backend import TransformersBackend
-
     if spec == "embedded":
         from tutor.model.embedded import provision_embedded
 
@@ -49,7 +51,29 @@ def load_backend(
     if adapter:
         check_adapter_base(Path(str(path)), Path(str(adapter)))
     progress(f"Loading the student model {Path(str(path)).name}" + (f" with adapter {adapter}" if adapter else "") + "...")
+    if engine == "ctranslate2":
+        fast = ctranslate2_backend(path, adapter, data_dir, progress)
+        if fast is not None:
+            return fast
+    from tutor.model.transformers_backend import TransformersBackend
+
     return TransformersBackend(path, adapter)
+
+
+def ctranslate2_backend(path, adapter: str | None, data_dir: Path, progress: Callable[[str], None]) -> Backend | None:
+    """The student on CTranslate2, or None (logged) where it cannot run: plain transformers serves."""
+    try:
+        from tutor.model.ctranslate2_backend import CTranslate2Backend
+    except ImportError as error:
+        log.warning("The CTranslate2 engine is missing (%s): serving with plain transformers, several "
+                    "times slower. Install it with `pip install -r requirements.txt`.", error)
+        return None
+    try:
+        return CTranslate2Backend(path, adapter, data_dir=data_dir, progress=progress)
+    except ModelError as error:
+        log.warning("The CTranslate2 engine cannot serve %s (%s): serving with plain transformers.",
+                    Path(str(path)).name, error)
+        return None
 
 
 def check_adapter_base(base_path: Path, adapter: Path) -> None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import copy
-import json
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from tutor.domain.prompting import INSTRUCT, ChatMessage
+from tutor.domain.prompting import ChatMessage
 from tutor.errors import ModelError
+from tutor.model import chat
 from tutor.model.backend import GenerationParams, Output, Reply
 
 
@@ -64,17 +63,14 @@ class TransformersBackend:
         return other
 
     def _name_adapter(self, adapter_path: str | Path | None, version: str | None) -> None:
-        manifest = Path(str(adapter_path)) / "manifest.json" if adapter_path else None
-        self.prompt_format = (json.loads(manifest.read_text()).get("prompt_format", INSTRUCT)
-                              if manifest and manifest.exists() else INSTRUCT)
-        self.adapter = _adapter_name(adapter_path) if adapter_path else None
-        folder = Path(str(adapter_path)).name if adapter_path else None
-        self.version = version or (f"{self.base_name}+{folder}" if folder else self.base_name)
+        self.prompt_format = chat.adapter_prompt_format(adapter_path)
+        self.adapter = chat.adapter_name(adapter_path) if adapter_path else None
+        self.version = chat.version_name(self.base_name, adapter_path, version)
 
     def _load_adapter(self, adapter_path: str | Path) -> None:
         from peft import PeftModel
 
-        name = _adapter_name(adapter_path)
+        name = chat.adapter_name(adapter_path)
         if not isinstance(self.model, PeftModel):
             self._loaded.model = PeftModel.from_pretrained(self.model, str(adapter_path), adapter_name=name).eval()
         elif name not in self.model.peft_config:
@@ -94,18 +90,13 @@ class TransformersBackend:
         return self.model.generate(**kwargs)
 
     def prompt_text(self, messages: Sequence[ChatMessage]) -> str:
-        """The chat template applied; a last assistant message is a start the reply continues."""
-        cont = bool(messages) and messages[-1].role == "assistant"
-        return self.tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=not cont, continue_final_message=cont, tokenize=False,
-        )
+        return chat.prompt_text(self.tokenizer, messages)
 
     def prompt_ids(self, messages: Sequence[ChatMessage]):
         return self.tokenizer(self.prompt_text(messages), return_tensors="pt", add_special_tokens=False)
 
     def first_tokens(self, choices: Sequence[str]) -> set[int]:
-        return {self.tokenizer(choice, add_special_tokens=False)["input_ids"][0] for choice in choices}
+        return chat.first_tokens(self.tokenizer, choices)
 
     def generation_kwargs(self, params: GenerationParams, prompt_length: int = 0,
                           choices: Sequence[Sequence[str]] = ()) -> dict:
@@ -220,11 +211,6 @@ class TransformersBackend:
                 self._torch.manual_seed(params.seed)
             kwargs = self.generation_kwargs(params, inputs["input_ids"].shape[1], choices)
             return self._decode(**inputs, **kwargs)
-
-
-def _adapter_name(adapter_path: str | Path) -> str:
-    """peft names an adapter's modules after it: a version folder like `v1.2` becomes `v1_2`."""
-    return re.sub(r"\W", "_", Path(str(adapter_path)).name)
 
 
 class _Loaded:

@@ -1,0 +1,145 @@
+"""The CTranslate2 serving engine: the same greedy tokens as transformers, base and LoRA
+versions, concurrent replies batched, versions switched while serving, a clear fallback."""
+
+import logging
+import sys
+import threading
+
+import pytest
+
+from tutor.domain.prompting import ChatMessage
+from tutor.model.backend import GenerationParams
+from tutor.model.ctranslate2_backend import CTranslate2Backend, engine_dir
+from tutor.model.loading import load_backend
+from tutor.model.transformers_backend import TransformersBackend
+
+MESSAGES = [ChatMessage("system", "You are a tutor."), ChatMessage("user", "Is it 15?")]
+PROMPTS = [MESSAGES, [ChatMessage("user", "I think it is 350: I added the bids.")],
+           [ChatMessage("system", "Problem: 3 apples and 5 pears."), ChatMessage("user", "8?"),
+            ChatMessage("assistant", "[")]]
+GREEDY = GenerationParams(max_new_tokens=16, temperature=0, repetition_penalty=1.0)
+
+
+@pytest.fixture(scope="module")
+def lora_dir(tiny_model_dir, tmp_path_factory):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"],
+                                           init_lora_weights=False))
+    folder = tmp_path_factory.mktemp("versions") / "v7"
+    lora.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def greedy_tokens(backend, messages, params=GREEDY) -> list[int]:
+    text = "".join(backend.generate(messages, params))
+    return backend.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize("version", ["base", "lora"])
+def test_the_engine_decodes_the_same_greedy_tokens_as_transformers(version, tiny_model_dir, lora_dir, data_dir):
+    adapter = lora_dir if version == "lora" else None
+    exact = TransformersBackend(tiny_model_dir, adapter, dtype="float32")
+    fast = CTranslate2Backend(tiny_model_dir, adapter, data_dir=data_dir)
+    assert fast.version == exact.version
+    for messages in PROMPTS:
+        expected = exact.model.generate(**exact.prompt_ids(messages), **exact.generation_kwargs(GREEDY))
+        prompt_length = exact.prompt_ids(messages)["input_ids"].shape[1]
+        want = exact.tokenizer.decode(expected[0, prompt_length:], skip_special_tokens=True)
+        assert "".join(fast.generate(messages, GREEDY)) == want
+    # the adapter changes what is said: the merged engine really carries it
+    if adapter is not None:
+        plain = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
+        assert any("".join(plain.generate(m, GREEDY)) != "".join(fast.generate(m, GREEDY)) for m in PROMPTS)
+
+
+def test_a_constrained_first_token_is_the_best_allowed_one_as_in_transformers(tiny_model_dir, lora_dir, data_dir):
+    exact = TransformersBackend(tiny_model_dir, lora_dir, dtype="float32")
+    fast = CTranslate2Backend(tiny_model_dir, lora_dir, data_dir=data_dir)
+    messages = PROMPTS[2]
+    free = greedy_tokens(exact, messages)
+    # choices whose first tokens exclude the free reply's opening: the engine must decode again
+    vocabulary = ["focus", "probing", "telling", "generic", "hello", "seven", "apples", "pears"]
+    choices = tuple(w for w in vocabulary if exact.first_tokens([w]).isdisjoint({free[0]}))[:4]
+    params = GenerationParams(max_new_tokens=16, temperature=0, repetition_penalty=1.0, choices=choices)
+    want = "".join(exact.generate(messages, params))
+    got = "".join(fast.generate(messages, params))
+    assert got == want
+    assert exact.tokenizer(got, add_special_tokens=False)["input_ids"][0] in exact.first_tokens(choices)
+    # and where the free opening is allowed, nothing changes
+    allowed = tuple(w for w in vocabulary if exact.first_tokens([w]) & {free[0]}) or ()
+    if allowed:
+        open_params = GenerationParams(max_new_tokens=16, temperature=0, repetition_penalty=1.0,
+                                       choices=allowed + choices[:1])
+        assert "".join(fast.generate(messages, open_params)) == "".join(exact.generate(messages, open_params))
+
+
+def test_concurrent_replies_decode_in_batches_and_match_one_by_one(tiny_model_dir, data_dir):
+    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
+    alone = ["".join(fast.generate(m, GREEDY)) for m in PROMPTS]
+    together = [output.text for output in fast.generate_batch(PROMPTS * 3, GREEDY)]
+    assert together == alone * 3
+    streamed: dict[int, str] = {}
+
+    def learner(index: int) -> None:
+        streamed[index] = "".join(fast.generate(PROMPTS[index % 3], GREEDY))
+
+    threads = [threading.Thread(target=learner, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [streamed[i] for i in range(8)] == [alone[i % 3] for i in range(8)]
+
+
+def test_a_reader_that_stops_early_frees_the_engine_for_the_next(tiny_model_dir, data_dir):
+    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
+    params = GenerationParams(max_new_tokens=64, min_new_tokens=64, temperature=0)
+    reply = fast.generate(MESSAGES, params)
+    next(reply)
+    reply.close()
+    whole = fast.generate(MESSAGES, params)
+    assert len("".join(whole)) > 0 and whole.truncated
+
+
+def test_versions_convert_once_and_switch_while_serving(tiny_model_dir, lora_dir, data_dir):
+    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
+    folder = engine_dir(data_dir, tiny_model_dir, lora_dir)
+    promoted = fast.with_adapter(lora_dir)
+    assert promoted.version == f"{tiny_model_dir.name}+v7" and folder.exists()
+    converted_at = folder.stat().st_mtime_ns
+    again = fast.with_adapter(lora_dir)  # a rollback and a second promotion: no new conversion
+    assert folder.stat().st_mtime_ns == converted_at
+    assert "".join(again.generate(MESSAGES, GREEDY)) == "".join(promoted.generate(MESSAGES, GREEDY))
+    assert fast.with_adapter(None).version == tiny_model_dir.name
+
+
+def test_the_app_serves_through_the_engine_by_default_and_falls_back_with_a_log_line(
+        tiny_model_dir, data_dir, monkeypatch, caplog):
+    assert isinstance(load_backend(str(tiny_model_dir), data_dir=data_dir, progress=lambda _: None),
+                      CTranslate2Backend)
+    monkeypatch.setitem(sys.modules, "ctranslate2", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "tutor.model.ctranslate2_backend")
+    with caplog.at_level(logging.WARNING):
+        backend = load_backend(str(tiny_model_dir), data_dir=data_dir, progress=lambda _: None)
+    assert isinstance(backend, TransformersBackend)
+    assert "CTranslate2 engine is missing" in caplog.text and "plain transformers" in caplog.text
+
+
+def test_a_model_the_engine_cannot_convert_falls_back(tmp_path, tiny_model_dir, caplog):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    with caplog.at_level(logging.WARNING), pytest.raises(Exception):
+        load_backend(str(broken), data_dir=tmp_path / "data", progress=lambda _: None)
+    assert "cannot serve broken" in caplog.text
+    assert not list((tmp_path / "data").rglob("*.converted"))

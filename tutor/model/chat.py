@@ -1,0 +1,47 @@
+"""What every local engine does alike with a Hugging Face tokenizer: the chat prompt, the
+constrained first token, and the version's name and prompt format from its folder."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Sequence
+
+from tutor.domain.prompting import INSTRUCT, ChatMessage
+
+
+def prompt_text(tokenizer, messages: Sequence[ChatMessage]) -> str:
+    """The chat template applied; a last assistant message is a start the reply continues."""
+    cont = bool(messages) and messages[-1].role == "assistant"
+    return tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages],
+        add_generation_prompt=not cont, continue_final_message=cont, tokenize=False,
+    )
+
+
+def prompt_ids(tokenizer, messages: Sequence[ChatMessage]) -> list[int]:
+    return tokenizer(prompt_text(tokenizer, messages), add_special_tokens=False)["input_ids"]
+
+
+def first_tokens(tokenizer, choices: Sequence[str]) -> set[int]:
+    """The tokens a reply may open with to begin one of `choices`."""
+    return {tokenizer(choice, add_special_tokens=False)["input_ids"][0] for choice in choices}
+
+
+def adapter_name(adapter_path: str | Path) -> str:
+    """peft names an adapter's modules after it: a version folder like `v1.2` becomes `v1_2`."""
+    return re.sub(r"\W", "_", Path(str(adapter_path)).name)
+
+
+def version_name(base_name: str, adapter_path: str | Path | None, version: str | None = None) -> str:
+    folder = Path(str(adapter_path)).name if adapter_path else None
+    return version or (f"{base_name}+{folder}" if folder else base_name)
+
+
+def adapter_prompt_format(adapter_path: str | Path | None) -> str:
+    """A registered version's manifest says which prompt format it was trained on."""
+    manifest = Path(str(adapter_path)) / "manifest.json" if adapter_path else None
+    if manifest is None or not manifest.exists():
+        return INSTRUCT
+    return json.loads(manifest.read_text(encoding="utf-8")).get("prompt_format", INSTRUCT)

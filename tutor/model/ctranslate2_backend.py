@@ -1,0 +1,334 @@
+"""The serving engine: CTranslate2 decoding of a local Hugging Face model (a LoRA version merged in).
+
+Each version (the base, or the base with one adapter) is merged and converted once, in a
+child process, into `<data dir>/engines/`, keyed by the adapter's content hash; later starts
+load the converted copy. Measured in `bench/generation.py` beside plain `model.generate`.
+
+Concurrent replies decode together: one decoding thread takes every request waiting when it
+is free and runs them as one batch (a CPU's decoding is memory-bound, so a batch of 16 costs
+little more a step than one reply), streaming each request's tokens through CTranslate2's
+step callback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import ctranslate2  # an ImportError here: the loader falls back to transformers
+
+from tutor.domain.prompting import ChatMessage
+from tutor.errors import ModelError
+from tutor.model import chat
+from tutor.model.backend import GenerationParams, Output, Reply
+
+log = logging.getLogger(__name__)
+
+ENGINES_DIR = "engines"
+QUANTIZATION = "float32"  # exact: the same greedy tokens as transformers (int8 measured in bench/)
+MAX_BATCH = 16
+IDLE_EXIT_S = 30.0  # the decoding thread ends when idle, so a replaced version can be freed
+_COMPLETE_MARKER = ".converted"
+
+
+def engine_dir(data_dir: Path, base_path: Path, adapter_path: Path | None, quantization: str = QUANTIZATION) -> Path:
+    """Where a version's converted engine lives: named by version, keyed by the adapter's bytes
+    (a retrained adapter under the same name converts afresh)."""
+    name = Path(str(base_path)).name
+    if adapter_path is not None:
+        digest = hashlib.sha256()
+        for part in ("adapter_config.json", "adapter_model.safetensors"):
+            file = Path(adapter_path) / part
+            digest.update(file.read_bytes() if file.exists() else b"")
+        name += f"+{Path(adapter_path).name}-{digest.hexdigest()[:12]}"
+    return data_dir / ENGINES_DIR / quantization / name
+
+
+def provision_engine(data_dir: Path, base_path: Path, adapter_path: Path | None = None,
+                     quantization: str = QUANTIZATION, progress: Callable[[str], None] = print) -> Path:
+    """The converted engine for a version, converting it (in a child process) on first use."""
+    target = engine_dir(data_dir, base_path, adapter_path, quantization)
+    if (target / _COMPLETE_MARKER).exists():
+        return target
+    what = Path(base_path).name + (f" + {Path(adapter_path).name}" if adapter_path else "")
+    progress(f"Converting {what} for the serving engine (one time, ~15 s)...")
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    command = [sys.executable, "-m", __name__, str(base_path), str(partial), "--quantization", quantization]
+    if adapter_path is not None:
+        command += ["--adapter", str(adapter_path)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ModelError(f"Could not convert {what} for the serving engine: {done.stderr.strip()[-500:]}")
+    (partial / _COMPLETE_MARKER).write_text(f"{what} ({quantization})\n")
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target
+
+
+def convert(base_path: Path, out: Path, adapter_path: Path | None = None, quantization: str = QUANTIZATION) -> None:
+    """Merge the adapter (if any) into the base in float32 and convert the result."""
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    if adapter_path is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
+    with tempfile.TemporaryDirectory() as merged:
+        model.save_pretrained(merged)
+        AutoTokenizer.from_pretrained(base_path).save_pretrained(merged)
+        del model
+        ctranslate2.converters.TransformersConverter(merged).convert(str(out), quantization=quantization, force=True)
+
+
+@dataclass
+class _Request:
+    ids: list[int]
+    params: GenerationParams
+    allowed: frozenset[int] = frozenset()  # the first token must be one of these (empty: any)
+    forced: list[int] = field(default_factory=list)  # tokens already chosen (the reply's opening)
+    tokens: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)  # token ids, then None
+    abandoned: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+    rejected_first: bool = False  # its unconstrained first token was not allowed: decode again
+
+
+class CTranslate2Backend:
+    def __init__(self, model_path: str | Path, adapter_path: str | Path | None = None, *,
+                 data_dir: Path, version: str | None = None, quantization: str = QUANTIZATION,
+                 progress: Callable[[str], None] = print):
+        from transformers import AutoTokenizer
+
+        self.model_path, self.data_dir, self.quantization = Path(str(model_path)), data_dir, quantization
+        self.progress = progress
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        except (OSError, ValueError) as error:
+            raise ModelError(f"Could not load the model {model_path}: {error}") from error
+        self.base_name = self.model_path.name
+        adapter = Path(str(adapter_path)) if adapter_path else None
+        self.prompt_format = chat.adapter_prompt_format(adapter)
+        self.version = chat.version_name(self.base_name, adapter, version)
+        folder = provision_engine(data_dir, self.model_path, adapter, quantization, progress)
+        try:
+            self.generator = ctranslate2.Generator(str(folder), device="cpu", compute_type=quantization)
+        except (RuntimeError, ValueError, OSError) as error:
+            raise ModelError(f"Could not load the converted engine {folder}: {error}") from error
+        self._eos = {self.tokenizer.eos_token_id}
+        self._pending: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._thread_guard = threading.Lock()
+
+    def with_adapter(self, adapter_path: str | Path | None, version: str | None = None) -> CTranslate2Backend:
+        """Another version (None: the bare base), converted on first use, for promoting or rolling
+        back while the app serves; this one finishes the replies it has begun."""
+        return CTranslate2Backend(self.model_path, adapter_path, data_dir=self.data_dir, version=version,
+                                  quantization=self.quantization, progress=self.progress)
+
+    def prompt_text(self, messages: Sequence[ChatMessage]) -> str:
+        return chat.prompt_text(self.tokenizer, messages)
+
+    # generation
+
+    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Reply:
+        request = self._request(messages, params, params.choices)
+        reply = Reply()
+        reply.pieces = self._stream(request, reply)
+        return reply
+
+    def generate_batch(self, conversations: Sequence[Sequence[ChatMessage]], params: GenerationParams,
+                       choices: Sequence[Sequence[str]] | None = None) -> list[Output]:
+        """Whole replies for many prompts (evaluation): submitted at once, so they decode in batches."""
+        choices = list(choices) if choices else [params.choices] * len(conversations)
+        requests = [self._request(messages, params, options) for messages, options in zip(conversations, choices)]
+        outputs = []
+        for request in requests:
+            ids = list(self._tokens(request))
+            outputs.append(Output(self.tokenizer.decode(ids, skip_special_tokens=True), self._cut(ids, params)))
+        return outputs
+
+    def _request(self, messages: Sequence[ChatMessage], params: GenerationParams, choices: Sequence[str]) -> _Request:
+        ids = chat.prompt_ids(self.tokenizer, messages)
+        allowed = frozenset(chat.first_tokens(self.tokenizer, choices)) if choices else frozenset()
+        request = _Request(ids, params, allowed)
+        self._submit(request)
+        return request
+
+    def _stream(self, request: _Request, reply: Reply) -> Iterator[str]:
+        ids: list[int] = []
+        shown = ""
+        try:
+            for token in self._tokens(request):
+                ids.append(token)
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                if text.endswith("\ufffd"):
+                    continue  # a character split across tokens: wait for the rest of it
+                if len(text) > len(shown):
+                    yield text[len(shown):]
+                    shown = text
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            if len(text) > len(shown):
+                yield text[len(shown):]  # the reply ended inside a character
+        finally:
+            request.abandoned.set()
+        reply.truncated = self._cut(ids, request.params)
+
+    def _tokens(self, request: _Request) -> Iterator[int]:
+        """The request's token ids as they are decoded (its forced opening first)."""
+        while True:
+            token = request.tokens.get()
+            if token is None:
+                break
+            yield token
+        if request.error is not None:
+            raise ModelError(f"Generation failed: {request.error}") from request.error
+
+    def _cut(self, ids: list[int], params: GenerationParams) -> bool:
+        """The token limit stopped this reply (its last token is no end of turn)."""
+        return len(ids) >= params.max_new_tokens and ids[-1] not in self._eos
+
+    # the decoding thread
+
+    def _submit(self, request: _Request) -> None:
+        self._pending.put(request)
+        with self._thread_guard:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._decode_loop, name="ctranslate2", daemon=True)
+                self._thread.start()
+
+    def _decode_loop(self) -> None:
+        while True:
+            try:
+                first = self._pending.get(timeout=IDLE_EXIT_S)
+            except queue.Empty:
+                with self._thread_guard:
+                    if self._pending.empty():
+                        self._thread = None
+                        return
+                continue
+            waiting = [first]
+            while len(waiting) < MAX_BATCH:
+                try:
+                    waiting.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            for batch in _same_settings(waiting):
+                self._decode(batch)
+
+    def _decode(self, batch: list[_Request]) -> None:
+        """One batch through CTranslate2, each token sent to its request as it is decoded. A
+        constrained request whose first token is not allowed (rare: the trained student opens with
+        a move tag) is stopped there and decoded again from the best allowed first token."""
+        for request in batch:
+            if request.abandoned.is_set():
+                request.tokens.put(None)
+        batch = [request for request in batch if not request.abandoned.is_set()]
+        if not batch:
+            return
+        params = batch[0].params
+
+        def on_step(step) -> bool:
+            request = batch[step.batch_id]
+            if step.step == 0 and request.allowed and not request.forced and step.token_id not in request.allowed:
+                request.rejected_first = True
+                return True
+            if request.abandoned.is_set():
+                return True
+            if not (step.is_last and step.token_id in self._eos):
+                request.tokens.put(step.token_id)
+            return False
+
+        for request in batch:
+            for token in request.forced:
+                request.tokens.put(token)
+        try:
+            if params.seed is not None:
+                ctranslate2.set_random_seed(params.seed)
+            self.generator.generate_batch(
+                [self.tokenizer.convert_ids_to_tokens(r.ids + r.forced) for r in batch],
+                max_length=params.max_new_tokens - len(batch[0].forced),
+                min_length=max(0, params.min_new_tokens - len(batch[0].forced)),
+                include_prompt_in_result=False, callback=on_step, **_sampling(params),
+            )
+        except Exception as error:  # the reader raises it as a ModelError
+            log.exception("decoding failed")
+            for request in batch:
+                request.error = error
+        retry = [r for r in batch if r.rejected_first and r.error is None and not r.abandoned.is_set()]
+        for request in batch:
+            if request not in retry:
+                request.tokens.put(None)
+        if retry:
+            self._decode_from_allowed(retry)
+
+    def _decode_from_allowed(self, batch: list[_Request]) -> None:
+        """Pick each request's first token among the allowed ones on the model's own scores (as
+        transformers' constrained decoding does), then decode on from it."""
+        import numpy
+
+        firsts = self.generator.generate_batch(
+            [self.tokenizer.convert_ids_to_tokens(r.ids) for r in batch], max_length=1,
+            include_prompt_in_result=False, return_logits_vocab=True,
+        )
+        for request, first in zip(batch, firsts):
+            allowed = sorted(request.allowed)
+            logits = numpy.asarray(first.logits[0][0])[allowed]  # hypothesis 0, step 0
+            request.forced = [_pick(allowed, [float(value) for value in logits], request.params)]
+            request.rejected_first = False
+        for group in _same_settings(batch):
+            self._decode(group)
+
+
+def _same_settings(requests: list[_Request]) -> Iterator[list[_Request]]:
+    """Requests that can share one CTranslate2 call: the same decoding settings and opening length."""
+    groups: dict[tuple, list[_Request]] = {}
+    for request in requests:
+        groups.setdefault((replace(request.params, choices=()), len(request.forced)), []).append(request)
+    yield from groups.values()
+
+
+def _sampling(params: GenerationParams) -> dict:
+    if params.temperature <= 0:
+        return {"sampling_topk": 1, "repetition_penalty": params.repetition_penalty}
+    return {"sampling_topk": 0, "sampling_topp": params.top_p, "sampling_temperature": params.temperature,
+            "repetition_penalty": params.repetition_penalty}
+
+
+def _pick(tokens: list[int], logits: list[float], params: GenerationParams) -> int:
+    """Greedy: the best token; sampling: one drawn by its tempered probability."""
+    if params.temperature <= 0:
+        return tokens[max(range(len(tokens)), key=logits.__getitem__)]
+    import math
+    import random
+
+    top = max(logits)
+    weights = [math.exp((value - top) / params.temperature) for value in logits]
+    return random.Random(params.seed).choices(tokens, weights)[0]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Merge a LoRA version into its base and convert it for CTranslate2.")
+    parser.add_argument("base", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--adapter", type=Path, default=None)
+    parser.add_argument("--quantization", default=QUANTIZATION)
+    args = parser.parse_args(argv)
+    convert(args.base, args.out, args.adapter, args.quantization)
+
+
+if __name__ == "__main__":
+    main()
