@@ -1,84 +1,160 @@
-"""Student decode speed: our streaming backend vs plain `model.generate` on the same weights.
+"""The serving engine beside plain `model.generate`, on the same weights, in one run.
 
-    python -m bench.generation [--data-dir DIR] [--tokens 96] [--runs 5]
+    python -m bench.generation [--data-dir DIR] [--model champion] [--tokens 96] [--runs 5] [--turns 40]
 
-Prints decode tokens/s and time to first token (TTFT) for both, measured in this run, and
-their ratio. Greedy decoding of a fixed number of tokens, so both do the same work.
+1. Decode speed: greedy decoding of a fixed number of tokens on real tutor-turn prompts (the
+   served version's prompt format), plain transformers `generate` (float32, the weights the
+   engine converts) against the CTranslate2 engine the app serves (int8 weights) and its exact
+   float32 variant (the same greedy tokens as transformers). Paths are interleaved so drift in a shared CPU hits all alike.
+2. Time to first shown words of real tutor turns through the service (grading, planning,
+   retrieval, the checks, and text held back until it passes): scripted learners on bank
+   problems say a wrong value, the right first step, "I don't know", and the final answer.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from tutor.config import PROBLEMS_FILE, default_data_dir
+from tutor.config import MODELS_DIR, PROBLEMS_FILE, default_data_dir
 from tutor.domain.problems import ProblemBank
-from tutor.domain.prompting import tutoring_messages
+from tutor.domain.prompting import ChatMessage
+from tutor.domain.tutoring import solution_steps
 from tutor.model.backend import GenerationParams
+from tutor.model.ctranslate2_backend import EXACT, QUANTIZATION, CTranslate2Backend
 from tutor.model.embedded import provision_embedded
+from tutor.model.registry import Registry
 from tutor.model.transformers_backend import TransformersBackend
+from tutor.service import TutorService
+from tutor.storage.store import Store
+
+
+SERVED = f"ctranslate2 {QUANTIZATION} (served)"
+EXACT_PATH = f"ctranslate2 {EXACT} (exact)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--model", default="champion", help="registry version or alias ('base': none)")
     parser.add_argument("--tokens", type=int, default=96)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--turns", type=int, default=40, help="tutor turns timed through the service")
     args = parser.parse_args()
+    data_dir = args.data_dir or default_data_dir()
+    base = provision_embedded(data_dir)
+    with tempfile.TemporaryDirectory() as scratch:
+        store = Store(Path(scratch) / "bench.db")
+        adapter = Registry(MODELS_DIR, store).resolve(args.model, progress=lambda _: None)
+        engine = CTranslate2Backend(base, adapter, data_dir=data_dir)
+        speeds = decode_speeds(base, adapter, engine, data_dir, args.tokens, args.runs)
+        ttfts = first_words(TutorService(store, ProblemBank.load(PROBLEMS_FILE), engine), args.turns)
 
-    backend = TransformersBackend(provision_embedded(args.data_dir or default_data_dir()))
-    problem = next(iter(ProblemBank.load(PROBLEMS_FILE)))
-    messages = tutoring_messages(problem, [("learner", "I think it is 350: I added the bids.")])
-    params = GenerationParams(max_new_tokens=args.tokens, min_new_tokens=args.tokens,
-                              temperature=0, repetition_penalty=1.0)
-    inputs = backend.prompt_ids(messages)
-    kwargs = backend.generation_kwargs(params)
-    print(f"model: {backend.version}  dtype: {backend.model.dtype}  "
-          f"threads: {torch.get_num_threads()}  prompt: {inputs['input_ids'].shape[1]} tokens  "
-          f"decode: {args.tokens} tokens")
+    plain = speeds["plain generate (float32)"]
+    print(f"\nmodel: {engine.version}  threads: {torch.get_num_threads()}  decode: {args.tokens} tokens, "
+          f"{args.runs} runs of each path, interleaved")
+    print(f"{'path':<32}{'prefill s':>10}{'decode tok/s':>14}{'vs generate':>13}")
+    for name, (prefill, speed) in speeds.items():
+        print(f"{name:<32}{prefill:>10.3f}{speed:>14.1f}{speed / plain[1]:>12.2f}x")
+    served = speeds[SERVED]
+    p50, p95 = percentile(ttfts, 50), percentile(ttfts, 95)
+    print(f"\ntime to first shown words, {len(ttfts)} tutor turns through the service: "
+          f"p50 {p50:.2f} s, p95 {p95:.2f} s (goals 0.5 s, 1.5 s)")
+    print(f"\ngenerate_tok_per_s: {plain[1]:.1f}")
+    print(f"engine_tok_per_s: {served[1]:.1f}")
+    print(f"speedup_vs_generate: {served[1] / plain[1]:.2f}")
+    print(f"exact_speedup_vs_generate: {speeds[EXACT_PATH][1] / plain[1]:.2f}")
+    print(f"ttft_p50_s: {p50:.2f}")
+    print(f"ttft_p95_s: {p95:.2f}")
 
-    def plain() -> tuple[float, float]:
+
+def decode_speeds(base: Path, adapter: Path | None, engine: CTranslate2Backend, data_dir: Path,
+                  tokens: int, runs: int) -> dict[str, tuple[float, float]]:
+    """(prefill seconds, decode tokens/s) per path, medians over prompts of real tutor turns."""
+    plain = TransformersBackend(base, adapter, dtype="float32")
+    exact = CTranslate2Backend(base, adapter, data_dir=data_dir, quantization=EXACT)
+    bank = ProblemBank.load(PROBLEMS_FILE)
+    service = TutorService(Store(None), bank, engine)
+    prompts = [sample_prompt(service, problem) for problem in list(bank)[:runs]]
+    params = GenerationParams(max_new_tokens=tokens, min_new_tokens=tokens, temperature=0, repetition_penalty=1.0)
+
+    def transformers_path(messages) -> tuple[float, float]:
+        inputs = plain.prompt_ids(messages)
+        kwargs = plain.generation_kwargs(params)
         with torch.inference_mode():
             started = time.perf_counter()
-            backend.model.generate(**inputs, **{**kwargs, "max_new_tokens": 1, "min_new_tokens": 1})
-            ttft = time.perf_counter() - started
+            plain._decode(**inputs, **{**kwargs, "max_new_tokens": 1, "min_new_tokens": 1})
+            prefill = time.perf_counter() - started
             started = time.perf_counter()
-            output = backend.model.generate(**inputs, **kwargs)
+            plain._decode(**inputs, **kwargs)
             elapsed = time.perf_counter() - started
-        decoded = output.shape[1] - inputs["input_ids"].shape[1]
-        return ttft, (decoded - 1) / (elapsed - ttft)
+        return prefill, (tokens - 1) / (elapsed - prefill)
 
-    def student() -> tuple[float, float]:
-        started = time.perf_counter()
-        ttft, pieces = None, 0
-        for _ in backend.generate(messages, params):
-            ttft = ttft or time.perf_counter() - started
-            pieces += 1
-        elapsed = time.perf_counter() - started
-        return ttft, (args.tokens - 1) / (elapsed - ttft)
+    def engine_path(backend: CTranslate2Backend):
+        def run(messages) -> tuple[float, float]:
+            started = time.perf_counter()
+            "".join(backend.generate(messages, GenerationParams(max_new_tokens=1, min_new_tokens=1, temperature=0)))
+            prefill = time.perf_counter() - started
+            started = time.perf_counter()
+            "".join(backend.generate(messages, params))
+            return prefill, (tokens - 1) / (time.perf_counter() - started - prefill)
+        return run
 
-    paths = {"plain model.generate": plain, "student backend (streamed)": student}
-    results = {name: [] for name in paths}
+    paths = {"plain generate (float32)": transformers_path, SERVED: engine_path(engine),
+             EXACT_PATH: engine_path(exact)}
     for run in paths.values():
-        run()  # warm-up
-    # Interleave the paths so drift in the machine's speed (shared CPUs) hits both alike.
-    for _ in range(args.runs):
+        run(prompts[0])  # warm-up
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in paths}
+    for messages in prompts:
         for name, run in paths.items():
-            results[name].append(run())
-    rows = {
-        name: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
-        for name, runs in results.items()
-    }
+            results[name].append(run(messages))
+    return {name: (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows))
+            for name, rows in results.items()}
 
-    print(f"\n{'path':<30}{'TTFT s':>10}{'decode tok/s':>15}")
-    for name, (ttft, speed) in rows.items():
-        print(f"{name:<30}{ttft:>10.3f}{speed:>15.1f}")
-    ratio = rows["student backend (streamed)"][1] / rows["plain model.generate"][1]
-    print(f"\nstudent / plain decode speed: {ratio:.2f}x")
+
+def sample_prompt(service: TutorService, problem):
+    """The prompt of a tutor turn answering a wrong first step, in the served version's format."""
+    learner = service.local_learner("bench-prompts")
+    conversation = service.start_session(learner, problem)
+    for _ in service.reply(conversation, "I think it is 7."):
+        pass
+    for _ in service.reply(conversation, "I don't know what to do next."):
+        pass
+    stored = service.store.messages(conversation)[-1].planner_state["prompt"]["messages"]
+    return [ChatMessage(m["role"], m["content"]) for m in stored]
+
+
+def first_words(service: TutorService, turns: int) -> list[float]:
+    """Seconds from a learner's message to the first words shown of the tutor's answer."""
+    learner = service.local_learner("bench-learner")
+    seconds: list[float] = []
+    problems = list(service.bank)
+    for _ in service.reply(service.start_session(learner, problems[0]), "warm up"):
+        pass  # not timed
+    index = 0
+    while len(seconds) < turns:
+        problem = problems[index % len(problems)]
+        index += 1
+        steps = solution_steps(problem)
+        conversation = service.start_session(learner, problem)
+        for said in (f"Is it {steps[0].value + 7}?", f"I get {steps[0].value}", "I don't know",
+                     f"The final answer is {problem.answer}."):
+            started, first = time.perf_counter(), None
+            for reply in service.reply(conversation, said):  # read to the end: the turn is stored
+                if first is None and reply.text.strip():
+                    first = time.perf_counter() - started
+            seconds.append(first)
+    return seconds[:turns]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":

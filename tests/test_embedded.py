@@ -50,14 +50,15 @@ def test_the_embedded_base_tutors_a_turn_end_to_end(data_dir):
     assert len(last.message.planner_state["exemplars"]) == 2
     guard = last.message.planner_state["guard"]
     assert guard["draft"].strip() and guard["draft_model_version"] == EMBEDDED_NAME
-    # the untrained base model's draft is used only if it passes the guard
-    expected = EMBEDDED_NAME if guard["passed"] else "planner"
+    # the untrained base model's draft is used only if it passes the checks, or up to where it failed
+    expected = EMBEDDED_NAME if guard["passed"] or guard["shown_from_draft"] else "planner"
     assert last.message.model_version == expected and last.message.content.strip()
 
 
 def test_a_fresh_clone_serves_the_shipped_champion(data_dir):
     service = open_service(Settings(data_dir=data_dir), progress=lambda _: None)
     assert service.student.version == f"{EMBEDDED_NAME}+{SHIPPED}"
+    assert service.student.engine == "ctranslate2 int8_float32"  # the serving engine, by default
     assert service.student.prompt_format == Registry().manifest(SHIPPED)["prompt_format"]
     service.params = GenerationParams(max_new_tokens=32, temperature=0)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
@@ -98,3 +99,21 @@ def test_eval_runs_the_shipped_champion_on_the_validation_slice(data_dir, tmp_pa
     assert shipped["split"] == "validation" and shipped["limit"] is None
     assert {"move_f1", "question_rate", "leak_rate_unguarded", "numbers_correct_rate", "coherence_rate",
             "shown_then_replaced", "draft_pass_rate"} <= set(shipped["figures"])
+
+
+def test_the_served_int8_engine_keeps_the_gate_figures_of_the_exact_one(data_dir):
+    """The quantized engine the app serves, judged against float32 (the same greedy tokens as
+    transformers) with the promotion gate's tolerances, on a slice of the validation split."""
+    from tutor.config import DIALOGUES_DIR
+    from tutor.evaluation.gate import GateSlice, judge, measure
+    from tutor.model.ctranslate2_backend import EXACT, QUANTIZATION, CTranslate2Backend
+
+    base = provision_embedded(data_dir)
+    champion = Registry(MODELS_DIR).resolve(SHIPPED)
+    figures = {quantization: measure(CTranslate2Backend(base, champion, data_dir=data_dir, quantization=quantization),
+                                     DIALOGUES_DIR, GateSlice(limit=3, attacks=10))
+               for quantization in (EXACT, QUANTIZATION)}
+    verdict = judge(figures[EXACT], figures[QUANTIZATION])
+    assert QUANTIZATION != EXACT
+    assert verdict["passed"], [row for row in verdict["rows"] if not row["passed"]]
+    assert all(row.get("note") != "not measured" for row in verdict["rows"])

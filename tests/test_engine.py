@@ -9,7 +9,7 @@ import pytest
 
 from tutor.domain.prompting import ChatMessage
 from tutor.model.backend import GenerationParams
-from tutor.model.ctranslate2_backend import CTranslate2Backend, engine_dir
+from tutor.model.ctranslate2_backend import EXACT, CTranslate2Backend, engine_dir
 from tutor.model.loading import load_backend
 from tutor.model.transformers_backend import TransformersBackend
 
@@ -47,7 +47,7 @@ def greedy_tokens(backend, messages, params=GREEDY) -> list[int]:
 def test_the_engine_decodes_the_same_greedy_tokens_as_transformers(version, tiny_model_dir, lora_dir, data_dir):
     adapter = lora_dir if version == "lora" else None
     exact = TransformersBackend(tiny_model_dir, adapter, dtype="float32")
-    fast = CTranslate2Backend(tiny_model_dir, adapter, data_dir=data_dir)
+    fast = CTranslate2Backend(tiny_model_dir, adapter, data_dir=data_dir, quantization=EXACT)
     assert fast.version == exact.version
     for messages in PROMPTS:
         expected = exact.model.generate(**exact.prompt_ids(messages), **exact.generation_kwargs(GREEDY))
@@ -56,13 +56,13 @@ def test_the_engine_decodes_the_same_greedy_tokens_as_transformers(version, tiny
         assert "".join(fast.generate(messages, GREEDY)) == want
     # the adapter changes what is said: the merged engine really carries it
     if adapter is not None:
-        plain = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
+        plain = CTranslate2Backend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
         assert any("".join(plain.generate(m, GREEDY)) != "".join(fast.generate(m, GREEDY)) for m in PROMPTS)
 
 
 def test_a_constrained_first_token_is_the_best_allowed_one_as_in_transformers(tiny_model_dir, lora_dir, data_dir):
     exact = TransformersBackend(tiny_model_dir, lora_dir, dtype="float32")
-    fast = CTranslate2Backend(tiny_model_dir, lora_dir, data_dir=data_dir)
+    fast = CTranslate2Backend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
     messages = PROMPTS[2]
     free = greedy_tokens(exact, messages)
     # choices whose first tokens exclude the free reply's opening: the engine must decode again

@@ -61,7 +61,7 @@ def regate(registry: Registry, args) -> int:
     gate_slice = GateSlice(**{k: v for k, v in run.gate["slice"].items() if k != "split"})
     champion = registry.alias("champion")
     base = runs.base_path(run.config, settings.data_dir)
-    verdict = runs.run_gate(registry, base, champion, args.version, gate_slice)
+    verdict = runs.run_gate(registry, base, champion, args.version, gate_slice, settings.data_dir)
     store.update_training_run(run.id, gate=verdict)
     print_verdict(verdict)
     return 0

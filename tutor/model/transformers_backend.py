@@ -32,6 +32,7 @@ class TransformersBackend:
             model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
         except (OSError, ValueError) as error:
             raise ModelError(f"Could not load the model {model_path}: {error}") from error
+        self.engine = f"transformers {dtype}"
         self._loaded = _Loaded(model.eval())  # shared by every backend made `with_adapter`
         self.base_name = Path(str(model_path)).name
         self.adapter: str | None = None  # the peft adapter this backend decodes with (None: the base)
