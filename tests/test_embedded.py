@@ -101,9 +101,59 @@ def test_eval_runs_the_shipped_champion_on_the_validation_slice(data_dir, tmp_pa
             "shown_then_replaced", "draft_pass_rate"} <= set(shipped["figures"])
 
 
+# how far int8 weights may move the model's log-likelihood of the human teachers' turns from
+# float32's (relative); measured here: +1.8% for v1, while v1 and the untrained base differ by 43%
+QUANTIZED_NLL_TOLERANCE = 0.05
+
+
+def _teacher_turns(prompt_format: str, limit: int) -> list:
+    """The human teachers' turns of the validation split as (prompt, reply) in the student's
+    format, each prompt showing the recent turns as a live turn does."""
+    from tutor.config import DIALOGUES_DIR
+    from tutor.domain.prompting import MOVES_HISTORY_TURNS, ChatMessage
+    from tutor.evaluation.data import load_eval_dialogues, split
+    from tutor.training.distill import DistillReport, human_records
+
+    pairs = split(load_eval_dialogues(DIALOGUES_DIR / "mathdial.jsonl"), "validation")[:limit]
+    turns = []
+    for record in human_records(pairs, DistillReport(), prompt_format=prompt_format):
+        messages = [ChatMessage(m["role"], m["content"]) for m in record["messages"]]
+        turns += [(messages[:1] + messages[1:i][-MOVES_HISTORY_TURNS:], m.content)
+                  for i, (m, raw) in enumerate(zip(messages, record["messages"])) if raw["train"]]
+    return turns
+
+
+def _nll(engine, turns) -> float:
+    log_probs = engine.score(turns)
+    return -sum(map(sum, log_probs)) / sum(map(len, log_probs))
+
+
+def test_the_served_int8_engine_scores_the_teachers_turns_as_the_exact_one(data_dir):
+    """Quantization checked where it acts, on the model's probabilities: teacher-forced on the
+    human teachers' turns of the validation slice, int8 stays within the stated tolerance of
+    float32 (the same greedy tokens as transformers), while the figure tells two versions apart.
+    Deterministic per machine, unlike comparing greedy replies on a small slice, where one reply
+    that takes another path moves a rate by 5%; the gate's own figures: the heavy test below."""
+    from tutor.model.chat import adapter_prompt_format
+    from tutor.model.ctranslate2_backend import EXACT, QUANTIZATION, CTranslate2Backend
+
+    base = provision_embedded(data_dir)
+    champion = Registry(MODELS_DIR).resolve(SHIPPED)
+    turns = _teacher_turns(adapter_prompt_format(champion), limit=6)
+    assert len(turns) > 30
+    engine = {quantization: CTranslate2Backend(base, champion, data_dir=data_dir, quantization=quantization)
+              for quantization in (EXACT, QUANTIZATION)}
+    exact, served = (_nll(engine[q], turns) for q in (EXACT, QUANTIZATION))
+    assert QUANTIZATION != EXACT
+    assert abs(served - exact) / exact <= QUANTIZED_NLL_TOLERANCE, (exact, served)
+    untrained = _nll(engine[QUANTIZATION].with_adapter(None), turns)
+    assert (untrained - exact) / exact > 4 * QUANTIZED_NLL_TOLERANCE, (exact, untrained)
+
+
+@pytest.mark.heavy
 def test_the_served_int8_engine_keeps_the_gate_figures_of_the_exact_one(data_dir):
-    """The quantized engine the app serves, judged against float32 (the same greedy tokens as
-    transformers) with the promotion gate's tolerances, on a slice of the validation split."""
+    """The quantized engine the app serves, judged against float32 with the promotion gate's
+    tolerances on the gate's own validation slice (~15 minutes here)."""
     from tutor.config import DIALOGUES_DIR
     from tutor.evaluation.gate import GateSlice, judge, measure
     from tutor.model.ctranslate2_backend import EXACT, QUANTIZATION, CTranslate2Backend
@@ -111,9 +161,8 @@ def test_the_served_int8_engine_keeps_the_gate_figures_of_the_exact_one(data_dir
     base = provision_embedded(data_dir)
     champion = Registry(MODELS_DIR).resolve(SHIPPED)
     figures = {quantization: measure(CTranslate2Backend(base, champion, data_dir=data_dir, quantization=quantization),
-                                     DIALOGUES_DIR, GateSlice(limit=3, attacks=10))
+                                     DIALOGUES_DIR, GateSlice())
                for quantization in (EXACT, QUANTIZATION)}
     verdict = judge(figures[EXACT], figures[QUANTIZATION])
-    assert QUANTIZATION != EXACT
     assert verdict["passed"], [row for row in verdict["rows"] if not row["passed"]]
     assert all(row.get("note") != "not measured" for row in verdict["rows"])

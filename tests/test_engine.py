@@ -60,6 +60,23 @@ def test_the_engine_decodes_the_same_greedy_tokens_as_transformers(version, tiny
         assert any("".join(plain.generate(m, GREEDY)) != "".join(fast.generate(m, GREEDY)) for m in PROMPTS)
 
 
+def test_the_engine_scores_a_reply_as_transformers_does(tiny_model_dir, lora_dir, data_dir):
+    """Teacher-forced log-probabilities (how a quantized engine is checked against the exact
+    one): each reply token's, the end of the turn last, as transformers computes them."""
+    import torch
+
+    exact = TransformersBackend(tiny_model_dir, lora_dir, dtype="float32")
+    fast = CTranslate2Backend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
+    pairs = [(MESSAGES, "Yes, 15 is right."), (PROMPTS[1], "How did you add them?")]
+    for (messages, reply), scored in zip(pairs, fast.score(pairs)):
+        prompt = exact.prompt_ids(messages)["input_ids"][0].tolist()
+        ids = prompt + exact.tokenizer(reply, add_special_tokens=False)["input_ids"] + [exact.tokenizer.eos_token_id]
+        with torch.no_grad():
+            logits = exact.model(torch.tensor([ids])).logits[0].float()
+        want = torch.log_softmax(logits[:-1], dim=-1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+        assert scored == pytest.approx(want[len(prompt) - 1:].tolist(), abs=1e-3)
+
+
 def test_a_constrained_first_token_is_the_best_allowed_one_as_in_transformers(tiny_model_dir, lora_dir, data_dir):
     exact = TransformersBackend(tiny_model_dir, lora_dir, dtype="float32")
     fast = CTranslate2Backend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)

@@ -165,6 +165,18 @@ class CTranslate2Backend:
             outputs.append(Output(self.tokenizer.decode(ids, skip_special_tokens=True), self._cut(ids, params)))
         return outputs
 
+    def score(self, pairs: Sequence[tuple[Sequence[ChatMessage], str]]) -> list[list[float]]:
+        """Teacher forcing: the log-probability of each token of each reply (its end-of-turn
+        token last) after its prompt. How a quantized engine is compared with the exact one."""
+        batch, starts = [], []
+        for messages, reply in pairs:
+            prompt = chat.prompt_ids(self.tokenizer, messages)
+            reply_ids = self.tokenizer(reply, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+            batch.append(self.tokenizer.convert_ids_to_tokens(prompt + reply_ids))
+            starts.append(len(prompt))
+        results = self.generator.score_batch(batch, max_batch_size=1)  # batches of unequal prompts: slower here
+        return [list(result.log_probs[start - 1:]) for result, start in zip(results, starts)]  # no score for token 0
+
     def _request(self, messages: Sequence[ChatMessage], params: GenerationParams, choices: Sequence[str]) -> _Request:
         ids = chat.prompt_ids(self.tokenizer, messages)
         allowed = frozenset(chat.first_tokens(self.tokenizer, choices)) if choices else frozenset()
