@@ -90,3 +90,32 @@ def test_each_thread_gets_its_own_connection(store, apples):
     worker.join()
     assert seen["connection"] is not store.db.conn
     assert [m.content for m in store.messages(conversation)] == ["from another thread"]
+
+
+def test_a_transaction_that_reads_then_writes_waits_for_another_writer_instead_of_failing(tmp_path, apples):
+    """WAL mode: a DEFERRED transaction that read before another connection committed cannot
+    write at all ("database is locked" at once, whatever the busy timeout); the store's write
+    transactions begin IMMEDIATE, so concurrent writers (learners' turns) queue instead."""
+    store = Store(tmp_path / "tutor.db")
+    ada = store.ensure_user("ada")
+    conversation = store.start_conversation(ada, apples)
+    other_wrote, errors = threading.Event(), []
+
+    def other_writer():
+        try:
+            store.append_message(conversation, "learner", "from another thread")
+            other_wrote.set()
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    with store.transaction() as db:
+        before = db["messages"].count  # a read: the transaction's snapshot
+        writer = threading.Thread(target=other_writer)
+        writer.start()
+        writer.join(timeout=0.5)  # with a DEFERRED transaction it commits here; now it must wait
+        assert not other_wrote.is_set()
+        db["messages"].insert({"conversation_id": conversation.id, "role": "tutor", "content": "mine",
+                               "created": "2026-01-01"})
+    writer.join(timeout=10)
+    assert errors == [] and other_wrote.is_set()
+    assert [m.content for m in store.messages(conversation)][before:] == ["mine", "from another thread"]

@@ -63,7 +63,7 @@ class AccountService:
         self._check_name(name)
         self._check_role(role)
         password, one_time = _given_or_one_time(password)
-        with self.store.db.atomic():
+        with self.store.transaction():
             user = self.store.create_user(name, role, self.hasher.hash(password),
                                           must_change_password=one_time is not None)
             if class_name:
@@ -121,7 +121,7 @@ class AccountService:
         if self.store.count_users(ADMIN):
             return []
         created = []
-        with self.store.db.atomic():
+        with self.store.transaction():
             admin, password = self.add_user(None, _free_name(self.store, "admin"), ADMIN)
             created.append((ADMIN, admin.name, password))
             if demo:
@@ -299,7 +299,7 @@ class AccountService:
         if actor is not None and user.id == actor.id:
             raise InvalidInput("You cannot delete your own account.")
         self._keep_an_admin(user, demoted=True)
-        with self.store.db.atomic():
+        with self.store.transaction():
             self.store.delete_user(user)
             self.store.audit(actor, "delete_user", _target(user))
 

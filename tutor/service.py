@@ -276,7 +276,7 @@ class TutorService:
         if not newly_done:
             return
         user = self.store.user(conversation.user_id)
-        with self.store.db.atomic():  # read-modify-write: no lost update from another session
+        with self.store.transaction():  # read-modify-write: no lost update from another session
             known = self.store.mastery(user)
             for index in newly_done:
                 skill = steps[index].skill

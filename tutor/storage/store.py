@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -184,6 +185,27 @@ class Store:
             db.execute("PRAGMA busy_timeout = 5000")
             self._local.db = db
         return db
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """One write transaction, begun IMMEDIATE (nested: a savepoint). sqlite-utils' atomic()
+        begins DEFERRED, and in WAL mode a transaction that reads first (sqlite-utils reads the
+        table's columns before an insert) and then writes fails at once with "database is
+        locked", busy timeout or not, when another connection committed in between: 16
+        concurrent learners hit it (bench/load.py). IMMEDIATE takes the write lock first, so
+        writers wait their turn instead."""
+        db = self.db
+        if db.conn.in_transaction:
+            with db.atomic():
+                yield db
+            return
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
+        db.conn.execute("COMMIT")
 
     def _row(self, table: str, key, what: str) -> dict:
         try:
@@ -371,7 +393,7 @@ class Store:
 
     def start_conversation(self, user: User, problem: Problem, policy: dict | None = None,
                            origin: str = "live") -> Conversation:
-        with self.db.atomic():
+        with self.transaction():
             self.save_problem(problem)
             stamp = now()
             table = self.db["conversations"].insert(
@@ -438,7 +460,7 @@ class Store:
             "latency_ms": latency_ms,
             "created": stamp,
         }
-        with self.db.atomic():
+        with self.transaction():
             message_id = self.db["messages"].insert(record).last_pk
             self.db["conversations"].update(conversation.id, {"updated": stamp})
         return _message({**record, "id": message_id})
@@ -607,7 +629,7 @@ class Store:
 
     def delete_user(self, user: User) -> None:
         """Remove the user and every row about them, in one transaction."""
-        with self.db.atomic():
+        with self.transaction():
             run = self.db.execute
             mine = "select id from conversations where user_id = ?"
             their_messages = f"select id from messages where conversation_id in ({mine})"
@@ -633,7 +655,7 @@ class Store:
     def purge_transcripts(self, before: str) -> int:
         """Delete the messages (and their feedback) of conversations idle since `before`; the
         conversations stay, marked purged, so mastery and counts still add up."""
-        with self.db.atomic():
+        with self.transaction():
             run = self.db.execute
             old = "select id from conversations where updated < ? and status != 'purged'"
             count = run(f"select count(*) from conversations where id in ({old})", [before]).fetchone()[0]
@@ -673,7 +695,7 @@ class Store:
 
     def set_alias(self, alias: str, version: str, actor: str = "console", reason: str = "promote") -> None:
         """Point the alias at a version; `reason` (promote, rollback) is kept with the change."""
-        with self.db.atomic():
+        with self.transaction():
             previous = self.alias(alias)
             self.db["model_aliases"].upsert({"alias": alias, "version": version, "updated": now()}, pk="alias")
             self.db["alias_changes"].insert({"alias": alias, "version": version, "previous": previous,
@@ -708,7 +730,7 @@ class Store:
         if "losses" in fields or "gate" in fields:
             fields = fields | {k: _dump(fields[k]) if k == "gate" else json.dumps(fields[k])
                                for k in ("losses", "gate") if k in fields}
-        with self.db.atomic():
+        with self.transaction():
             if fields.get("step") and fields.get("loss") is not None:
                 row = self.db["training_runs"].get(run_id)
                 history = json.loads(row["losses"] or "[]") + [[fields["step"], fields["loss"]]]
