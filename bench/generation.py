@@ -140,16 +140,21 @@ def first_words(service: TutorService, turns: int) -> list[float]:
     while len(seconds) < turns:
         problem = problems[index % len(problems)]
         index += 1
-        steps = solution_steps(problem)
         conversation = service.start_session(learner, problem)
-        for said in (f"Is it {steps[0].value + 7}?", f"I get {steps[0].value}", "I don't know",
-                     f"The final answer is {problem.answer}."):
+        for said in learner_lines(problem):
             started, first = time.perf_counter(), None
             for reply in service.reply(conversation, said):  # read to the end: the turn is stored
                 if first is None and reply.text.strip():
                     first = time.perf_counter() - started
             seconds.append(first)
     return seconds[:turns]
+
+
+def learner_lines(problem) -> list[str]:
+    """A scripted learner's messages: a wrong value, the right first step, "I don't know", the
+    final answer."""
+    first = solution_steps(problem)[0].value
+    return [f"Is it {first + 7}?", f"I get {first}", "I don't know", f"The final answer is {problem.answer}."]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,6 +1,7 @@
 """Accounts, logins, sessions, limits and privacy: each refusal says why and changes nothing."""
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -46,6 +47,42 @@ def test_logins_are_throttled_after_five_failures_even_with_the_right_password(a
     with pytest.raises(LoginThrottled, match="Too many failed logins. Wait 15 minutes"):
         accounts.login("ann", PASSWORD, "10.0.0.2")
     accounts.login("bob", PASSWORD, "10.0.0.1")  # another account is not locked out
+
+
+def test_logins_at_once_hash_a_bounded_number_of_passwords_at_a_time(store, school):
+    """argon2 takes 64 MiB a hash in production: 16 logins at once must not take 16 of them."""
+    from tutor.accounts import HASHES_AT_ONCE
+
+    class Counting:
+        def __init__(self):
+            self.hasher, self.now, self.most, self.lock = fast_hasher(), 0, 0, threading.Lock()
+
+        def hash(self, password):
+            return self.hasher.hash(password)
+
+        def check_needs_rehash(self, stored):
+            return False
+
+        def verify(self, stored, password):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(0.05)
+            with self.lock:
+                self.now -= 1
+            return self.hasher.verify(stored, password)
+
+    counting = Counting()
+    accounts = AccountService(store, hasher=counting)
+    for i in range(8):
+        accounts.add_user(None, f"pupil{i}", "learner", PASSWORD)
+    threads = [threading.Thread(target=accounts.login, args=(f"pupil{i}", PASSWORD)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert counting.most == HASHES_AT_ONCE
+    assert store.db["sessions"].count == 8
 
 
 def test_the_throttle_lifts_after_the_lockout(store, school):

@@ -1,5 +1,5 @@
 """The CTranslate2 serving engine: the same greedy tokens as transformers, base and LoRA
-versions, concurrent replies batched, versions switched while serving, a clear fallback."""
+versions, concurrent replies side by side, versions switched while serving, a clear fallback."""
 
 import logging
 import sys
@@ -99,7 +99,7 @@ def test_a_constrained_first_token_is_the_best_allowed_one_as_in_transformers(ti
         assert "".join(fast.generate(messages, open_params)) == "".join(exact.generate(messages, open_params))
 
 
-def test_concurrent_replies_decode_in_batches_and_match_one_by_one(tiny_model_dir, data_dir):
+def test_concurrent_replies_decode_side_by_side_and_match_one_by_one(tiny_model_dir, data_dir):
     fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
     alone = ["".join(fast.generate(m, GREEDY)) for m in PROMPTS]
     together = [output.text for output in fast.generate_batch(PROMPTS * 3, GREEDY)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -27,6 +28,9 @@ ROLES = (LEARNER, TEACHER, ADMIN)
 STAFF = (TEACHER, ADMIN)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,39}")
 MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS = 8, 200
+# argon2id's RFC 9106 low-memory profile takes 64 MiB a hash: 16 learners logging in at once
+# took 1 GiB (bench/load.py); more logins than this wait their turn
+HASHES_AT_ONCE = 2
 RETENTION_DAYS = "retention_days"  # settings key: raw transcripts older than this are purged
 WRONG_CREDENTIALS = "Wrong name or password."
 EXPIRED = "Your session has expired. Please log in again."
@@ -50,7 +54,7 @@ class AccountService:
     ):
         self.store = store
         self.limits = limits
-        self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+        self.hasher = _Bounded(hasher or PasswordHasher())  # argon2id, RFC 9106 low-memory profile
         self.clock = clock
 
     # users
@@ -355,7 +359,28 @@ def _check_password(password: str) -> None:
         raise InvalidInput(f"A password has {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters.")
 
 
-def _verifies(hasher: PasswordHasher, stored: str | None, password: str) -> bool:
+class _Bounded:
+    """A password hasher that computes at most HASHES_AT_ONCE hashes at a time, process-wide:
+    memory (and CPU) stay bounded whatever the number of logins under way."""
+
+    _slots = threading.BoundedSemaphore(HASHES_AT_ONCE)
+
+    def __init__(self, hasher: PasswordHasher):
+        self._hasher = hasher
+
+    def hash(self, password: str) -> str:
+        with self._slots:
+            return self._hasher.hash(password)
+
+    def verify(self, stored: str, password: str) -> bool:
+        with self._slots:
+            return self._hasher.verify(stored, password)
+
+    def check_needs_rehash(self, stored: str) -> bool:
+        return self._hasher.check_needs_rehash(stored)
+
+
+def _verifies(hasher: _Bounded, stored: str | None, password: str) -> bool:
     try:
         return bool(stored) and hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):

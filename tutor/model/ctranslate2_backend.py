@@ -4,10 +4,11 @@ Each version (the base, or the base with one adapter) is merged and converted on
 child process, into `<data dir>/engines/`, keyed by the adapter's content hash; later starts
 load the converted copy. Measured in `bench/generation.py` beside plain `model.generate`.
 
-Concurrent replies decode together: one decoding thread takes every request waiting when it
-is free and runs them as one batch (a CPU's decoding is memory-bound, so a batch of 16 costs
-little more a step than one reply), streaming each request's tokens through CTranslate2's
-step callback.
+Concurrent replies decode side by side, one reply per worker: each worker thread takes the
+next waiting request and runs it on its own CTranslate2 replica (the weights are shared) with
+one core, streaming its tokens through CTranslate2's step callback. Measured on 2 cores
+(bench/README.md): batching prompts of unequal length made prefill 4-7x slower than one by
+one, and a reply decodes faster on one thread (42 tok/s) than on two (30).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import queue
 import shutil
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -38,8 +40,9 @@ ENGINES_DIR = "engines"
 # tolerances of float32 ("exact": the same greedy tokens as transformers in float32); bench/README.md
 QUANTIZATION = "int8_float32"
 EXACT = "float32"
-MAX_BATCH = 16
-IDLE_EXIT_S = 30.0  # the decoding thread ends when idle, so a replaced version can be freed
+CORES = os.cpu_count() or 1
+WORKERS = min(4, CORES)  # replies decoded at once
+IDLE_EXIT_S = 30.0  # a worker ends when idle, so a replaced version can be freed
 _COMPLETE_MARKER = ".converted"
 
 
@@ -129,13 +132,14 @@ class CTranslate2Backend:
         self.version = chat.version_name(self.base_name, adapter, version)
         folder = provision_engine(data_dir, self.model_path, adapter, quantization, progress)
         try:
-            self.generator = ctranslate2.Generator(str(folder), device="cpu", compute_type=quantization)
+            self.generator = ctranslate2.Generator(str(folder), device="cpu", compute_type=quantization,
+                                                   inter_threads=WORKERS, intra_threads=max(1, CORES // WORKERS))
         except (RuntimeError, ValueError, OSError) as error:
             raise ModelError(f"Could not load the converted engine {folder}: {error}") from error
         self._eos = {self.tokenizer.eos_token_id}
         self._pending: queue.SimpleQueue[_Request] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._thread_guard = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._workers_guard = threading.Lock()
 
     def with_adapter(self, adapter_path: str | Path | None, version: str | None = None) -> CTranslate2Backend:
         """Another version (None: the bare base), converted on first use, for promoting or rolling
@@ -156,7 +160,7 @@ class CTranslate2Backend:
 
     def generate_batch(self, conversations: Sequence[Sequence[ChatMessage]], params: GenerationParams,
                        choices: Sequence[Sequence[str]] | None = None) -> list[Output]:
-        """Whole replies for many prompts (evaluation): submitted at once, so they decode in batches."""
+        """Whole replies for many prompts (evaluation): submitted at once, so every worker is busy."""
         choices = list(choices) if choices else [params.choices] * len(conversations)
         requests = [self._request(messages, params, options) for messages, options in zip(conversations, choices)]
         outputs = []
@@ -217,48 +221,39 @@ class CTranslate2Backend:
         """The token limit stopped this reply (its last token is no end of turn)."""
         return len(ids) >= params.max_new_tokens and ids[-1] not in self._eos
 
-    # the decoding thread
+    # the decoding workers
 
     def _submit(self, request: _Request) -> None:
         self._pending.put(request)
-        with self._thread_guard:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._decode_loop, name="ctranslate2", daemon=True)
-                self._thread.start()
+        with self._workers_guard:
+            self._workers = [worker for worker in self._workers if worker.is_alive()]
+            if len(self._workers) < WORKERS:
+                worker = threading.Thread(target=self._work, name="ctranslate2", daemon=True)
+                self._workers.append(worker)
+                worker.start()
 
-    def _decode_loop(self) -> None:
+    def _work(self) -> None:
         while True:
             try:
-                first = self._pending.get(timeout=IDLE_EXIT_S)
+                request = self._pending.get(timeout=IDLE_EXIT_S)
             except queue.Empty:
-                with self._thread_guard:
+                with self._workers_guard:
                     if self._pending.empty():
-                        self._thread = None
+                        self._workers.remove(threading.current_thread())
                         return
                 continue
-            waiting = [first]
-            while len(waiting) < MAX_BATCH:
-                try:
-                    waiting.append(self._pending.get_nowait())
-                except queue.Empty:
-                    break
-            for batch in _same_settings(waiting):
-                self._decode(batch)
+            self._decode(request)
 
-    def _decode(self, batch: list[_Request]) -> None:
-        """One batch through CTranslate2, each token sent to its request as it is decoded. A
+    def _decode(self, request: _Request) -> None:
+        """One reply through CTranslate2, each token sent to the request as it is decoded. A
         constrained request whose first token is not allowed (rare: the trained student opens with
         a move tag) is stopped there and decoded again from the best allowed first token."""
-        for request in batch:
-            if request.abandoned.is_set():
-                request.tokens.put(None)
-        batch = [request for request in batch if not request.abandoned.is_set()]
-        if not batch:
+        if request.abandoned.is_set():
+            request.tokens.put(None)
             return
-        params = batch[0].params
+        params = request.params
 
         def on_step(step) -> bool:
-            request = batch[step.batch_id]
             if step.step == 0 and request.allowed and not request.forced and step.token_id not in request.allowed:
                 request.rejected_first = True
                 return True
@@ -268,53 +263,39 @@ class CTranslate2Backend:
                 request.tokens.put(step.token_id)
             return False
 
-        for request in batch:
-            for token in request.forced:
-                request.tokens.put(token)
+        for token in request.forced:
+            request.tokens.put(token)
         try:
             if params.seed is not None:
                 ctranslate2.set_random_seed(params.seed)
             self.generator.generate_batch(
-                [self.tokenizer.convert_ids_to_tokens(r.ids + r.forced) for r in batch],
-                max_length=params.max_new_tokens - len(batch[0].forced),
-                min_length=max(0, params.min_new_tokens - len(batch[0].forced)),
+                [self.tokenizer.convert_ids_to_tokens(request.ids + request.forced)],
+                max_length=params.max_new_tokens - len(request.forced),
+                min_length=max(0, params.min_new_tokens - len(request.forced)),
                 include_prompt_in_result=False, callback=on_step, **_sampling(params),
             )
         except Exception as error:  # the reader raises it as a ModelError
             log.exception("decoding failed")
-            for request in batch:
-                request.error = error
-        retry = [r for r in batch if r.rejected_first and r.error is None and not r.abandoned.is_set()]
-        for request in batch:
-            if request not in retry:
-                request.tokens.put(None)
-        if retry:
-            self._decode_from_allowed(retry)
+            request.error = error
+        if request.rejected_first and request.error is None and not request.abandoned.is_set():
+            self._decode_from_allowed(request)
+        else:
+            request.tokens.put(None)
 
-    def _decode_from_allowed(self, batch: list[_Request]) -> None:
-        """Pick each request's first token among the allowed ones on the model's own scores (as
-        transformers' constrained decoding does), then decode on from it."""
+    def _decode_from_allowed(self, request: _Request) -> None:
+        """Pick the first token among the allowed ones on the model's own scores (as transformers'
+        constrained decoding does), then decode on from it."""
         import numpy
 
-        firsts = self.generator.generate_batch(
-            [self.tokenizer.convert_ids_to_tokens(r.ids) for r in batch], max_length=1,
+        first, = self.generator.generate_batch(
+            [self.tokenizer.convert_ids_to_tokens(request.ids)], max_length=1,
             include_prompt_in_result=False, return_logits_vocab=True,
         )
-        for request, first in zip(batch, firsts):
-            allowed = sorted(request.allowed)
-            logits = numpy.asarray(first.logits[0][0])[allowed]  # hypothesis 0, step 0
-            request.forced = [_pick(allowed, [float(value) for value in logits], request.params)]
-            request.rejected_first = False
-        for group in _same_settings(batch):
-            self._decode(group)
-
-
-def _same_settings(requests: list[_Request]) -> Iterator[list[_Request]]:
-    """Requests that can share one CTranslate2 call: the same decoding settings and opening length."""
-    groups: dict[tuple, list[_Request]] = {}
-    for request in requests:
-        groups.setdefault((replace(request.params, choices=()), len(request.forced)), []).append(request)
-    yield from groups.values()
+        allowed = sorted(request.allowed)
+        logits = numpy.asarray(first.logits[0][0])[allowed]  # hypothesis 0, step 0
+        request.forced = [_pick(allowed, [float(value) for value in logits], request.params)]
+        request.rejected_first = False
+        self._decode(request)
 
 
 def _sampling(params: GenerationParams) -> dict:
