@@ -46,17 +46,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--turns", type=int, default=40, help="tutor turns timed through the service")
     args = parser.parse_args()
+    threads = torch.get_num_threads()  # torch's own default, before CTranslate2 sets OpenMP's to one a worker
     data_dir = args.data_dir or default_data_dir()
     base = provision_embedded(data_dir)
     with tempfile.TemporaryDirectory() as scratch:
         store = Store(Path(scratch) / "bench.db")
         adapter = Registry(MODELS_DIR, store).resolve(args.model, progress=lambda _: None)
         engine = CTranslate2Backend(base, adapter, data_dir=data_dir)
-        speeds = decode_speeds(base, adapter, engine, data_dir, args.tokens, args.runs)
+        speeds = decode_speeds(base, adapter, engine, data_dir, args.tokens, args.runs, threads)
         ttfts = first_words(TutorService(store, ProblemBank.load(PROBLEMS_FILE), engine), args.turns)
 
     plain = speeds["plain generate (float32)"]
-    print(f"\nmodel: {engine.version}  threads: {torch.get_num_threads()}  decode: {args.tokens} tokens, "
+    print(f"\nmodel: {engine.version}  torch threads: {threads}  decode: {args.tokens} tokens, "
           f"{args.runs} runs of each path, interleaved")
     print(f"{'path':<32}{'prefill s':>10}{'decode tok/s':>14}{'vs generate':>13}")
     for name, (prefill, speed) in speeds.items():
@@ -74,7 +75,7 @@ def main() -> None:
 
 
 def decode_speeds(base: Path, adapter: Path | None, engine: CTranslate2Backend, data_dir: Path,
-                  tokens: int, runs: int) -> dict[str, tuple[float, float]]:
+                  tokens: int, runs: int, threads: int) -> dict[str, tuple[float, float]]:
     """(prefill seconds, decode tokens/s) per path, medians over prompts of real tutor turns."""
     plain = TransformersBackend(base, adapter, dtype="float32")
     exact = CTranslate2Backend(base, adapter, data_dir=data_dir, quantization=EXACT)
@@ -84,6 +85,7 @@ def decode_speeds(base: Path, adapter: Path | None, engine: CTranslate2Backend, 
     params = GenerationParams(max_new_tokens=tokens, min_new_tokens=tokens, temperature=0, repetition_penalty=1.0)
 
     def transformers_path(messages) -> tuple[float, float]:
+        torch.set_num_threads(threads)
         inputs = plain.prompt_ids(messages)
         kwargs = plain.generation_kwargs(params)
         with torch.inference_mode():

@@ -246,15 +246,17 @@ class CTranslate2Backend:
 
     def _decode(self, request: _Request) -> None:
         """One reply through CTranslate2, each token sent to the request as it is decoded. A
-        constrained request whose first token is not allowed (rare: the trained student opens with
-        a move tag) is stopped there and decoded again from the best allowed first token."""
+        constrained request whose first token is not allowed (the trained student's opening move
+        tag, in about a quarter of turns) is stopped there and decoded again from the best
+        allowed first token, picked on the scores of that first step."""
         if request.abandoned.is_set():
             request.tokens.put(None)
             return
         params = request.params
+        constrained = bool(request.allowed) and not request.forced
 
         def on_step(step) -> bool:
-            if step.step == 0 and request.allowed and not request.forced and step.token_id not in request.allowed:
+            if step.step == 0 and constrained and step.token_id not in request.allowed:
                 request.rejected_first = True
                 return True
             if request.abandoned.is_set():
@@ -268,31 +270,28 @@ class CTranslate2Backend:
         try:
             if params.seed is not None:
                 ctranslate2.set_random_seed(params.seed)
-            self.generator.generate_batch(
+            result, = self.generator.generate_batch(
                 [self.tokenizer.convert_ids_to_tokens(request.ids + request.forced)],
                 max_length=params.max_new_tokens - len(request.forced),
                 min_length=max(0, params.min_new_tokens - len(request.forced)),
-                include_prompt_in_result=False, callback=on_step, **_sampling(params),
+                include_prompt_in_result=False, callback=on_step, return_logits_vocab=constrained,
+                **_sampling(params),
             )
         except Exception as error:  # the reader raises it as a ModelError
             log.exception("decoding failed")
             request.error = error
         if request.rejected_first and request.error is None and not request.abandoned.is_set():
-            self._decode_from_allowed(request)
+            self._decode_from_allowed(request, result.logits[0][0])  # hypothesis 0, step 0
         else:
             request.tokens.put(None)
 
-    def _decode_from_allowed(self, request: _Request) -> None:
-        """Pick the first token among the allowed ones on the model's own scores (as transformers'
-        constrained decoding does), then decode on from it."""
+    def _decode_from_allowed(self, request: _Request, first_logits) -> None:
+        """The first token among the allowed ones on the model's own scores (as transformers'
+        constrained decoding does), then decoding on from it."""
         import numpy
 
-        first, = self.generator.generate_batch(
-            [self.tokenizer.convert_ids_to_tokens(request.ids)], max_length=1,
-            include_prompt_in_result=False, return_logits_vocab=True,
-        )
         allowed = sorted(request.allowed)
-        logits = numpy.asarray(first.logits[0][0])[allowed]  # hypothesis 0, step 0
+        logits = numpy.asarray(first_logits)[allowed]
         request.forced = [_pick(allowed, [float(value) for value in logits], request.params)]
         request.rejected_first = False
         self._decode(request)
