@@ -23,10 +23,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transformers import AutoTokenizer
+
 from bench.generation import learner_lines, percentile
 from bench.server import add_learners, resident_mib, running_app, scratch_data_dir, session_cookie
 from tutor.config import PROBLEMS_FILE, Settings
 from tutor.domain.problems import ProblemBank
+from tutor.model.embedded import EMBEDDED_NAME
+from tutor.storage.store import Store
 from tutor.ui.access import SESSION_COOKIE
 
 PASSWORD = "bench-load-password-1"
@@ -66,7 +70,8 @@ def main() -> None:
             print(f"serving after {ready:.1f} s; {len(learners)} learners, {args.turns} messages each, "
                   f"{args.think[0]:g}-{args.think[1]:g} s to read and type each", flush=True)
             warm_up(url, names[0], problems[-1].id)
-            before = drafted_tokens(data_dir)
+            tokenizer = AutoTokenizer.from_pretrained(data_dir / "models" / EMBEDDED_NAME)
+            before = drafted_tokens(data_dir, tokenizer)
             started = time.perf_counter()
             threads = [threading.Thread(target=work, args=(url, learner, args.think, random.Random(i)), daemon=True)
                        for i, learner in enumerate(learners)]
@@ -78,7 +83,7 @@ def main() -> None:
             rss, peak = resident_mib(process.pid)
             unfinished = sum(thread.is_alive() for thread in threads)
             log = (data_dir / "app.log").read_text()
-        tokens = drafted_tokens(data_dir) - before
+        tokens = drafted_tokens(data_dir, tokenizer) - before
 
     ttfts = [t for learner in learners for t in learner.ttfts]
     errors = [f"{learner.name}: {error}" for learner in learners for error in learner.errors]
@@ -141,24 +146,11 @@ def _text(message: dict) -> str:
     return str(content or "")
 
 
-def drafted_tokens(data_dir: Path) -> int:
+def drafted_tokens(data_dir: Path, tokenizer) -> int:
     """Tokens the student has decoded so far (its drafts of tutor turns, in the database)."""
-    from transformers import AutoTokenizer
-
-    from tutor.model.embedded import EMBEDDED_NAME
-    from tutor.storage.store import Store
-
-    tokenizer = AutoTokenizer.from_pretrained(data_dir / "models" / EMBEDDED_NAME)
-    store = Store(Settings(data_dir).database_path)
-    drafts = [row["planner_state"] for row in store.db["messages"].rows_where("role = 'tutor'")]
-    return sum(len(tokenizer(state["guard"]["draft"], add_special_tokens=False)["input_ids"])
-               for state in map(_json, drafts) if state and state.get("guard", {}).get("draft"))
-
-
-def _json(value):
-    import json
-
-    return json.loads(value) if isinstance(value, str) else value
+    drafts = [turn.message.planner_state.get("guard", {}).get("draft")
+              for turn in Store(Settings(data_dir).database_path).labelled_turns()]
+    return sum(len(tokenizer(draft, add_special_tokens=False)["input_ids"]) for draft in drafts if draft)
 
 
 if __name__ == "__main__":

@@ -67,9 +67,9 @@ class AccountService:
         self._check_name(name)
         self._check_role(role)
         password, one_time = _given_or_one_time(password)
+        password_hash = self.hasher.hash(password)  # before the write lock: other writers need not wait for it
         with self.store.transaction():
-            user = self.store.create_user(name, role, self.hasher.hash(password),
-                                          must_change_password=one_time is not None)
+            user = self.store.create_user(name, role, password_hash, must_change_password=one_time is not None)
             if class_name:
                 self._join_class(user, class_name)
             self.store.audit(actor, "add_user", _target(user), {"role": role, "class": class_name})
