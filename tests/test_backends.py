@@ -149,3 +149,14 @@ def test_the_move_is_chosen_on_the_models_own_scores_not_the_repetition_penalty(
     # a heavy penalty would otherwise steer away from any move token already in the prompt
     params = GenerationParams(max_new_tokens=2, temperature=0, repetition_penalty=50.0, choices=choices)
     assert backend._generate_tokens(inputs, params, [choices])[0, length].item() == best
+
+
+def test_a_backend_without_shared_sampling_drafts_samples_one_by_one_with_their_own_seeds():
+    from tutor.model.backend import GenerationParams, sample_outputs
+    from tutor.model.fake import FakeBackend
+
+    backend = FakeBackend(["What is 3 times 50?", "How did you get 350?", "Which bids were added?"])
+    params = GenerationParams(max_new_tokens=4, temperature=0.8, seed=5, choices=("focus",))
+    outputs = sample_outputs(backend, [ChatMessage("user", "350?")], params, 2)
+    assert [(o.text, o.truncated) for o in outputs] == [("What is 3 times", True), ("How did you get", True)]
+    assert [(p.seed, p.choices) for p in backend.params] == [(5, ()), (6, ())]

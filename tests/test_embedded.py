@@ -101,6 +101,28 @@ def test_eval_runs_the_shipped_champion_on_the_validation_slice(data_dir, tmp_pa
             "shown_then_replaced", "draft_pass_rate"} <= set(shipped["figures"])
 
 
+def test_distill_resamples_human_turns_with_the_shipped_student(data_dir, tmp_path):
+    """`distill --resample`: the real student drafts in the human turns' contexts; the targets
+    it replaces are its own words, each passing the guard and the check."""
+    from tutor.cli import main
+    from tutor.config import DIALOGUES_FILE
+    from tutor.evaluation.data import load_eval_dialogues, split
+
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps(d.to_json()) + "\n" for _, d in split(load_eval_dialogues(DIALOGUES_FILE), "train")[:2]))
+    out = tmp_path / "distill"
+    assert main(["distill", "--dialogues", str(few), "--resample", SHIPPED, "--samples", "3",
+                 "--out", str(out), "--data-dir", str(data_dir)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["dialogues"] == 2 and 0 < report["resampled"] <= report["targets"]
+    plain = tmp_path / "plain"
+    assert main(["distill", "--dialogues", str(few), "--out", str(plain), "--data-dir", str(data_dir)]) == 0
+    ours, theirs = ((folder / "sft.jsonl").read_text().splitlines() for folder in (out, plain))
+    changed = sum(a != b for x, y in zip(ours, theirs)
+                  for a, b in zip(json.loads(x)["messages"], json.loads(y)["messages"]))
+    assert changed == report["resampled"]  # only the resampled tutor turns differ
+
+
 # how far int8 weights may move the model's log-likelihood of the human teachers' turns from
 # float32's (relative); measured here: +1.8% for v1, while v1 and the untrained base differ by 43%
 QUANTIZED_NLL_TOLERANCE = 0.05

@@ -161,3 +161,17 @@ def test_a_model_the_engine_cannot_convert_falls_back(tmp_path, tiny_model_dir, 
         load_backend(str(broken), data_dir=tmp_path / "data", progress=lambda _: None)
     assert "cannot serve broken" in caplog.text
     assert not list((tmp_path / "data").rglob("*.converted"))
+
+
+def test_sampled_drafts_share_one_prompt_and_say_when_the_limit_cut_them(tiny_model_dir, data_dir):
+    """Rejection sampling's drafts (`distill --resample`): n replies to one prompt in one call."""
+    from tutor.model.backend import sample_outputs
+
+    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
+    sampling = GenerationParams(max_new_tokens=6, temperature=1.0, top_p=1.0, seed=3)
+    outputs = sample_outputs(fast, MESSAGES, sampling, 5)
+    assert len(outputs) == 5 and len({o.text for o in outputs}) > 1  # drawn, not five copies
+    assert all(o.truncated for o in outputs)  # a random tiny model does not end within 6 tokens
+    # greedy "samples" are the one greedy reply
+    greedy = sample_outputs(fast, MESSAGES, GREEDY, 2)
+    assert [o.text for o in greedy] == ["".join(fast.generate(MESSAGES, GREEDY))] * 2

@@ -131,3 +131,93 @@ def test_distill_with_a_teacher_adds_its_dialogues(pairs, tmp_path, capsys):
                  "--teacher-turns", "2", "--data-dir", str(tmp_path / "data")]) == 0
     report = json.loads((tmp_path / "data" / "distill" / "report.json").read_text())
     assert report["sources"]["human"] == 2 and report["sources"]["teacher"] >= 3
+
+
+class Sampler:
+    """A student whose sampled drafts are scripted; records each prompt's forced opening."""
+
+    prompt_format = DECISION_FORMAT
+    version = "sampler"
+
+    def __init__(self, drafts):
+        self.drafts, self.openings = list(drafts), []
+
+    def samples(self, messages, params, n):
+        from tutor.model.backend import Output
+
+        self.openings.append((messages[-1].role, messages[-1].content))
+        return [Output(text) for text in self.drafts[:n]]
+
+
+def test_a_resampled_turn_is_the_students_first_draft_that_passes_with_the_humans_move(bank):
+    from tests.conftest import CARMEN_ID
+    from tutor.domain.planner import PlannerState
+    from tutor.domain.policy import RevealPolicy
+    from tutor.domain.tutoring import plan_turn
+    from tutor.training.distill import Resampler
+
+    carmen = bank.get(CARMEN_ID)
+    wrong = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
+    student = Sampler(["Yes, that's right!", "The desk costs 500.", "How much do the 3 other bids add?"])
+    assert Resampler(student, 3).passing(carmen, wrong, [], "I think it is 350.", "focus") == \
+        "How much do the 3 other bids add?"  # praise of a wrong value and the answer are skipped
+    assert student.openings == [("assistant", "[focus] ")]  # the human's move, forced
+    assert Resampler(student, 2).passing(carmen, wrong, [], "I think it is 350.", "focus") is None
+    # a move the planner does not allow here (no telling before a partial hint) is not resampled
+    assert Resampler(student, 3).passing(carmen, wrong, [], "I think it is 350.", "telling") is None
+    assert len(student.openings) == 2
+
+
+def test_resampled_dialogues_keep_the_humans_moves_and_their_words_where_no_draft_passes(pairs):
+    from tutor.domain.faithfulness import load_vocabulary
+    from tutor.config import VOCABULARY_FILE
+    from tutor.domain.prompting import read_move_tag
+    from tutor.training.distill import DistillReport, Resampler, human_records
+
+    few = split(pairs, "train")[:6]
+    vocabulary = load_vocabulary(VOCABULARY_FILE)
+    plain = DistillReport()
+    human = list(human_records(few, plain, vocabulary=vocabulary))
+    student = Sampler(["The answer is clearly 123456.", "What do you think the next step is?"])
+    report = DistillReport()
+    records = list(human_records(few, report, vocabulary=vocabulary, resampler=Resampler(student, 2),
+                                 workers=2))
+    assert [r["dialogue_id"] for r in records] == [r["dialogue_id"] for r in human]  # same order
+    resampled = []
+    for ours, theirs in zip(records, human):
+        for mine, original in zip(ours["messages"], theirs["messages"]):
+            if mine["role"] != "assistant":
+                assert mine == original  # learners, notes and the problem are unchanged
+                continue
+            move, text = read_move_tag(mine["content"])
+            assert move == read_move_tag(original["content"])[0]  # the human's move stays
+            if text == "What do you think the next step is?":
+                resampled.append(mine)
+            else:  # no draft passed: the human's words, taught only if they pass the check
+                assert mine == original
+    assert len(resampled) == report.resampled > 0 and all(m["train"] for m in resampled)
+    assert report.targets + sum(report.masked.values()) == plain.targets + sum(plain.masked.values())
+    assert report.targets > plain.targets  # turns the check masked are taught in the student's words
+    assert student.openings and all(content.startswith("[") and content.endswith("] ")
+                                    for _, content in student.openings)
+
+
+def test_sft_can_train_a_versions_adapter_on_instead_of_a_new_one(pairs, tmp_path, tiny_model_dir, capsys):
+    from safetensors.torch import load_file
+
+    data_dir, models = tmp_path / "data", tmp_path / "models"
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps(d.to_json()) + "\n" for _, d in split(pairs, "train")[:2]))
+    assert main(["distill", "--dialogues", str(few), "--data-dir", str(data_dir)]) == 0
+    common = ["--base", str(tiny_model_dir), "--max-steps", "1", "--batch-size", "2", "--max-length", "4096",
+              "--models-dir", str(models), "--data-dir", str(data_dir)]
+    assert main(["train", "sft", *common, "--lora-r", "4"]) == 0
+    # learning rate 0: the child is its parent's adapter, rank and all (not a fresh rank-16 one)
+    assert main(["train", "sft", *common, "--parent", "v1", "--lr", "0"]) == 0, capsys.readouterr().out
+    parent, child = (load_file(models / v / "adapter_model.safetensors") for v in ("v1", "v2"))
+    assert parent.keys() == child.keys() and all((parent[k] == child[k]).all() for k in parent)
+    manifest = Registry(models, Store(data_dir / "tutor.db")).manifest("v2")
+    assert manifest["parent"] == "v1"
+    capsys.readouterr()
+    assert main(["train", "sft", *common, "--parent", "v9"]) == 2
+    assert "No model version 'v9'" in capsys.readouterr().err

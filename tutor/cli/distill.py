@@ -5,14 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tutor.config import DIALOGUES_DIR, PROBLEMS_FILE, VOCABULARY_FILE, add_data_dir_argument, add_policy_arguments, settings_from_args
+from tutor.bootstrap import open_store
+from tutor.config import DIALOGUES_DIR, MODELS_DIR, PROBLEMS_FILE, VOCABULARY_FILE, add_data_dir_argument, add_policy_arguments, settings_from_args
 from tutor.domain.faithfulness import load_vocabulary
 from tutor.domain.problems import ProblemBank
 from tutor.evaluation.data import load_eval_dialogues
 from tutor.evaluation.harness import EvalTutor
 from tutor.model.backend import GenerationParams
 from tutor.model.loading import load_backend
-from tutor.training.distill import distill
+from tutor.model.registry import Registry
+from tutor.training.distill import Resampler, distill
 from tutor.training.runs import default_dataset
 
 # The teacher phrases planned moves; greedy, so a dataset can be rebuilt the same way.
@@ -29,6 +31,11 @@ def register(subcommands) -> None:
                         "an OpenAI-compatible endpoint URL#model, or a Hugging Face id / local path")
     parser.add_argument("--teacher-turns", type=int, default=5, help="tutor turns per teacher dialogue")
     parser.add_argument("--limit", type=int, help="with --teacher: only the first N bank problems")
+    parser.add_argument("--resample", metavar="VERSION",
+                        help="rejection sampling: at each human turn this student version drafts "
+                        "--samples turns with the human's move; the first that passes the guard and "
+                        "the faithfulness check is the target instead of the human's words")
+    parser.add_argument("--samples", type=int, default=4, help="with --resample: drafts per turn")
     add_data_dir_argument(parser)
     add_policy_arguments(parser)
     parser.set_defaults(run=run)
@@ -44,8 +51,17 @@ def run(args) -> int:
                                progress=_status)
         teacher = EvalTutor(backend, settings.reveal_policy, TEACHER_PARAMS)
         bank = list(ProblemBank.load(PROBLEMS_FILE))[: args.limit]
+    vocabulary = load_vocabulary(VOCABULARY_FILE)
+    resampler, workers = None, 1
+    if args.resample:
+        adapter = Registry(MODELS_DIR, open_store(settings)).resolve(args.resample, progress=_status)
+        student = load_backend("embedded", data_dir=settings.data_dir, adapter=adapter, progress=_status)
+        resampler = Resampler(student, args.samples, vocabulary=vocabulary)
+        workers = getattr(student, "workers", 1)  # the serving engine decodes this many at once
     report = distill(pairs, out, bank=bank, teacher=teacher, teacher_turns=args.teacher_turns,
-                     vocabulary=load_vocabulary(VOCABULARY_FILE), progress=_status)
+                     vocabulary=vocabulary, resampler=resampler, workers=workers, progress=_status)
+    if resampler:
+        print(f"the student's own passing drafts: {report.resampled} of the targets")
     print(f"{report.dialogues} dialogues, {report.targets} tutor turns to learn from "
           f"({', '.join(f'{m} {n}' for m, n in sorted(report.moves.items()))})")
     for reason, count in sorted(report.masked.items()):

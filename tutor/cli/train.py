@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tutor.bootstrap import open_store
 from tutor.config import MODELS_DIR, add_data_dir_argument, settings_from_args
+from tutor.model.registry import Registry
 from tutor.storage.store import TrainingRun
 from tutor.training import runs
 from tutor.training.preference import KINDS
@@ -26,6 +27,9 @@ def register(subcommands) -> None:
                      help="logit distillation with TRL's GKD trainer from --teacher (same tokenizer)")
     sft.add_argument("--teacher", help="with --kd: the teacher model's local path")
     sft.add_argument("--promote", action="store_true", help="make it the champion at once (skips the gate)")
+    sft.add_argument("--parent", metavar="VERSION",
+                     help="train this version's adapter on (e.g. on `distill --resample`'s dataset) "
+                     "instead of a new one from the base")
     sft.set_defaults(run=run)
     for kind, about in (("dpo", "DPO on preference pairs (teachers' rewrites, check-labelled drafts)"),
                         ("kto", "KTO on 👍/👎 examples (learners, teachers' ratings, checks)")):
@@ -62,13 +66,15 @@ def run(args) -> int:
         return 2
     settings = settings_from_args(args)
     store = open_store(settings)
+    if args.parent:
+        Registry(args.models_dir, store).resolve(args.parent)  # a clear error before any worker starts
     train = TrainSettings(epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
                           max_length=args.max_length, max_steps=args.max_steps, lora_r=args.lora_r,
                           lora_alpha=2 * args.lora_r, kd=args.kd)
     config = {
         "base": args.base, "dataset": str(args.dataset) if args.dataset else None,
         "models_dir": str(args.models_dir), "version": args.version, "promote": args.promote,
-        "teacher": args.teacher, "train": train.to_json(),
+        "teacher": args.teacher, "parent": args.parent, "train": train.to_json(),
     }
     return _follow(store, settings.data_dir, "kd" if args.kd else "sft", config, args.detach)
 

@@ -80,5 +80,21 @@ def generate_all(backend: Backend, prompts: Sequence[TurnPrompt], params: Genera
     return outputs
 
 
+def sample_outputs(backend: Backend, messages: Sequence[ChatMessage], params: GenerationParams,
+                   n: int) -> list[Output]:
+    """`n` sampled replies to one prompt (rejection sampling for training data): in one call
+    where the backend shares the prompt's work between them, one by one otherwise."""
+    samples = getattr(backend, "samples", None)
+    if samples is not None:
+        return samples(messages, params, n)
+    outputs = []
+    for index in range(n):
+        seed = None if params.seed is None else params.seed + index
+        reply = backend.generate(messages, replace(params, choices=(), seed=seed))
+        text = "".join(reply)
+        outputs.append(Output(text, getattr(reply, "truncated", False)))
+    return outputs
+
+
 def prompt_format(backend: Backend) -> str:
     return getattr(backend, "prompt_format", INSTRUCT)

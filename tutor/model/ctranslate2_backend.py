@@ -114,6 +114,7 @@ class _Request:
 
 
 class CTranslate2Backend:
+    workers = WORKERS  # replies decoded at once
     def __init__(self, model_path: str | Path, adapter_path: str | Path | None = None, *,
                  data_dir: Path, version: str | None = None, quantization: str = QUANTIZATION,
                  progress: Callable[[str], None] = print):
@@ -167,6 +168,22 @@ class CTranslate2Backend:
         for request in requests:
             ids = list(self._tokens(request))
             outputs.append(Output(self.tokenizer.decode(ids, skip_special_tokens=True), self._cut(ids, params)))
+        return outputs
+
+    def samples(self, messages: Sequence[ChatMessage], params: GenerationParams, n: int) -> list[Output]:
+        """`n` sampled replies to one prompt, decoded together after one pass over the prompt
+        (greedy decoding has one reply: it is repeated)."""
+        if params.seed is not None:
+            ctranslate2.set_random_seed(params.seed)
+        greedy = params.temperature <= 0
+        result, = self.generator.generate_batch(
+            [self.tokenizer.convert_ids_to_tokens(chat.prompt_ids(self.tokenizer, messages))],
+            max_length=params.max_new_tokens, num_hypotheses=1 if greedy else n, include_prompt_in_result=False,
+            return_end_token=True, **_sampling(params))
+        outputs = []
+        for ids in result.sequences_ids * (n if greedy else 1):
+            ended = bool(ids) and ids[-1] in self._eos
+            outputs.append(Output(self.tokenizer.decode(ids, skip_special_tokens=True), not ended))
         return outputs
 
     def score(self, pairs: Sequence[tuple[Sequence[ChatMessage], str]]) -> list[list[float]]:

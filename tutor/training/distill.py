@@ -9,6 +9,12 @@ per turn, each repeating its context.
 
 With a teacher model, the teacher also tutors simulated learners on bank problems under the
 planner's moves; its turns that pass the guard and the metric filters are kept as targets.
+
+With a student to resample (rejection sampling, as in ReST/RAFT): at each human turn the
+student, in the same context and opening with the human's move, writes a few sampled drafts; the
+first that passes the guard and the faithfulness check is the target in place of the human's
+words. The student learns its own words that agree with the planner, the human teachers still
+choose the moves, and a turn no sample gets right keeps the human's words (if they pass).
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable
@@ -27,14 +35,15 @@ from tutor.domain.dialogues import MOVES, Dialogue, write_jsonl
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
-from tutor.domain.prompting import DECISION_FORMAT, Said, student_messages
+from tutor.domain.prompting import DECISION_FORMAT, ChatMessage, Said, move_tag, student_messages
 from tutor.domain.steps import final_answer_value
 from tutor.domain.faithfulness import Vocabulary, check_turn, reason_kind
-from tutor.domain.tutoring import TurnPlan, draft_judgement, replay_said, solution_steps
+from tutor.domain.tutoring import TurnPlan, draft_judgement, judge_draft, replay_said, solution_steps, turn_prompt
 from tutor.evaluation.data import is_validation
 from tutor.evaluation.harness import EvalTutor, TurnRequest, true_values
 from tutor.evaluation.learners import ScriptedLearner
 from tutor.evaluation.metrics import is_question, numbers_correct, states_final_answer
+from tutor.model.backend import Backend, GenerationParams, sample_outputs
 
 DATASET_NAME = "sft.jsonl"
 
@@ -46,6 +55,7 @@ class DistillReport:
     masked: dict[str, int] = field(default_factory=Counter)  # tutor turns kept as context only, by reason
     moves: dict[str, int] = field(default_factory=Counter)  # targets by move
     sources: dict[str, int] = field(default_factory=Counter)  # dialogues by source
+    resampled: int = 0  # targets that are the resampled student's words, not the human's
     validation_problems: int = 0  # held out
     prompt_format: str = DECISION_FORMAT  # how the records render the planner's notes
     sha256: str = ""
@@ -68,12 +78,44 @@ def _record(problem: Problem, history: list[Said], trained: list[bool], source: 
     }
 
 
+@dataclass
+class Resampler:
+    """The student drafts `samples` sampled turns in a human turn's context, opening with the
+    human's move; the first that passes the guard and the check is kept."""
+
+    student: Backend
+    samples: int = 4
+    params: GenerationParams = GenerationParams(max_new_tokens=48, temperature=0.8, top_p=0.95)
+    vocabulary: Vocabulary = Vocabulary(frozenset(), frozenset())
+
+    def passing(self, problem: Problem, plan: TurnPlan, history: list[Said], learner_text: str | None,
+                move: str | None) -> str | None:
+        said = history + ([Said("learner", learner_text)] if learner_text else [])
+        prompt = turn_prompt(problem, plan, said, prompt_format=self.student.prompt_format,
+                             hint_requested=learner_text is None, vocabulary=self.vocabulary)
+        if move not in (prompt.choices or (prompt.planned_move,)):
+            return None  # the planner does not allow the human's move here
+        forced = replace(prompt, messages=prompt.messages[:-1] + [ChatMessage("assistant", move_tag(move))],
+                         choices=(move,))
+        for output in sample_outputs(self.student, forced.messages, self.params, self.samples):
+            judged = judge_draft(output.text, plan, forced, output.truncated)
+            if judged.verdict.ok and judged.text.strip():
+                return judged.text
+        return None
+
+
 def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillReport,
                   policy: RevealPolicy = RevealPolicy(), prompt_format: str = DECISION_FORMAT,
-                  vocabulary: Vocabulary | None = None) -> Iterable[dict]:
+                  vocabulary: Vocabulary | None = None, resampler: Resampler | None = None,
+                  workers: int = 1, progress: Callable[[str], None] = lambda _: None) -> Iterable[dict]:
     """Human teacher dialogues, replayed through the planner for its notes. With a vocabulary,
-    a turn that contradicts the planner's judgement (the faithfulness check) is context only."""
-    for problem, dialogue in pairs:
+    a turn that contradicts the planner's judgement (the faithfulness check) is context only.
+    With a resampler, the student's passing draft replaces the human's words where it has one
+    (dialogues `workers` at a time: the student model decodes them side by side)."""
+    lock = threading.Lock()
+
+    def record(pair: tuple[Problem, Dialogue]) -> dict | None:
+        problem, dialogue = pair
         steps = solution_steps(problem)
         final = final_answer_value(problem)
         history: list[Said] = []
@@ -81,21 +123,36 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
         for turn, said in replay_said(problem, dialogue, policy):
             text = _without_name(turn.teacher.text, dialogue.learner.name)
             reason = _reject_human(text, turn.teacher.move, final, final in turn.learner_numbers, turn.plan)
-            if reason is None and vocabulary is not None:
+            sampled = None
+            if reason != "no move label" and resampler is not None:
+                sampled = resampler.passing(problem, turn.plan, history, turn.learner_text, turn.teacher.move)
+            if sampled is not None:
+                text, reason = sampled, None
+            elif reason is None and vocabulary is not None:
                 judged = draft_judgement(problem, turn.plan, turn.teacher.move, said, vocabulary)
                 contradictions = check_turn(text, judged)
                 reason = reason_kind(contradictions[0]) if contradictions else None
-            if reason:
-                report.masked[reason] += 1
-            else:
-                report.targets += 1
-                report.moves[turn.teacher.move] += 1
+            with lock:
+                if reason:
+                    report.masked[reason] += 1
+                else:
+                    report.targets += 1
+                    report.moves[turn.teacher.move] += 1
+                    report.resampled += sampled is not None
             history += turn.said(steps, text, prompt_format)
             trained.append(reason is None)
-        if any(trained):
+        if not any(trained):
+            return None
+        with lock:
             report.dialogues += 1
             report.sources["human"] += 1
-            yield _record(problem, history, trained, "human", dialogue.id)
+            if resampler and report.dialogues % 20 == 0:
+                progress(f"resampled {report.dialogues} dialogues: {report.resampled} of {report.targets} "
+                         "targets are the student's words")
+        return _record(problem, history, trained, "human", dialogue.id)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        yield from (found for found in pool.map(record, pairs) if found is not None)
 
 
 def _without_name(text: str, name: str) -> str:
@@ -169,13 +226,16 @@ def _reject_teacher(text: str, passed_guard: bool, plan: TurnPlan, final: Fracti
 
 def distill(pairs: list[tuple[Problem, Dialogue]], out_dir: Path, *, bank: Iterable[Problem] = (),
             teacher: EvalTutor | None = None, teacher_turns: int = 5, vocabulary: Vocabulary | None = None,
+            resampler: Resampler | None = None, workers: int = 1,
             progress: Callable[[str], None] = print) -> DistillReport:
     """Write `out_dir/sft.jsonl` (and its report) from all pairs outside the validation slice."""
     report = DistillReport()
     report.validation_problems = len({p.id for p, _ in pairs if is_validation(p.id)})
     train_pairs = [(p, d) for p, d in pairs if not is_validation(p.id)]
-    records = list(human_records(train_pairs, report, vocabulary=vocabulary))
-    progress(f"human dialogues: {len(records)} ({report.targets} tutor turns to learn from)")
+    records = list(human_records(train_pairs, report, vocabulary=vocabulary, resampler=resampler, workers=workers,
+                                 progress=progress))
+    progress(f"human dialogues: {len(records)} ({report.targets} tutor turns to learn from"
+             + (f", {report.resampled} of them the student's resampled words)" if resampler else ")"))
     if teacher is not None:
         problems = [p for p in bank if not is_validation(p.id) and not p.excluded and solution_steps(p)]
         before = report.targets

@@ -139,10 +139,11 @@ def execute(store: Store, run: TrainingRun, data_dir: Path) -> str:
     cancelled = lambda: store.training_run(run.id).cancel_requested  # noqa: E731
     settings = TrainSettings.from_json(config.get("train", {}))
     teacher = Path(config["teacher"]) if config.get("teacher") else None
+    parent = registry.resolve(config["parent"]) if config.get("parent") else None
     store.update_training_run(run.id, status="running", version=version)
     result = train(base, dataset, out, settings,
                    on_progress=lambda progress: store.update_training_run(run.id, **progress),
-                   teacher_path=teacher, should_stop=cancelled)
+                   teacher_path=teacher, should_stop=cancelled, parent_adapter=parent)
     manifest = build_manifest(base, dataset, run.kind, settings, result, run_id=run.id,
                               parent=config.get("parent"), teacher=config.get("teacher"))
     registry.register(version, manifest, alias="champion" if config.get("promote") else "candidate")

@@ -85,10 +85,11 @@ def load_dataset_records(path: Path):
 
 def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSettings,
           on_progress: Callable[[dict], None] = lambda _: None, teacher_path: Path | None = None,
-          should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
-    """Train a LoRA adapter on the dataset and save it (adapter only) to `out_dir`."""
+          should_stop: Callable[[], bool] = lambda: False, parent_adapter: Path | None = None) -> TrainResult:
+    """Train a LoRA adapter on the dataset and save it (adapter only) to `out_dir`; with a
+    parent adapter, that adapter trains on (its rank and modules; the settings' are unused)."""
     import torch
-    from peft import LoraConfig
+    from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(settings.seed)
@@ -100,6 +101,8 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
     dataset = load_dataset_records(dataset_path).shuffle(seed=settings.seed)
     lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
                       target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    if parent_adapter is not None:
+        model, lora = PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True), None
     # the trainer's output folder (it saves nothing there) stays out of the version folder, run or crash
     scratch = tempfile.TemporaryDirectory(prefix="tutor-train-")
     common = trainer_arguments(settings, scratch.name)
