@@ -71,6 +71,22 @@ def test_things_the_problem_does_not_have_are_rejected(carmen):
     assert not check_turn("If the bids go up by 50 then shouldn't the cost go up too?", judgement)
 
 
+def test_a_false_calculation_is_rejected_unless_it_quotes_the_learner(carmen):
+    from tutor.domain.arithmetic import false_calculations
+
+    _, judgement = judged(carmen, "Is the first step 33?", "focus")
+    assert "states a false calculation: 3*50 = 140" in check_turn("3 times 50 = 140. What do the bids add?", judgement)
+    assert check_turn("So 200 + 150 + 150 = $350?", judgement)  # asked or said: it is false
+    assert not check_turn("3 x 50 = 150. What do the other bids add?", judgement)
+    # the learner's own false sum may be quoted back to them
+    _, quoting = judged(carmen, "The total is $200 + $150 + $150 = $350.", "probing")
+    assert not check_turn("Check your calculation of 200 + 150 + 150 = 350. What is 200 + 150?", quoting)
+    assert false_calculations("100 / 3 = 33.33, and 2/3 x 1.5 = $1") == []  # rounded to its decimals
+    assert false_calculations("so 3x/2 = 150 and x = 100") == []  # algebra: names, not numbers
+    assert false_calculations("3*60+40+70 = 180+40+70 = 290") == []  # a chain's step is not a result
+    assert false_calculations("1,200 + 240 = 1,450 dollars") == ["1200+240 = 1450"]
+
+
 def test_a_focus_turn_must_be_about_the_step_in_focus(carmen):
     _, judgement = judged(carmen, "I don't know what to do next.", "focus")
     assert "is not about the step in focus" in check_turn("What do you think?", judgement)

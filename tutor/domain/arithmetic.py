@@ -160,6 +160,25 @@ def expressions_in(token_list: list[Token]) -> list[tuple[str, Fraction]]:
     return found
 
 
+_NUM = r"[$€]?\d[\d,]*(?:\.\d+)?"
+# "3 * 15 = 40": a calculation of plain numbers (no names: "3x/2 = 150" is algebra) set equal to a number
+_STATED = re.compile(rf"(?<![\w.])((?:{_NUM}\s*[-+*/]\s*)+{_NUM})\s*=\s*({_NUM})(?![\d.]*\w)(?!\s*[-+*/]\s*[$€]?\d)")
+
+
+def false_calculations(text: str) -> list[str]:
+    """Calculations the text states wrongly ("80 - 2 = 60"); a stated value rounded to its own
+    decimals ("100 / 3 = 33.33") is right."""
+    wrong = []
+    for match in _STATED.finditer(normalise(text, number_words=False)):
+        left, right = match.group(1), match.group(2)
+        value = evaluate(re.sub(r"[$€,]", "", left).replace("*", " * ").replace("/", " / ")
+                         .replace("+", " + ").replace("-", " - "))
+        stated = parse_number(right.lstrip("$€"))
+        if value is not None and not close_enough(value, stated, decimals_of(right.replace(",", ""))):
+            wrong.append(f"{''.join(left.split())} = {right}")
+    return wrong
+
+
 def join(token_list: list[Token]) -> str:
     return " ".join(token.text for token in token_list)
 

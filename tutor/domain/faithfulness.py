@@ -7,6 +7,7 @@ honest. A model draft is read sentence by sentence as it streams, then whole:
 - grounded: it names no object, quantity or unit that is not in the problem, its verified
   steps or the conversation (a word human teachers use off-problem in several problems, such as
   "idea" or "dollars", is common language and always allowed);
+- true arithmetic: a calculation it states ("3 * 15 = 40") is right;
 - whole sentences: a draft the token limit cut is trimmed to its last complete sentence;
 - a focus move is about the step in focus: its numbers, its operation or its sentence's words.
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from tutor.domain.arithmetic import numbers_in
+from tutor.domain.arithmetic import false_calculations, numbers_in
 from tutor.domain.grading import LearnerState
 from tutor.domain.steps import Step
 
@@ -88,6 +89,8 @@ class Judgement:
     # stems that name things in word problems (objects, quantities, units): a draft may not
     # bring one in that the problem and the conversation do not have
     things: frozenset[str] = frozenset()
+    # false calculations the learner wrote: quoting one back ("how can 18 + 21 = 21?") is fine
+    quoted: frozenset[str] = frozenset()
 
 
 def stem(word: str) -> str:
@@ -175,6 +178,8 @@ def check_sentence(sentence: str, judgement: Judgement) -> tuple[str, ...]:
     strange = sorted(named - judgement.grounded)
     if strange:
         reasons.append(f"names what is not in the problem or the conversation: {', '.join(strange)}")
+    if wrong := [c for c in false_calculations(sentence) if c not in judgement.quoted]:
+        reasons.append(f"states a false calculation: {'; '.join(wrong)}")
     return tuple(reasons)
 
 
@@ -259,7 +264,9 @@ def judgement(vocabulary: Vocabulary, learner_state: str | None, *, celebrates: 
               solved: bool = False, focus_steps: tuple[Step, ...] = (), context: Iterable[str] = ()) -> Judgement:
     """The judgement a draft is held to; `context` is what the tutor may name: the problem, its
     steps, the conversation."""
-    grounded = set(vocabulary.common)
+    grounded, quoted = set(vocabulary.common), set()
     for text in context:
         grounded |= content_stems(text)
-    return Judgement(learner_state, celebrates, solved, focus_steps, frozenset(grounded), vocabulary.things)
+        quoted.update(false_calculations(text))
+    return Judgement(learner_state, celebrates, solved, focus_steps, frozenset(grounded), vocabulary.things,
+                     frozenset(quoted))
