@@ -8,7 +8,7 @@ from tutor.domain.dialogues import read_dialogues
 from tutor.domain.faithfulness import check_turn, learn_vocabulary, load_vocabulary, whole_sentences
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
-from tutor.domain.prompting import Said
+from tutor.domain.prompting import MOVES_FORMAT, Said
 from tutor.domain.tutoring import (
     draft_judgement,
     judge_draft,
@@ -85,6 +85,16 @@ def test_a_false_calculation_is_rejected_unless_it_quotes_the_learner(carmen):
     assert false_calculations("so 3x/2 = 150 and x = 100") == []  # algebra: names, not numbers
     assert false_calculations("3*60+40+70 = 180+40+70 = 290") == []  # a chain's step is not a result
     assert false_calculations("1,200 + 240 = 1,450 dollars") == ["1200+240 = 1450"]
+
+
+def test_saying_the_previous_turn_again_word_for_word_is_rejected(carmen):
+    turn = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
+    asked = "How much do the 3 other bids add?"
+    history = [Said("learner", "Is it 33?"), Said("tutor", asked, "focus"), Said("learner", "I think it is 350.")]
+    prompt = turn_prompt(carmen, turn, history, prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
+    again = judge_draft("focus] how much do the 3 other bids add", turn, prompt)
+    assert "repeats the previous turn word for word" in again.verdict.reasons
+    assert judge_draft("focus] And how much do Carmen's own 3 bids add?", turn, prompt).verdict.ok
 
 
 def test_a_focus_turn_must_be_about_the_step_in_focus(carmen):

@@ -8,6 +8,7 @@ honest. A model draft is read sentence by sentence as it streams, then whole:
   steps or the conversation (a word human teachers use off-problem in several problems, such as
   "idea" or "dollars", is common language and always allowed);
 - true arithmetic: a calculation it states ("3 * 15 = 40") is right;
+- it does not repeat the tutor's previous turn word for word;
 - whole sentences: a draft the token limit cut is trimmed to its last complete sentence;
 - a focus move is about the step in focus: its numbers, its operation or its sentence's words.
 
@@ -91,6 +92,7 @@ class Judgement:
     things: frozenset[str] = frozenset()
     # false calculations the learner wrote: quoting one back ("how can 18 + 21 = 21?") is fine
     quoted: frozenset[str] = frozenset()
+    previous: str = ""  # the tutor's previous turn: saying it again word for word moves nothing on
 
 
 def stem(word: str) -> str:
@@ -189,10 +191,16 @@ def check_turn(text: str, judgement: Judgement) -> tuple[str, ...]:
     reasons = [reason for sentence in done + ([rest] if rest else []) for reason in check_sentence(sentence, judgement)]
     if judgement.celebrates and not _CELEBRATE.search(text):
         reasons.append("does not celebrate the solution")
+    if judgement.previous and _plain(text) == _plain(judgement.previous):
+        reasons.append("repeats the previous turn word for word")
     steps = judgement.focus_steps
     if steps and not judgement.celebrates and not any(is_about_step(text, step) for step in steps):
         reasons.append("is not about the step in focus")
     return tuple(dict.fromkeys(reasons))
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def is_about_step(text: str, step: Step) -> bool:
@@ -261,12 +269,13 @@ def load_vocabulary(path: Path) -> Vocabulary:
 
 
 def judgement(vocabulary: Vocabulary, learner_state: str | None, *, celebrates: bool = False,
-              solved: bool = False, focus_steps: tuple[Step, ...] = (), context: Iterable[str] = ()) -> Judgement:
+              solved: bool = False, focus_steps: tuple[Step, ...] = (), context: Iterable[str] = (),
+              previous: str = "") -> Judgement:
     """The judgement a draft is held to; `context` is what the tutor may name: the problem, its
-    steps, the conversation."""
+    steps, the conversation; `previous` is the tutor's previous turn."""
     grounded, quoted = set(vocabulary.common), set()
     for text in context:
         grounded |= content_stems(text)
         quoted.update(false_calculations(text))
     return Judgement(learner_state, celebrates, solved, focus_steps, frozenset(grounded), vocabulary.things,
-                     frozenset(quoted))
+                     frozenset(quoted), previous)

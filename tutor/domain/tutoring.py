@@ -114,10 +114,10 @@ def draft_fence(turn: TurnPlan, move: str | None = None) -> GuardContext:
 
 
 def draft_judgement(problem: Problem, turn: TurnPlan, move: str, conversation: Sequence[str],
-                    vocabulary: Vocabulary) -> Judgement:
+                    vocabulary: Vocabulary, previous: str = "") -> Judgement:
     """What a draft making `move` must agree with: the planner's grade of the learner, the solved
-    problem, the step in focus (a focus move may also touch its neighbours), and what has been
-    said: the problem, its solution and the conversation."""
+    problem, the step in focus (a focus move may also touch its neighbours), what has been
+    said (the problem, its solution and the conversation) and the tutor's previous turn."""
     steps = solution_steps(problem)
     focus: tuple[Step, ...] = ()
     if move == "focus" and turn.move.step is not None and turn.move.step < len(steps):
@@ -125,7 +125,7 @@ def draft_judgement(problem: Problem, turn: TurnPlan, move: str, conversation: S
     return judgement(vocabulary, turn.grade.state.value if turn.grade else None,
                      celebrates=turn.move.intent == "celebrate_solution", solved=turn.state.solved,
                      focus_steps=focus,
-                     context=[problem.question, *problem.solution, *conversation])
+                     context=[problem.question, *problem.solution, *conversation], previous=previous)
 
 
 def teacher_contexts(dialogue: Dialogue) -> Iterator[tuple[list[str], Turn]]:
@@ -293,7 +293,8 @@ def turn_prompt(problem: Problem, turn: TurnPlan, history: list[Said], *, exempl
         choices, planned_move = (), turn.move.move
     moves = choices or (planned_move,)
     # one judgement (the conversation stemmed once); only a focus move is held to the step
-    as_focus = draft_judgement(problem, turn, "focus", conversation, vocabulary)
+    previous = next((said.text for said in reversed(history) if said.role == "tutor"), "")
+    as_focus = draft_judgement(problem, turn, "focus", conversation, vocabulary, previous)
     return TurnPrompt(
         messages, planned_move, choices, prompt_format if prompt_format in MOVES_FORMATS else INSTRUCT,
         fallbacks=tuple(chosen_move_fallback(turn, move, solution_steps(problem)) for move in moves),

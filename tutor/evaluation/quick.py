@@ -149,9 +149,11 @@ def _faithfulness(dialogue: Dialogue, problem, policy: RevealPolicy, vocabulary:
                   report: QuickReport) -> None:
     """Hold each human teacher turn to the check a model draft must pass at that point."""
     validation = is_validation(problem.id)
+    previous = ""
     for turn, said in replay_said(problem, dialogue, policy):
         move = turn.teacher.move or "generic"
-        reasons = check_turn(turn.teacher.text, draft_judgement(problem, turn.plan, move, said, vocabulary))
+        reasons = check_turn(turn.teacher.text, draft_judgement(problem, turn.plan, move, said, vocabulary, previous))
+        previous = turn.teacher.text
         report.faithfulness_turns += 1
         report.validation_turns += validation
         if reasons:

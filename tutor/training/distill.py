@@ -129,7 +129,8 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
             if sampled is not None:
                 text, reason = sampled, None
             elif reason is None and vocabulary is not None:
-                judged = draft_judgement(problem, turn.plan, turn.teacher.move, said, vocabulary)
+                previous = next((s.text for s in reversed(history) if s.role == "tutor"), "")
+                judged = draft_judgement(problem, turn.plan, turn.teacher.move, said, vocabulary, previous)
                 contradictions = check_turn(text, judged)
                 reason = reason_kind(contradictions[0]) if contradictions else None
             with lock:
