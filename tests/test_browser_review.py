@@ -70,11 +70,11 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
         expect(gate).to_contain_text("PASSED")
         page.screenshot(path=str(shots / "admin-round-gate.png"), full_page=True)
         page.get_by_role("button", name="Promote the candidate").click()
-        expect(page.locator("#served")).to_contain_text("v2 is serving now")
+        expect(page.locator("#served")).to_contain_text("v2 is serving now", timeout=30_000)  # a loaded machine
         expect(page.locator("#served")).to_contain_text("+v2")
         page.screenshot(path=str(shots / "admin-promoted.png"), full_page=True)
         page.get_by_role("button", name="Roll back").click()
-        expect(page.locator("#served")).to_contain_text("Rolled back: v1 is serving now")
+        expect(page.locator("#served")).to_contain_text("Rolled back: v1 is serving now", timeout=30_000)
         page.screenshot(path=str(shots / "admin-rolled-back.png"), full_page=True)
         browser.close()
 
