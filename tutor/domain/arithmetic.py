@@ -171,8 +171,7 @@ def false_calculations(text: str) -> list[str]:
     wrong = []
     for match in _STATED.finditer(normalise(text, number_words=False)):
         left, right = match.group(1), match.group(2)
-        value = evaluate(re.sub(r"[$€,]", "", left).replace("*", " * ").replace("/", " / ")
-                         .replace("+", " + ").replace("-", " - "))
+        value = evaluate(join(tokens(left, number_words=False)))
         stated = parse_number(right.lstrip("$€"))
         if value is not None and not close_enough(value, stated, decimals_of(right.replace(",", ""))):
             wrong.append(f"{''.join(left.split())} = {right}")

@@ -273,6 +273,11 @@ class TurnPrompt:
         return (move, text) if move in self.choices else (None, "")
 
 
+def previous_turn(history: Sequence[Said]) -> str:
+    """The tutor's last turn in the history ("" before the first)."""
+    return next((said.text for said in reversed(history) if said.role == "tutor"), "")
+
+
 def turn_prompt(problem: Problem, turn: TurnPlan, history: list[Said], *, exemplars: Sequence[str] = (),
                 prompt_format: str = INSTRUCT, hint_requested: bool = False,
                 vocabulary: Vocabulary = Vocabulary(frozenset(), frozenset())) -> TurnPrompt:
@@ -293,8 +298,7 @@ def turn_prompt(problem: Problem, turn: TurnPlan, history: list[Said], *, exempl
         choices, planned_move = (), turn.move.move
     moves = choices or (planned_move,)
     # one judgement (the conversation stemmed once); only a focus move is held to the step
-    previous = next((said.text for said in reversed(history) if said.role == "tutor"), "")
-    as_focus = draft_judgement(problem, turn, "focus", conversation, vocabulary, previous)
+    as_focus = draft_judgement(problem, turn, "focus", conversation, vocabulary, previous_turn(history))
     return TurnPrompt(
         messages, planned_move, choices, prompt_format if prompt_format in MOVES_FORMATS else INSTRUCT,
         fallbacks=tuple(chosen_move_fallback(turn, move, solution_steps(problem)) for move in moves),

@@ -115,6 +115,7 @@ class _Request:
 
 class CTranslate2Backend:
     workers = WORKERS  # replies decoded at once
+
     def __init__(self, model_path: str | Path, adapter_path: str | Path | None = None, *,
                  data_dir: Path, version: str | None = None, quantization: str = QUANTIZATION,
                  progress: Callable[[str], None] = print):

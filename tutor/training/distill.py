@@ -38,7 +38,15 @@ from tutor.domain.problems import Problem
 from tutor.domain.prompting import DECISION_FORMAT, ChatMessage, Said, move_tag, student_messages
 from tutor.domain.steps import final_answer_value
 from tutor.domain.faithfulness import Vocabulary, check_turn, reason_kind
-from tutor.domain.tutoring import TurnPlan, draft_judgement, judge_draft, replay_said, solution_steps, turn_prompt
+from tutor.domain.tutoring import (
+    TurnPlan,
+    draft_judgement,
+    judge_draft,
+    previous_turn,
+    replay_said,
+    solution_steps,
+    turn_prompt,
+)
 from tutor.evaluation.data import is_validation
 from tutor.evaluation.harness import EvalTutor, TurnRequest, true_values
 from tutor.evaluation.learners import ScriptedLearner
@@ -129,8 +137,7 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
             if sampled is not None:
                 text, reason = sampled, None
             elif reason is None and vocabulary is not None:
-                previous = next((s.text for s in reversed(history) if s.role == "tutor"), "")
-                judged = draft_judgement(problem, turn.plan, turn.teacher.move, said, vocabulary, previous)
+                judged = draft_judgement(problem, turn.plan, turn.teacher.move, said, vocabulary, previous_turn(history))
                 contradictions = check_turn(text, judged)
                 reason = reason_kind(contradictions[0]) if contradictions else None
             with lock:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tutor.training.sft import TrainResult, TrainSettings, run_trainer, trainer_arguments
+from tutor.training.sft import TrainResult, TrainSettings, run_trainer, trainable_adapter, trainer_arguments
 
 DPO, KTO = "dpo", "kto"
 KINDS = (DPO, KTO)
@@ -46,7 +46,6 @@ def train_preference(kind: str, base_path: Path, champion: Path | None, dataset_
                      should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
     """Train the champion's adapter further on the dataset; save it to `out_dir`."""
     import torch
-    from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if kind not in KINDS:
@@ -56,12 +55,7 @@ def train_preference(kind: str, base_path: Path, champion: Path | None, dataset_
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    lora = None
-    if champion is not None:
-        model = PeftModel.from_pretrained(model, str(champion), is_trainable=True)
-    else:  # no champion yet: a fresh adapter, the base is the reference
-        lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                          target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    model, lora = trainable_adapter(model, settings, champion)  # no champion yet: the base is the reference
     dataset = load_examples(dataset_path, kind).shuffle(seed=settings.seed)
     scratch = tempfile.TemporaryDirectory(prefix="tutor-round-")
     common = trainer_arguments(settings, scratch.name)

@@ -89,7 +89,6 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
     """Train a LoRA adapter on the dataset and save it (adapter only) to `out_dir`; with a
     parent adapter, that adapter trains on (its rank and modules; the settings' are unused)."""
     import torch
-    from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(settings.seed)
@@ -99,10 +98,7 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
     dataset = load_dataset_records(dataset_path).shuffle(seed=settings.seed)
-    lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                      target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
-    if parent_adapter is not None:
-        model, lora = PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True), None
+    model, lora = trainable_adapter(model, settings, parent_adapter)
     # the trainer's output folder (it saves nothing there) stays out of the version folder, run or crash
     scratch = tempfile.TemporaryDirectory(prefix="tutor-train-")
     common = trainer_arguments(settings, scratch.name)
@@ -127,6 +123,17 @@ def trainer_arguments(settings: TrainSettings, output_dir: str) -> dict:
         lr_scheduler_type="cosine", warmup_steps=0.03, logging_steps=1, save_strategy="no",
         report_to=[], seed=settings.seed, dataloader_num_workers=0, max_length=settings.max_length,
     )
+
+
+def trainable_adapter(model, settings: TrainSettings, parent: Path | None):
+    """(model, peft config for the trainer): the parent version's adapter made trainable (its
+    own rank and modules), or a fresh LoRA config on the settings for the trainer to add."""
+    from peft import LoraConfig, PeftModel
+
+    if parent is not None:
+        return PeftModel.from_pretrained(model, str(parent), is_trainable=True), None
+    return model, LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+                             target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
 
 
 class Cancelled(Exception):
