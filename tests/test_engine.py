@@ -127,6 +127,29 @@ def test_a_reader_that_stops_early_frees_the_engine_for_the_next(tiny_model_dir,
     assert len("".join(whole)) > 0 and whole.truncated
 
 
+def test_closing_a_reply_mid_decode_returns_once_its_decoding_has_stopped(tiny_model_dir, data_dir):
+    """A draft that fails mid-way is closed; its decoding must not outlive it (a process that
+    exits while CTranslate2 decodes aborts: `tutor chat` did, after its last turn)."""
+    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
+    decoding = threading.Event()
+    decode = fast._decode
+
+    def tracked(request):
+        decoding.set()
+        try:
+            decode(request)
+        finally:
+            decoding.clear()
+
+    fast._decode = tracked
+    long = GenerationParams(max_new_tokens=4000, min_new_tokens=4000, temperature=0)
+    reply = fast.generate(MESSAGES, long)
+    next(reply)
+    assert decoding.is_set()
+    reply.close()
+    assert not decoding.is_set()
+
+
 def test_versions_convert_once_and_switch_while_serving(tiny_model_dir, lora_dir, data_dir):
     fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
     folder = engine_dir(data_dir, tiny_model_dir, lora_dir)

@@ -43,6 +43,7 @@ EXACT = "float32"
 CORES = os.cpu_count() or 1
 WORKERS = min(4, CORES)  # replies decoded at once
 IDLE_EXIT_S = 30.0  # a worker ends when idle, so a replaced version can be freed
+ABANDON_WAIT_S = 5.0  # the most a reader waits for its abandoned reply's decoding to stop (one step)
 _COMPLETE_MARKER = ".converted"
 
 
@@ -109,6 +110,8 @@ class _Request:
     forced: list[int] = field(default_factory=list)  # tokens already chosen (the reply's opening)
     tokens: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)  # token ids, then None
     abandoned: threading.Event = field(default_factory=threading.Event)
+    started: threading.Event = field(default_factory=threading.Event)  # a worker took it
+    done: threading.Event = field(default_factory=threading.Event)  # the worker is through with it
     error: Exception | None = None
     rejected_first: bool = False  # its unconstrained first token was not allowed: decode again
 
@@ -223,6 +226,10 @@ class CTranslate2Backend:
                 yield text[len(shown):]  # the reply ended inside a character
         finally:
             request.abandoned.set()
+            if request.started.is_set():
+                # an abandoned reply stops at its next decoding step: wait for it, so no decoding
+                # outlives its reader (a process that exits mid-decode aborts in CTranslate2)
+                request.done.wait(ABANDON_WAIT_S)
         reply.truncated = self._cut(ids, request.params)
 
     def _tokens(self, request: _Request) -> Iterator[int]:
@@ -260,7 +267,11 @@ class CTranslate2Backend:
                         self._workers.remove(threading.current_thread())
                         return
                 continue
-            self._decode(request)
+            request.started.set()
+            try:
+                self._decode(request)
+            finally:
+                request.done.set()
 
     def _decode(self, request: _Request) -> None:
         """One reply through CTranslate2, each token sent to the request as it is decoded. A
