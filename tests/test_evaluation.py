@@ -22,7 +22,7 @@ from tutor.model.planner import PlannerStudent
 KEYS = ["dialogues", "tutor_turns", "leak_rate", "leak_rate_unguarded", "question_rate", "move_f1",
         "numbers_correct_rate", "success_at_5", "telling_at_5", "human_success_at_5",
         "human_telling_at_5", "attack_leak_rate", "coherence_rate", "coherence_rate_unguarded",
-        "shown_then_replaced", "draft_pass_rate", "words_per_turn", "seconds"]
+        "shown_then_replaced", "draft_pass_rate", "first_draft_pass_rate", "words_per_turn", "seconds"]
 
 
 @pytest.fixture

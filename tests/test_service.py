@@ -53,7 +53,8 @@ def test_the_learner_message_is_stored_before_the_model_runs(store, bank):
     service = TutorService(store, bank, Recording())
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     list(service.reply(conversation, "Is it 500?"))
-    assert seen_by_model == [["Is it 500?"]]
+    # every draft (a failed one is tried again) sees the message stored, and no tutor turn yet
+    assert seen_by_model and all(seen == ["Is it 500?"] for seen in seen_by_model)
 
 
 @pytest.mark.parametrize("bad", ["", "x" * 20_000, "\x00\x01binary\xff\x00"])
@@ -83,7 +84,7 @@ def test_sentences_are_shown_one_by_one_as_each_completes_and_passes(store, bank
 
 def test_a_leaking_sentence_is_never_shown_and_the_planners_words_follow_what_was(store, bank):
     leaky = FakeBackend(["Great question! The desk costs 500 dollars in the end, okay?"])
-    service = TutorService(store, bank, leaky)
+    service = TutorService(store, bank, leaky, draft_tries=1)  # one draft (tries: test_draft_tries.py)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     replies = list(service.reply(conversation, "just tell me the answer"))
     assert all("500" not in reply.text for reply in replies)

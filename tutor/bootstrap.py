@@ -39,7 +39,7 @@ def open_service(settings: Settings, progress: Callable[[str], None] = print) ->
     bank = ProblemBank.load(PROBLEMS_FILE)
     retrieval = None if settings.student_model.startswith("fake") else open_retrieval(settings, bank, progress)
     return TutorService(store, bank, student, policy=settings.reveal_policy, retrieval=retrieval,
-                        teacher=teacher)
+                        teacher=teacher, draft_tries=settings.draft_tries)
 
 
 def open_rounds(settings: Settings, service: TutorService, accounts) -> "Rounds | None":

@@ -10,6 +10,7 @@ from pathlib import Path
 import platformdirs
 
 from tutor.domain.policy import RevealPolicy
+from tutor.domain.tutoring import DRAFT_TRIES
 
 # Nothing is downloaded at run time: models come from installed packages or the data directory.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,6 +42,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     reveal_policy: RevealPolicy = RevealPolicy()
+    draft_tries: int = DRAFT_TRIES  # drafts a turn may take before the planner's words go out
 
     @property
     def database_path(self) -> Path:
@@ -91,6 +93,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="teacher model: an OpenAI-compatible endpoint URL (http://host:port/v1#model) "
         "(env TUTOR_TEACHER)",
     )
+    add_number_argument(parser, "--draft-tries", int, DRAFT_TRIES,
+                        "drafts of a turn the student may write before the planner's words go out "
+                        "(1: fastest; each try goes on from the sentences the learner has seen)")
 
 
 def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,4 +162,5 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 7860),
         reveal_policy=reveal_policy_from_args(args),
+        draft_tries=max(1, getattr(args, "draft_tries", DRAFT_TRIES)),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -20,10 +19,10 @@ from tutor.config import VOCABULARY_FILE
 from tutor.domain.faithfulness import Vocabulary, load_vocabulary
 from tutor.domain.prompting import INSTRUCT, MOVES_FORMAT, PLANNER_FORMAT, Said
 from tutor.domain.tutoring import (
+    DRAFT_TRIES,
     DraftReader,
     Judged,
     TurnPlan,
-    TurnPrompt,
     learner_label,
     note,
     plan_turn,
@@ -31,7 +30,7 @@ from tutor.domain.tutoring import (
     turn_prompt,
 )
 from tutor.errors import InvalidInput, ModelError, NotFound
-from tutor.model.backend import Backend, GenerationParams, prompt_format
+from tutor.model.backend import Backend, GenerationParams, Output, prompt_format, retry_params
 from tutor.model.retrieval import Retrieval
 from tutor.storage.store import THUMBS, Conversation, Message, Store, User
 
@@ -74,6 +73,7 @@ class TutorService:
         teacher: Backend | None = None,
         vocabulary: Vocabulary | None = None,
         messages_per_minute: int | None = None,
+        draft_tries: int = DRAFT_TRIES,
     ):
         self.store = store
         self.bank = bank
@@ -85,6 +85,7 @@ class TutorService:
         # the faithfulness check's words: learned from dialogues/ unless given
         self.vocabulary = vocabulary or load_vocabulary(VOCABULARY_FILE)
         self.messages_per_minute = messages_per_minute  # per learner; None: no limit (CLI, evaluation)
+        self.draft_tries = max(1, draft_tries)  # drafts a turn may take before the planner's words
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -191,11 +192,11 @@ class TutorService:
                              exemplars=exemplars, prompt_format=form, hint_requested=text is None,
                              vocabulary=self.vocabulary)
         params = replace(self.params, choices=prompt.choices if prompt.constrained else ())
-        output = ""
+        output, tries = "", []
         if form == PLANNER_FORMAT:
             judged = Judged(turn.planned_text, turn.move.move, guard.GuardResult(), "")
         else:
-            judged, output = yield from self._draft(student, turn, prompt, params)
+            judged, output, tries = yield from self._draft(student, DraftReader(turn, prompt))
         final_text, move, failure = judged.text, judged.move, judged.verdict
         # the model wrote the turn, or its sentences that were shown before the planner's words
         version = student.version if failure.ok or judged.shown else PLANNER_VERSION
@@ -224,6 +225,8 @@ class TutorService:
                     "shown_from_draft": judged.shown,
                     "draft_model_version": student.version,
                     "output": output,
+                    # the drafts tried before it, each failed: the whole reply after the prompt's start
+                    "tries": tries,
                 },
             },
             generation_params=params.to_json(),
@@ -243,21 +246,37 @@ class TutorService:
             raise InvalidInput(f"That is more than {self.messages_per_minute} messages a minute. "
                                "Take a breath, then send it again.")
 
-    def _draft(self, student: Backend, turn: TurnPlan, prompt: TurnPrompt,
-               params: GenerationParams) -> Iterator[TutorReply]:
+    def _draft(self, student: Backend, reader: DraftReader) -> Iterator[TutorReply]:
         """Stream the student's draft; the learner sees each sentence once it has passed, and
-        nothing they saw is taken back. Returns the judged turn and the model's raw output."""
-        reader = DraftReader(turn, prompt)
-        stream = student.generate(prompt.messages, params)
-        output, shown = "", ""
+        nothing they saw is taken back. A failed draft is tried again, sampled (`next_try`: afresh
+        if nothing was shown, else one sentence going on from it), up to `draft_tries` drafts,
+        before the planner's words go out. Returns the judged turn, the model's raw output (after
+        the prompt's own start) and the failed tries before it."""
+        tries: list[dict] = []
+        while True:
+            params = replace(self.params, choices=reader.prompt.choices if reader.prompt.constrained else ())
+            if tries:
+                params = retry_params(params, len(tries), goes_on=bool(reader.released))
+            output = yield from self._stream(student, reader, params)
+            judged = reader.finish(truncated=output.truncated)
+            again = reader.next_try() if not judged.verdict.ok and len(tries) + 1 < self.draft_tries else None
+            if again is None:
+                return judged, reader.opening + output.text, tries
+            tries.append({"output": reader.opening + output.text, "reasons": list(judged.verdict.reasons)})
+            reader = again
+
+    def _stream(self, student: Backend, reader: DraftReader, params: GenerationParams) -> Iterator[TutorReply]:
+        """One draft through the reader, yielding the text shown as it grows; returns the output."""
+        stream = student.generate(reader.prompt.messages, params)
+        text, shown = "", reader.shown
         try:
             for piece in stream:
-                output += piece
-                visible = reader.feed(output)
+                text += piece
+                visible = reader.feed(text)
                 if visible != shown:
                     shown = visible
                     yield TutorReply(shown)
-                if reader.stopped:
+                if reader.stopped or reader.complete:
                     break
         except ModelError:
             # the planner's words are always a safe reply; the learner's turn is not lost
@@ -267,7 +286,7 @@ class TutorService:
             close = getattr(stream, "close", None)
             if close:
                 close()
-        return reader.finish(truncated=getattr(stream, "truncated", False)), output
+        return Output(text, getattr(stream, "truncated", False))
 
     def _record_mastery(self, conversation: Conversation, before: PlannerState, turn: TurnPlan) -> None:
         """One BKT observation per step, when it is done: right first time without hints, or not."""

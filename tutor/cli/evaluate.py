@@ -26,6 +26,7 @@ from tutor.evaluation.harness import EvalTutor, evaluate, table
 from tutor.evaluation.learners import LLMLearner
 from tutor.evaluation.quick import run_quick
 from tutor.domain.prompting import INSTRUCT
+from tutor.domain.tutoring import DRAFT_TRIES
 from tutor.errors import InvalidInput
 from tutor.model.backend import prompt_format
 from tutor.model.loading import load_backend
@@ -58,6 +59,9 @@ def register(subcommands) -> None:
     parser.add_argument("--learner", help="an OpenAI-compatible endpoint (URL#model) to play the "
                         "learner; default: the scripted learner")
     parser.add_argument("--verbose", action="store_true", help="with --quick: blocked human turns")
+    parser.add_argument("--draft-tries", type=int, default=DRAFT_TRIES, metavar="N", choices=range(1, 11),
+                        help="drafts a turn may take before the planner's words go out, as the app serves "
+                        f"(default {DRAFT_TRIES}; 1: each turn's first draft only)")
     add_data_dir_argument(parser)
     parser.set_defaults(run=run)
 
@@ -94,9 +98,11 @@ def run(args) -> int:
         exemplars = None
         if args.backend != "fake" and prompt_format(student) == INSTRUCT:
             exemplars = retrieval().exemplars_for
-        report = evaluate(pairs, EvalTutor(student, settings.reveal_policy, exemplars=exemplars),
+        tutor = EvalTutor(student, settings.reveal_policy, exemplars=exemplars, tries=args.draft_tries)
+        report = evaluate(pairs, tutor,
                           seed=args.seed, attacks=args.attacks, make_learner=make_learner)
-        report.details.update(model=label, dialogue_file=str(args.dialogues), split=args.split)
+        report.details.update(model=label, dialogue_file=str(args.dialogues), split=args.split,
+                              draft_tries=args.draft_tries)
         reports.append(report)
         if args.record and label != "planner":
             registry.record_evaluation(label, {"figures": _figures(report), "split": args.split,

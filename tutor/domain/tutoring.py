@@ -264,6 +264,18 @@ class TurnPrompt:
                 return judged
         return Judgement(None)
 
+    @property
+    def start(self) -> str:
+        """The reply's forced start (the last message, in the moves format), "" if none."""
+        return self.messages[-1].content if self.messages and self.messages[-1].role == "assistant" else ""
+
+    def continued(self, move: str, shown: str) -> TurnPrompt:
+        """This turn's prompt with the reply forced to open with `move` and the sentences the
+        learner has already seen: another draft goes on from where the failed one stopped."""
+        head = self.messages[:-1] if self.start else self.messages
+        opening = (move_tag(move) if self.format in MOVES_FORMATS else "") + shown
+        return replace(self, messages=head + [ChatMessage("assistant", opening)], choices=(move,))
+
     def read(self, output: str) -> tuple[str | None, str]:
         """(move, text to show) of the model's output so far; move None until (or unless)
         the output opens with an allowed move tag."""
@@ -346,12 +358,36 @@ class DraftReader:
     service streams through it; the evaluation replays whole outputs through it.
     """
 
-    def __init__(self, turn: TurnPlan, prompt: TurnPrompt):
+    def __init__(self, turn: TurnPlan, prompt: TurnPrompt, shown: Sequence[str] = (), room: int | None = None):
         self.turn, self.prompt = turn, prompt
         self.output = ""
-        self.move: str | None = None
-        self.released: list[str] = []
+        self.move: str | None = prompt.choices[0] if shown else None
+        self.released: list[str] = list(shown)  # `shown`: an earlier draft's sentences this one goes on from
+        self.before = len(shown)
+        self.room = room  # the most sentences this draft may add (None: no limit)
+        self.opening = ""  # what this try's prompt forces beyond the first try's start
         self.failure: GuardResult | None = None
+
+    def next_try(self) -> DraftReader | None:
+        """A reader for another draft of this turn once this one has failed: a fresh draft of the
+        same prompt when nothing was shown; else one sentence going on from what the learner has
+        seen, which must make the turn whole (so a turn grows by one sentence at most). None when
+        that sentence failed too, or the model itself failed to run."""
+        if self.failure is None or "the model failed" in self.failure.reasons or self.before:
+            return None
+        if not self.released:
+            again = DraftReader(self.turn, self.prompt)
+            again.opening = self.opening
+            return again
+        prompt = self.prompt.continued(self.move, self.shown)
+        again = DraftReader(self.turn, prompt, self.released, room=1)
+        again.opening = self.opening + prompt.start[len(self.prompt.start):]
+        return again
+
+    @property
+    def complete(self) -> bool:
+        """This draft has added all the sentences it may: the rest of the output is not read."""
+        return self.room is not None and len(self.released) - self.before >= self.room
 
     @property
     def shown(self) -> str:
@@ -373,7 +409,7 @@ class DraftReader:
             return self.shown
         self.move = move
         done, _ = sentences(own_turn(draft))
-        self._release(done[len(self.released):])
+        self._release(done[len(self.released) - self.before:])
         return self.shown
 
     def finish(self, truncated: bool = False) -> Judged:
@@ -387,7 +423,7 @@ class DraftReader:
                 cut = own_turn(draft)
                 done, rest = sentences(cut)
                 ended = not truncated or cut != draft  # it started another turn: this one ended
-                self._release(done[len(self.released):] + ([rest] if rest and ended else []))
+                self._release(done[len(self.released) - self.before:] + ([rest] if rest and ended else []))
         if self.failure is None:
             if not self.released:
                 self.failure = GuardResult(("is cut off mid-sentence" if draft.strip() else "is empty",))
@@ -397,6 +433,8 @@ class DraftReader:
                 if reasons:
                     self.failure = GuardResult(tuple(dict.fromkeys(reasons)), verdict.leaked_final)
         draft = draft.strip() if move is not None else self.output.strip()
+        # the whole draft, tries joined (as far as it was read)
+        draft = self.shown if self.complete else " ".join(self.released[:self.before] + ([draft] if draft else []))
         if self.failure is None:
             return Judged(self.shown, move, GuardResult(), draft, self.shown)
         fallback = self.prompt.fallback(self.move, self.turn)
@@ -412,16 +450,27 @@ class DraftReader:
         fence = replace(draft_fence(self.turn, self.move), requires_question=False)  # a question may come last
         judgement = self.prompt.judgement(self.move)
         for sentence in new:
+            if self.complete:
+                return
             verdict = check(" ".join(self.released + [sentence]), fence)
             reasons = verdict.reasons + check_sentence(sentence, judgement)
+            if _words(sentence) in {_words(said) for said in self.released}:
+                reasons += ("says the same sentence twice",)
             if reasons:
                 self.failure = GuardResult(reasons, verdict.leaked_final)
                 return
             self.released.append(sentence)
 
 
+# Drafts a turn may take before the planner's words go out: a failed draft is tried again,
+# sampled (`DraftReader.next_try`; measured in the evaluation: README).
+DRAFT_TRIES = 3
 TAG_CHARS = 24  # a trained student's move tag is this short; longer without one is no tag
 _NEXT_TURN = re.compile(r"\s*\[[a-z]+\]|\n\s*(?:tutor|teacher|learner|student)\s*:", re.I)
+
+
+def _words(sentence: str) -> str:
+    return " ".join(re.findall(r"\w+", sentence.lower()))
 
 
 def own_turn(draft: str) -> str:
@@ -430,11 +479,19 @@ def own_turn(draft: str) -> str:
     return draft[:found.start()] if found else draft
 
 
-def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt, truncated: bool = False) -> Judged:
+def retried(earlier: Judged, later: Judged) -> Judged:
+    """The turn after another try at a failed draft: what the learner saw runs on from the
+    earlier try's shown sentences (its fallback never went out)."""
+    seen = earlier.seen[:-1] + later.seen[1 if earlier.shown else 0:]
+    return replace(later, seen=seen)
+
+
+def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt, truncated: bool = False,
+                reader: DraftReader | None = None) -> Judged:
     """Judge a model's whole output for this turn as it would have streamed, word by word,
-    keeping what the learner would have seen at each point."""
-    reader = DraftReader(turn, prompt)
-    seen: list[str] = []
+    keeping what the learner would have seen at each point (`reader`: another try's)."""
+    reader = reader or DraftReader(turn, prompt)
+    seen: list[str] = [reader.shown] if reader.shown else []
     for boundary in [m.start() for m in re.finditer(r"\s", output)] + [len(output)]:
         shown = reader.feed(output[:boundary])
         if shown and (not seen or seen[-1] != shown):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from typing import Callable
 
@@ -23,12 +23,15 @@ from tutor.domain.faithfulness import Judgement, Vocabulary, load_vocabulary, re
 from tutor.domain.prompting import INSTRUCT, PLANNER_FORMAT, Said
 from tutor.domain.steps import final_answer_value
 from tutor.domain.tutoring import (
+    DRAFT_TRIES,
+    DraftReader,
     TurnPlan,
     givens,
     judge_draft,
     plan_turn,
     planner_note,
     replay,
+    retried,
     solution_steps,
     turn_prompt,
 )
@@ -43,9 +46,10 @@ from tutor.evaluation.metrics import (
     shown_then_replaced,
     states_final_answer,
 )
-from tutor.model.backend import Backend, GenerationParams, generate_all, prompt_format
+from tutor.model.backend import Backend, GenerationParams, generate_all, prompt_format, retry_params
 
-# Tutor turns are one or two sentences; greedy, so a run is reproducible.
+# Tutor turns are one or two sentences; greedy, so a run is reproducible (another try at a
+# failed draft is sampled, with a seed per try).
 EVAL_PARAMS = GenerationParams(max_new_tokens=48, temperature=0)
 
 
@@ -67,6 +71,7 @@ class TurnResult:
     judgement: Judgement  # what the turn's words must agree with
     seen: tuple[str, ...] = ()  # what the learner saw as the turn streamed, the sent text last
     drafted: bool = True  # a model wrote a draft (not so for the planner student)
+    first_ok: bool = False  # the first draft passed as written (`verdict`: the last try's)
 
 
 class EvalTutor:
@@ -75,8 +80,9 @@ class EvalTutor:
     def __init__(self, student: Backend, policy: RevealPolicy = RevealPolicy(),
                  params: GenerationParams = EVAL_PARAMS,
                  exemplars: Callable[[str, str], list[str]] | None = None,
-                 vocabulary: Vocabulary | None = None):
+                 vocabulary: Vocabulary | None = None, tries: int = DRAFT_TRIES):
         self.student, self.policy, self.params, self.exemplars = student, policy, params, exemplars
+        self.tries = tries
         self.prompt_format = prompt_format(student)
         self.vocabulary = vocabulary or load_vocabulary(VOCABULARY_FILE)
 
@@ -100,12 +106,25 @@ class EvalTutor:
                                prompt.judgement(plan.move.move), (plan.planned_text,), drafted=False)
                     for plan, prompt in zip(plans, prompts)]
         outputs = generate_all(self.student, prompts, self.params) if prompts else []
-        results = []
-        for plan, prompt, output in zip(plans, prompts, outputs):
-            judged = judge_draft(output.text, plan, prompt, output.truncated)
-            results.append(TurnResult(plan, judged.draft, judged.text, judged.verdict, judged.move,
-                                      prompt.judgement(judged.move), judged.seen))
-        return results
+        readers = [DraftReader(plan, prompt) for plan, prompt in zip(plans, prompts)]
+        first = [judge_draft(output.text, plan, prompt, output.truncated, reader)
+                 for plan, prompt, output, reader in zip(plans, prompts, outputs, readers)]
+        judged = list(first)
+        for attempt in range(1, self.tries):  # failed drafts again, from what the learner saw
+            again = [(i, readers[i].next_try()) for i, turn in enumerate(judged) if not turn.verdict.ok]
+            again = [(i, reader) for i, reader in again if reader is not None]
+            if not again:
+                break
+            for goes_on in (False, True):  # fresh drafts, then those going on from shown sentences
+                batch = [(i, reader) for i, reader in again if bool(reader.released) == goes_on]
+                params = retry_params(replace(self.params, seed=self.params.seed or 0), attempt, goes_on)
+                outputs = generate_all(self.student, [reader.prompt for _, reader in batch], params) if batch else []
+                for (i, reader), output in zip(batch, outputs):
+                    later = judge_draft(output.text, plans[i], reader.prompt, output.truncated, reader)
+                    judged[i], readers[i] = retried(judged[i], later), reader
+        return [TurnResult(plan, once.draft, turn.text, turn.verdict, turn.move, prompt.judgement(turn.move),
+                           turn.seen, first_ok=once.verdict.ok)
+                for plan, prompt, once, turn in zip(plans, prompts, first, judged)]
 
     def said(self, request: TurnRequest, result: TurnResult) -> list[Said]:
         """The turn as the next turn's history shows it."""
@@ -133,6 +152,7 @@ class EvalReport:
     coherence_rate_unguarded: float | None = None
     shown_then_replaced: int = 0
     draft_pass_rate: float | None = None  # None: no model wrote drafts (the planner student)
+    first_draft_pass_rate: float | None = None  # the first draft of each turn sent as written, before any retry
     # mean words of the shown turns: a tutor turn is a sentence or two (MathDial's teachers: ~15)
     words_per_turn: float = 0.0
     seconds: float = 0.0
@@ -153,6 +173,7 @@ _COLUMNS = [
     ("attack leak", "attack_leak_rate", "{:.1%}"),
     ("coherent", "coherence_rate", "{:.1%}"), ("coherent unguarded", "coherence_rate_unguarded", "{:.1%}"),
     ("shown then replaced", "shown_then_replaced", "{:d}"), ("drafts pass", "draft_pass_rate", "{:.1%}"),
+    ("first drafts pass", "first_draft_pass_rate", "{:.1%}"),
     ("words/turn", "words_per_turn", "{:.1f}"),
 ]
 
@@ -253,6 +274,7 @@ def words(results: list[TurnResult], report: EvalReport) -> None:
     if drafted:
         report.coherence_rate_unguarded = rate(sum(coherent(r.draft, r.judgement) for r in drafted), len(drafted))
         report.draft_pass_rate = rate(sum(r.verdict.ok for r in drafted), len(drafted))
+        report.first_draft_pass_rate = rate(sum(r.first_ok for r in drafted), len(drafted))
         # why the others were not sent whole: each failed draft's first reason, as shares of all drafts
         failures = Counter(reason_kind(r.verdict.reasons[0]) for r in drafted if not r.verdict.ok and r.verdict.reasons)
         report.details["draft_failures"] = {reason: round(count / len(drafted), 4)

@@ -107,11 +107,13 @@ def collect(turns: list[LabelledTurn], options: DatasetOptions) -> Dataset:
         for thumbs in turn.feedback:
             add(found.kto, {"completion": _said(shown), "label": thumbs.value > 0}, LEARNER)
         guard = stored.get("guard") or {}
-        output = guard.get("output") or ""
-        if not guard.get("passed", True) and output.strip():
+        failed = [tried.get("output") or "" for tried in guard.get("tries", [])]  # drafts tried before the sent one
+        if not guard.get("passed", True):
+            failed.append(guard.get("output") or "")
+        labeller = SIMULATED if simulated else CHECK
+        for output in failed:
             draft = start + output
-            labeller = SIMULATED if simulated else CHECK
-            if draft.strip() != shown.strip():
+            if output.strip() and draft.strip() != shown.strip():
                 add(found.dpo, {"chosen": _said(shown), "rejected": _said(draft)}, labeller)
                 add(found.kto, {"completion": _said(draft), "label": False}, labeller)
                 add(found.kto, {"completion": _said(shown), "label": True}, labeller)

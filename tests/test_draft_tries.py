@@ -1,0 +1,163 @@
+"""A failed draft is tried again from what the learner has seen before the planner's words go out."""
+
+import pytest
+
+from tests.conftest import CARMEN_ID
+from tutor.domain.planner import PlannerState
+from tutor.domain.policy import RevealPolicy
+from tutor.domain.prompting import MOVES_FORMAT, Said
+from tutor.domain.tutoring import DraftReader, judge_draft, plan_turn, retried, turn_prompt
+from tutor.evaluation.harness import EvalTutor, TurnRequest
+from tutor.evaluation.metrics import shown_then_replaced
+from tutor.model.fake import FakeBackend
+from tutor.service import PLANNER_VERSION, TutorService
+
+WRONG = "I think it is 350."
+
+
+@pytest.fixture
+def carmen(bank):
+    return bank.get(CARMEN_ID)
+
+
+@pytest.fixture
+def wrong_turn(carmen):
+    turn = plan_turn(carmen, PlannerState(), WRONG, RevealPolicy())
+    return turn, turn_prompt(carmen, turn, [Said("learner", WRONG)], prompt_format=MOVES_FORMAT)
+
+
+def test_another_try_adds_one_sentence_to_those_shown_with_the_move_forced(wrong_turn):
+    turn, prompt = wrong_turn
+    reader = DraftReader(turn, prompt)
+    first = judge_draft("focus] Let us look at the bids. You are right!", turn, prompt, reader=reader)
+    assert not first.verdict.ok and first.shown == "Let us look at the bids."
+    again = reader.next_try()
+    # the model is asked to continue the turn it began: its move and the shown sentence are forced
+    assert again.prompt.messages[:-1] == prompt.messages[:-1]
+    assert again.prompt.messages[-1].content == "[focus] Let us look at the bids."
+    assert again.prompt.choices == ("focus",) and not again.prompt.constrained
+    later = judge_draft(" How much do the 3 other bids add? Then add them to 150.", turn, again.prompt, reader=again)
+    assert later.verdict.ok and again.complete
+    assert later.text == "Let us look at the bids. How much do the 3 other bids add?"  # one sentence more
+    assert later.draft == later.text  # the whole draft as read, both tries' words
+    assert again.opening == "focus] Let us look at the bids."  # after the first try's forced "["
+    turn_seen = retried(first, later).seen
+    assert turn_seen[0] == "Let us look at the bids." and turn_seen[-1] == later.text
+    assert first.text not in turn_seen  # the first try's fallback never went out
+    assert shown_then_replaced(turn_seen) == 0
+    failed = DraftReader(turn, again.prompt, again.released[:1], room=1)
+    judge_draft(" Look at each bid.", turn, again.prompt, reader=failed)
+    assert failed.next_try() is None  # a turn grows by one sentence at most
+
+
+def test_a_draft_that_showed_nothing_is_drafted_afresh_and_a_model_failure_is_not_retried(wrong_turn):
+    turn, prompt = wrong_turn
+    reader = DraftReader(turn, prompt)
+    judge_draft("focus] The desk costs 500, right?", turn, prompt, reader=reader)
+    again = reader.next_try()
+    assert again.prompt == prompt and again.released == [] and again.room is None
+    broken = DraftReader(turn, prompt)
+    broken.failure = type(reader.failure)(("the model failed",))
+    assert broken.next_try() is None
+    passed = DraftReader(turn, prompt)
+    assert judge_draft("focus] How much do the 3 other bids add?", turn, prompt, reader=passed).verdict.ok
+    assert passed.next_try() is None
+
+
+def test_the_service_sends_the_try_that_passes_and_stores_the_failed_ones(store, bank):
+    student = FakeBackend(["focus] The desk costs 500, right?",  # gives the answer away: nothing shown
+                           "focus] Let us look at the bids. You are right!",  # praises a wrong value
+                           " Which bids came after the opening one? And then?"], prompt_format=MOVES_FORMAT)
+    service = TutorService(store, bank, student)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    replies = [reply.text for reply in service.reply(conversation, WRONG)]
+    sent = "Let us look at the bids. Which bids came after the opening one?"
+    assert replies[-1] == sent and not any("500" in reply for reply in replies)
+    for earlier, later in zip(replies, replies[1:]):
+        assert later.startswith(earlier)  # nothing the learner saw is taken back
+    assert [call[-1].content for call in student.calls] == ["[", "[", "[focus] Let us look at the bids."]
+    assert student.params[0].temperature == student.params[1].temperature > 0
+    assert student.params[1].choices == ("probing", "focus")  # afresh: the move is chosen again
+    assert student.params[2].choices == () and student.params[2].min_new_tokens > 0  # forced, and goes on
+    message = service.transcript(conversation)[-1]
+    guard = message.planner_state["guard"]
+    assert message.model_version == "fake" and guard["passed"] and message.content == sent
+    assert [tried["output"] for tried in guard["tries"]] == [
+        "focus] The desk costs 500, right?", "focus] Let us look at the bids. You are right!"]
+    assert any("500" in reason for reason in guard["tries"][0]["reasons"])
+    assert any("right" in reason for reason in guard["tries"][1]["reasons"])
+
+
+def test_after_its_last_try_the_planner_follows_what_was_shown(store, bank):
+    student = FakeBackend(["focus] Let us look at the bids. You are right!", " Look at each bid again. Which?"],
+                          prompt_format=MOVES_FORMAT)
+    service = TutorService(store, bank, student)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    *_, last = service.reply(conversation, WRONG)
+    assert len(student.calls) == 2  # the go-on sentence asked nothing: no third try
+    assert last.text.startswith("Let us look at the bids. Look at each bid again. ") and "right" not in last.text
+    assert last.message.model_version == "fake"  # its shown sentences are the model's
+    guard = last.message.planner_state["guard"]
+    assert not guard["passed"] and guard["reasons"] == ["does not ask the learner anything"]
+    only_once = TutorService(store, bank, FakeBackend(["focus] The desk costs 500, right?"],
+                                                      prompt_format=MOVES_FORMAT), draft_tries=1)
+    conversation = only_once.start_bank_session(only_once.local_learner(), CARMEN_ID)
+    *_, last = only_once.reply(conversation, WRONG)
+    assert last.message.model_version == PLANNER_VERSION and len(only_once.student.calls) == 1
+
+
+def test_the_evaluation_counts_first_drafts_and_drafts_after_tries(carmen):
+    student = FakeBackend(["focus] Let us look at the bids. You are right!",
+                           " Which bids came after the opening one?"], prompt_format=MOVES_FORMAT)
+    request = TurnRequest(carmen, PlannerState(), [], WRONG)
+    result, = EvalTutor(student, tries=2).turns([request])
+    assert result.verdict.ok and not result.first_ok
+    assert result.text == "Let us look at the bids. Which bids came after the opening one?"
+    assert result.draft == "Let us look at the bids. You are right!"  # unguarded figures read the first draft
+    assert student.params[0].temperature == 0 and student.params[1].temperature > 0
+    assert shown_then_replaced(result.seen) == 0
+    once, = EvalTutor(FakeBackend(["focus] Let us look at the bids. You are right!"], prompt_format=MOVES_FORMAT),
+                      tries=1).turns([request])
+    assert not once.verdict.ok and not once.first_ok
+
+
+def test_each_failed_try_becomes_a_rejected_draft_beside_the_sent_turn(store, bank, tmp_path):
+    import json
+
+    from tutor.training.feedback import DatasetOptions, build
+
+    student = FakeBackend(["focus] Let us look at the bids. You are right!",
+                           " Which bids came after the opening one?"], prompt_format=MOVES_FORMAT)
+    service = TutorService(store, bank, student)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    list(service.reply(conversation, WRONG))
+    build(store, tmp_path, DatasetOptions(prompt_format=MOVES_FORMAT, max_learner_share=1.0))
+    pair, = [json.loads(line) for line in (tmp_path / "dpo.jsonl").read_text().splitlines()]
+    assert pair["chosen"][0]["content"] == "[focus] Let us look at the bids. Which bids came after the opening one?"
+    assert pair["rejected"][0]["content"] == "[focus] Let us look at the bids. You are right!"
+    assert pair["prompt"][-1]["role"] == "user"  # the turn's forced start is the completion's
+
+
+def test_a_sentence_said_twice_in_a_turn_fails(wrong_turn):
+    turn, prompt = wrong_turn
+    twice = judge_draft("focus] Look at the bids. Look at the bids! How much do the 3 other bids add?", turn, prompt)
+    assert not twice.verdict.ok and twice.verdict.reasons == ("says the same sentence twice",)
+    assert twice.shown == "Look at the bids."
+
+
+def test_the_number_of_tries_is_a_setting_the_service_keeps(tmp_path, monkeypatch):
+    import argparse
+
+    from tutor.bootstrap import open_service
+    from tutor.config import add_data_dir_argument, add_model_arguments, settings_from_args
+
+    def settings(argv):
+        parser = argparse.ArgumentParser()
+        add_data_dir_argument(parser)
+        add_model_arguments(parser)
+        return settings_from_args(parser.parse_args(argv + ["--student-model", "fake", "--data-dir", str(tmp_path)]))
+
+    assert settings([]).draft_tries == 3
+    assert open_service(settings(["--draft-tries", "1"]), progress=lambda _: None).draft_tries == 1
+    monkeypatch.setenv("TUTOR_DRAFT_TRIES", "5")
+    assert settings([]).draft_tries == 5
