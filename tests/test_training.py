@@ -45,6 +45,20 @@ def test_distilled_dialogues_teach_tagged_tutor_turns_and_never_a_give_away(pair
         1 for p, d in split(pairs, "train") for t in d.turns if t.role == "teacher")
 
 
+def test_only_turns_the_product_would_send_as_written_are_taught(pairs, tmp_path):
+    from tutor.config import VOCABULARY_FILE
+    from tutor.domain.faithfulness import load_vocabulary
+
+    report = distill(pairs[:60], tmp_path, vocabulary=load_vocabulary(VOCABULARY_FILE), progress=lambda _: None)
+    taught = [m["content"] for line in (tmp_path / "sft.jsonl").read_text().splitlines()
+              for m in json.loads(line)["messages"] if m["role"] == "assistant" and m["train"]]
+    asking = [text for text in taught if text.startswith(("[focus] ", "[probing] "))]
+    # a focus or probing draft that asks nothing fails the guard: such human turns are context only
+    assert asking and all("?" in text for text in asking)
+    assert report.masked["does not ask the learner anything"] > 0
+    assert not any(char.isdigit() for kind in report.masked for char in kind)  # tallied by kind, not by number
+
+
 def test_distill_train_register_and_serve_a_tiny_student(pairs, tmp_path, tiny_model_dir, capsys):
     data_dir, models = tmp_path / "data", tmp_path / "models"
     few = tmp_path / "few.jsonl"

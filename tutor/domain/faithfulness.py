@@ -216,8 +216,9 @@ def is_about_step(text: str, step: Step) -> bool:
 
 def reason_kind(reason: str) -> str:
     """A reason without its particulars ("names what is not in the problem ...: moon" ->
-    "names what is not in the problem ..."), for tallies."""
-    return reason.split(":")[0].split(", but")[0]
+    "names what is not in the problem ...", "mentions 360, which ..." -> "mentions N, which ..."),
+    for tallies."""
+    return re.sub(r"\d[\d,.]*\d|\d", "N", reason.split(":")[0].split(", but")[0])
 
 
 def _said(state: str | None) -> str:

@@ -25,7 +25,7 @@ import re
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable
@@ -35,11 +35,13 @@ from tutor.domain.dialogues import MOVES, Dialogue, write_jsonl
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
-from tutor.domain.prompting import DECISION_FORMAT, ChatMessage, Said, move_tag, student_messages
+from tutor.domain.prompting import DECISION_FORMAT, Said, student_messages
 from tutor.domain.steps import final_answer_value
 from tutor.domain.faithfulness import Vocabulary, check_turn, reason_kind
+from tutor.domain.guard import check
 from tutor.domain.tutoring import (
     TurnPlan,
+    draft_fence,
     draft_judgement,
     judge_draft,
     previous_turn,
@@ -103,8 +105,7 @@ class Resampler:
                              hint_requested=learner_text is None, vocabulary=self.vocabulary)
         if move not in (prompt.choices or (prompt.planned_move,)):
             return None  # the planner does not allow the human's move here
-        forced = replace(prompt, messages=prompt.messages[:-1] + [ChatMessage("assistant", move_tag(move))],
-                         choices=(move,))
+        forced = prompt.continued(move, "")
         for output in sample_outputs(self.student, forced.messages, self.params, self.samples):
             judged = judge_draft(output.text, plan, forced, output.truncated)
             if judged.verdict.ok and judged.text.strip():
@@ -137,9 +138,11 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
             if sampled is not None:
                 text, reason = sampled, None
             elif reason is None and vocabulary is not None:
+                # taught only if the product would send it as written: the draft guard for its
+                # move (a focus or probing turn asks something) and the faithfulness check
                 judged = draft_judgement(problem, turn.plan, turn.teacher.move, said, vocabulary, previous_turn(history))
-                contradictions = check_turn(text, judged)
-                reason = reason_kind(contradictions[0]) if contradictions else None
+                problems = check(text, draft_fence(turn.plan, turn.teacher.move)).reasons + check_turn(text, judged)
+                reason = reason_kind(problems[0]) if problems else None
             with lock:
                 if reason:
                     report.masked[reason] += 1
