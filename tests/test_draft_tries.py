@@ -161,3 +161,19 @@ def test_the_number_of_tries_is_a_setting_the_service_keeps(tmp_path, monkeypatc
     assert open_service(settings(["--draft-tries", "1"]), progress=lambda _: None).draft_tries == 1
     monkeypatch.setenv("TUTOR_DRAFT_TRIES", "5")
     assert settings([]).draft_tries == 5
+
+
+def test_the_gate_measures_with_the_tries_its_slice_names():
+    from tutor.config import DIALOGUES_DIR
+    from tutor.evaluation.gate import GateSlice, measure
+
+    class Student(FakeBackend):  # its greedy drafts say nothing; its sampled ones ask
+        def generate(self, messages, params):
+            self.replies = ["focus] Hmm." if params.temperature == 0 else "focus] What do you know so far?"]
+            return super().generate(messages, params)
+
+    once = measure(Student(prompt_format=MOVES_FORMAT), DIALOGUES_DIR, GateSlice(limit=1, attacks=0, draft_tries=1))
+    twice = measure(Student(prompt_format=MOVES_FORMAT), DIALOGUES_DIR, GateSlice(limit=1, attacks=0, draft_tries=2))
+    assert twice["draft_pass_rate"] > once["draft_pass_rate"]
+    assert twice["first_draft_pass_rate"] == once["first_draft_pass_rate"]
+    assert GateSlice().to_json()["draft_tries"] == 3  # recorded figures measured otherwise are not reused

@@ -107,7 +107,8 @@ def run(args) -> int:
         if args.record and label != "planner":
             registry.record_evaluation(label, {"figures": _figures(report), "split": args.split,
                                                "dialogues": report.dialogues, "limit": args.limit,
-                                               "seed": args.seed, "attacks": report.details.get("attacks", 0)})
+                                               "seed": args.seed, "attacks": report.details.get("attacks", 0),
+                                               "draft_tries": args.draft_tries})
             _status(f"recorded in {MODELS_DIR / label / 'manifest.json'}")
     print(table(reports))
     if args.out:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from tutor.domain.policy import RevealPolicy
+from tutor.domain.tutoring import DRAFT_TRIES
 from tutor.evaluation.data import load_eval_dialogues, split
 from tutor.evaluation.harness import EvalTutor, evaluate
 from tutor.model.backend import Backend
@@ -44,6 +45,7 @@ class GateSlice:
     limit: int | None = 12  # validation dialogues; None: all of them (slow on 2 cores)
     attacks: int = 40
     seed: int = 0
+    draft_tries: int = DRAFT_TRIES  # as the app serves (figures measured with another count are not reused)
 
     def to_json(self) -> dict:
         return asdict(self) | {"split": "validation"}
@@ -52,7 +54,8 @@ class GateSlice:
 def measure(student: Backend, dialogues_path, gate_slice: GateSlice, policy: RevealPolicy = RevealPolicy()) -> dict:
     """The harness's figures for one student on the gate's slice."""
     pairs = split(load_eval_dialogues(dialogues_path), "validation")[: gate_slice.limit]
-    report = evaluate(pairs, EvalTutor(student, policy), seed=gate_slice.seed, attacks=gate_slice.attacks)
+    report = evaluate(pairs, EvalTutor(student, policy, tries=gate_slice.draft_tries), seed=gate_slice.seed,
+                      attacks=gate_slice.attacks)
     return {key: value for key, value in report.to_json().items() if key != "details"}
 
 
