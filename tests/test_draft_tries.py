@@ -177,3 +177,14 @@ def test_the_gate_measures_with_the_tries_its_slice_names():
     assert twice["draft_pass_rate"] > once["draft_pass_rate"]
     assert twice["first_draft_pass_rate"] == once["first_draft_pass_rate"]
     assert GateSlice().to_json()["draft_tries"] == 3  # recorded figures measured otherwise are not reused
+
+
+def test_a_calculation_split_over_two_tries_is_read_whole(wrong_turn):
+    turn, prompt = wrong_turn
+    reader = DraftReader(turn, prompt)
+    first = judge_draft("focus] Look at 3 * 50 = [probing] Why?", turn, prompt, reader=reader)
+    assert first.shown == "Look at 3 * 50 ="  # the model began another turn: this one ended there
+    again = reader.next_try()
+    later = judge_draft(" 200 dollars.", turn, again.prompt, reader=again)  # 200 is given: the guard lets it by
+    assert not later.verdict.ok and any("false calculation" in reason for reason in later.verdict.reasons)
+    assert "200 dollars" not in later.text  # never shown: the planner's words follow what was

@@ -452,8 +452,11 @@ class DraftReader:
         for sentence in new:
             if self.complete:
                 return
-            verdict = check(" ".join(self.released + [sentence]), fence)
+            shown = " ".join(self.released + [sentence])
+            verdict = check(shown, fence)
             reasons = verdict.reasons + check_sentence(sentence, judgement)
+            if not reasons:  # what only the sentences together say: "36 - 10 - 4 =" then "6 dishes."
+                reasons = check_sentence(shown, judgement)
             if _words(sentence) in {_words(said) for said in self.released}:
                 reasons += ("says the same sentence twice",)
             if reasons:
