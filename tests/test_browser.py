@@ -68,7 +68,8 @@ def test_replies_agree_with_a_wrong_then_right_value_then_the_final_answer(store
     drafts = ["Let's look at the bids again. Yes, you're right, well done!",
               "Not quite, check your multiplication again.",
               "Good. Now how many white balls are there?"]
-    service = TutorService(store, bank, FakeBackend(drafts, seconds_per_word=0.15))
+    # one draft a turn, so each turn gets the next scripted draft (tries: tests/test_draft_tries.py)
+    service = TutorService(store, bank, FakeBackend(drafts, seconds_per_word=0.15), draft_tries=1)
     screenshot = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path)) / "learner-agrees.png"
     with serving(build_app(service, accounts)) as url:
         wrong, right, final = solve_in_browser(url, screenshot, ["I think the desk costs $350.",
