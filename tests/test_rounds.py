@@ -45,7 +45,10 @@ def deployment(tmp_path, tiny_model_dir, bank):
     make_champion(tiny_model_dir, models)
     registry.register("v1", {"base": tiny_model_dir.name, "prompt_format": "moves"}, alias="champion")
     student = TransformersBackend(tiny_model_dir, models / "v1", dtype="float32")
-    service = TutorService(store, bank, student, params=GenerationParams(max_new_tokens=8, temperature=0))
+    # one draft a turn: the figures below count each turn's check-labelled draft once (failed
+    # tries as rejected drafts: tests/test_draft_tries.py)
+    service = TutorService(store, bank, student, params=GenerationParams(max_new_tokens=8, temperature=0),
+                           draft_tries=1)
     accounts = AccountService(store, hasher=fast_hasher())
     people = {}
     for name, role, class_name in [("root", "admin", None), ("tom", "teacher", "5A"), ("ann", "learner", "5A")]:
