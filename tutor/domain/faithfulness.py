@@ -191,7 +191,7 @@ def check_turn(text: str, judgement: Judgement) -> tuple[str, ...]:
     reasons = [reason for sentence in done + ([rest] if rest else []) for reason in check_sentence(sentence, judgement)]
     if judgement.celebrates and not _CELEBRATE.search(text):
         reasons.append("does not celebrate the solution")
-    if judgement.previous and _plain(text) == _plain(judgement.previous):
+    if judgement.previous and plain(text) == plain(judgement.previous):
         reasons.append("repeats the previous turn word for word")
     steps = judgement.focus_steps
     if steps and not judgement.celebrates and not any(is_about_step(text, step) for step in steps):
@@ -199,7 +199,8 @@ def check_turn(text: str, judgement: Judgement) -> tuple[str, ...]:
     return tuple(dict.fromkeys(reasons))
 
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
+    """The text's words and numbers, lower case: what "the same words" compares."""
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 

@@ -21,6 +21,7 @@ from tutor.domain.faithfulness import (
     check_turn,
     judgement,
     learn_vocabulary,
+    plain,
     sentences,
 )
 from tutor.domain.guard import GuardContext, GuardResult, check
@@ -111,6 +112,14 @@ def draft_fence(turn: TurnPlan, move: str | None = None) -> GuardContext:
     short and, for focus and probing moves, ask the learner something."""
     move = move or turn.move.move
     return replace(turn.guard, requires_question=move in ("focus", "probing"), max_chars=MAX_TURN_CHARS)
+
+
+def judge_turn(text: str, turn: TurnPlan, move: str, judged: Judgement) -> GuardResult:
+    """Whether a whole turn making `move` goes out as written: the draft guard, then the
+    faithfulness check against `judged` (a model's draft, or a human turn taught as one)."""
+    verdict = check(text, draft_fence(turn, move))
+    reasons = verdict.reasons + check_turn(text, judged)
+    return GuardResult(tuple(dict.fromkeys(reasons)), verdict.leaked_final)
 
 
 def draft_judgement(problem: Problem, turn: TurnPlan, move: str, conversation: Sequence[str],
@@ -428,10 +437,9 @@ class DraftReader:
             if not self.released:
                 self.failure = GuardResult(("is cut off mid-sentence" if draft.strip() else "is empty",))
             else:
-                verdict = check(self.shown, draft_fence(self.turn, move))
-                reasons = verdict.reasons + check_turn(self.shown, self.prompt.judgement(move))
-                if reasons:
-                    self.failure = GuardResult(tuple(dict.fromkeys(reasons)), verdict.leaked_final)
+                verdict = judge_turn(self.shown, self.turn, move, self.prompt.judgement(move))
+                if not verdict.ok:
+                    self.failure = verdict
         draft = draft.strip() if move is not None else self.output.strip()
         # the whole draft, tries joined (as far as it was read)
         draft = self.shown if self.complete else " ".join(self.released[:self.before] + ([draft] if draft else []))
@@ -457,7 +465,7 @@ class DraftReader:
             reasons = verdict.reasons + check_sentence(sentence, judgement)
             if not reasons:  # what only the sentences together say: "36 - 10 - 4 =" then "6 dishes."
                 reasons = check_sentence(shown, judgement)
-            if _words(sentence) in {_words(said) for said in self.released}:
+            if plain(sentence) in {plain(said) for said in self.released}:
                 reasons += ("says the same sentence twice",)
             if reasons:
                 self.failure = GuardResult(reasons, verdict.leaked_final)
@@ -470,10 +478,6 @@ class DraftReader:
 DRAFT_TRIES = 3
 TAG_CHARS = 24  # a trained student's move tag is this short; longer without one is no tag
 _NEXT_TURN = re.compile(r"\s*\[[a-z]+\]|\n\s*(?:tutor|teacher|learner|student)\s*:", re.I)
-
-
-def _words(sentence: str) -> str:
-    return " ".join(re.findall(r"\w+", sentence.lower()))
 
 
 def own_turn(draft: str) -> str:

@@ -37,13 +37,12 @@ from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
 from tutor.domain.prompting import DECISION_FORMAT, Said, student_messages
 from tutor.domain.steps import final_answer_value
-from tutor.domain.faithfulness import Vocabulary, check_turn, reason_kind
-from tutor.domain.guard import check
+from tutor.domain.faithfulness import Vocabulary, reason_kind
 from tutor.domain.tutoring import (
     TurnPlan,
-    draft_fence,
     draft_judgement,
     judge_draft,
+    judge_turn,
     previous_turn,
     replay_said,
     solution_steps,
@@ -138,10 +137,9 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
             if sampled is not None:
                 text, reason = sampled, None
             elif reason is None and vocabulary is not None:
-                # taught only if the product would send it as written: the draft guard for its
-                # move (a focus or probing turn asks something) and the faithfulness check
+                # taught only if the product would send it as written (a focus or probing turn asks)
                 judged = draft_judgement(problem, turn.plan, turn.teacher.move, said, vocabulary, previous_turn(history))
-                problems = check(text, draft_fence(turn.plan, turn.teacher.move)).reasons + check_turn(text, judged)
+                problems = judge_turn(text, turn.plan, turn.teacher.move, judged).reasons
                 reason = reason_kind(problems[0]) if problems else None
             with lock:
                 if reason:
