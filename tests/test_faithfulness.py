@@ -39,6 +39,16 @@ def test_praise_for_a_wrong_value_is_rejected(carmen):
     assert check_turn("I think you're correct. How did you get it?", judgement)
     assert check_turn("Yes, that's right! How did you get 33?", judgement)
     assert not check_turn("Is that right? How did you get 33?", judgement)  # a question affirms nothing
+    assert not check_turn("Do you think that's right?", judgement)
+
+
+def test_praise_before_a_question_in_the_same_sentence_is_rejected(carmen):
+    # v5, after a wrong 33: the question at the end does not make the praise before it a question
+    _, judgement = judged(carmen, "Is the first step 33?", "probing")
+    assert check_turn("I see you have found the correct answer but what is the cost of a desk?", judgement)
+    assert check_turn("Great, you got it, what comes next?", judgement)
+    assert check_turn("You've got the right idea. What is 3 times 50?", judgement) == ()  # an idea, not a value
+    assert check_turn("You got the right answer. What is 3 times 50?", judgement)
 
 
 def test_not_quite_for_a_right_value_is_rejected(carmen):
@@ -136,7 +146,7 @@ def test_eval_quick_reports_the_rate_the_check_rejects_human_turns_at(bank):
             total += 1
     assert report.faithfulness_turns == total > 300
     assert report.faithfulness_rejection_rate == rejected / total
-    assert 0.05 < report.faithfulness_rejection_rate < 0.22  # measured: 17.4% on all 2,506 turns
+    assert 0.05 < report.faithfulness_rejection_rate < 0.22  # measured: 18.4% on all 2,506 turns
     assert sum(report.faithfulness_reasons.values()) == rejected
 
 

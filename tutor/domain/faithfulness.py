@@ -41,9 +41,14 @@ _AFFIRM = re.compile(
     r"(?:absolutely\s+|totally\s+|completely\s+|exactly\s+|quite\s+|so\s+|all\s+)?(?:right|correct)\b"
     r"|\b(?:well done|good job|great job|nice job|good work|great work|nice work|spot on|you(?:'ve)? got it"
     r"|got it right|that's it|you solved)\b"
-    r"|\bi think you(?:'re| are) correct\b",
+    r"|\bi think you(?:'re| are) correct\b"
+    r"|\byou(?:'ve| have)?\s+(?:found|got|gotten|reached|worked out|given)\s+(?:the|a)\s+(?:correct|right)\s+"
+    r"(?:answer|value|number|result|total|amount|one)\b",
     re.I,
 )
+# Where a question's statement part ends: in "I see you found the correct answer, but what does
+# a desk cost?" the words before "but" tell the learner something; the question after asks.
+_CLAUSE = re.compile(r"[,;:]|\b(?:but|so|now)\b", re.I)
 # Said of the learner's answer: it is wrong, or doubtful.
 _NEGATE = re.compile(
     r"^\W*(?:no|nope|not quite|not exactly|incorrect|wrong|almost)\b"
@@ -158,8 +163,11 @@ _NOT_RIGHT = (LearnerState.INCORRECT.value, LearnerState.PARTIAL.value, LearnerS
 
 
 def affirms(sentence: str) -> bool:
-    """The sentence tells the learner their answer is right ("Is that right?" does not)."""
-    return not sentence.rstrip().endswith("?") and bool(_AFFIRM.search(sentence)) and not negates(sentence)
+    """The sentence tells the learner their answer is right ("Is that right?" does not; in a
+    question, only the clauses before the asking one are read)."""
+    if sentence.rstrip().endswith("?"):
+        sentence = " ".join(_CLAUSE.split(sentence)[:-1])
+    return bool(_AFFIRM.search(sentence)) and not negates(sentence)
 
 
 def negates(sentence: str) -> bool:
