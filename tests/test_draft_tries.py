@@ -6,7 +6,7 @@ from tests.conftest import CARMEN_ID
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.prompting import MOVES_FORMAT, Said
-from tutor.domain.tutoring import DraftReader, judge_draft, plan_turn, retried, turn_prompt
+from tutor.domain.tutoring import CELEBRATION_OPENINGS, DraftReader, judge_draft, plan_turn, retried, turn_prompt
 from tutor.evaluation.harness import EvalTutor, TurnRequest
 from tutor.evaluation.metrics import shown_then_replaced
 from tutor.model.fake import FakeBackend
@@ -188,3 +188,32 @@ def test_a_calculation_split_over_two_tries_is_read_whole(wrong_turn):
     later = judge_draft(" 200 dollars.", turn, again.prompt, reader=again)  # 200 is given: the guard lets it by
     assert not later.verdict.ok and any("false calculation" in reason for reason in later.verdict.reasons)
     assert "200 dollars" not in later.text  # never shown: the planner's words follow what was
+
+
+def test_a_turn_that_must_celebrate_shows_nothing_until_a_sentence_celebrates(carmen):
+    state = PlannerState(step=3, completed=(0, 1, 2), known_values=("150", "300"))
+    turn = plan_turn(carmen, state, "The final answer is 500.", RevealPolicy())
+    prompt = turn_prompt(carmen, turn, [Said("learner", "The final answer is 500.")], prompt_format=MOVES_FORMAT)
+    reader = DraftReader(turn, prompt)
+    assert reader.feed("200 + 300 = 500.") == ""  # true, but no celebration yet: held
+    first = judge_draft("200 + 300 = 500. So the desk costs 500.", turn, prompt, reader=reader)
+    assert first.shown == "" and first.seen == (turn.planned_text,)
+    assert first.verdict.reasons == ("does not celebrate the solution",)
+    again = reader.next_try()
+    assert again.prompt == prompt and again.released == []  # afresh, not going on from held words
+    assert prompt.first_words == CELEBRATION_OPENINGS  # and its first token opens with praise
+    assert prompt.continued("generic", "Well done.").first_words == ()
+    later = judge_draft("200 + 300 = 500. Well done, you solved it!", turn, prompt, reader=again)
+    assert later.verdict.ok and later.text == "200 + 300 = 500. Well done, you solved it!"
+    assert later.seen == ("200 + 300 = 500. Well done, you solved it!",) * 2  # both at once, with the praise
+
+
+def test_a_celebration_opens_with_a_praise_word_the_model_chooses(store, bank):
+    student = FakeBackend(["Well done, you solved it!"], prompt_format=MOVES_FORMAT)
+    service = TutorService(store, bank, student)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    replies = [reply.text for reply in service.reply(conversation, "The final answer is 500.")]
+    assert replies[-1] == "Well done, you solved it!"
+    assert student.params[0].choices == CELEBRATION_OPENINGS  # the backend holds its first token to them
+    stored = store.messages(conversation)[-1]
+    assert stored.generation_params["choices"] == list(CELEBRATION_OPENINGS)

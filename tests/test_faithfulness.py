@@ -176,5 +176,5 @@ def test_a_draft_ends_where_the_model_starts_another_turn(carmen):
     prompt = turn_prompt(carmen, turn, [Said("learner", "The final answer is 500.")], vocabulary=VOCABULARY)
     judged_turn = judge_draft("500 \n [focus] Well done!", turn, prompt)
     assert "[focus]" not in judged_turn.text and not judged_turn.verdict.ok  # "500" alone celebrates nothing
-    assert judged_turn.text == "500. " + turn.planned_follow_up
+    assert judged_turn.shown == "" and judged_turn.text == turn.planned_text  # held, never shown
     assert judge_draft("Well done, you solved it! [focus] What next?", turn, prompt).text == "Well done, you solved it!"

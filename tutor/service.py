@@ -191,7 +191,7 @@ class TutorService:
         prompt = turn_prompt(conversation.problem, turn, _history(transcript, conversation.problem, form),
                              exemplars=exemplars, prompt_format=form, hint_requested=text is None,
                              vocabulary=self.vocabulary)
-        params = replace(self.params, choices=prompt.choices if prompt.constrained else ())
+        params = replace(self.params, choices=prompt.first_words)
         output, tries = "", []
         if form == PLANNER_FORMAT:
             judged = Judged(turn.planned_text, turn.move.move, guard.GuardResult(), "")
@@ -254,7 +254,7 @@ class TutorService:
         the prompt's own start) and the failed tries before it."""
         tries: list[dict] = []
         while True:
-            params = replace(self.params, choices=reader.prompt.choices if reader.prompt.constrained else ())
+            params = replace(self.params, choices=reader.prompt.first_words)
             if tries:
                 params = retry_params(params, len(tries), goes_on=bool(reader.released))
             output = yield from self._stream(student, reader, params)

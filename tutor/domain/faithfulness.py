@@ -175,6 +175,14 @@ def negates(sentence: str) -> bool:
     return bool(_NEGATE.search(sentence))
 
 
+NO_CELEBRATION = "does not celebrate the solution"
+
+
+def celebrates(text: str) -> bool:
+    """The text says the learner did well ("Well done!", "Exactly. There you go.")."""
+    return bool(_CELEBRATE.search(text))
+
+
 def check_sentence(sentence: str, judgement: Judgement) -> tuple[str, ...]:
     """Reasons this sentence contradicts the planner's judgement or leaves the problem."""
     reasons = []
@@ -197,8 +205,8 @@ def check_turn(text: str, judgement: Judgement) -> tuple[str, ...]:
     """Reasons the whole turn fails: every sentence's, then the turn's own."""
     done, rest = sentences(text)
     reasons = [reason for sentence in done + ([rest] if rest else []) for reason in check_sentence(sentence, judgement)]
-    if judgement.celebrates and not _CELEBRATE.search(text):
-        reasons.append("does not celebrate the solution")
+    if judgement.celebrates and not celebrates(text):
+        reasons.append(NO_CELEBRATION)
     if judgement.previous and plain(text) == plain(judgement.previous):
         reasons.append("repeats the previous turn word for word")
     steps = judgement.focus_steps

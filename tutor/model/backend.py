@@ -20,7 +20,8 @@ class GenerationParams:
     min_new_tokens: int = 0  # benchmarks set it to decode a fixed length
     seed: int | None = None
     # The reply's first token must begin one of these (a trained student picking its move
-    # tag); empty: unconstrained. Backends that cannot constrain decoding ignore it.
+    # tag, a celebration its praise word); empty: unconstrained. Backends that cannot constrain
+    # decoding ignore it.
     choices: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
@@ -83,7 +84,7 @@ class Backend(Protocol):
 def generate_all(backend: Backend, prompts: Sequence[TurnPrompt], params: GenerationParams) -> list[Output]:
     """Whole replies to many turn prompts: batched where the backend can, one by one otherwise."""
     conversations = [prompt.messages for prompt in prompts]
-    choices = [prompt.choices if prompt.constrained else () for prompt in prompts]
+    choices = [prompt.first_words for prompt in prompts]
     batch = getattr(backend, "generate_batch", None)
     if batch is not None:
         return batch(conversations, params, choices=choices)
