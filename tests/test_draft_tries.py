@@ -6,7 +6,7 @@ from tests.conftest import CARMEN_ID
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.prompting import MOVES_FORMAT, Said
-from tutor.domain.tutoring import CELEBRATION_OPENINGS, DraftReader, judge_draft, plan_turn, retried, turn_prompt
+from tutor.domain.tutoring import CELEBRATION_OPENINGS, QUESTION_OPENINGS, DraftReader, judge_draft, plan_turn, retried, turn_prompt
 from tutor.evaluation.harness import EvalTutor, TurnRequest
 from tutor.evaluation.metrics import shown_then_replaced
 from tutor.model.fake import FakeBackend
@@ -217,3 +217,15 @@ def test_a_celebration_opens_with_a_praise_word_the_model_chooses(store, bank):
     assert student.params[0].choices == CELEBRATION_OPENINGS  # the backend holds its first token to them
     stored = store.messages(conversation)[-1]
     assert stored.generation_params["choices"] == list(CELEBRATION_OPENINGS)
+
+
+def test_a_turn_that_asked_nothing_goes_on_with_a_question_word(store, bank):
+    student = FakeBackend(["focus] Let us look at the bids.", " Which bids came after the opening one?"],
+                          prompt_format=MOVES_FORMAT)
+    service = TutorService(store, bank, student)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    replies = [reply.text for reply in service.reply(conversation, WRONG)]
+    assert replies[-1] == "Let us look at the bids. Which bids came after the opening one?"
+    assert student.calls[1][-1].content == "[focus] Let us look at the bids."
+    assert student.params[1].choices == QUESTION_OPENINGS  # the go-on sentence opens with one
+    assert " Which" in QUESTION_OPENINGS and student.params[0].choices == ("probing", "focus")

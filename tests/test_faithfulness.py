@@ -1,5 +1,7 @@
 """The faithfulness check: the tutor's words agree with the planner's grade and stay on the problem."""
 
+from dataclasses import replace
+
 import pytest
 
 from tests.conftest import CARMEN_ID
@@ -10,6 +12,7 @@ from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.prompting import MOVES_FORMAT, Said
 from tutor.domain.tutoring import (
+    SAFE_FOCUS,
     draft_judgement,
     judge_draft,
     learn_dialogue_vocabulary,
@@ -178,3 +181,16 @@ def test_a_draft_ends_where_the_model_starts_another_turn(carmen):
     assert "[focus]" not in judged_turn.text and not judged_turn.verdict.ok  # "500" alone celebrates nothing
     assert judged_turn.shown == "" and judged_turn.text == turn.planned_text  # held, never shown
     assert judge_draft("Well done, you solved it! [focus] What next?", turn, prompt).text == "Well done, you solved it!"
+
+
+def test_the_planners_words_after_shown_sentences_must_agree_as_well(carmen):
+    # what was shown plus the planner's follow-up would say the previous turn again word for word
+    turn = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
+    bare = turn_prompt(carmen, turn, [Said("learner", "I think it is 350.")], prompt_format=MOVES_FORMAT)
+    repeated = "Let us look at the bids. " + bare.fallback("focus", turn).follow_up
+    history = [Said("learner", "Is it 33?"), Said("tutor", repeated, "focus"), Said("learner", "I think it is 350.")]
+    prompt = turn_prompt(carmen, turn, history, prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
+    sent = judge_draft("focus] Let us look at the bids.", turn, prompt)  # asks nothing: the planner goes on
+    assert not sent.verdict.ok and sent.shown == "Let us look at the bids."
+    assert sent.text == "Let us look at the bids. " + SAFE_FOCUS
+    assert not check_turn(sent.text, replace(prompt.judgement("focus"), focus_steps=()))

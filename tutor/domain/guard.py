@@ -32,6 +32,9 @@ class GuardContext:
     max_chars: int | None = None
 
 
+NO_QUESTION = "does not ask the learner anything"
+
+
 @dataclass(frozen=True)
 class GuardResult:
     reasons: tuple[str, ...] = field(default_factory=tuple)
@@ -48,7 +51,7 @@ def check(draft: str, context: GuardContext) -> GuardResult:
     if context.max_chars is not None and len(draft) > context.max_chars:
         reasons.append(f"is longer than {context.max_chars} characters")
     if context.requires_question and "?" not in draft:
-        reasons.append("does not ask the learner anything")
+        reasons.append(NO_QUESTION)
     final = context.final_answer
     if final is not None and not context.final_allowed:
         leak = _final_answer_leak(draft, final, context.question_expression_ok)

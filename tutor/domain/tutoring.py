@@ -26,7 +26,7 @@ from tutor.domain.faithfulness import (
     plain,
     sentences,
 )
-from tutor.domain.guard import GuardContext, GuardResult, check
+from tutor.domain.guard import NO_QUESTION, GuardContext, GuardResult, check
 from tutor.domain.hints import cloze, joined, phrase_parts
 from tutor.domain.planner import BOTTOM_OUT, PARTIAL, Move, PlannerState, plan
 from tutor.domain.policy import RevealPolicy
@@ -239,10 +239,17 @@ def move_choices(turn: TurnPlan, hint_requested: bool = False) -> tuple[str, ...
 # A turn that celebrates a solution opens with praise: the student's first token is held to
 # these words' first tokens (it chooses among them and writes the rest), as a move tag's is to
 # the allowed moves. Measured on v5's 36 celebrations in the validation slice: unconstrained,
-# 2 first drafts praised (it restated the learner's calculation: "200 + 300 = 500").
+# 2 first drafts praised (it restated the learner's calculation: "200 + 300 = 500"). Words whose
+# first token is a word or a word's start ("Ex"): not one letter, which opens anything.
 CELEBRATION_OPENINGS = ("Well done", "Great", "Good", "Yes", "Excellent", "Exactly", "Correct", "Brilliant",
-                        "Perfect", "Fantastic", "Awesome", "Amazing", "Wonderful", "Nice", "Congratulations",
-                        "Superb", "Terrific", "Bravo")
+                        "Perfect", "Congratulations")
+
+
+# A try going on from shown sentences because the turn asked nothing adds a question: its first
+# token is held to a question word's (after the shown sentence, so with its space).
+QUESTION_OPENINGS = tuple(f" {word}" for word in (
+    "What", "How", "Can", "Could", "Which", "Why", "Where", "When", "Who", "Do", "Does", "Did", "Is",
+    "Are", "Was", "Would", "Will", "Should", "Have"))
 
 
 @dataclass(frozen=True)
@@ -402,8 +409,9 @@ class DraftReader:
     def next_try(self) -> DraftReader | None:
         """A reader for another draft of this turn once this one has failed: a fresh draft of the
         same prompt when nothing was shown; else one sentence going on from what the learner has
-        seen, which must make the turn whole (so a turn grows by one sentence at most). None when
-        that sentence failed too, or the model itself failed to run."""
+        seen, which must make the turn whole (so a turn grows by one sentence at most; after a
+        turn that asked nothing it opens with a question word). None when that sentence failed
+        too, or the model itself failed to run."""
         if self.failure is None or "the model failed" in self.failure.reasons or self.before:
             return None
         if not self.released:
@@ -411,6 +419,8 @@ class DraftReader:
             again.opening = self.opening
             return again
         prompt = self.prompt.continued(self.move, self.shown)
+        if NO_QUESTION in self.failure.reasons:
+            prompt = replace(prompt, openings=QUESTION_OPENINGS)
         again = DraftReader(self.turn, prompt, self.released, room=1)
         again.opening = self.opening + prompt.start[len(self.prompt.start):]
         return again
@@ -478,7 +488,9 @@ class DraftReader:
             return Judged(fallback.text, fallback.move, self.failure, draft)
         shown = self.shown if self.shown[-1] in ".!?\"')" else self.shown + "."
         text = f"{shown} {fallback.follow_up}"
-        if not check(text, self.turn.guard).ok:  # the two together must pass as well
+        # the two together must pass as well: the guard, and agree with the grade (the follow-up
+        # may be about another step than the model's sentences, so not the focus rule)
+        if not check(text, self.turn.guard).ok or check_turn(text, replace(self.prompt.judgement(self.move), focus_steps=())):
             text = f"{shown} {SAFE_FOCUS}"
         return Judged(text, fallback.move, self.failure, draft, self.shown)
 
