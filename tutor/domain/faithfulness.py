@@ -8,7 +8,7 @@ honest. A model draft is read sentence by sentence as it streams, then whole:
   steps or the conversation (a word human teachers use off-problem in several problems, such as
   "idea" or "dollars", is common language and always allowed);
 - true arithmetic: a calculation it states ("3 * 15 = 40") is right;
-- it does not repeat the tutor's previous turn word for word;
+- it does not repeat the tutor's previous turn word for word, nor ask again what it asked;
 - whole sentences: a draft the token limit cut is trimmed to its last complete sentence;
 - a focus move is about the step in focus: its numbers, its operation or its sentence's words.
 
@@ -209,10 +209,20 @@ def check_turn(text: str, judgement: Judgement) -> tuple[str, ...]:
         reasons.append(NO_CELEBRATION)
     if judgement.previous and plain(text) == plain(judgement.previous):
         reasons.append("repeats the previous turn word for word")
+    elif not judgement.celebrates and asks_again(text, judgement.previous):
+        reasons.append("asks again what the previous turn asked")
     steps = judgement.focus_steps
     if steps and not judgement.celebrates and not any(is_about_step(text, step) for step in steps):
         reasons.append("is not about the step in focus")
     return tuple(dict.fromkeys(reasons))
+
+
+def asks_again(text: str, previous: str) -> bool:
+    """Both turns ask, and this one names nothing the previous did not ("How much did she
+    spend?" after "How much money did she spend?"): re-asking moves a stuck learner nowhere."""
+    words = content_stems(text)
+    return ("?" in text and "?" in previous and bool(words) and words <= content_stems(previous)
+            and set(numbers_in(text)) <= set(numbers_in(previous)))
 
 
 def plain(text: str) -> str:
