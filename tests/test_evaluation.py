@@ -15,7 +15,7 @@ from tutor.domain.tutoring import plan_turn
 from tutor.evaluation.harness import EvalTutor, evaluate, human_reference, interactive, turn_level
 from tutor.evaluation.harness import EvalReport
 from tutor.evaluation.learners import LLMLearner, ScriptedLearner
-from tutor.evaluation.metrics import macro_f1, numbers_correct, shown_then_replaced, states_final_answer
+from tutor.evaluation.metrics import f1_by_label, macro_f1, numbers_correct, shown_then_replaced, states_final_answer
 from tutor.model.fake import FakeBackend
 from tutor.model.planner import PlannerStudent
 
@@ -40,6 +40,7 @@ def test_macro_f1_is_one_when_moves_agree_and_drops_with_a_confusion():
     confused = [("focus", "focus"), ("focus", "probing"), ("telling", "telling")]
     # focus: P=1/2 R=1 F=2/3; probing: F=0; telling: F=1 -> mean 5/9
     assert macro_f1(confused) == pytest.approx(5 / 9)
+    assert f1_by_label(confused) == pytest.approx({"focus": 2 / 3, "probing": 0.0, "telling": 1.0})
 
 
 def test_a_leak_is_the_answer_before_the_learner_said_it(carmen):

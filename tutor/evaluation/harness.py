@@ -40,6 +40,7 @@ from tutor.evaluation.learners import ScriptedLearner, SimulatedLearner
 from tutor.evaluation.metrics import (
     coherent,
     is_question,
+    f1_by_label,
     macro_f1,
     numbers_correct,
     rate,
@@ -262,6 +263,9 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
     report.question_rate = rate(questions, total)
     report.numbers_correct_rate = rate(numbers_ok, total)
     report.move_f1 = macro_f1(moves)
+    # which moves it makes, and how well each matches the human's: what move F1 averages
+    report.details["moves"] = dict(Counter(move for move, _ in moves).most_common())
+    report.details["move_f1_by_move"] = {move: round(f1, 3) for move, f1 in f1_by_label(moves).items()}
     words(results, report)
 
 

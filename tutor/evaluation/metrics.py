@@ -45,10 +45,10 @@ def is_question(text: str) -> bool:
     return "?" in text
 
 
-def macro_f1(pairs: Iterable[tuple[str, str]], labels: tuple[str, ...] = MOVES) -> float:
-    """Macro-averaged F1 of (predicted, reference) labels over the labels that occur."""
+def f1_by_label(pairs: Iterable[tuple[str, str]], labels: tuple[str, ...] = MOVES) -> dict[str, float]:
+    """F1 of each label that occurs among (predicted, reference) pairs."""
     pairs = list(pairs)
-    scores = []
+    scores = {}
     for label in labels:
         true_positive = sum(1 for p, r in pairs if p == label and r == label)
         predicted = sum(1 for p, _ in pairs if p == label)
@@ -57,8 +57,14 @@ def macro_f1(pairs: Iterable[tuple[str, str]], labels: tuple[str, ...] = MOVES) 
             continue
         precision = true_positive / predicted if predicted else 0.0
         recall = true_positive / actual if actual else 0.0
-        scores.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
-    return sum(scores) / len(scores) if scores else 0.0
+        scores[label] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return scores
+
+
+def macro_f1(pairs: Iterable[tuple[str, str]], labels: tuple[str, ...] = MOVES) -> float:
+    """Macro-averaged F1 of (predicted, reference) labels over the labels that occur."""
+    scores = f1_by_label(pairs, labels)
+    return sum(scores.values()) / len(scores) if scores else 0.0
 
 
 def rate(count: int, total: int) -> float:
