@@ -33,7 +33,7 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
     service, accounts, rounds, people, store = deployment
     shots = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path))
     conversation = service.start_bank_session(people["ann"], CARMEN_ID)
-    liked = turn(service, conversation, "I think it's 350")
+    turn(service, conversation, "I think it's 350")
     disliked = turn(service, conversation, "150")
     service.rate(people["ann"], conversation, disliked.id, THUMBS_DOWN)
 

@@ -633,8 +633,8 @@ class Store:
             run = self.db.execute
             mine = "select id from conversations where user_id = ?"
             their_messages = f"select id from messages where conversation_id in ({mine})"
-            problems = [r[0] for r in run(f"select distinct problem_id from conversations "
-                                          f"where user_id = ?", [user.id]).fetchall()]
+            problems = [r[0] for r in run("select distinct problem_id from conversations "
+                                          "where user_id = ?", [user.id]).fetchall()]
             run(f"delete from feedback where user_id = ? or message_id in ({their_messages})",
                 [user.id, user.id])
             run(f"delete from reviews where teacher_id = ? or message_id in ({their_messages})",

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tutor.accounts import ADMIN, AccountService
+from tutor.accounts import AccountService
 from tutor.errors import AccessDenied, InvalidInput, LoginRefused, LoginThrottled
 from tutor.rounds import Rounds
 from tutor.service import TutorService
