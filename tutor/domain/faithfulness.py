@@ -8,7 +8,8 @@ honest. A model draft is read sentence by sentence as it streams, then whole:
   steps or the conversation (a word human teachers use off-problem in several problems, such as
   "idea" or "dollars", is common language and always allowed);
 - true arithmetic: a calculation it states ("3 * 15 = 40") is right;
-- it does not repeat the tutor's previous turn word for word, nor ask again what it asked;
+- it does not say a sentence of the tutor's previous turn again word for word, nor ask again
+  what it asked;
 - whole sentences: a draft the token limit cut is trimmed to its last complete sentence;
 - a focus move is about the step in focus: its numbers, its operation or its sentence's words.
 
@@ -198,7 +199,19 @@ def check_sentence(sentence: str, judgement: Judgement) -> tuple[str, ...]:
         reasons.append(f"names what is not in the problem or the conversation: {', '.join(strange)}")
     if wrong := [c for c in false_calculations(sentence) if c not in judgement.quoted]:
         reasons.append(f"states a false calculation: {'; '.join(wrong)}")
+    if said_before(sentence, judgement.previous):
+        reasons.append("says a sentence of the previous turn again")
     return tuple(reasons)
+
+
+def said_before(sentence: str, previous: str) -> bool:
+    """The previous turn had this sentence, word for word (three words or more: "Good job." may
+    come again)."""
+    words = plain(sentence)
+    if len(words.split()) < 3 or not previous:
+        return False
+    done, rest = sentences(previous)
+    return words in {plain(said) for said in done + [rest]}
 
 
 def check_turn(text: str, judgement: Judgement) -> tuple[str, ...]:
@@ -207,9 +220,7 @@ def check_turn(text: str, judgement: Judgement) -> tuple[str, ...]:
     reasons = [reason for sentence in done + ([rest] if rest else []) for reason in check_sentence(sentence, judgement)]
     if judgement.celebrates and not celebrates(text):
         reasons.append(NO_CELEBRATION)
-    if judgement.previous and plain(text) == plain(judgement.previous):
-        reasons.append("repeats the previous turn word for word")
-    elif not judgement.celebrates and asks_again(text, judgement.previous):
+    if not judgement.celebrates and asks_again(text, judgement.previous):
         reasons.append("asks again what the previous turn asked")
     steps = judgement.focus_steps
     if steps and not judgement.celebrates and not any(is_about_step(text, step) for step in steps):
