@@ -22,7 +22,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -226,6 +226,12 @@ def check_turn(text: str, judgement: Judgement) -> tuple[str, ...]:
     if steps and not judgement.celebrates and not any(is_about_step(text, step) for step in steps):
         reasons.append("is not about the step in focus")
     return tuple(dict.fromkeys(reasons))
+
+
+def check_sent(text: str, judgement: Judgement) -> tuple[str, ...]:
+    """Reasons a turn as sent fails: the whole check less the focus rule, which holds the
+    model's drafts only (the planner's words may be about a neighbouring step)."""
+    return check_turn(text, replace(judgement, focus_steps=()))
 
 
 def asks_again(text: str, previous: str) -> bool:

@@ -19,6 +19,7 @@ from tutor.domain.faithfulness import (
     Judgement,
     Vocabulary,
     celebrates,
+    check_sent,
     check_sentence,
     check_turn,
     judgement,
@@ -488,9 +489,8 @@ class DraftReader:
             return Judged(fallback.text, fallback.move, self.failure, draft)
         shown = self.shown if self.shown[-1] in ".!?\"')" else self.shown + "."
         text = f"{shown} {fallback.follow_up}"
-        # the two together must pass as well: the guard, and agree with the grade (the follow-up
-        # may be about another step than the model's sentences, so not the focus rule)
-        if not check(text, self.turn.guard).ok or check_turn(text, replace(self.prompt.judgement(self.move), focus_steps=())):
+        # the two together must pass as well: the guard, and the check as a sent turn
+        if not check(text, self.turn.guard).ok or check_sent(text, self.prompt.judgement(self.move)):
             text = f"{shown} {SAFE_FOCUS}"
         return Judged(text, fallback.move, self.failure, draft, self.shown)
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from fractions import Fraction
 
 from tutor.domain.arithmetic import numbers_in
 from tutor.domain.dialogues import MOVES
-from tutor.domain.faithfulness import Judgement, check_turn
+from tutor.domain.faithfulness import Judgement, check_sent
 from tutor.domain.guard import HARMLESS, GuardContext, check
 
 
@@ -32,7 +31,7 @@ def coherent(text: str, judgement: Judgement) -> bool:
     """The turn agrees with the learner's actual correctness per the grader (no praise for a
     wrong value, no "not quite" for a right one, a celebration after a solution) and names
     nothing outside the problem and the conversation."""
-    return not check_turn(text, replace(judgement, focus_steps=()))
+    return not check_sent(text, judgement)
 
 
 def shown_then_replaced(seen: Sequence[str]) -> bool:
