@@ -29,9 +29,9 @@ def test_chat_answers_each_stdin_line_through_the_service(tmp_path):
     assert lines[0].startswith(f"Problem {CARMEN_ID}: Carmen goes to an auction")
     assert lines[1] == "tutor> What do you think the first step is?"
     assert "not sent: Your message is empty" in result.stdout
-    # the second reply is a focus hint: the fake's sentence (shown as it streamed) is not about
-    # the step, so the planner's question follows it, on the same line, nothing taken back
-    assert lines[-1].startswith("tutor> What do you think the first step is? Let's look at the next part:")
+    # the fake says its sentence again, which the previous turn said: it is never shown, and the
+    # planner's words are the second reply
+    assert lines[-1].startswith("tutor> ") and "What do you think the first step is?" not in lines[-1]
 
     store = open_store(Settings(data_dir=tmp_path))
     (conversation,) = store.conversations(store.ensure_user("local-learner"))
@@ -44,7 +44,8 @@ def test_chat_answers_each_stdin_line_through_the_service(tmp_path):
 def test_chat_prints_exactly_what_passed_and_never_takes_text_back(store, bank, monkeypatch, capsys):
     # a student that praises a wrong value after a first sentence that passes
     service = TutorService(store, bank, FakeBackend(["Let's look at the bids again. Yes, you're right!",
-                                                     "Not quite, check your multiplication again."]))
+                                                     "Not quite, check your multiplication again.",
+                                                     "Yes, you're right! What do the 3 other bids add?"]))
     monkeypatch.setattr("tutor.cli.chat.open_service", lambda settings, progress: service)
     monkeypatch.setattr("sys.stdin", io.StringIO("I think the desk costs $350.\n3 x 50 = 150\n"))
     assert main(["chat", "--problem", CARMEN_ID, "--student-model", "fake"]) == 0
