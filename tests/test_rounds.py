@@ -290,3 +290,50 @@ def test_the_dataset_files_train_as_they_are_with_trls_trainers(deployment, tmp_
                                 peft_config=LoraConfig(r=4, target_modules=["q_proj"], task_type="CAUSAL_LM"))
         trainer.train()
         assert trainer.state.global_step == 1
+
+
+@pytest.mark.parametrize("upper_layers", [0, 1])
+def test_the_shared_prompt_dpo_loss_and_gradients_are_trls(tmp_path, tiny_model_dir, upper_layers):
+    """Each pair's prompt read once (and the frozen lower layer once for policy and reference)
+    gives TRL's own DPO loss and gradients on the same padded batch: prompts of different
+    lengths, replies of different lengths sharing their first words."""
+    import torch
+    from trl import DPOTrainer
+
+    from tutor.training.preference import DPO, PreferenceSettings, preference_trainer
+
+    champion = make_champion(tiny_model_dir, tmp_path / "models")
+    rows = []
+    for n, (chosen, rejected) in enumerate([("Why 12?", "[focus] It is 12 apples."),
+                                            ("[focus] How many are left now?", "[focus] Add them.")]):
+        prompt = [{"role": "system", "content": "Tom has 3 apples." * (n + 1)},
+                  {"role": "user", "content": "I think it is 15" + " apples" * (4 * n)}]
+        rows.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
+                     "rejected": [{"role": "assistant", "content": rejected}]})
+    data = tmp_path / "dpo.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    settings = TrainSettings(batch_size=2, max_length=4096, upper_layers=upper_layers)
+    trainer = preference_trainer(DPO, tiny_model_dir, champion, data, settings, PreferenceSettings(beta=0.5),
+                                 str(tmp_path / "out"))
+    trained = [p for p in trainer.model.parameters() if p.requires_grad]
+    adapter = [name for name, _ in trainer.model.named_parameters() if ".default." in name]
+    assert len(trained) == (len(adapter) // 2 if upper_layers else len(adapter))  # q and v of each layer
+    torch.manual_seed(0)
+    with torch.no_grad():  # as after some steps: the trained adapter is no longer its reference
+        for parameter in trained:
+            parameter.add_(torch.randn_like(parameter) * 0.3)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert (batch["attention_mask"] == 0).any()  # padded, as TRL collates
+
+    def loss_and_grads(compute):
+        trainer.model.zero_grad()
+        loss = compute(trainer.model, batch)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in trained]
+
+    ours, our_grads = loss_and_grads(trainer._compute_loss)
+    theirs, their_grads = loss_and_grads(lambda model, inputs: DPOTrainer._compute_loss(trainer, model, inputs, False))
+    assert ours == pytest.approx(theirs, rel=1e-5) and abs(ours - 0.6931) > 1e-3  # not the untrained log 2
+    for mine, trl in zip(our_grads, their_grads):
+        torch.testing.assert_close(mine, trl, rtol=1e-4, atol=1e-6)
+    assert trainer._metrics["train"]["rewards/margins"][0] == pytest.approx(trainer._metrics["train"]["rewards/margins"][1], rel=1e-4)

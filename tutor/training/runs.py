@@ -106,7 +106,7 @@ def round_config(*, base: str = "embedded", models_dir: Path = MODELS_DIR, datas
                  include_simulated: bool = True, train: TrainSettings | None = None, beta: float = 0.1,
                  gate_dialogues: int | None = 12, gate_attacks: int = 40, version: str | None = None) -> dict:
     """A round's configuration, as the CLI, the admin page and the schedule store it."""
-    train = train or TrainSettings(learning_rate=5e-5)
+    train = train or TrainSettings(learning_rate=5e-5, upper_layers=8)
     return {"base": base, "models_dir": str(models_dir), "dataset": str(dataset) if dataset else None,
             "include_simulated": include_simulated, "train": train.to_json(), "preference": {"beta": beta},
             "gate": {"limit": gate_dialogues, "attacks": gate_attacks}, "version": version}

@@ -45,6 +45,7 @@ class TrainSettings:
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] = LINEAR_MODULES
     max_steps: int = -1  # >0: stop after this many optimizer steps (tests, smoke runs)
+    upper_layers: int = 0  # >0: train the adapter in the top this many layers only (the rest stays as it was)
     seed: int = 0
     kd: bool = False  # logit distillation from a local teacher with the student's tokenizer (GKD)
     kd_lambda: float = 0.0  # GKD's share of on-policy (student-generated) sequences; 0 is CPU-friendly
@@ -114,9 +115,11 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
 
 
 def trainer_arguments(settings: TrainSettings, output_dir: str) -> dict:
-    """The training arguments every trainer here shares: CPU, fp32, no checkpoints, a log line a step."""
+    """The training arguments every trainer here shares: CPU, fp32, no checkpoints, a log line a step.
+    No activation checkpointing (TRL's configs turn it on): it recomputes every layer's forward in
+    the backward pass and sends the gradient down to the embeddings, whatever is frozen."""
     return dict(
-        output_dir=output_dir, use_cpu=True, bf16=False, fp16=False,
+        output_dir=output_dir, use_cpu=True, bf16=False, fp16=False, activation_checkpointing=False,
         num_train_epochs=settings.epochs, max_steps=settings.max_steps,
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation, learning_rate=settings.learning_rate,
