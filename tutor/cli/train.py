@@ -35,8 +35,9 @@ def register(subcommands) -> None:
                         ("kto", "KTO on 👍/👎 examples (learners, teachers' ratings, checks)")):
         parser = kinds.add_parser(kind, help=f"an RLHF round: {about}, from the champion; "
                                   "then the evaluation gate")
-        add_training_arguments(parser, TrainSettings(learning_rate=5e-5),
-                               dataset_help="a `dataset build` folder (default: built now)")
+        add_training_arguments(parser, runs.ROUND_TRAINING, dataset_help="a `dataset build` folder (default: built now)")
+        parser.add_argument("--upper-layers", type=int, default=runs.ROUND_TRAINING.upper_layers,
+                            help="train the adapter in the top N layers only (0: all; fewer: faster)")
         parser.add_argument("--no-simulated", action="store_true", help="leave simulated sessions out")
         parser.add_argument("--beta", type=float, default=0.1, help="how close to stay to the champion")
         parser.add_argument("--gate-dialogues", type=int, default=12, help="validation dialogues the gate measures")
@@ -84,7 +85,7 @@ def run_round(args) -> int:
     store = open_store(settings)
     runs.reap(store)
     train = TrainSettings(epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
-                          max_length=args.max_length, max_steps=args.max_steps)
+                          max_length=args.max_length, max_steps=args.max_steps, upper_layers=args.upper_layers)
     config = runs.round_config(base=args.base, models_dir=args.models_dir, dataset=args.dataset,
                           include_simulated=not args.no_simulated, train=train, beta=args.beta,
                           gate_dialogues=args.gate_dialogues, gate_attacks=args.gate_attacks, version=args.version)

@@ -102,11 +102,17 @@ def wait(store: Store, run_id: int, process: subprocess.Popen | None = None,
         time.sleep(poll_s)
 
 
+# A round fine-tunes the champion gently, in the adapter's top 8 of the embedded student's 30
+# layers: the layers below run once for policy and reference, the backward pass stops there
+# (bench/train.py: a 500-pair DPO round in ~20 min on 2 cores).
+ROUND_TRAINING = TrainSettings(learning_rate=5e-5, upper_layers=8)
+
+
 def round_config(*, base: str = "embedded", models_dir: Path = MODELS_DIR, dataset: Path | None = None,
                  include_simulated: bool = True, train: TrainSettings | None = None, beta: float = 0.1,
                  gate_dialogues: int | None = 12, gate_attacks: int = 40, version: str | None = None) -> dict:
     """A round's configuration, as the CLI, the admin page and the schedule store it."""
-    train = train or TrainSettings(learning_rate=5e-5, upper_layers=8)
+    train = train or ROUND_TRAINING
     return {"base": base, "models_dir": str(models_dir), "dataset": str(dataset) if dataset else None,
             "include_simulated": include_simulated, "train": train.to_json(), "preference": {"beta": beta},
             "gate": {"limit": gate_dialogues, "attacks": gate_attacks}, "version": version}
