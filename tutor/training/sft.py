@@ -45,7 +45,7 @@ class TrainSettings:
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] = LINEAR_MODULES
     max_steps: int = -1  # >0: stop after this many optimizer steps (tests, smoke runs)
-    upper_layers: int = 0  # >0: train the adapter in the top this many layers only (the rest stays as it was)
+    upper_layers: int = 0  # DPO rounds, >0: train the adapter in the top this many layers only (the rest stays)
     seed: int = 0
     kd: bool = False  # logit distillation from a local teacher with the student's tokenizer (GKD)
     kd_lambda: float = 0.0  # GKD's share of on-policy (student-generated) sequences; 0 is CPU-friendly
