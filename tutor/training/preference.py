@@ -133,6 +133,18 @@ def shared_prompt_dpo(trainer_class):
     return SharedPromptDPOTrainer
 
 
+@dataclass
+class _Stem:
+    """One pair after the layers below the trained ones: what `PairBatch.logps` goes on from."""
+
+    shared: int  # tokens of the common prefix
+    tails: list  # each row's token ids after the prefix
+    targets: list  # each row's completion mask (whole row)
+    prefix: object  # the prefix's hidden states (None: no common prefix)
+    tail: object  # the two tails' hidden states, right-padded to one width
+    tail_mask: object  # which positions each tail position sees (the prefix, itself causally)
+
+
 class PairBatch:
     """TRL's collated preference batch (rows [chosen..., rejected...], right-padded) as pairs,
     each pair's longest common token prefix run once and its two rows going on from that cache.
@@ -155,7 +167,7 @@ class PairBatch:
                 targets = [completion[i][attention[i].bool()].bool() for i in (pair, pair + count)]
                 self.pairs.append(self._stem(rows, targets))
 
-    def _stem(self, rows, targets) -> dict:
+    def _stem(self, rows, targets) -> _Stem:
         """A pair's common prefix and its two tails, through the embeddings and the lower layers."""
         import torch
         from transformers import DynamicCache
@@ -171,15 +183,14 @@ class PairBatch:
         # each tail sees the whole prefix and itself causally; padding is at the right, never seen
         tail_mask = torch.ones(width, shared + width, dtype=torch.bool).tril(diagonal=shared)[None, None]
         cache = DynamicCache(config=self.backbone.config)
-        stem = {"shared": shared, "tails": tails, "targets": targets, "prefix": None}
+        prefix = None
         if shared:
-            stem["prefix"] = self._layers(self.backbone.embed_tokens(rows[0][None, :shared]), 0, self.split,
-                                          torch.arange(shared)[None], None, cache)
+            prefix = self._layers(self.backbone.embed_tokens(rows[0][None, :shared]), 0, self.split,
+                                  torch.arange(shared)[None], None, cache)
             cache.batch_repeat_interleave(2)
-        stem["tail"] = self._layers(self.backbone.embed_tokens(tail_ids), 0, self.split,
-                                    torch.arange(shared, shared + width)[None], tail_mask, cache)
-        stem["tail_mask"] = tail_mask
-        return stem
+        tail = self._layers(self.backbone.embed_tokens(tail_ids), 0, self.split,
+                            torch.arange(shared, shared + width)[None], tail_mask, cache)
+        return _Stem(shared, tails, targets, prefix, tail, tail_mask)
 
     def _layers(self, hidden, start: int, end: int, positions, mask, cache):
         rotary = self.backbone.rotary_emb(hidden, position_ids=positions)
@@ -197,15 +208,15 @@ class PairBatch:
         sums = []
         layers = len(self.backbone.layers)
         for stem in self.pairs:
-            shared, cache = stem["shared"], DynamicCache(config=self.backbone.config)
+            shared, cache = stem.shared, DynamicCache(config=self.backbone.config)
             if shared:
-                self._layers(stem["prefix"], self.split, layers, torch.arange(shared)[None], None, cache)
+                self._layers(stem.prefix, self.split, layers, torch.arange(shared)[None], None, cache)
                 cache.batch_repeat_interleave(2)
-            width = stem["tail"].size(1)
-            hidden = self._layers(stem["tail"], self.split, layers, torch.arange(shared, shared + width)[None],
-                                  stem["tail_mask"], cache)
+            width = stem.tail.size(1)
+            hidden = self._layers(stem.tail, self.split, layers, torch.arange(shared, shared + width)[None],
+                                  stem.tail_mask, cache)
             hidden = self.backbone.norm(hidden)
-            for side, (tail, target) in enumerate(zip(stem["tails"], stem["targets"])):
+            for side, (tail, target) in enumerate(zip(stem.tails, stem.targets)):
                 positions = target[shared + 1:].nonzero().squeeze(1)  # tail position j predicts tail token j + 1
                 logits = self.head(hidden[side, positions])
                 sums.append(torch.log_softmax(logits.float(), dim=-1).gather(1, tail[positions + 1][:, None]).sum())
