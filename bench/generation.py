@@ -1,6 +1,6 @@
 """The serving engine beside plain `model.generate`, on the same weights, in one run.
 
-    python -m bench.generation [--data-dir DIR] [--model champion] [--tokens 96] [--runs 5] [--turns 40]
+    python -m bench.generation [--data-dir DIR] [--model champion] [--tokens 96] [--runs 5] [--turns 40] [--think 2]
 
 1. Decode speed: greedy decoding of a fixed number of tokens on real tutor-turn prompts (the
    served version's prompt format), plain transformers `generate` (float32, the weights the
@@ -8,7 +8,9 @@
    float32 variant (the same greedy tokens as transformers). Paths are interleaved so drift in a shared CPU hits all alike.
 2. Time to first shown words of real tutor turns through the service (grading, planning,
    retrieval, the checks, and text held back until it passes): scripted learners on bank
-   problems say a wrong value, the right first step, "I don't know", and the final answer.
+   problems say a wrong value, the right first step, "I don't know", and the final answer,
+   each after `--think` seconds of reading and writing (a real learner takes longer; the
+   engine prefills the next prompt's start meanwhile, as it does in the app).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=96)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--turns", type=int, default=40, help="tutor turns timed through the service")
+    parser.add_argument("--think", type=float, default=2.0, help="seconds a scripted learner takes to answer")
     args = parser.parse_args()
     threads = torch.get_num_threads()  # torch's own default, before CTranslate2 sets OpenMP's to one a worker
     data_dir = args.data_dir or default_data_dir()
@@ -53,8 +56,11 @@ def main() -> None:
         store = Store(Path(scratch) / "bench.db")
         adapter = Registry(MODELS_DIR, store).resolve(args.model, progress=lambda _: None)
         engine = CTranslate2Backend(base, adapter, data_dir=data_dir)
-        speeds = decode_speeds(base, adapter, engine, data_dir, args.tokens, args.runs, threads)
-        ttfts = first_words(TutorService(store, ProblemBank.load(PROBLEMS_FILE), engine), args.turns)
+        speeds = decode_speeds(base, adapter, data_dir, args.tokens, args.runs, threads)
+        before = (engine.states.prefilled, engine.states.reused, engine.states.ahead)
+        ttfts = first_words(TutorService(store, ProblemBank.load(PROBLEMS_FILE), engine), args.turns, args.think)
+        prefilled, reused, ahead = (now - then for now, then in zip(
+            (engine.states.prefilled, engine.states.reused, engine.states.ahead), before))
 
     plain = speeds["plain generate (float32)"]
     print(f"\nmodel: {engine.version}  torch threads: {threads}  decode: {args.tokens} tokens, "
@@ -64,8 +70,10 @@ def main() -> None:
         print(f"{name:<32}{prefill:>10.3f}{speed:>14.1f}{speed / plain[1]:>12.2f}x")
     served = speeds[SERVED]
     p50, p95 = percentile(ttfts, 50), percentile(ttfts, 95)
-    print(f"\ntime to first shown words, {len(ttfts)} tutor turns through the service: "
-          f"p50 {p50:.2f} s, p95 {p95:.2f} s (goals 0.5 s, 1.5 s)")
+    print(f"\ntime to first shown words, {len(ttfts)} tutor turns through the service, the learner "
+          f"answering after {args.think:g} s: p50 {p50:.2f} s, p95 {p95:.2f} s (goals 0.5 s, 1.5 s)")
+    print(f"prompt tokens of those turns' replies: {prefilled} prefilled while the learner waited, "
+          f"{reused} read from kept states; {ahead} prefilled ahead, while the learner wrote")
     print(f"\ngenerate_tok_per_s: {plain[1]:.1f}")
     print(f"engine_tok_per_s: {served[1]:.1f}")
     print(f"speedup_vs_generate: {served[1] / plain[1]:.2f}")
@@ -74,13 +82,15 @@ def main() -> None:
     print(f"ttft_p95_s: {p95:.2f}")
 
 
-def decode_speeds(base: Path, adapter: Path | None, engine: CTranslate2Backend, data_dir: Path,
-                  tokens: int, runs: int, threads: int) -> dict[str, tuple[float, float]]:
-    """(prefill seconds, decode tokens/s) per path, medians over prompts of real tutor turns."""
+def decode_speeds(base: Path, adapter: Path | None, data_dir: Path, tokens: int, runs: int,
+                  threads: int) -> dict[str, tuple[float, float]]:
+    """(prefill seconds, decode tokens/s) per path, medians over prompts of real tutor turns;
+    the engines keep no prompt states here (each call prefills its whole prompt, as generate does)."""
     plain = TransformersBackend(base, adapter, dtype="float32")
-    exact = CTranslate2Backend(base, adapter, data_dir=data_dir, quantization=EXACT)
+    served = CTranslate2Backend(base, adapter, data_dir=data_dir, prompt_states_mb=0)
+    exact = CTranslate2Backend(base, adapter, data_dir=data_dir, quantization=EXACT, prompt_states_mb=0)
     bank = ProblemBank.load(PROBLEMS_FILE)
-    service = TutorService(Store(None), bank, engine)
+    service = TutorService(Store(None), bank, served)
     prompts = [sample_prompt(service, problem) for problem in list(bank)[:runs]]
     params = GenerationParams(max_new_tokens=tokens, min_new_tokens=tokens, temperature=0, repetition_penalty=1.0)
 
@@ -107,7 +117,7 @@ def decode_speeds(base: Path, adapter: Path | None, engine: CTranslate2Backend, 
             return prefill, (tokens - 1) / (time.perf_counter() - started - prefill)
         return run
 
-    paths = {"plain generate (float32)": transformers_path, SERVED: engine_path(engine),
+    paths = {"plain generate (float32)": transformers_path, SERVED: engine_path(served),
              EXACT_PATH: engine_path(exact)}
     for run in paths.values():
         run(prompts[0])  # warm-up
@@ -131,7 +141,7 @@ def sample_prompt(service: TutorService, problem):
     return [ChatMessage(m["role"], m["content"]) for m in stored]
 
 
-def first_words(service: TutorService, turns: int) -> list[float]:
+def first_words(service: TutorService, turns: int, think: float) -> list[float]:
     """Seconds from a learner's message to the first words shown of the tutor's answer."""
     learner = service.local_learner("bench-learner")
     seconds: list[float] = []
@@ -144,6 +154,7 @@ def first_words(service: TutorService, turns: int) -> list[float]:
         index += 1
         conversation = service.start_session(learner, problem)
         for said in learner_lines(problem):
+            time.sleep(think)
             started, first = time.perf_counter(), None
             for reply in service.reply(conversation, said):  # read to the end: the turn is stored
                 if first is None and reply.text.strip():

@@ -1,5 +1,7 @@
 """A failed draft is tried again from what the learner has seen before the planner's words go out."""
 
+from dataclasses import replace
+
 import pytest
 
 from tests.conftest import CARMEN_ID
@@ -9,6 +11,7 @@ from tutor.domain.prompting import MOVES_FORMAT, Said
 from tutor.domain.tutoring import CELEBRATION_OPENINGS, QUESTION_OPENINGS, DraftReader, judge_draft, plan_turn, retried, turn_prompt
 from tutor.evaluation.harness import EvalTutor, TurnRequest
 from tutor.evaluation.metrics import shown_then_replaced
+from tutor.model.backend import retry_params
 from tutor.model.fake import FakeBackend
 from tutor.service import PLANNER_VERSION, TutorService
 
@@ -229,3 +232,59 @@ def test_a_turn_that_asked_nothing_goes_on_with_a_question_word(store, bank):
     assert student.calls[1][-1].content == "[focus] Let us look at the bids."
     assert student.params[1].choices == QUESTION_OPENINGS  # the go-on sentence opens with one
     assert " Which" in QUESTION_OPENINGS and student.params[0].choices == ("probing", "focus")
+
+
+class SpareBackend(FakeBackend):
+    """A fake engine with a worker free for a spare draft (`idle`), which records what it closed."""
+
+    def __init__(self, replies, idle=True):
+        super().__init__(replies, prompt_format=MOVES_FORMAT)
+        self.idle, self.spares, self.closed = idle, [], []
+
+    def generate(self, messages, params):
+        reply = super().generate(messages, params)
+        call = len(self.calls) - 1
+        reply._stop = lambda: self.closed.append(call)
+        return reply
+
+    def generate_if_idle(self, messages, params):
+        if not self.idle:
+            return None
+        self.spares.append(len(self.calls))
+        return self.generate(messages, params)
+
+
+def test_a_spare_draft_decodes_beside_the_first_and_is_the_fresh_try_when_nothing_was_shown(store, bank):
+    student = SpareBackend(["focus] The desk costs 500, right?",  # fails, nothing shown: the spare goes on
+                            "focus] Which bids came after the opening one?",
+                            "focus] Unread."])
+    service = TutorService(store, bank, student)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    *_, last = service.reply(conversation, WRONG)
+    assert last.text == "Which bids came after the opening one?" and last.message.planner_state["guard"]["passed"]
+    # the spare (call 1) was asked for with the first draft, as the second try would be, and sent;
+    # the spare beside it (call 2, a third try) was stopped unread
+    assert student.spares == [1, 2] and len(student.calls) == 3
+    sequential = retry_params(replace(service.params, choices=("probing", "focus")), 1, goes_on=False)
+    assert student.params[1] == sequential and student.calls[1] == student.calls[0]
+    assert 2 in student.closed
+    assert [tried["output"] for tried in last.message.planner_state["guard"]["tries"]] == [
+        "focus] The desk costs 500, right?"]
+
+
+def test_a_spare_is_dropped_when_the_draft_showed_a_sentence_and_none_is_asked_of_a_busy_engine(store, bank):
+    student = SpareBackend(["focus] Let us look at the bids. You are right!",  # shows a sentence, then fails
+                            "focus] Unread spare.",
+                            " Which bids came after the opening one? And then?"])
+    service = TutorService(store, bank, student)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    *_, last = service.reply(conversation, WRONG)
+    assert last.text == "Let us look at the bids. Which bids came after the opening one?"
+    assert student.spares == [1] and 1 in student.closed  # stopped: the next try goes on from the shown sentence
+    assert student.calls[2][-1].content == "[focus] Let us look at the bids."
+    busy = SpareBackend(["focus] The desk costs 500, right?", "focus] Which bids came after the opening one?"],
+                        idle=False)
+    service = TutorService(store, bank, busy)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    *_, last = service.reply(conversation, WRONG)
+    assert busy.spares == [] and len(busy.calls) == 2 and last.text == "Which bids came after the opening one?"

@@ -38,6 +38,17 @@ def data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
+def submitted(engine: CTranslate2Backend, action) -> list:
+    """The requests `action` submits to the engine's workers."""
+    requests, submit = [], engine._submit
+    engine._submit = lambda request: requests.append(request) or submit(request)
+    try:
+        action()
+    finally:
+        engine._submit = submit
+    return requests
+
+
 def greedy_tokens(backend, messages, params=GREEDY) -> list[int]:
     text = "".join(backend.generate(messages, params))
     return backend.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -198,3 +209,70 @@ def test_sampled_drafts_share_one_prompt_and_say_when_the_limit_cut_them(tiny_mo
     # greedy "samples" are the one greedy reply
     greedy = sample_outputs(fast, MESSAGES, GREEDY, 2)
     assert [o.text for o in greedy] == ["".join(fast.generate(MESSAGES, GREEDY))] * 2
+
+
+def test_kept_prompt_states_are_reused_for_prompts_they_begin_and_bounded_by_reloading():
+    from tutor.model.ctranslate2_backend import _PromptStates
+
+    loads = []
+    states = _PromptStates(lambda: loads.append(object()) or loads[-1], bytes_per_token=10, budget=200)
+    first = list(range(8))
+    generator, start, keep = states.plan(first)
+    assert start == first[:-1] and keep  # prefilled whole, its state kept (70 bytes)
+    _, start, keep = states.plan(first + [8])  # a retry going on, the next turn: start from it
+    assert start == first[:-1] and keep and states.reused == 7
+    _, start, _ = states.plan(first[:3] + [50] * 6)  # begins differently: prefilled whole, kept (150)
+    assert start == first[:3] + [50] * 5 and len(loads) == 1
+    assert states.plan(first + [8])[1] == first[:-1]
+    assert states.plan(first[:3] + [50] * 6, ahead=True) is None  # kept already: nothing to prefill
+    generator, start, _ = states.plan([7] * 7)  # 6 more tokens would pass the budget: a fresh model
+    assert len(loads) == 2 and generator is loads[-1] and start == [7] * 6
+    assert states.plan(first + [8])[1] == first and len(loads) == 2  # the old states went with the old model
+    assert states.plan(list(range(30)))[1:] == ([], False)  # larger than the budget: not kept
+    assert states.plan(list(range(30)), ahead=True) is None
+    assert states.prefilled + states.reused == 8 + 9 + 9 + 9 + 7 + 9 + 30
+
+
+def test_a_turn_decodes_from_its_kept_prompt_state_as_from_the_whole_prompt(tiny_model_dir, lora_dir, data_dir):
+    """The next turn starts from the state prefilled ahead (while the learner wrote) and a
+    constrained re-decode from the turn's own: the same greedy tokens as transformers."""
+    from tutor.model import chat
+
+    exact = TransformersBackend(tiny_model_dir, lora_dir, dtype="float32")
+    fast = CTranslate2Backend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
+    start = [ChatMessage("system", "Problem: 3 apples and 5 pears."), ChatMessage("user", "8?\nNote: right."),
+             ChatMessage("assistant", "[focus] How did you get 8?")]
+    turn = start + [ChatMessage("user", "I added them.\nNote: explained."), ChatMessage("assistant", "[")]
+    whole = chat.prompt_ids(fast.tokenizer, start, complete=True)
+    assert chat.prompt_ids(fast.tokenizer, turn)[:len(whole)] == whole  # what makes the state reusable
+    prefill, = submitted(fast, lambda: fast.prepare(start))
+    assert prefill.done.wait(10)
+    free = greedy_tokens(exact, turn)
+    vocabulary = ["focus", "probing", "telling", "generic", "hello", "seven", "apples", "pears"]
+    choices = tuple(w for w in vocabulary if exact.first_tokens([w]).isdisjoint({free[0]}))[:4]
+    for params in (GREEDY, GenerationParams(max_new_tokens=16, temperature=0, repetition_penalty=1.0, choices=choices)):
+        reused = fast.states.reused
+        assert "".join(fast.generate(turn, params)) == "".join(exact.generate(turn, params))
+        assert fast.states.reused - reused >= len(whole) - 1  # started from the kept state
+    assert fast.states.ahead == len(whole)
+    # sampling follows every logit: a fresh engine, which prefills the whole prompt, draws the same
+    sampled = GenerationParams(max_new_tokens=24, temperature=1.0, top_p=1.0, repetition_penalty=1.0, seed=5)
+    fresh = CTranslate2Backend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
+    assert "".join(fast.generate(turn, sampled)) == "".join(fresh.generate(turn, sampled))
+
+
+def test_a_spare_reply_waits_for_an_idle_worker_and_an_unread_reply_stops_when_closed(tiny_model_dir, data_dir):
+    from tutor.model.ctranslate2_backend import WORKERS
+
+    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
+    long = GenerationParams(max_new_tokens=4000, min_new_tokens=4000, temperature=0)
+    busy: list = []
+    requests = submitted(fast, lambda: busy.extend(fast.generate(MESSAGES, long) for _ in range(WORKERS)))
+    assert fast.generate_if_idle(MESSAGES, GREEDY) is None  # every worker has a turn
+    for reply in busy:
+        reply.close()  # never read: closing stops its decoding all the same
+    for request in requests:
+        assert request.done.wait(5) and request.tokens.qsize() < 4000
+    assert fast._turns == 0
+    spare = fast.generate_if_idle(MESSAGES, GREEDY)
+    assert "".join(spare) == "".join(fast.generate(MESSAGES, GREEDY))

@@ -101,3 +101,42 @@ def test_evaluation_scores_the_move_a_trained_student_chose(carmen):
     assert forced.move == forced.plan.move.move == "focus"
     learner, said = tutor.said(asks, chosen)  # the next turn's history
     assert learner.note.startswith("(learner: incorrect") and said == Said("tutor", "Why do you think so?", "probing")
+
+
+class PreparingBackend(FakeBackend):
+    """A fake engine that records the prompt starts it is asked to prefill ahead."""
+
+    def __init__(self, replies, prompt_format=MOVES_FORMAT):
+        super().__init__(replies, prompt_format=prompt_format)
+        self.prepared = []
+
+    def prepare(self, messages):
+        self.prepared.append(list(messages))
+
+
+def test_each_turn_prompt_begins_with_what_was_prefilled_while_the_learner_wrote(store, bank):
+    """The engine reads the problem and the recent turns ahead; a turn's prompt must begin with
+    exactly that, also once older turns no longer fit (else the kept state is of no use)."""
+    student = PreparingBackend(["probing] How did you get that number?"])
+    service = TutorService(store, bank, student)
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    assert [m.role for m in student.prepared[0]] == ["system"]
+    said = ["I think it is 350.", "I don't know", "Is it 7?", "hmm 12", "I added them", "maybe 40", "no idea"]
+    for turn, text in enumerate(said, 1):
+        list(service.reply(conversation, text))
+        prompt, ahead = student.calls[-1], student.prepared[turn - 1]
+        assert prompt[:len(ahead)] == ahead
+        assert [m.role for m in prompt[len(ahead):]] == ["user", "assistant"]  # the learner's message, the start
+        assert prompt[len(ahead)].content.startswith(text)
+    assert len(student.prepared) == len(said) + 1 and len(student.calls[-1]) < 2 * len(said)  # the window slid
+    resumed = service.resume_session(service.local_learner(), conversation.id)
+    assert resumed.id == conversation.id and student.prepared[-1] == student.prepared[-2]
+    # a solved conversation has no next turn to prepare; the instruct format has no stable start
+    solved = service.start_bank_session(service.local_learner("solver"), CARMEN_ID)
+    count = len(student.prepared)
+    list(service.reply(solved, f"The answer is {bank.get(CARMEN_ID).answer}"))
+    assert service.progress(solved).solved and len(student.prepared) == count
+    instruct = PreparingBackend(["How did you get that?"], prompt_format="instruct")
+    other = TutorService(store, bank, instruct)
+    list(other.reply(other.start_bank_session(other.local_learner(), CARMEN_ID), "350"))
+    assert instruct.prepared == []

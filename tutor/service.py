@@ -17,7 +17,7 @@ from tutor.domain.problems import Problem, ProblemBank
 from tutor.domain.solving import solution_request, with_verified_solution
 from tutor.config import VOCABULARY_FILE
 from tutor.domain.faithfulness import Vocabulary, load_vocabulary
-from tutor.domain.prompting import INSTRUCT, MOVES_FORMAT, PLANNER_FORMAT, Said
+from tutor.domain.prompting import INSTRUCT, MOVES_FORMAT, MOVES_FORMATS, PLANNER_FORMAT, Said, next_turn_start
 from tutor.domain.tutoring import (
     DRAFT_TRIES,
     DraftReader,
@@ -99,7 +99,15 @@ class TutorService:
         return self.start_session(user, self.bank.get(problem_id))
 
     def start_session(self, user: User, problem: Problem, origin: str = "live") -> Conversation:
-        return self.store.start_conversation(user, problem, self.policy_for(user).to_json(), origin)
+        conversation = self.store.start_conversation(user, problem, self.policy_for(user).to_json(), origin)
+        self._prepare_next_turn(conversation, [])
+        return conversation
+
+    def resume_session(self, user: User, conversation_id: int) -> Conversation:
+        """The learner's own conversation, opened again to go on with it."""
+        conversation = self.store.conversation(conversation_id, user)
+        self._prepare_next_turn(conversation, self.store.messages(conversation))
+        return conversation
 
     def policy_for(self, user: User) -> RevealPolicy:
         """The reveal policy of the learner's class if its teacher set one, else the deployment's."""
@@ -236,7 +244,19 @@ class TutorService:
         self._record_mastery(conversation, before, turn)
         if turn.state.solved and not before.solved:
             self.store.set_status(conversation, "solved")
+        self._prepare_next_turn(conversation, transcript + [message])
         yield TutorReply(final_text, message)
+
+    def _prepare_next_turn(self, conversation: Conversation, transcript: list[Message]) -> None:
+        """Let the student model read the start of the next turn's prompt (the problem and the
+        recent turns) while the learner reads and writes, where its engine can keep that state:
+        the learner's next message then waits only for what it adds."""
+        prepare, form = getattr(self.student, "prepare", None), prompt_format(self.student)
+        if prepare is None or form not in MOVES_FORMATS or _planner_state(transcript).solved:
+            return
+        problem = conversation.problem
+        prepare(next_turn_start(problem, [step.expression for step in solution_steps(problem)],
+                                _history(transcript, problem, form)))
 
     def _check_rate(self, conversation: Conversation) -> None:
         if self.messages_per_minute is None:
@@ -250,24 +270,40 @@ class TutorService:
         """Stream the student's draft; the learner sees each sentence once it has passed, and
         nothing they saw is taken back. A failed draft is tried again, sampled (`next_try`: afresh
         if nothing was shown, else one sentence going on from it), up to `draft_tries` drafts,
-        before the planner's words go out. Returns the judged turn, the model's raw output (after
-        the prompt's own start) and the failed tries before it."""
+        before the planner's words go out. Where the engine has a worker idle, the next fresh try
+        decodes beside the current one (a spare), so a draft that fails before showing anything
+        costs the learner little wait. Returns the judged turn, the model's raw output (after the
+        prompt's own start) and the failed tries before it."""
         tries: list[dict] = []
-        while True:
-            params = replace(self.params, choices=reader.prompt.first_words)
-            if tries:
-                params = retry_params(params, len(tries), goes_on=bool(reader.released))
-            output = yield from self._stream(student, reader, params)
-            judged = reader.finish(truncated=output.truncated)
-            again = reader.next_try() if not judged.verdict.ok and len(tries) + 1 < self.draft_tries else None
-            if again is None:
-                return judged, reader.opening + output.text, tries
-            tries.append({"output": reader.opening + output.text, "reasons": list(judged.verdict.reasons)})
-            reader = again
+        spare = None  # the next fresh try's reply, decoding already
+        try:
+            while True:
+                if spare is not None and not reader.released:  # this try is afresh: the spare is it
+                    stream, spare = spare, None
+                else:
+                    stream = student.generate(reader.prompt.messages, self._try_params(reader, len(tries)))
+                spare = _close(spare)
+                # a try that goes on from shown sentences is the last: no fresh try can follow it
+                if not reader.released and len(tries) + 1 < self.draft_tries and hasattr(student, "generate_if_idle"):
+                    spare = student.generate_if_idle(reader.prompt.messages,
+                                                     self._try_params(reader, len(tries) + 1, afresh=True))
+                output = yield from self._stream(stream, reader)
+                judged = reader.finish(truncated=output.truncated)
+                again = reader.next_try() if not judged.verdict.ok and len(tries) + 1 < self.draft_tries else None
+                if again is None:
+                    return judged, reader.opening + output.text, tries
+                tries.append({"output": reader.opening + output.text, "reasons": list(judged.verdict.reasons)})
+                reader = again
+        finally:
+            _close(spare)
 
-    def _stream(self, student: Backend, reader: DraftReader, params: GenerationParams) -> Iterator[TutorReply]:
+    def _try_params(self, reader: DraftReader, attempt: int, afresh: bool = False) -> GenerationParams:
+        """The generation settings of a turn's try (0: the first draft)."""
+        params = replace(self.params, choices=reader.prompt.first_words)
+        return retry_params(params, attempt, goes_on=bool(reader.released) and not afresh) if attempt else params
+
+    def _stream(self, stream: Iterator[str], reader: DraftReader) -> Iterator[TutorReply]:
         """One draft through the reader, yielding the text shown as it grows; returns the output."""
-        stream = student.generate(reader.prompt.messages, params)
         text, shown = "", reader.shown
         try:
             for piece in stream:
@@ -283,9 +319,7 @@ class TutorService:
             log.exception("student model failed; answering with the planner's text")
             reader.failure = guard.GuardResult(("the model failed",))
         finally:
-            close = getattr(stream, "close", None)
-            if close:
-                close()
+            _close(stream)
         return Output(text, getattr(stream, "truncated", False))
 
     def _record_mastery(self, conversation: Conversation, before: PlannerState, turn: TurnPlan) -> None:
@@ -330,6 +364,13 @@ class TutorService:
                 self.store.set_feedback(message, user, THUMBS, value)
                 return
         raise NotFound("Only the tutor's messages in this conversation can be rated.")
+
+
+def _close(reply) -> None:
+    """Stop a reply's decoding (one no longer read); None."""
+    close = getattr(reply, "close", None)
+    if close:
+        close()
 
 
 def _history(transcript: list[Message], problem: Problem, prompt_format: str = MOVES_FORMAT) -> list[Said]:

@@ -133,3 +133,9 @@ def student_messages(problem: Problem, step_expressions: Sequence[str], history:
             text = _clip(said.text) if turns else said.text  # training targets stay whole
             messages.append(ChatMessage("assistant", (move_tag(said.note) if said.note else "") + text))
     return messages
+
+
+def next_turn_start(problem: Problem, step_expressions: Sequence[str], history: Sequence[Said]) -> list[ChatMessage]:
+    """The start of the next live turn's moves-format prompt, known before the learner writes:
+    the problem, then the turns that will still be shown beside their next message."""
+    return student_messages(problem, step_expressions, history, turns=MOVES_HISTORY_TURNS - 1)

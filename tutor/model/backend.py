@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 from tutor.domain.prompting import INSTRUCT, ChatMessage
 
@@ -45,11 +45,13 @@ def retry_params(params: GenerationParams, attempt: int, goes_on: bool) -> Gener
 
 class Reply:
     """A reply's text pieces as they stream; `truncated` (known once they are all read) says the
-    token limit cut the reply, so its last sentence may be unfinished."""
+    token limit cut the reply, so its last sentence may be unfinished. `close` stops it, read or
+    not (`stop`: how a backend that decodes before it is read stops that)."""
 
-    def __init__(self, pieces: Iterator[str] = iter(())):
+    def __init__(self, pieces: Iterator[str] = iter(()), stop: Callable[[], None] | None = None):
         self.pieces = pieces
         self.truncated = False
+        self._stop = stop
 
     def __iter__(self) -> Reply:
         return self
@@ -61,6 +63,8 @@ class Reply:
         close = getattr(self.pieces, "close", None)
         if close:
             close()
+        if self._stop:
+            self._stop()
 
 
 @dataclass(frozen=True)

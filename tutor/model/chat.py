@@ -11,17 +11,18 @@ from typing import Sequence
 from tutor.domain.prompting import INSTRUCT, ChatMessage
 
 
-def prompt_text(tokenizer, messages: Sequence[ChatMessage]) -> str:
-    """The chat template applied; a last assistant message is a start the reply continues."""
-    cont = bool(messages) and messages[-1].role == "assistant"
+def prompt_text(tokenizer, messages: Sequence[ChatMessage], *, complete: bool = False) -> str:
+    """The chat template applied; a last assistant message is a start the reply continues.
+    `complete`: the messages as they will open a later prompt, each ended, no reply begun."""
+    cont = not complete and bool(messages) and messages[-1].role == "assistant"
     return tokenizer.apply_chat_template(
         [{"role": m.role, "content": m.content} for m in messages],
-        add_generation_prompt=not cont, continue_final_message=cont, tokenize=False,
+        add_generation_prompt=not (cont or complete), continue_final_message=cont, tokenize=False,
     )
 
 
-def prompt_ids(tokenizer, messages: Sequence[ChatMessage]) -> list[int]:
-    return tokenizer(prompt_text(tokenizer, messages), add_special_tokens=False)["input_ids"]
+def prompt_ids(tokenizer, messages: Sequence[ChatMessage], *, complete: bool = False) -> list[int]:
+    return tokenizer(prompt_text(tokenizer, messages, complete=complete), add_special_tokens=False)["input_ids"]
 
 
 def first_tokens(tokenizer, choices: Sequence[str]) -> set[int]:

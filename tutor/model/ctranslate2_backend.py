@@ -14,6 +14,7 @@ one, and a reply decodes faster on one thread (42 tok/s) than on two (30).
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import logging
 import os
@@ -22,6 +23,8 @@ import shutil
 import subprocess
 import sys
 import threading
+import weakref
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -45,6 +48,11 @@ WORKERS = min(4, CORES)  # replies decoded at once
 IDLE_EXIT_S = 30.0  # a worker ends when idle, so a replaced version can be freed
 ABANDON_WAIT_S = 5.0  # the most a reader waits for its abandoned reply's decoding to stop (one step)
 _COMPLETE_MARKER = ".converted"
+# Kept prompt states (`_PromptStates`). CTranslate2 keeps every attention head's keys and values
+# in float32: ~140 KB a token for the embedded student, 55 MB for a 400-token turn prompt.
+PROMPT_STATES_MB = 256
+REUSE_SHARE = 2 / 3  # a kept state is reused for a prompt it covers this much of; else one is kept
+AHEAD_WAITING = 2 * WORKERS  # prefills of coming turns' prompts waiting for an idle worker, at most
 
 
 def engine_dir(data_dir: Path, base_path: Path, adapter_path: Path | None, quantization: str = QUANTIZATION) -> Path:
@@ -102,7 +110,7 @@ def convert(base_path: Path, out: Path, adapter_path: Path | None = None, quanti
         ctranslate2.converters.TransformersConverter(merged).convert(str(out), quantization=quantization, force=True)
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: the workers keep a set of those they decode
 class _Request:
     ids: list[int]
     params: GenerationParams
@@ -114,6 +122,134 @@ class _Request:
     done: threading.Event = field(default_factory=threading.Event)  # the worker is through with it
     error: Exception | None = None
     rejected_first: bool = False  # its unconstrained first token was not allowed: decode again
+    ahead: bool = False  # no reply: the start of a coming turn's prompt, prefilled and kept
+
+
+class _PromptStates:
+    """Key/value states of recent prompts, so that a prompt is prefilled once (on 2 cores ~2 ms
+    a token, most of a turn's wait): the turn's second decode (its free first token was not
+    allowed, or its draft failed and is tried again, afresh or going on from shown text) and
+    the session's next turn (whose prompt extends this one while the recent turns fit) start
+    from a kept state and prefill only what is new.
+
+    The states live in CTranslate2's static-prompt cache, which keeps the state of every static
+    prompt it is given for as long as the loaded model lives and cannot drop one. So they are
+    counted here, and when the next would go over the budget the model is loaded afresh (~0.15 s)
+    and the old one is freed, states and all, once the replies decoding on it end."""
+
+    def __init__(self, load: Callable[[], ctranslate2.Generator], bytes_per_token: int,
+                 budget: int = PROMPT_STATES_MB << 20):
+        self._load, self._per_token, self.budget = load, bytes_per_token, budget
+        self.generator = load()
+        self._kept: set[tuple[int, ...]] = set()  # the prompts whose states `generator` holds
+        self._bytes = 0
+        self._guard = threading.Lock()
+        # prompt tokens: run through the model for a reply, taken from a kept state, prefilled ahead
+        self.prefilled = self.reused = self.ahead = 0
+
+    def plan(self, ids: Sequence[int], *, ahead: bool = False) -> tuple[ctranslate2.Generator, list[int], bool] | None:
+        """The generator to decode `ids` on, the prefix of `ids` it starts from (its static
+        prompt: a kept state, or one to keep) and whether that prefix's state is kept.
+        `ahead`: a prompt's start prefilled before it is needed, to keep whole (None: kept
+        already, or it cannot be)."""
+        with self._guard:
+            kept = max((prefix for prefix in self._kept
+                        if len(prefix) < len(ids) and tuple(ids[:len(prefix)]) == prefix), key=len, default=())
+            prefix = tuple(ids[:-1])  # the last token starts the decoding
+            if ahead and kept == prefix:
+                return None
+            if not ahead and kept and len(kept) >= REUSE_SHARE * len(ids):
+                self.reused += len(kept)
+                self.prefilled += len(ids) - len(kept)
+                return self.generator, list(kept), True
+            if ahead:
+                self.ahead += len(ids)
+            else:
+                self.prefilled += len(ids)
+            size = len(prefix) * self._per_token
+            if not prefix or size > self.budget:
+                return None if ahead else (self.generator, [], False)
+            if self._bytes + size > self.budget:
+                self.generator = self._load()
+                self._kept.clear()
+                self._bytes = 0
+            self._kept.add(prefix)
+            self._bytes += size
+            return self.generator, list(prefix), True
+
+
+class _Queue:
+    """The workers' queue: turns in order of arrival; prefills ahead only when no turn waits,
+    the latest first (the oldest are dropped: their learners may have written already)."""
+
+    def __init__(self):
+        self._turns: deque[_Request] = deque()
+        self._ahead: deque[_Request] = deque(maxlen=AHEAD_WAITING)
+        self._ready = threading.Condition()
+
+    def put(self, request: _Request) -> None:
+        with self._ready:
+            (self._ahead if request.ahead else self._turns).append(request)
+            self._ready.notify()
+
+    def get(self, timeout: float) -> _Request | None:
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._turns or self._ahead, timeout):
+                return None
+            return self._turns.popleft() if self._turns else self._ahead.pop()
+
+    def empty(self) -> bool:
+        with self._ready:
+            return not (self._turns or self._ahead)
+
+    def drop_ahead(self) -> None:
+        with self._ready:
+            self._ahead.clear()
+
+
+def _release_freed_memory() -> None:
+    """Hand freed memory back to the system. A reply's copy of a kept state (tens of MB) and the
+    states of a replaced model are freed into glibc's per-thread heaps, which keep them: measured,
+    the server grew to 3 GiB under 16 learners without this, and stayed near 1 GiB with it."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None  # glibc only
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+_ENGINES: weakref.WeakSet[CTranslate2Backend] = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_prefills() -> None:
+    """At exit, let prefills ahead that are running end (a process that exits while CTranslate2
+    decodes aborts) and drop those waiting."""
+    for engine in list(_ENGINES):
+        engine._pending.drop_ahead()
+        with engine._workers_guard:
+            running = [request for request in engine._running if request.ahead]
+        for request in running:
+            request.done.wait(ABANDON_WAIT_S)
+
+
+def _state_bytes_per_token(model_path: Path) -> int:
+    """What CTranslate2 keeps for a prompt token: keys and values of every attention head of
+    every layer, in float32 (measured: 138 KB for SmolLM2-135M, as computed here)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_path)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return config.num_hidden_layers * 2 * config.num_attention_heads * head_dim * 4
 
 
 class CTranslate2Backend:
@@ -121,7 +257,7 @@ class CTranslate2Backend:
 
     def __init__(self, model_path: str | Path, adapter_path: str | Path | None = None, *,
                  data_dir: Path, version: str | None = None, quantization: str = QUANTIZATION,
-                 progress: Callable[[str], None] = print):
+                 progress: Callable[[str], None] = print, prompt_states_mb: int = PROMPT_STATES_MB):
         from transformers import AutoTokenizer
 
         self.model_path, self.data_dir, self.quantization = Path(str(model_path)), data_dir, quantization
@@ -136,32 +272,54 @@ class CTranslate2Backend:
         self.prompt_format = chat.adapter_prompt_format(adapter)
         self.version = chat.version_name(self.base_name, adapter, version)
         folder = provision_engine(data_dir, self.model_path, adapter, quantization, progress)
+
+        def load() -> ctranslate2.Generator:
+            return ctranslate2.Generator(str(folder), device="cpu", compute_type=quantization,
+                                         inter_threads=WORKERS, intra_threads=max(1, CORES // WORKERS))
+
         try:
-            self.generator = ctranslate2.Generator(str(folder), device="cpu", compute_type=quantization,
-                                                   inter_threads=WORKERS, intra_threads=max(1, CORES // WORKERS))
+            self.states = _PromptStates(load, _state_bytes_per_token(self.model_path), prompt_states_mb << 20)
         except (RuntimeError, ValueError, OSError) as error:
             raise ModelError(f"Could not load the converted engine {folder}: {error}") from error
         self._eos = {self.tokenizer.eos_token_id}
-        self._pending: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._pending = _Queue()
         self._workers: list[threading.Thread] = []
         self._workers_guard = threading.Lock()
+        self._turns = 0  # replies waiting or decoding
+        self._running: set[_Request] = set()  # what the workers decode now
+        _ENGINES.add(self)
 
     def with_adapter(self, adapter_path: str | Path | None, version: str | None = None) -> CTranslate2Backend:
         """Another version (None: the bare base), converted on first use, for promoting or rolling
         back while the app serves; this one finishes the replies it has begun."""
         return CTranslate2Backend(self.model_path, adapter_path, data_dir=self.data_dir, version=version,
-                                  quantization=self.quantization, progress=self.progress)
+                                  quantization=self.quantization, progress=self.progress,
+                                  prompt_states_mb=self.states.budget >> 20)
 
     def prompt_text(self, messages: Sequence[ChatMessage]) -> str:
         return chat.prompt_text(self.tokenizer, messages)
+
+    def prepare(self, messages: Sequence[ChatMessage]) -> None:
+        """Prefill the start of a coming turn's prompt (complete messages) on an idle worker,
+        while the learner reads and writes, so the turn prefills only what they add."""
+        self._submit(_Request(chat.prompt_ids(self.tokenizer, messages, complete=True), GenerationParams(), ahead=True))
 
     # generation
 
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Reply:
         request = self._request(messages, params, params.choices)
-        reply = Reply()
+        reply = Reply(stop=lambda: self._abandon(request))  # decoding begins before it is read
         reply.pieces = self._stream(request, reply)
         return reply
+
+    def generate_if_idle(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Reply | None:
+        """A reply that may not be read (a spare draft), decoded only while the engine has no
+        reply to decode but the caller's own, so it never holds up another learner's turn; None
+        otherwise."""
+        with self._workers_guard:
+            if self._turns > 1 or self._turns >= WORKERS:
+                return None
+        return self.generate(messages, params)
 
     def generate_batch(self, conversations: Sequence[Sequence[ChatMessage]], params: GenerationParams,
                        choices: Sequence[Sequence[str]] | None = None) -> list[Output]:
@@ -180,7 +338,7 @@ class CTranslate2Backend:
         if params.seed is not None:
             ctranslate2.set_random_seed(params.seed)
         greedy = params.temperature <= 0
-        result, = self.generator.generate_batch(
+        result, = self.states.generator.generate_batch(
             [self.tokenizer.convert_ids_to_tokens(chat.prompt_ids(self.tokenizer, messages))],
             max_length=params.max_new_tokens, num_hypotheses=1 if greedy else n, include_prompt_in_result=False,
             return_end_token=True, **_sampling(params))
@@ -199,7 +357,7 @@ class CTranslate2Backend:
             reply_ids = self.tokenizer(reply, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
             batch.append(self.tokenizer.convert_ids_to_tokens(prompt + reply_ids))
             starts.append(len(prompt))
-        results = self.generator.score_batch(batch, max_batch_size=1)  # batches of unequal prompts: slower here
+        results = self.states.generator.score_batch(batch, max_batch_size=1)  # batches of unequal prompts: slower here
         return [list(result.log_probs[start - 1:]) for result, start in zip(results, starts)]  # no score for token 0
 
     def _request(self, messages: Sequence[ChatMessage], params: GenerationParams, choices: Sequence[str]) -> _Request:
@@ -225,12 +383,17 @@ class CTranslate2Backend:
             if len(text) > len(shown):
                 yield text[len(shown):]  # the reply ended inside a character
         finally:
-            request.abandoned.set()
-            if request.started.is_set():
-                # an abandoned reply stops at its next decoding step: wait for it, so no decoding
-                # outlives its reader (a process that exits mid-decode aborts in CTranslate2)
-                request.done.wait(ABANDON_WAIT_S)
+            self._abandon(request)
         reply.truncated = self._cut(ids, request.params)
+
+    @staticmethod
+    def _abandon(request: _Request) -> None:
+        """Stop a reply nobody reads any more (or no more of it)."""
+        request.abandoned.set()
+        if request.started.is_set():
+            # an abandoned reply stops at its next decoding step: wait for it, so no decoding
+            # outlives its reader (a process that exits mid-decode aborts in CTranslate2)
+            request.done.wait(ABANDON_WAIT_S)
 
     def _tokens(self, request: _Request) -> Iterator[int]:
         """The request's token ids as they are decoded (its forced opening first)."""
@@ -249,6 +412,8 @@ class CTranslate2Backend:
     # the decoding workers
 
     def _submit(self, request: _Request) -> None:
+        with self._workers_guard:
+            self._turns += not request.ahead
         self._pending.put(request)
         with self._workers_guard:
             self._workers = [worker for worker in self._workers if worker.is_alive()]
@@ -259,19 +424,42 @@ class CTranslate2Backend:
 
     def _work(self) -> None:
         while True:
-            try:
-                request = self._pending.get(timeout=IDLE_EXIT_S)
-            except queue.Empty:
+            request = self._pending.get(timeout=IDLE_EXIT_S)
+            if request is None:
                 with self._workers_guard:
                     if self._pending.empty():
                         self._workers.remove(threading.current_thread())
                         return
                 continue
+            with self._workers_guard:
+                dropped = request.ahead and (self._turns or any(other.ahead for other in self._running))
+                if not dropped:
+                    self._running.add(request)
+            if dropped:  # a prefill ahead must not hold up a turn (which prefills its prompt itself)
+                request.done.set()
+                continue
             request.started.set()
             try:
-                self._decode(request)
+                self._prefill(request) if request.ahead else self._decode(request)
             finally:
+                with self._workers_guard:
+                    self._turns -= not request.ahead
+                    self._running.discard(request)
                 request.done.set()
+                _release_freed_memory()
+
+    def _prefill(self, request: _Request) -> None:
+        """Keep the state of a coming turn's prompt start (one decoding step, its token unused)."""
+        planned = self.states.plan(request.ids, ahead=True)
+        if planned is None:
+            return
+        generator, start, keep = planned
+        tokens = self.tokenizer.convert_ids_to_tokens
+        try:
+            generator.generate_batch([tokens(request.ids[len(start):])], static_prompt=tokens(start) or None,
+                                     cache_static_prompt=keep, max_length=1, include_prompt_in_result=False)
+        except Exception:  # nothing waits on it: the turn prefills its prompt itself
+            log.exception("prefilling a coming turn's prompt failed")
 
     def _decode(self, request: _Request) -> None:
         """One reply through CTranslate2, each token sent to the request as it is decoded. A
@@ -296,11 +484,15 @@ class CTranslate2Backend:
 
         for token in request.forced:
             request.tokens.put(token)
+        prompt = request.ids + request.forced
+        generator, start, keep = self.states.plan(prompt)
+        tokens = self.tokenizer.convert_ids_to_tokens
         try:
             if params.seed is not None:
                 ctranslate2.set_random_seed(params.seed)
-            result, = self.generator.generate_batch(
-                [self.tokenizer.convert_ids_to_tokens(request.ids + request.forced)],
+            result, = generator.generate_batch(
+                [tokens(prompt[len(start):])], static_prompt=tokens(start) or None,
+                cache_static_prompt=keep,
                 max_length=params.max_new_tokens - len(request.forced),
                 min_length=max(0, params.min_new_tokens - len(request.forced)),
                 include_prompt_in_result=False, callback=on_step, return_logits_vocab=constrained,

@@ -109,7 +109,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
         def on_open_session(learner: User, session_id: int | None):
             if session_id is None:
                 return skip_session
-            return show(learner, service.conversation(learner, int(session_id)))
+            return show(learner, service.resume_session(learner, int(session_id)))
 
         @anyone
         def on_find_similar(learner: User, problem_id: str | None, session_id: int | None):
