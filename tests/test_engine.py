@@ -225,12 +225,14 @@ def test_kept_prompt_states_are_reused_for_prompts_they_begin_and_bounded_by_rel
     assert start == first[:3] + [50] * 5 and len(loads) == 1
     assert states.plan(first + [8])[1] == first[:-1]
     assert states.plan(first[:3] + [50] * 6, ahead=True) is None  # kept already: nothing to prefill
-    generator, start, _ = states.plan([7] * 7)  # 6 more tokens would pass the budget: a fresh model
+    # 6 more tokens would pass the budget: not kept while another reply decodes on the model...
+    assert states.plan([7] * 7)[1:] == ([], False) and len(loads) == 1
+    generator, start, _ = states.plan([7] * 7, alone=True)  # ...else on a fresh model
     assert len(loads) == 2 and generator is loads[-1] and start == [7] * 6
     assert states.plan(first + [8])[1] == first and len(loads) == 2  # the old states went with the old model
     assert states.plan(list(range(30)))[1:] == ([], False)  # larger than the budget: not kept
     assert states.plan(list(range(30)), ahead=True) is None
-    assert states.prefilled + states.reused == 8 + 9 + 9 + 9 + 7 + 9 + 30
+    assert states.prefilled + states.reused == 8 + 9 + 9 + 9 + 7 + 7 + 9 + 30
 
 
 def test_a_turn_decodes_from_its_kept_prompt_state_as_from_the_whole_prompt(tiny_model_dir, lora_dir, data_dir):

@@ -50,8 +50,8 @@ ABANDON_WAIT_S = 5.0  # the most a reader waits for its abandoned reply's decodi
 _COMPLETE_MARKER = ".converted"
 # Kept prompt states (`_PromptStates`). CTranslate2 keeps every attention head's keys and values
 # in float32: ~140 KB a token for the embedded student, 55 MB for a 400-token turn prompt.
-PROMPT_STATES_MB = 256
-REUSE_SHARE = 2 / 3  # a kept state is reused for a prompt it covers this much of; else one is kept
+PROMPT_STATES_MB = 192  # with the app itself, within 1.5 GiB under 16 learners (bench/README.md)
+REUSE_SHARE = 1 / 2  # a kept state is reused for a prompt it covers this much of; else one is kept
 AHEAD_WAITING = 2 * WORKERS  # prefills of coming turns' prompts waiting for an idle worker, at most
 
 
@@ -134,8 +134,8 @@ class _PromptStates:
 
     The states live in CTranslate2's static-prompt cache, which keeps the state of every static
     prompt it is given for as long as the loaded model lives and cannot drop one. So they are
-    counted here, and when the next would go over the budget the model is loaded afresh (~0.15 s)
-    and the old one is freed, states and all, once the replies decoding on it end."""
+    counted here, and when the next would go over the budget the model is loaded afresh (~0.15 s),
+    states and all, at a moment when nothing else decodes on it (until then no more are kept)."""
 
     def __init__(self, load: Callable[[], ctranslate2.Generator], bytes_per_token: int,
                  budget: int = PROMPT_STATES_MB << 20):
@@ -147,11 +147,14 @@ class _PromptStates:
         # prompt tokens: run through the model for a reply, taken from a kept state, prefilled ahead
         self.prefilled = self.reused = self.ahead = 0
 
-    def plan(self, ids: Sequence[int], *, ahead: bool = False) -> tuple[ctranslate2.Generator, list[int], bool] | None:
+    def plan(self, ids: Sequence[int], *, ahead: bool = False,
+             alone: bool = False) -> tuple[ctranslate2.Generator, list[int], bool] | None:
         """The generator to decode `ids` on, the prefix of `ids` it starts from (its static
         prompt: a kept state, or one to keep) and whether that prefix's state is kept.
         `ahead`: a prompt's start prefilled before it is needed, to keep whole (None: kept
-        already, or it cannot be)."""
+        already, or it cannot be). `alone`: nothing else decodes on the engine now, so the
+        model may be replaced (else an old model and its states would live on beside the new
+        one until their replies end: measured, 2 GiB at peak under 16 learners)."""
         with self._guard:
             kept = max((prefix for prefix in self._kept
                         if len(prefix) < len(ids) and tuple(ids[:len(prefix)]) == prefix), key=len, default=())
@@ -167,10 +170,16 @@ class _PromptStates:
             else:
                 self.prefilled += len(ids)
             size = len(prefix) * self._per_token
-            if not prefix or size > self.budget:
+            full = self._bytes + size > self.budget
+            if not prefix or size > self.budget or (full and not alone):
                 return None if ahead else (self.generator, [], False)
-            if self._bytes + size > self.budget:
-                self.generator = self._load()
+            if full:
+                old, self.generator = self.generator, None  # freed before the new one loads
+                try:
+                    self.generator = self._load()
+                except Exception:
+                    self.generator = old
+                    raise
                 self._kept.clear()
                 self._bytes = 0
             self._kept.add(prefix)
@@ -387,6 +396,11 @@ class CTranslate2Backend:
             self._abandon(request)
         reply.truncated = self._cut(ids, request.params)
 
+    def _alone(self) -> bool:
+        """The calling worker's request is the only one decoding."""
+        with self._workers_guard:
+            return len(self._running) <= 1
+
     @staticmethod
     def _abandon(request: _Request) -> None:
         """Stop a reply nobody reads any more (or no more of it)."""
@@ -451,7 +465,7 @@ class CTranslate2Backend:
 
     def _prefill(self, request: _Request) -> None:
         """Keep the state of a coming turn's prompt start (one decoding step, its token unused)."""
-        planned = self.states.plan(request.ids, ahead=True)
+        planned = self.states.plan(request.ids, ahead=True, alone=self._alone())
         if planned is None:
             return
         generator, start, keep = planned
@@ -486,7 +500,7 @@ class CTranslate2Backend:
         for token in request.forced:
             request.tokens.put(token)
         prompt = request.ids + request.forced
-        generator, start, keep = self.states.plan(prompt)
+        generator, start, keep = self.states.plan(prompt, alone=self._alone())
         tokens = self.tokenizer.convert_ids_to_tokens
         try:
             if params.seed is not None:
