@@ -231,7 +231,7 @@ def test_kept_prompt_states_are_reused_for_prompts_they_begin_and_bounded_by_rel
     assert len(loads) == 2 and generator is loads[-1] and start == [7] * 6
     assert states.plan(first + [8])[1] == first and len(loads) == 2  # the old states went with the old model
     assert states.plan(list(range(30)))[1:] == ([], False)  # larger than the budget: not kept
-    assert states.plan(list(range(30)), ahead=True) is None
+    assert states.plan(list(range(30)), ahead=True) is None and states.ahead == 0  # refused: none prefilled
     assert states.prefilled + states.reused == 8 + 9 + 9 + 9 + 7 + 7 + 9 + 30
 
 

@@ -165,14 +165,17 @@ class _PromptStates:
                 self.reused += len(kept)
                 self.prefilled += len(ids) - len(kept)
                 return self.generator, list(kept), True
+            size = len(prefix) * self._per_token
+            full = self._bytes + size > self.budget
+            refused = not prefix or size > self.budget or (full and not alone)
+            if ahead and refused:
+                return None  # nothing is prefilled
             if ahead:
                 self.ahead += len(ids)
             else:
                 self.prefilled += len(ids)
-            size = len(prefix) * self._per_token
-            full = self._bytes + size > self.budget
-            if not prefix or size > self.budget or (full and not alone):
-                return None if ahead else (self.generator, [], False)
+            if refused:
+                return self.generator, [], False
             if full:
                 old, self.generator = self.generator, None  # freed before the new one loads
                 try:
