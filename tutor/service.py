@@ -270,10 +270,10 @@ class TutorService:
         """Stream the student's draft; the learner sees each sentence once it has passed, and
         nothing they saw is taken back. A failed draft is tried again, sampled (`next_try`: afresh
         if nothing was shown, else one sentence going on from it), up to `draft_tries` drafts,
-        before the planner's words go out. While the engine has no other learner's reply to decode,
-        the next fresh try decodes beside the current one (a spare), so a draft that fails before
-        showing anything costs the learner little wait. Returns the judged turn, the model's raw output (after the
-        prompt's own start) and the failed tries before it."""
+        before the planner's words go out. While the engine has no other learner's reply to
+        decode, the next fresh try decodes beside the current one (a spare), so a draft that fails
+        before showing anything costs the learner little wait. Returns the judged turn, the
+        model's raw output (after the prompt's own start) and the failed tries before it."""
         tries: list[dict] = []
         spare = None  # the next fresh try's reply, decoding already
         try:
