@@ -110,6 +110,33 @@ def test_a_constrained_first_token_is_the_best_allowed_one_as_in_transformers(ti
         assert "".join(fast.generate(messages, open_params)) == "".join(exact.generate(messages, open_params))
 
 
+def test_other_move_tags_are_banned_so_an_allowed_tag_opens_the_reply_in_one_pass(tiny_model_dir, data_dir):
+    import torch
+
+    from tutor.model import chat
+    from tutor.model.ctranslate2_backend import _Request
+
+    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
+    tokenizer = fast.tokenizer
+    first = {move: chat.first_tokens(tokenizer, [move]) for move in ("focus", "probing", "telling", "generic")}
+    assert chat.other_moves_tokens(tokenizer, ("focus", "telling")) == first["probing"] | first["generic"]
+    assert chat.other_moves_tokens(tokenizer, ("Great", "Well")) == set()  # not move tags: nothing banned
+    # the random model's two likeliest first tokens: ban the first, allow the second
+    exact = TransformersBackend(tiny_model_dir, dtype="float32")
+    ids = chat.prompt_ids(tokenizer, PROMPTS[2])
+    with torch.no_grad():
+        best, second = exact.model(torch.tensor([ids])).logits[0, -1].topk(2).indices.tolist()
+    request = _Request(ids, GenerationParams(max_new_tokens=12, temperature=0, repetition_penalty=1.0),
+                       allowed=frozenset({second}), banned=frozenset({best}))
+    fast._submit(request)
+    got = list(fast._tokens(request))
+    assert got[0] == second and best not in got
+    assert request.forced == []  # decoded in one pass: no second one from the allowed token
+    want = greedy_tokens(exact, PROMPTS[2], GenerationParams(max_new_tokens=12, temperature=0, repetition_penalty=1.0,
+                                                             choices=(tokenizer.decode([second]),)))
+    assert tokenizer.decode(got) == tokenizer.decode(want)
+
+
 def test_concurrent_replies_decode_side_by_side_and_match_one_by_one(tiny_model_dir, data_dir):
     fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
     alone = ["".join(fast.generate(m, GREEDY)) for m in PROMPTS]
@@ -278,3 +305,4 @@ def test_a_spare_reply_waits_for_an_idle_worker_and_an_unread_reply_stops_when_c
     assert fast._turns == 0
     spare = fast.generate_if_idle(MESSAGES, GREEDY)
     assert "".join(spare) == "".join(fast.generate(MESSAGES, GREEDY))
+

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from tutor.domain.dialogues import MOVES
 from tutor.domain.prompting import INSTRUCT, ChatMessage
 
 
@@ -28,6 +29,15 @@ def prompt_ids(tokenizer, messages: Sequence[ChatMessage], *, complete: bool = F
 def first_tokens(tokenizer, choices: Sequence[str]) -> set[int]:
     """The tokens a reply may open with to begin one of `choices`."""
     return {tokenizer(choice, add_special_tokens=False)["input_ids"][0] for choice in choices}
+
+
+def other_moves_tokens(tokenizer, choices: Sequence[str]) -> set[int]:
+    """When `choices` are move tags: the first tokens of the other moves' tags, which a reply
+    may be kept from throughout (so its first token is an allowed tag, or not a tag at all), as
+    none of them occurs in a tutor's words: in MathDial's 406k tokens only in its move labels."""
+    if not choices or not set(choices) <= set(MOVES):
+        return set()
+    return first_tokens(tokenizer, [move for move in MOVES if move not in choices]) - first_tokens(tokenizer, choices)
 
 
 def adapter_name(adapter_path: str | Path) -> str:
