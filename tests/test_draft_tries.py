@@ -239,19 +239,20 @@ class SpareBackend(FakeBackend):
 
     def __init__(self, replies, idle=True):
         super().__init__(replies, prompt_format=MOVES_FORMAT)
-        self.idle, self.spares, self.closed = idle, [], []
+        self.idle, self.spares, self.closed, self.since = idle, [], [], []
 
-    def generate(self, messages, params):
+    def generate(self, messages, params, since=None):
+        self.since.append(since)
         reply = super().generate(messages, params)
         call = len(self.calls) - 1
         reply._stop = lambda: self.closed.append(call)
         return reply
 
-    def generate_if_idle(self, messages, params):
+    def generate_if_idle(self, messages, params, since=None):
         if not self.idle:
             return None
         self.spares.append(len(self.calls))
-        return self.generate(messages, params)
+        return self.generate(messages, params, since)
 
 
 def test_a_spare_draft_decodes_beside_the_first_and_is_the_fresh_try_when_nothing_was_shown(store, bank):
@@ -288,3 +289,5 @@ def test_a_spare_is_dropped_when_the_draft_showed_a_sentence_and_none_is_asked_o
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     *_, last = service.reply(conversation, WRONG)
     assert busy.spares == [] and len(busy.calls) == 2 and last.text == "Which bids came after the opening one?"
+    # both tries queue in the turn's place: when it began, not when each was asked for
+    assert busy.since[0] is not None and busy.since == [busy.since[0]] * 2

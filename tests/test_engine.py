@@ -306,3 +306,16 @@ def test_a_spare_reply_waits_for_an_idle_worker_and_an_unread_reply_stops_when_c
     spare = fast.generate_if_idle(MESSAGES, GREEDY)
     assert "".join(spare) == "".join(fast.generate(MESSAGES, GREEDY))
 
+
+def test_waiting_turns_are_taken_oldest_first_and_prefills_ahead_only_when_none_waits():
+    from tutor.model.ctranslate2_backend import _Queue, _Request
+
+    pending = _Queue()
+    first_try = _Request([1], GenerationParams(), since=1.0)
+    newer_turn = _Request([2], GenerationParams(), since=2.0)
+    ahead = _Request([3], GenerationParams(), ahead=True)
+    retry = _Request([1, 9], GenerationParams(), since=1.0)  # the first turn's next try, asked for last
+    for request in (newer_turn, ahead, first_try, retry):
+        pending.put(request)
+    assert [pending.get(timeout=1) for _ in range(4)] == [first_try, retry, newer_turn, ahead]
+    assert pending.get(timeout=0.01) is None

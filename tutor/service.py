@@ -272,21 +272,24 @@ class TutorService:
         if nothing was shown, else one sentence going on from it), up to `draft_tries` drafts,
         before the planner's words go out. While the engine has no other learner's reply to
         decode, the next fresh try decodes beside the current one (a spare), so a draft that fails
-        before showing anything costs the learner little wait. Returns the judged turn, the
+        before showing anything costs the learner little wait; and such an engine, which queues
+        its learners' replies, takes each try in the turn's place. Returns the judged turn, the
         model's raw output (after the prompt's own start) and the failed tries before it."""
         tries: list[dict] = []
         spare = None  # the next fresh try's reply, decoding already
+        engine = hasattr(student, "generate_if_idle")
+        queued = {"since": time.perf_counter()} if engine else {}
         try:
             while True:
                 if spare is not None and not reader.released:  # this try is afresh: the spare is it
                     stream, spare = spare, None
                 else:
-                    stream = student.generate(reader.prompt.messages, self._try_params(reader, len(tries)))
+                    stream = student.generate(reader.prompt.messages, self._try_params(reader, len(tries)), **queued)
                 spare = _close(spare)
                 # a try that goes on from shown sentences is the last: no fresh try can follow it
-                if not reader.released and len(tries) + 1 < self.draft_tries and hasattr(student, "generate_if_idle"):
+                if not reader.released and len(tries) + 1 < self.draft_tries and engine:
                     spare = student.generate_if_idle(reader.prompt.messages,
-                                                     self._try_params(reader, len(tries) + 1, afresh=True))
+                                                     self._try_params(reader, len(tries) + 1, afresh=True), **queued)
                 output = yield from self._stream(stream, reader)
                 judged = reader.finish(truncated=output.truncated)
                 again = reader.next_try() if not judged.verdict.ok and len(tries) + 1 < self.draft_tries else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import bisect
 import hashlib
 import logging
 import os
@@ -23,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
@@ -124,6 +126,7 @@ class _Request:
     error: Exception | None = None
     rejected_first: bool = False  # its unconstrained first token was not allowed: decode again
     ahead: bool = False  # no reply: the start of a coming turn's prompt, prefilled and kept
+    since: float = field(default_factory=time.perf_counter)  # when its learner's turn began
 
 
 class _PromptStates:
@@ -190,24 +193,29 @@ class _PromptStates:
 
 
 class _Queue:
-    """The workers' queue: turns in order of arrival; prefills ahead only when no turn waits,
-    the latest first (the oldest are dropped: their learners may have written already)."""
+    """The workers' queue: turns oldest first (a turn's later tries, after a failed draft, keep
+    its place instead of queueing behind turns that began since); prefills ahead only when no
+    turn waits, the latest first (the oldest are dropped: their learners may have written
+    already)."""
 
     def __init__(self):
-        self._turns: deque[_Request] = deque()
+        self._turns: list[_Request] = []  # by `since`
         self._ahead: deque[_Request] = deque(maxlen=AHEAD_WAITING)
         self._ready = threading.Condition()
 
     def put(self, request: _Request) -> None:
         with self._ready:
-            (self._ahead if request.ahead else self._turns).append(request)
+            if request.ahead:
+                self._ahead.append(request)
+            else:
+                bisect.insort(self._turns, request, key=lambda waiting: waiting.since)
             self._ready.notify()
 
     def get(self, timeout: float) -> _Request | None:
         with self._ready:
             if not self._ready.wait_for(lambda: self._turns or self._ahead, timeout):
                 return None
-            return self._turns.popleft() if self._turns else self._ahead.pop()
+            return self._turns.pop(0) if self._turns else self._ahead.pop()
 
     def empty(self) -> bool:
         with self._ready:
@@ -318,20 +326,24 @@ class CTranslate2Backend:
 
     # generation
 
-    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Reply:
-        request = self._request(messages, params, params.choices)
+    def generate(self, messages: Sequence[ChatMessage], params: GenerationParams, *,
+                 since: float | None = None) -> Reply:
+        """`since`: when the learner's turn began (`time.perf_counter`), so each try of a turn
+        waits only for the turns that began before it (default: now)."""
+        request = self._request(messages, params, params.choices, since)
         reply = Reply(stop=lambda: self._abandon(request))  # decoding begins before it is read
         reply.pieces = self._stream(request, reply)
         return reply
 
-    def generate_if_idle(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Reply | None:
+    def generate_if_idle(self, messages: Sequence[ChatMessage], params: GenerationParams, *,
+                         since: float | None = None) -> Reply | None:
         """A reply that may not be read (a spare draft), decoded only while the engine has no
         reply to decode but the caller's own, so it never holds up another learner's turn; None
         otherwise."""
         with self._workers_guard:
             if self._turns > 1 or self._turns >= WORKERS:
                 return None
-        return self.generate(messages, params)
+        return self.generate(messages, params, since=since)
 
     def generate_batch(self, conversations: Sequence[Sequence[ChatMessage]], params: GenerationParams,
                        choices: Sequence[Sequence[str]] | None = None) -> list[Output]:
@@ -372,10 +384,13 @@ class CTranslate2Backend:
         results = self.states.generator.score_batch(batch, max_batch_size=1)  # batches of unequal prompts: slower here
         return [list(result.log_probs[start - 1:]) for result, start in zip(results, starts)]  # no score for token 0
 
-    def _request(self, messages: Sequence[ChatMessage], params: GenerationParams, choices: Sequence[str]) -> _Request:
+    def _request(self, messages: Sequence[ChatMessage], params: GenerationParams, choices: Sequence[str],
+                 since: float | None = None) -> _Request:
         ids = chat.prompt_ids(self.tokenizer, messages)
         allowed = frozenset(chat.first_tokens(self.tokenizer, choices)) if choices else frozenset()
         request = _Request(ids, params, allowed, frozenset(chat.other_moves_tokens(self.tokenizer, choices)))
+        if since is not None:
+            request.since = since
         self._submit(request)
         return request
 
