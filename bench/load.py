@@ -16,6 +16,7 @@ database), and errors (a call that failed, or a turn that ended without a tutor 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import threading
@@ -26,7 +27,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from bench.generation import learner_lines, percentile
-from bench.server import add_learners, resident_mib, running_app, scratch_data_dir, session_cookie
+from bench.server import add_learners, cpu_seconds, resident_mib, running_app, scratch_data_dir, session_cookie
 from tutor.config import PROBLEMS_FILE, Settings
 from tutor.domain.problems import ProblemBank
 from tutor.model.embedded import EMBEDDED_NAME
@@ -72,7 +73,7 @@ def main() -> None:
             warm_up(url, names[0], problems[-1].id)
             tokenizer = AutoTokenizer.from_pretrained(data_dir / "models" / EMBEDDED_NAME)
             before = drafted_tokens(data_dir, tokenizer)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), (cpu_seconds(process.pid), time.process_time())
             threads = [threading.Thread(target=work, args=(url, learner, args.think, random.Random(i)), daemon=True)
                        for i, learner in enumerate(learners)]
             for thread in threads:
@@ -80,6 +81,7 @@ def main() -> None:
             for thread in threads:
                 thread.join(timeout=max(0.0, started + args.timeout - time.perf_counter()))
             elapsed = time.perf_counter() - started
+            server_cpu, clients_cpu = cpu_seconds(process.pid) - cpu[0], time.process_time() - cpu[1]
             rss, peak = resident_mib(process.pid)
             unfinished = sum(thread.is_alive() for thread in threads)
             log = (data_dir / "app.log").read_text()
@@ -93,7 +95,8 @@ def main() -> None:
     if errors:
         print("the app's log ends:\n" + "\n".join(log.splitlines()[-30:]))
     print(f"\n{len(ttfts)} tutor turns for {len(learners)} learners in {elapsed:.1f} s; server resident "
-          f"{rss:.0f} MiB (peak {peak:.0f})")
+          f"{rss:.0f} MiB (peak {peak:.0f}); CPU seconds: server {server_cpu:.0f}, the learners' clients "
+          f"{clients_cpu:.0f} (of {elapsed * (os.cpu_count() or 1):.0f} on {os.cpu_count()} cores)")
     print(f"load_ttft_p50_s: {percentile(ttfts, 50):.2f}" if ttfts else "load_ttft_p50_s: nan")
     print(f"load_ttft_p95_s: {percentile(ttfts, 95):.2f}" if ttfts else "load_ttft_p95_s: nan")
     print(f"load_tokens_per_s: {tokens / elapsed:.1f}")
