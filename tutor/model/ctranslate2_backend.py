@@ -388,9 +388,8 @@ class CTranslate2Backend:
                  since: float | None = None) -> _Request:
         ids = chat.prompt_ids(self.tokenizer, messages)
         allowed = frozenset(chat.first_tokens(self.tokenizer, choices)) if choices else frozenset()
-        request = _Request(ids, params, allowed, frozenset(chat.other_moves_tokens(self.tokenizer, choices)))
-        if since is not None:
-            request.since = since
+        request = _Request(ids, params, allowed, frozenset(chat.other_moves_tokens(self.tokenizer, choices)),
+                           since=time.perf_counter() if since is None else since)
         self._submit(request)
         return request
 
