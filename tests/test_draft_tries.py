@@ -182,6 +182,19 @@ def test_the_gate_measures_with_the_tries_its_slice_names():
     assert GateSlice().to_json()["draft_tries"] == 3  # recorded figures measured otherwise are not reused
 
 
+def test_a_last_sentence_left_without_a_stop_is_ended_as_the_question_or_statement_it_is(wrong_turn):
+    turn, prompt = wrong_turn
+    asks = judge_draft("focus] OK, so how much do the 3 other bids add", turn, prompt, reader=DraftReader(turn, prompt))
+    assert asks.verdict.ok and asks.text == "OK, so how much do the 3 other bids add?"  # asks: no second try
+    reader = DraftReader(turn, prompt)
+    tells = judge_draft("focus] Let us look at the bids", turn, prompt, reader=reader)
+    assert tells.shown == "Let us look at the bids."
+    again = reader.next_try()  # it asked nothing: the next try goes on after a whole sentence
+    assert again.prompt.messages[-1].content == "[focus] Let us look at the bids."
+    later = judge_draft(" How much do the 3 other bids add", turn, again.prompt, reader=again)
+    assert later.verdict.ok and later.text == "Let us look at the bids. How much do the 3 other bids add?"
+
+
 def test_a_calculation_split_over_two_tries_is_read_whole(wrong_turn):
     turn, prompt = wrong_turn
     reader = DraftReader(turn, prompt)

@@ -248,9 +248,22 @@ CELEBRATION_OPENINGS = ("Well done", "Great", "Good", "Yes", "Excellent", "Exact
 
 # A try going on from shown sentences because the turn asked nothing adds a question: its first
 # token is held to a question word's (after the shown sentence, so with its space).
-QUESTION_OPENINGS = tuple(f" {word}" for word in (
-    "What", "How", "Can", "Could", "Which", "Why", "Where", "When", "Who", "Do", "Does", "Did", "Is",
-    "Are", "Was", "Would", "Will", "Should", "Have"))
+QUESTION_WORDS = ("What", "How", "Can", "Could", "Which", "Why", "Where", "When", "Who", "Do", "Does", "Did", "Is",
+                  "Are", "Was", "Would", "Will", "Should", "Have")
+QUESTION_OPENINGS = tuple(f" {word}" for word in QUESTION_WORDS)
+_LEAD_IN = re.compile(r"^(?:(?:hi|hello|ok|okay|so|now|alright|well|yes|no|sure|right|good|great|oh|hmm)\b[,.!]?\s+)+", re.I)
+
+
+def ended(sentence: str) -> str:
+    """A reply's last sentence that the model ended without a stop, ended: with "?" when it opens
+    with a question word (after a lead-in such as "OK, "), else ".". The learner reads a question
+    as one, the checks count it as asking, and a later try goes on after a whole sentence
+    ("Can you walk me through your solution" used to fail as asking nothing and show as
+    "Can you walk me through your solution What did you add?")."""
+    if not sentence or not (sentence[-1].isalnum() or sentence[-1] in "%)"):  # a stop, or a sum cut at "="
+        return sentence
+    words = _LEAD_IN.sub("", sentence).split()
+    return sentence + ("?" if words and words[0].capitalize() in QUESTION_WORDS else ".")
 
 
 @dataclass(frozen=True)
@@ -466,8 +479,8 @@ class DraftReader:
             else:
                 cut = own_turn(draft)
                 done, rest = sentences(cut)
-                ended = not truncated or cut != draft  # it started another turn: this one ended
-                new = done[len(self.released) - self.before:] + ([rest] if rest and ended else [])
+                finished = not truncated or cut != draft  # it started another turn: this one ended
+                new = done[len(self.released) - self.before:] + ([ended(rest)] if rest and finished else [])
                 if self._holds(new):
                     self.failure = GuardResult((NO_CELEBRATION,))
                 else:
