@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 
 from tests.conftest import CARMEN_ID
+from tutor.domain.faithfulness import AFFIRMING_OPENINGS, NEGATING_OPENINGS, negates
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.prompting import MOVES_FORMAT, Said
@@ -81,7 +82,9 @@ def test_the_service_sends_the_try_that_passes_and_stores_the_failed_ones(store,
     assert [call[-1].content for call in student.calls] == ["[", "[", "[focus] Let us look at the bids."]
     assert student.params[0].temperature == student.params[1].temperature > 0
     assert student.params[1].choices == ("probing", "focus")  # afresh: the move is chosen again
+    assert student.params[0].ruled_out == student.params[1].ruled_out and "Yes" in student.params[0].ruled_out  # 350 is wrong
     assert student.params[2].choices == () and student.params[2].min_new_tokens > 0  # forced, and goes on
+    assert student.params[2].ruled_out == ()  # the move and the opening are the shown ones
     message = service.transcript(conversation)[-1]
     guard = message.planner_state["guard"]
     assert message.model_version == "fake" and guard["passed"] and message.content == sent
@@ -195,6 +198,20 @@ def test_a_last_sentence_left_without_a_stop_is_ended_as_the_question_or_stateme
     assert later.verdict.ok and later.text == "Let us look at the bids. How much do the 3 other bids add?"
 
 
+def test_a_model_picking_its_move_is_kept_from_openings_the_check_would_fail(wrong_turn, carmen):
+    turn, prompt = wrong_turn
+    affirming = {*AFFIRMING_OPENINGS, *(opening.lower() for opening in AFFIRMING_OPENINGS)}
+    assert prompt.constrained and set(prompt.ruled_out) == affirming  # after a wrong value
+    for opening in prompt.ruled_out:  # each would fail with its first words
+        judged = judge_draft(f"focus] {opening}, how much do the 3 other bids add?", turn, prompt)
+        assert any("tells the learner they are right" in reason for reason in judged.verdict.reasons), opening
+    assert all(negates(f"{opening}.") for opening in NEGATING_OPENINGS)
+    right = plan_turn(carmen, PlannerState(), "3 * 50 = 150", RevealPolicy())
+    after_right = turn_prompt(carmen, right, [Said("learner", "3 * 50 = 150")], prompt_format=MOVES_FORMAT)
+    assert set(after_right.ruled_out) == {*NEGATING_OPENINGS, *(opening.lower() for opening in NEGATING_OPENINGS)}
+    assert prompt.continued("focus", "Let us look at the bids.").ruled_out == ()  # its move is forced
+
+
 def test_a_calculation_split_over_two_tries_is_read_whole(wrong_turn):
     turn, prompt = wrong_turn
     reader = DraftReader(turn, prompt)
@@ -279,7 +296,9 @@ def test_a_spare_draft_decodes_beside_the_first_and_is_the_fresh_try_when_nothin
     # the spare (call 1) was asked for with the first draft, as the second try would be, and sent;
     # the spare beside it (call 2, a third try) was stopped unread
     assert student.spares == [1, 2] and len(student.calls) == 3
-    sequential = retry_params(replace(service.params, choices=("probing", "focus")), 1, goes_on=False)
+    first = student.params[0]  # the first draft's choices and ruled-out openings, as a second try
+    sequential = retry_params(replace(service.params, choices=first.choices, ruled_out=first.ruled_out), 1, goes_on=False)
+    assert first.choices == ("probing", "focus") and "Yes" in first.ruled_out
     assert student.params[1] == sequential and student.calls[1] == student.calls[0]
     assert 2 in student.closed
     assert [tried["output"] for tried in last.message.planner_state["guard"]["tries"]] == [

@@ -127,7 +127,7 @@ def test_other_move_tags_are_banned_so_an_allowed_tag_opens_the_reply_in_one_pas
     with torch.no_grad():
         best, second = exact.model(torch.tensor([ids])).logits[0, -1].topk(2).indices.tolist()
     request = _Request(ids, GenerationParams(max_new_tokens=12, temperature=0, repetition_penalty=1.0),
-                       allowed=frozenset({second}), banned=frozenset({best}))
+                       allowed=frozenset({second}), banned=((best,),))
     fast._submit(request)
     got = list(fast._tokens(request))
     assert got[0] == second and best not in got
@@ -135,6 +135,30 @@ def test_other_move_tags_are_banned_so_an_allowed_tag_opens_the_reply_in_one_pas
     want = greedy_tokens(exact, PROMPTS[2], GenerationParams(max_new_tokens=12, temperature=0, repetition_penalty=1.0,
                                                              choices=(tokenizer.decode([second]),)))
     assert tokenizer.decode(got) == tokenizer.decode(want)
+
+
+def test_a_ruled_out_opening_is_banned_after_the_tag_alike_in_both_engines(tiny_model_dir, data_dir, monkeypatch):
+    from dataclasses import replace
+
+    from tutor.model import chat
+
+    exact = TransformersBackend(tiny_model_dir, dtype="float32")
+    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
+    tokenizer = fast.tokenizer
+    ids = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert chat.opening_sequences(tokenizer, ("Yes", "You are correct")) == [ids("] Yes"), ids("] You are correct")]
+    # the random model writes no move tag: rule out its own second token after its first
+    params = replace(GREEDY, max_new_tokens=8)
+    length = len(chat.prompt_ids(tokenizer, PROMPTS[2]))
+    free = exact.model.generate(**exact.prompt_ids(PROMPTS[2]), **exact.generation_kwargs(params))[0, length:].tolist()
+    monkeypatch.setattr(chat, "opening_sequences", lambda tokenizer, openings: [free[:2]] if openings else [])
+    ruled = replace(params, ruled_out=("its words",))
+    want = greedy_tokens(exact, PROMPTS[2], ruled)
+    assert want[:2] != free[:2] and want != greedy_tokens(exact, PROMPTS[2], params)
+    assert greedy_tokens(fast, PROMPTS[2], ruled) == want
+    [batched] = fast.generate_batch([PROMPTS[2]], params, ruled_out=[("its words",)])
+    [plain] = exact.generate_batch([PROMPTS[2]], params, ruled_out=[("its words",)])
+    assert batched.text == plain.text == tokenizer.decode(want)
 
 
 def test_concurrent_replies_decode_side_by_side_and_match_one_by_one(tiny_model_dir, data_dir):

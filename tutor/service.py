@@ -199,12 +199,13 @@ class TutorService:
         prompt = turn_prompt(conversation.problem, turn, _history(transcript, conversation.problem, form),
                              exemplars=exemplars, prompt_format=form, hint_requested=text is None,
                              vocabulary=self.vocabulary)
-        params = replace(self.params, choices=prompt.first_words)
+        reader = DraftReader(turn, prompt)
+        params = self._try_params(reader, 0)  # the first draft's, stored with the turn
         output, tries = "", []
         if form == PLANNER_FORMAT:
             judged = Judged(turn.planned_text, turn.move.move, guard.GuardResult(), "")
         else:
-            judged, output, tries = yield from self._draft(student, DraftReader(turn, prompt))
+            judged, output, tries = yield from self._draft(student, reader)
         final_text, move, failure = judged.text, judged.move, judged.verdict
         # the model wrote the turn, or its sentences that were shown before the planner's words
         version = student.version if failure.ok or judged.shown else PLANNER_VERSION
@@ -302,7 +303,7 @@ class TutorService:
 
     def _try_params(self, reader: DraftReader, attempt: int, afresh: bool = False) -> GenerationParams:
         """The generation settings of a turn's try (0: the first draft)."""
-        params = replace(self.params, choices=reader.prompt.first_words)
+        params = replace(self.params, choices=reader.prompt.first_words, ruled_out=reader.prompt.ruled_out)
         return retry_params(params, attempt, goes_on=bool(reader.released) and not afresh) if attempt else params
 
     def _stream(self, stream: Iterator[str], reader: DraftReader) -> Iterator[TutorReply]:

@@ -184,13 +184,40 @@ def celebrates(text: str) -> bool:
     return bool(_CELEBRATE.search(text))
 
 
+# Openings that tell the learner they are right, or wrong (each `affirms` or `negates` as a
+# sentence). A draft opening with one against the judgement fails with its first words, so a
+# trained student is kept from them (`ruled_out_openings`, also in lower case): v5, 40 scripted
+# turns, 4-8 of ~60 tries failed so ("Yes", "You are correct" after "I do not know").
+AFFIRMING_OPENINGS = ("Yes", "Yeah", "Yep", "Correct", "Exactly", "Perfect", "Excellent", "Brilliant",
+                      "You are correct", "You're correct", "You are right", "You're right", "That is correct",
+                      "That's correct", "That is right", "That's right", "Well done", "Good job", "Great job",
+                      "Nice job", "Good work", "Great work", "Nice work", "You got it", "Spot on")
+NEGATING_OPENINGS = ("No", "Nope", "Not quite", "Not exactly", "Incorrect", "Wrong", "Almost", "Are you sure")
+
+
+def _tells_right(judgement: Judgement) -> bool:
+    """Saying the learner is right contradicts this judgement."""
+    return not judgement.celebrates and judgement.learner_state in _NOT_RIGHT
+
+
+def _tells_wrong(judgement: Judgement) -> bool:
+    """Saying the learner is wrong contradicts this judgement."""
+    return judgement.learner_state == LearnerState.CORRECT.value or judgement.celebrates or judgement.solved
+
+
+def ruled_out_openings(judgement: Judgement) -> tuple[str, ...]:
+    """The openings a draft under this judgement would fail the check with."""
+    found = (AFFIRMING_OPENINGS if _tells_right(judgement) else ()) + (NEGATING_OPENINGS if _tells_wrong(judgement) else ())
+    return found + tuple(opening.lower() for opening in found)
+
+
 def check_sentence(sentence: str, judgement: Judgement) -> tuple[str, ...]:
     """Reasons this sentence contradicts the planner's judgement or leaves the problem."""
     reasons = []
     state = judgement.learner_state
-    if affirms(sentence) and not judgement.celebrates and state in _NOT_RIGHT:
+    if _tells_right(judgement) and affirms(sentence):
         reasons.append(f"tells the learner they are right, but their message was judged {_said(state)}")
-    if (state == LearnerState.CORRECT.value or judgement.celebrates or judgement.solved) and negates(sentence):
+    if _tells_wrong(judgement) and negates(sentence):
         reasons.append("tells the learner they are wrong, but their answer was right")
     # what the sentence counts ("150 tonnes", "each week") or a thing word problems name
     named = thing_stems(sentence) | (content_stems(sentence) & judgement.things)

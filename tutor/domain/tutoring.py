@@ -25,6 +25,7 @@ from tutor.domain.faithfulness import (
     judgement,
     learn_vocabulary,
     plain,
+    ruled_out_openings,
     sentences,
 )
 from tutor.domain.guard import NO_QUESTION, GuardContext, GuardResult, check
@@ -291,6 +292,15 @@ class TurnPrompt:
     def constrained(self) -> bool:
         """The model picks its move: its first token must open one of `choices`."""
         return len(self.choices) > 1
+
+    @property
+    def ruled_out(self) -> tuple[str, ...]:
+        """When the model picks its move: what no allowed move's words may open with (praise
+        after a wrong or stuck message, doubt after a right one), as the check would fail it."""
+        if not self.constrained:
+            return ()
+        first, *others = (ruled_out_openings(self.judgement(move)) for move in self.choices)
+        return tuple(opening for opening in first if all(opening in other for other in others))
 
     @property
     def first_words(self) -> tuple[str, ...]:

@@ -23,6 +23,9 @@ class GenerationParams:
     # tag, a celebration its praise word); empty: unconstrained. Backends that cannot constrain
     # decoding ignore it.
     choices: tuple[str, ...] = ()
+    # Words the reply may not open with after its move tag (a trained student picking its move:
+    # praise the check would fail, `TurnPrompt.ruled_out`). Backends that cannot ban ignore it.
+    ruled_out: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -89,12 +92,13 @@ def generate_all(backend: Backend, prompts: Sequence[TurnPrompt], params: Genera
     """Whole replies to many turn prompts: batched where the backend can, one by one otherwise."""
     conversations = [prompt.messages for prompt in prompts]
     choices = [prompt.first_words for prompt in prompts]
+    ruled_out = [prompt.ruled_out for prompt in prompts]
     batch = getattr(backend, "generate_batch", None)
     if batch is not None:
-        return batch(conversations, params, choices=choices)
+        return batch(conversations, params, choices=choices, ruled_out=ruled_out)
     outputs = []
-    for messages, options in zip(conversations, choices):
-        reply = backend.generate(messages, replace(params, choices=options))
+    for messages, options, banned in zip(conversations, choices, ruled_out):
+        reply = backend.generate(messages, replace(params, choices=options, ruled_out=banned))
         text = "".join(reply)
         outputs.append(Output(text, getattr(reply, "truncated", False)))
     return outputs

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tutor.domain.dialogues import MOVES
-from tutor.domain.prompting import INSTRUCT, ChatMessage
+from tutor.domain.prompting import INSTRUCT, ChatMessage, move_tag
 
 
 def prompt_text(tokenizer, messages: Sequence[ChatMessage], *, complete: bool = False) -> str:
@@ -38,6 +38,20 @@ def other_moves_tokens(tokenizer, choices: Sequence[str]) -> set[int]:
     if not choices or not set(choices) <= set(MOVES):
         return set()
     return first_tokens(tokenizer, [move for move in MOVES if move not in choices]) - first_tokens(tokenizer, choices)
+
+
+def opening_sequences(tokenizer, openings: Sequence[str]) -> list[list[int]]:
+    """Token sequences that keep a reply from opening with `openings` after its move tag: the
+    tag's closing bracket, then the opening's tokens (as in "[focus] Yes"). Banning the last
+    token only where the others come before it reaches no other words of the reply."""
+    tag = move_tag(MOVES[0])
+    closed = tokenizer(tag.rstrip(), add_special_tokens=False)["input_ids"]
+    sequences = []
+    for opening in openings:
+        ids = tokenizer(tag + opening, add_special_tokens=False)["input_ids"]
+        if ids[:len(closed)] == closed:  # the tag reads alike before the words (it does in BPE)
+            sequences.append(ids[len(closed) - 1:])
+    return sequences
 
 
 def adapter_name(adapter_path: str | Path) -> str:

@@ -27,7 +27,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -117,7 +117,9 @@ class _Request:
     ids: list[int]
     params: GenerationParams
     allowed: frozenset[int] = frozenset()  # the first token must be one of these (empty: any)
-    banned: frozenset[int] = frozenset()  # never decoded (the other move tags' first tokens)
+    # never decoded: a single token anywhere (the other move tags' first tokens), a longer
+    # sequence's last token after the others (ruled-out openings after the move tag)
+    banned: tuple[tuple[int, ...], ...] = ()
     forced: list[int] = field(default_factory=list)  # tokens already chosen (the reply's opening)
     tokens: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)  # token ids, then None
     abandoned: threading.Event = field(default_factory=threading.Event)
@@ -346,10 +348,14 @@ class CTranslate2Backend:
         return self.generate(messages, params, since=since)
 
     def generate_batch(self, conversations: Sequence[Sequence[ChatMessage]], params: GenerationParams,
-                       choices: Sequence[Sequence[str]] | None = None) -> list[Output]:
-        """Whole replies for many prompts (evaluation): submitted at once, so every worker is busy."""
+                       choices: Sequence[Sequence[str]] | None = None,
+                       ruled_out: Sequence[Sequence[str]] | None = None) -> list[Output]:
+        """Whole replies for many prompts (evaluation): submitted at once, so every worker is busy.
+        Reply i's `choices[i]` and `ruled_out[i]` stand for the params' own."""
         choices = list(choices) if choices else [params.choices] * len(conversations)
-        requests = [self._request(messages, params, options) for messages, options in zip(conversations, choices)]
+        ruled_out = list(ruled_out) if ruled_out else [params.ruled_out] * len(conversations)
+        requests = [self._request(messages, replace(params, ruled_out=tuple(banned)), options)
+                    for messages, options, banned in zip(conversations, choices, ruled_out)]
         outputs = []
         for request in requests:
             ids = list(self._tokens(request))
@@ -388,8 +394,9 @@ class CTranslate2Backend:
                  since: float | None = None) -> _Request:
         ids = chat.prompt_ids(self.tokenizer, messages)
         allowed = frozenset(chat.first_tokens(self.tokenizer, choices)) if choices else frozenset()
-        request = _Request(ids, params, allowed, frozenset(chat.other_moves_tokens(self.tokenizer, choices)),
-                           since=time.perf_counter() if since is None else since)
+        banned = [(token,) for token in sorted(chat.other_moves_tokens(self.tokenizer, choices))]
+        banned += [tuple(sequence) for sequence in chat.opening_sequences(self.tokenizer, params.ruled_out)]
+        request = _Request(ids, params, allowed, tuple(banned), since=time.perf_counter() if since is None else since)
         self._submit(request)
         return request
 
@@ -497,7 +504,8 @@ class CTranslate2Backend:
         CTranslate2 cannot restrict the first token to a set, only ban tokens throughout: the
         other move tags' first tokens are banned, so a trained student opens with an allowed tag
         (v5, 40 scripted turns: before, 29 opened with another, each then a second pass over
-        the prompt, a whole one when its state was not kept; after, none of 70 tries). A
+        the prompt, a whole one when its state was not kept; after, none of 70 tries); so are
+        ruled-out openings right after the tag (a sequence ban: the bracket, then the words). A
         constrained request whose first token is still not allowed (no tag at all; a reply that
         must open with a celebration or a question word) is stopped there and decoded again from
         the best allowed first token, picked on the scores of that first step. Either way the
@@ -532,7 +540,7 @@ class CTranslate2Backend:
                 max_length=params.max_new_tokens - len(request.forced),
                 min_length=max(0, params.min_new_tokens - len(request.forced)),
                 include_prompt_in_result=False, callback=on_step, return_logits_vocab=constrained,
-                suppress_sequences=[[token] for token in tokens(sorted(request.banned))] or None,
+                suppress_sequences=[tokens(list(sequence)) for sequence in request.banned] or None,
                 **_sampling(params),
             )
         except Exception as error:  # the reader raises it as a ModelError

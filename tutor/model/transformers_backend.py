@@ -100,7 +100,8 @@ class TransformersBackend:
         return chat.first_tokens(self.tokenizer, choices)
 
     def generation_kwargs(self, params: GenerationParams, prompt_length: int = 0,
-                          choices: Sequence[Sequence[str]] = ()) -> dict:
+                          choices: Sequence[Sequence[str]] = (), ruled_out: Sequence[Sequence[str]] = ()) -> dict:
+        """`choices[i]`, `ruled_out[i]`: row i's first words and ruled-out openings (`GenerationParams`)."""
         sampling = params.temperature > 0
         kwargs = {
             "max_new_tokens": params.max_new_tokens,
@@ -112,16 +113,22 @@ class TransformersBackend:
         }
         if sampling:
             kwargs.update(temperature=params.temperature, top_p=params.top_p)
+        processors = []
         if any(choices):
-            from transformers import LogitsProcessorList
-
             allowed = [self.first_tokens(options) if options else None for options in choices]
             # The move is chosen on the model's own scores: a repetition penalty would push it
             # away from moves already in the dialogue, so it applies from the second token on.
-            processors = [_FirstTokenIn(prompt_length, allowed)]
+            processors.append(_FirstTokenIn(prompt_length, allowed))
             if params.repetition_penalty != 1.0:
                 processors.append(_PenaltyAfterFirst(prompt_length, params.repetition_penalty))
-            kwargs.update(repetition_penalty=1.0, logits_processor=LogitsProcessorList(processors))
+            kwargs.update(repetition_penalty=1.0)
+        banned = [chat.opening_sequences(self.tokenizer, openings) for openings in ruled_out]
+        if any(banned):
+            processors.append(_SequencesBanned(prompt_length, banned))
+        if processors:
+            from transformers import LogitsProcessorList
+
+            kwargs.update(logits_processor=LogitsProcessorList(processors))
         return kwargs
 
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Reply:
@@ -147,7 +154,8 @@ class TransformersBackend:
                     if params.seed is not None:
                         self._torch.manual_seed(params.seed)
                     return self._decode(
-                        **inputs, **self.generation_kwargs(params, length, [params.choices]), streamer=streamer,
+                        **inputs, **self.generation_kwargs(params, length, [params.choices], [params.ruled_out]),
+                        streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([StopWhenAbandoned()]),
                     )
             finally:
@@ -173,17 +181,20 @@ class TransformersBackend:
 
     def generate_batch(
         self, conversations: Sequence[Sequence[ChatMessage]], params: GenerationParams, batch_size: int = 16,
-        choices: Sequence[Sequence[str]] | None = None,
+        choices: Sequence[Sequence[str]] | None = None, ruled_out: Sequence[Sequence[str]] | None = None,
     ) -> list[Output]:
         """Whole replies for many prompts at once (evaluation): decoding is memory-bound on a
         CPU, so a batch of 16 costs little more per step than one prompt. `choices[i]` (if
-        any) constrains reply i's first token, as `params.choices` does for one reply."""
+        any) constrains reply i's first token, as `params.choices` does for one reply; so does
+        `ruled_out[i]` its opening."""
         texts = [self.prompt_text(messages) for messages in conversations]
         choices = list(choices) if choices else [params.choices] * len(texts)
+        ruled_out = list(ruled_out) if ruled_out else [params.ruled_out] * len(texts)
         # Batch prompts of similar length together: padding is work too (prefill dominates).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         texts = [texts[i] for i in order]
         choices = [choices[i] for i in order]
+        ruled_out = [ruled_out[i] for i in order]
         replies: list[Output] = []
         padding_side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
@@ -194,7 +205,7 @@ class TransformersBackend:
                 inputs = self.tokenizer(texts[start:start + batch_size], return_tensors="pt",
                                         padding=True, add_special_tokens=False)
                 job = self._worker.submit(self._generate_tokens, inputs, params,
-                                          choices[start:start + batch_size])
+                                          choices[start:start + batch_size], ruled_out[start:start + batch_size])
                 output = job.result()
                 new = output[:, inputs["input_ids"].shape[1]:]
                 texts_out = self.tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -206,11 +217,12 @@ class TransformersBackend:
             in_order[index] = replies[position]
         return in_order
 
-    def _generate_tokens(self, inputs, params: GenerationParams, choices: Sequence[Sequence[str]]):
+    def _generate_tokens(self, inputs, params: GenerationParams, choices: Sequence[Sequence[str]],
+                         ruled_out: Sequence[Sequence[str]] = ()):
         with self._torch.inference_mode():
             if params.seed is not None:
                 self._torch.manual_seed(params.seed)
-            kwargs = self.generation_kwargs(params, inputs["input_ids"].shape[1], choices)
+            kwargs = self.generation_kwargs(params, inputs["input_ids"].shape[1], choices, ruled_out)
             return self._decode(**inputs, **kwargs)
 
 
@@ -237,6 +249,23 @@ class _FirstTokenIn:
                 scores[row, list(ids)] = keep
         return scores
 
+
+
+class _SequencesBanned:
+    """A logits processor: row i never decodes a sequence of banned[i]'s last token right after
+    its other tokens, all decoded (as CTranslate2's `suppress_sequences`; transformers'
+    `bad_words_ids` holds one list for every row of a batch, and reads the prompt too)."""
+
+    def __init__(self, prompt_length: int, banned: list[list[list[int]]]):
+        self.prompt_length, self.banned = prompt_length, banned
+
+    def __call__(self, input_ids, scores):
+        decoded = input_ids.shape[1] - self.prompt_length
+        for row, sequences in enumerate(self.banned):
+            for *head, last in sequences:
+                if len(head) <= decoded and input_ids[row, input_ids.shape[1] - len(head):].tolist() == head:
+                    scores[row, last] = float("-inf")
+        return scores
 
 
 class _PenaltyAfterFirst:
