@@ -9,7 +9,8 @@ from tutor.domain.faithfulness import AFFIRMING_OPENINGS, NEGATING_OPENINGS, neg
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.prompting import MOVES_FORMAT, Said
-from tutor.domain.tutoring import CELEBRATION_OPENINGS, QUESTION_OPENINGS, DraftReader, judge_draft, plan_turn, retried, turn_prompt
+from tutor.domain.tutoring import (CELEBRATION_OPENINGS, QUESTION_OPENINGS, DraftReader, ended, judge_draft, plan_turn,
+                                   retried, turn_prompt)
 from tutor.evaluation.harness import EvalTutor, TurnRequest
 from tutor.evaluation.metrics import shown_then_replaced
 from tutor.model.backend import retry_params
@@ -189,6 +190,8 @@ def test_a_last_sentence_left_without_a_stop_is_ended_as_the_question_or_stateme
     turn, prompt = wrong_turn
     asks = judge_draft("focus] OK, so how much do the 3 other bids add", turn, prompt, reader=DraftReader(turn, prompt))
     assert asks.verdict.ok and asks.text == "OK, so how much do the 3 other bids add?"  # asks: no second try
+    assert [ended(s) for s in ("What's 3 * 50", "Isn't it 150", "Look at 3 * 50 =", "Add them")] == [
+        "What's 3 * 50?", "Isn't it 150?", "Look at 3 * 50 =", "Add them."]  # a sum cut at "=" is left as it is
     reader = DraftReader(turn, prompt)
     tells = judge_draft("focus] Let us look at the bids", turn, prompt, reader=reader)
     assert tells.shown == "Let us look at the bids."

@@ -264,7 +264,8 @@ def ended(sentence: str) -> str:
     if not sentence or not (sentence[-1].isalnum() or sentence[-1] in "%)"):  # a stop, or a sum cut at "="
         return sentence
     words = _LEAD_IN.sub("", sentence).split()
-    return sentence + ("?" if words and words[0].capitalize() in QUESTION_WORDS else ".")
+    first = re.sub(r"(?:'s|'re|n't)$", "", words[0]).capitalize() if words else ""  # "What's", "Isn't"
+    return sentence + ("?" if first in QUESTION_WORDS else ".")
 
 
 @dataclass(frozen=True)
