@@ -146,12 +146,12 @@ def test_a_ruled_out_opening_is_banned_after_the_tag_alike_in_both_engines(tiny_
     fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
     tokenizer = fast.tokenizer
     ids = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-    assert chat.opening_sequences(tokenizer, ("Yes", "You are correct")) == [ids("] Yes"), ids("] You are correct")]
+    assert chat.opening_sequences(tokenizer, ("Yes", "You are correct")) == (tuple(ids("] Yes")), tuple(ids("] You are correct")))
     # the random model writes no move tag: rule out its own second token after its first
     params = replace(GREEDY, max_new_tokens=8)
     length = len(chat.prompt_ids(tokenizer, PROMPTS[2]))
     free = exact.model.generate(**exact.prompt_ids(PROMPTS[2]), **exact.generation_kwargs(params))[0, length:].tolist()
-    monkeypatch.setattr(chat, "opening_sequences", lambda tokenizer, openings: [free[:2]] if openings else [])
+    monkeypatch.setattr(chat, "opening_sequences", lambda tokenizer, openings: (tuple(free[:2]),) if openings else ())
     ruled = replace(params, ruled_out=("its words",))
     want = greedy_tokens(exact, PROMPTS[2], ruled)
     assert want[:2] != free[:2] and want != greedy_tokens(exact, PROMPTS[2], params)

@@ -395,7 +395,7 @@ class CTranslate2Backend:
         ids = chat.prompt_ids(self.tokenizer, messages)
         allowed = frozenset(chat.first_tokens(self.tokenizer, choices)) if choices else frozenset()
         banned = [(token,) for token in sorted(chat.other_moves_tokens(self.tokenizer, choices))]
-        banned += [tuple(sequence) for sequence in chat.opening_sequences(self.tokenizer, params.ruled_out)]
+        banned += chat.opening_sequences(self.tokenizer, tuple(params.ruled_out))
         request = _Request(ids, params, allowed, tuple(banned), since=time.perf_counter() if since is None else since)
         self._submit(request)
         return request

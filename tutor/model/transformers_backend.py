@@ -122,7 +122,7 @@ class TransformersBackend:
             if params.repetition_penalty != 1.0:
                 processors.append(_PenaltyAfterFirst(prompt_length, params.repetition_penalty))
             kwargs.update(repetition_penalty=1.0)
-        banned = [chat.opening_sequences(self.tokenizer, openings) for openings in ruled_out]
+        banned = [chat.opening_sequences(self.tokenizer, tuple(openings)) for openings in ruled_out]
         if any(banned):
             processors.append(_SequencesBanned(prompt_length, banned))
         if processors:
@@ -256,7 +256,7 @@ class _SequencesBanned:
     its other tokens, all decoded (as CTranslate2's `suppress_sequences`; transformers'
     `bad_words_ids` holds one list for every row of a batch, and reads the prompt too)."""
 
-    def __init__(self, prompt_length: int, banned: list[list[list[int]]]):
+    def __init__(self, prompt_length: int, banned: list[tuple[tuple[int, ...], ...]]):
         self.prompt_length, self.banned = prompt_length, banned
 
     def __call__(self, input_ids, scores):
