@@ -249,6 +249,58 @@ def test_the_gate_refuses_a_regression_past_its_tolerance_and_allows_one_within(
     assert rows["draft_pass_rate"]["note"] == "not measured" and rows["draft_pass_rate"]["passed"]
 
 
+
+def test_a_champions_recorded_gate_figures_are_reused_only_when_this_code_measured_them(tmp_path, store, monkeypatch):
+    from tutor.evaluation import gate
+    from tutor.model import loading
+    from tutor.model.fake import FakeBackend
+
+    models = tmp_path / "models"
+    for version in ("v1", "v2"):
+        (models / version).mkdir(parents=True)
+        (models / version / "manifest.json").write_text(json.dumps({"base": "tiny"}))
+    registry = Registry(models, store)
+    served = FakeBackend()
+    served.engine = "fake engine"
+    monkeypatch.setattr(loading, "load_backend", lambda *args, **kwargs: served)
+    measured = []
+    monkeypatch.setattr(gate, "measure", lambda student, dialogues, gate_slice: (
+        measured.append(student.version) or {g.metric: 0.5 for g in GATE}))
+
+    def judged() -> list[str]:
+        measured.clear()
+        verdict = runs.run_gate(registry, tmp_path / "tiny", "v1", "v2", gate.GateSlice(limit=1, attacks=0), tmp_path)
+        assert verdict["passed"] and verdict["code"] == gate.measuring_code()
+        return measured[:]
+
+    assert judged() == ["fake+v1", "fake+v2"]
+    assert registry.manifest("v1")[runs.GATE_EVALUATION]["code"] == gate.measuring_code()
+    assert judged() == ["fake+v2"]  # the champion's figures, as this code measured them
+    monkeypatch.setattr(gate, "measuring_code", lambda: "other code")  # the checks changed since
+    assert judged() == ["fake+v1", "fake+v2"]
+
+
+def test_the_measuring_code_digest_follows_the_checks_and_the_dialogues(tmp_path, monkeypatch):
+    from tutor.evaluation import gate
+
+    package, dialogues = tmp_path / "tutor", tmp_path / "dialogues"
+    for folder in ("domain", "evaluation", "model", "ui"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "code.py").write_text(f"# {folder}\n")
+    dialogues.mkdir()
+    (dialogues / "vocabulary.json").write_text("{}")
+    monkeypatch.setattr(gate, "_MEASURING", (package, ("domain", "evaluation", "model")))
+    monkeypatch.setattr(gate, "DIALOGUES_DIR", dialogues)
+    digest = gate.measuring_code.__wrapped__
+    first = digest()
+    (package / "ui" / "code.py").write_text("# a page changed: the figures did not\n")
+    assert digest() == first
+    for changed in (package / "domain" / "code.py", dialogues / "vocabulary.json"):
+        before = digest()
+        changed.write_text(changed.read_text() + " ")
+        assert digest() != before
+    assert len(gate.measuring_code()) == 16 and gate.measuring_code() == gate.measuring_code()
+
 def test_a_cancel_between_steps_stops_training_and_saves_nothing(deployment, tmp_path, tiny_model_dir):
     from tutor.training.preference import train_preference
     from tutor.training.sft import Cancelled

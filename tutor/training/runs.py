@@ -216,27 +216,29 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
 def run_gate(registry: Registry, base: Path, champion: str | None, candidate: str, gate_slice,
              data_dir: Path) -> dict:
     """Measure the candidate (and the champion, unless its manifest holds figures for the same
-    slice and engine) on the serving engine and judge; the figures go into each version's manifest."""
+    slice, engine and measuring code) on the serving engine and judge; the figures go into each
+    version's manifest."""
     from tutor.config import DIALOGUES_DIR
-    from tutor.evaluation.gate import GATE, judge, measure
+    from tutor.evaluation.gate import GATE, judge, measure, measuring_code
     from tutor.model.loading import load_backend
 
     served = load_backend(str(base), data_dir=data_dir, adapter=registry.resolve(candidate))
-    engine = served.engine  # learners read what the serving engine writes: the gate measures that
+    # learners read what the serving engine writes: the gate measures that, with this code
+    measured_by = {"gate_slice": gate_slice.to_json(), "engine": served.engine, "code": measuring_code()}
     measured = {}
     for version in (champion, candidate):
         recorded = registry.manifest(version).get(GATE_EVALUATION, {}) if version else {}
-        if (version != candidate and recorded.get("gate_slice") == gate_slice.to_json()
-                and recorded.get("engine") == engine and all(item.metric in recorded["figures"] for item in GATE)):
+        if (version != candidate and all(recorded.get(key) == value for key, value in measured_by.items())
+                and all(item.metric in recorded["figures"] for item in GATE)):
             measured[version] = recorded["figures"]
             continue
         student = served.with_adapter(registry.resolve(version) if version else None)
         measured[version] = measure(student, DIALOGUES_DIR, gate_slice)
         if version:
-            registry.record_evaluation(version, {"figures": measured[version], "gate_slice": gate_slice.to_json(),
-                                                 "engine": engine}, key=GATE_EVALUATION)
+            registry.record_evaluation(version, {"figures": measured[version], **measured_by}, key=GATE_EVALUATION)
     verdict = judge(measured[champion], measured[candidate]) | {
-        "champion": champion or "base", "candidate": candidate, "slice": gate_slice.to_json(), "engine": engine}
+        "champion": champion or "base", "candidate": candidate, "slice": gate_slice.to_json(),
+        "engine": served.engine, "code": measured_by["code"]}
     registry.record_evaluation(candidate, verdict, key="gate")  # before and after, in its manifest
     return verdict
 
