@@ -97,6 +97,14 @@ def convert(base_path: Path, out: Path, adapter_path: Path | None = None, quanti
     """Merge the adapter (if any) into the base in float32 and convert the result."""
     import tempfile
 
+    with tempfile.TemporaryDirectory() as merged:
+        save_merged(base_path, adapter_path, Path(merged))
+        ctranslate2.converters.TransformersConverter(merged).convert(str(out), quantization=quantization, force=True)
+
+
+def save_merged(base_path: Path, adapter_path: Path | None, folder: Path) -> None:
+    """The version as one Hugging Face model (the adapter merged into the base, in float32) and
+    its tokenizer, saved in `folder`: what engine converters read."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -105,11 +113,8 @@ def convert(base_path: Path, out: Path, adapter_path: Path | None = None, quanti
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
-    with tempfile.TemporaryDirectory() as merged:
-        model.save_pretrained(merged)
-        AutoTokenizer.from_pretrained(base_path).save_pretrained(merged)
-        del model
-        ctranslate2.converters.TransformersConverter(merged).convert(str(out), quantization=quantization, force=True)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(base_path).save_pretrained(folder)
 
 
 @dataclass(eq=False)  # compared and hashed by identity: the workers keep a set of those they decode
