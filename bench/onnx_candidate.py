@@ -18,6 +18,9 @@ least half of the prompt) and appends the rest.
 Reported for each engine: decoding speed on a turn prompt (as `bench/generation.py`), time to
 first shown words of the same scripted turns (`bench.generation.first_words`), and how many
 turns' first drafts passed the checks (a faster engine whose words fail more is no gain).
+`--learners N`: instead, N scripted learners at once through one service in this process (the
+lines and reading times of `bench/load.py`, without the web server, which cannot serve the
+candidate), and this process's peak resident memory after each engine's run.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import queue
+import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from bench.generation import first_words, percentile, sample_prompt
+from bench.generation import first_words, learner_lines, percentile, sample_prompt
 from tutor.config import MODELS_DIR, PROBLEMS_FILE, default_data_dir
 from tutor.domain.problems import ProblemBank
 from tutor.domain.prompting import ChatMessage
@@ -74,7 +79,7 @@ def build(data_dir: Path, base: Path, adapter: Path | None) -> Path:
 class OnnxCandidate:
     engine = "onnxruntime-genai int8 (candidate)"
 
-    def __init__(self, folder: Path, base: Path, adapter: Path | None):
+    def __init__(self, folder: Path, base: Path, adapter: Path | None, kept: int = KEPT):
         import numpy
         import onnxruntime_genai as og
         from transformers import AutoTokenizer
@@ -88,6 +93,7 @@ class OnnxCandidate:
         self._decoding = threading.Lock()  # one reply at a time, on all cores
         self._waiting = 0
         self._kept: list[tuple[list[int], object]] = []  # (tokens held, generator), oldest first
+        self.kept = kept
         self.prefilled = self.reused = self.ahead = 0
 
     def prompt_text(self, messages: Sequence[ChatMessage]) -> str:
@@ -165,7 +171,7 @@ class OnnxCandidate:
 
     def _keep(self, tokens: list[int], generator) -> None:
         self._kept.append((list(tokens), generator))
-        del self._kept[:-KEPT]
+        del self._kept[:-self.kept]
 
     def _decode(self, ids: list[int], params: GenerationParams, out: queue.SimpleQueue, stop: threading.Event) -> None:
         np = self.np
@@ -252,13 +258,51 @@ def first_drafts_passing(store: Store) -> tuple[int, int]:
     return sum(1 for guard in turns if guard.get("passed") and not guard.get("tries")), len(turns)
 
 
+def many_learners(engine, bank: ProblemBank, learners: int, think: tuple[float, float] = (10.0, 20.0),
+                  seed: int = 0) -> tuple[list[float], int, float]:
+    """Learners at once, each on its own bank problem saying `bench/load.py`'s lines after reading
+    and typing for a while: (seconds to first shown words of every turn, turns, seconds in all)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        service = TutorService(Store(Path(scratch) / "bench.db"), bank, engine)
+        first_words(service, 1, 0)  # warm-up, not counted
+        seconds: list[float] = []
+        problems = list(bank)
+
+        conversations = [service.start_session(service.local_learner(f"bench-learner-{index}"),
+                                               problems[index % len(problems)]) for index in range(learners)]
+
+        def work(index: int) -> None:
+            rng = random.Random(seed + index)
+            conversation = conversations[index]
+            for said in learner_lines(problems[index % len(problems)]):
+                time.sleep(rng.uniform(*think))
+                started, first = time.perf_counter(), None
+                for reply in service.reply(conversation, said):
+                    if first is None and reply.text.strip():
+                        first = time.perf_counter() - started
+                seconds.append(first)
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=work, args=(index,)) for index in range(learners)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return seconds, len(seconds), time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--turns", type=int, default=40)
     parser.add_argument("--think", type=float, default=2.0)
     parser.add_argument("--tokens", type=int, default=96)
+    parser.add_argument("--learners", type=int, default=0, help="learners at once, in this process (0: one)")
+    parser.add_argument("--kept", type=int, default=KEPT, help="the candidate's kept generators")
+    parser.add_argument("--only", choices=("served", "candidate"), default=None, help="measure one engine only")
     args = parser.parse_args()
+    if args.only and not args.learners:
+        parser.error("--only goes with --learners")
     data_dir = args.data_dir or default_data_dir()
     base = provision_embedded(data_dir)
     bank = ProblemBank.load(PROBLEMS_FILE)
@@ -266,8 +310,19 @@ def main() -> None:
     started = time.perf_counter()
     folder = build(data_dir, base, adapter)
     print(f"candidate built in {folder} ({time.perf_counter() - started:.0f} s)")
-    engines = {"served": CTranslate2Backend(base, adapter, data_dir=data_dir),
-               "candidate": OnnxCandidate(folder, base, adapter)}
+    engines = {"served": lambda: CTranslate2Backend(base, adapter, data_dir=data_dir),
+               "candidate": lambda: OnnxCandidate(folder, base, adapter, kept=args.kept)}
+    engines = {name: make() for name, make in engines.items() if args.only in (None, name)}
+    if args.learners:
+        for name, engine in engines.items():
+            seconds, turns, elapsed = many_learners(engine, bank, args.learners)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{name:<10} {engine.engine}: {turns} turns of {args.learners} learners in {elapsed:.0f} s; first "
+                  f"words p50 {percentile(seconds, 50):.2f} s, p95 {percentile(seconds, 95):.2f} s; "
+                  f"peak resident {peak:.0f} MiB (this process, so far)")
+            print(f"{name}_load_ttft_p50_s: {percentile(seconds, 50):.2f}")
+            print(f"{name}_load_ttft_p95_s: {percentile(seconds, 95):.2f}")
+        return
     prompts = [sample_prompt(TutorService(Store(None), bank, engines["served"]), problem) for problem in list(bank)[:5]]
     # greedy replies beside the exact engine's (transformers' own tokens, float32)
     exact = CTranslate2Backend(base, adapter, data_dir=data_dir, quantization=EXACT, prompt_states_mb=0)
