@@ -141,17 +141,15 @@ class OnnxCandidate:
         return reply
 
     def _stream(self, tokens: queue.SimpleQueue, stop: threading.Event, reply: Reply, params: GenerationParams):
-        ids: list[int] = []
-        shown = ""
-        try:
+        def decoded():
             while (token := tokens.get()) is not None:
                 if isinstance(token, Exception):
                     raise token
-                ids.append(token)
-                text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                if not text.endswith("\ufffd") and len(text) > len(shown):
-                    yield text[len(shown):]
-                    shown = text
+                yield token
+
+        ids: list[int] = []
+        try:
+            yield from chat.text_pieces(self.tokenizer, decoded(), ids)
         finally:
             stop.set()
         reply.truncated = len(ids) >= params.max_new_tokens

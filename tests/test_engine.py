@@ -343,3 +343,20 @@ def test_waiting_turns_are_taken_oldest_first_and_prefills_ahead_only_when_none_
         pending.put(request)
     assert [pending.get(timeout=1) for _ in range(4)] == [first_try, retry, newer_turn, ahead]
     assert pending.get(timeout=0.01) is None
+
+
+def test_streamed_token_ids_become_text_pieces_without_split_characters(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from tutor.model import chat
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    text = "Nice 😀 work, café"
+    tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids: list[int] = []
+    pieces = list(chat.text_pieces(tokenizer, iter(tokens), ids))
+    assert "".join(pieces) == tokenizer.decode(tokens) and ids == tokens
+    assert not any("\ufffd" in piece for piece in pieces)
+    # a reply cut inside a character still shows what it decoded
+    cut = next(n for n in range(1, len(tokens)) if tokenizer.decode(tokens[:n]).endswith("\ufffd"))
+    assert "".join(chat.text_pieces(tokenizer, iter(tokens[:cut]), [])) == tokenizer.decode(tokens[:cut])

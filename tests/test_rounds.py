@@ -249,7 +249,6 @@ def test_the_gate_refuses_a_regression_past_its_tolerance_and_allows_one_within(
     assert rows["draft_pass_rate"]["note"] == "not measured" and rows["draft_pass_rate"]["passed"]
 
 
-
 def test_a_champions_recorded_gate_figures_are_reused_only_when_this_code_measured_them(tmp_path, store, monkeypatch):
     from tutor.evaluation import gate
     from tutor.model import loading
@@ -300,6 +299,7 @@ def test_the_measuring_code_digest_follows_the_checks_and_the_dialogues(tmp_path
         changed.write_text(changed.read_text() + " ")
         assert digest() != before
     assert len(gate.measuring_code()) == 16 and gate.measuring_code() == gate.measuring_code()
+
 
 def test_a_cancel_between_steps_stops_training_and_saves_nothing(deployment, tmp_path, tiny_model_dir):
     from tutor.training.preference import train_preference

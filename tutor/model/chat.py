@@ -7,7 +7,7 @@ import functools
 import json
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 from tutor.domain.dialogues import MOVES
 from tutor.domain.prompting import INSTRUCT, ChatMessage, move_tag
@@ -55,6 +55,21 @@ def opening_sequences(tokenizer, openings: tuple[str, ...]) -> tuple[tuple[int, 
         if ids[:len(closed)] == closed:  # the tag reads alike before the words (it does in BPE)
             sequences.append(tuple(ids[len(closed) - 1:]))
     return tuple(sequences)
+
+
+def text_pieces(tokenizer, tokens: Iterable[int], ids: list[int]) -> Iterator[str]:
+    """A reply's text as its token ids arrive (each appended to `ids`), in new pieces; a
+    character split across tokens waits for the rest of it."""
+    shown = ""
+    for token in tokens:
+        ids.append(token)
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        if not text.endswith("\ufffd") and len(text) > len(shown):
+            yield text[len(shown):]
+            shown = text
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    if len(text) > len(shown):
+        yield text[len(shown):]  # the reply ended inside a character
 
 
 def adapter_name(adapter_path: str | Path) -> str:

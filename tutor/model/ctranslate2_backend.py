@@ -407,19 +407,8 @@ class CTranslate2Backend:
 
     def _stream(self, request: _Request, reply: Reply) -> Iterator[str]:
         ids: list[int] = []
-        shown = ""
         try:
-            for token in self._tokens(request):
-                ids.append(token)
-                text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                if text.endswith("\ufffd"):
-                    continue  # a character split across tokens: wait for the rest of it
-                if len(text) > len(shown):
-                    yield text[len(shown):]
-                    shown = text
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            if len(text) > len(shown):
-                yield text[len(shown):]  # the reply ended inside a character
+            yield from chat.text_pieces(self.tokenizer, self._tokens(request), ids)
         finally:
             self._abandon(request)
         reply.truncated = self._cut(ids, request.params)
