@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from bench.generation import first_words, learner_lines, percentile, sample_prompt
+from bench.generation import engine_speed, first_words, learner_lines, percentile, sample_prompt
 from tutor.config import MODELS_DIR, PROBLEMS_FILE, default_data_dir
 from tutor.domain.problems import ProblemBank
 from tutor.domain.prompting import ChatMessage
@@ -169,7 +169,7 @@ class OnnxCandidate:
 
     def _keep(self, tokens: list[int], generator) -> None:
         self._kept.append((list(tokens), generator))
-        del self._kept[:-self.kept]
+        del self._kept[:len(self._kept) - self.kept]
 
     def _decode(self, ids: list[int], params: GenerationParams, out: queue.SimpleQueue, stop: threading.Event) -> None:
         np = self.np
@@ -231,22 +231,9 @@ def _pick(np, logits, params: GenerationParams, random) -> int:
 
 
 def decode_speed(engine, prompts: list[list[ChatMessage]], tokens: int) -> tuple[float, float]:
-    """Median (prefill s, decode tok/s) over prompts, each read whole (the candidate's kept
-    states are dropped; the served engine is given none)."""
-    rows = []
-    for messages in [prompts[0]] + prompts:  # the first: warm-up
-        if isinstance(engine, OnnxCandidate):
-            engine._kept.clear()
-        started = time.perf_counter()
-        "".join(engine.generate(messages, GenerationParams(max_new_tokens=1, min_new_tokens=1, temperature=0)))
-        prefill = time.perf_counter() - started
-        if isinstance(engine, OnnxCandidate):
-            engine._kept.clear()
-        params = GenerationParams(max_new_tokens=tokens, min_new_tokens=tokens, temperature=0, repetition_penalty=1.0)
-        started = time.perf_counter()
-        "".join(engine.generate(messages, params))
-        rows.append((prefill, (tokens - 1) / (time.perf_counter() - started - prefill)))
-    rows = rows[1:]
+    """Median (prefill s, decode tok/s) over prompts, each read whole (`engine` keeps no state)."""
+    engine_speed(engine, prompts[0], tokens)  # warm-up
+    rows = [engine_speed(engine, messages, tokens) for messages in prompts]
     return statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
 
 
@@ -330,9 +317,9 @@ def main() -> None:
     for name in engines:
         same = sum(a == b for a, b in zip(replies[name], replies["exact"]))
         print(f"{name}: {same} of {len(prompts)} greedy replies as float32's (48 tokens)")
-    # decoding speed with no prompt state kept: each call reads its whole prompt
+    # decoding speed with no prompt state kept (each call reads its whole prompt)
     decoding = {"served": CTranslate2Backend(base, adapter, data_dir=data_dir, prompt_states_mb=0),
-                "candidate": engines["candidate"]}
+                "candidate": OnnxCandidate(folder, base, adapter, kept=0)}
     figures = {}
     for name, engine in engines.items():
         prefill, speed = decode_speed(decoding[name], prompts, args.tokens)
