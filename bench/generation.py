@@ -4,8 +4,8 @@
 
 1. Decode speed: greedy decoding of a fixed number of tokens on real tutor-turn prompts (the
    served version's prompt format), plain transformers `generate` (float32, the weights the
-   engine converts) against the CTranslate2 engine the app serves (int8 weights) and its exact
-   float32 variant (the same greedy tokens as transformers). Paths are interleaved so drift in a shared CPU hits all alike.
+   engine builds) against the ONNX Runtime GenAI engine the app serves (int8 weights) and its
+   exact float32 variant (the same greedy tokens as transformers). Paths are interleaved so drift in a shared CPU hits all alike.
 2. Time to first shown words of real tutor turns through the service (grading, planning,
    retrieval, the checks, and text held back until it passes): scripted learners on bank
    problems say a wrong value, the right first step, "I don't know", and the final answer,
@@ -28,7 +28,7 @@ from tutor.domain.problems import ProblemBank
 from tutor.domain.prompting import ChatMessage
 from tutor.domain.tutoring import solution_steps
 from tutor.model.backend import GenerationParams
-from tutor.model.ctranslate2_backend import EXACT, QUANTIZATION, CTranslate2Backend
+from tutor.model.onnx_backend import EXACT, QUANTIZATION, OnnxBackend
 from tutor.model.embedded import provision_embedded
 from tutor.model.registry import Registry
 from tutor.model.transformers_backend import TransformersBackend
@@ -36,8 +36,8 @@ from tutor.service import TutorService
 from tutor.storage.store import Store
 
 
-SERVED = f"ctranslate2 {QUANTIZATION} (served)"
-EXACT_PATH = f"ctranslate2 {EXACT} (exact)"
+SERVED = f"onnxruntime-genai {QUANTIZATION} (served)"
+EXACT_PATH = f"onnxruntime-genai {EXACT} (exact)"
 
 
 def main() -> None:
@@ -49,13 +49,13 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=40, help="tutor turns timed through the service")
     parser.add_argument("--think", type=float, default=2.0, help="seconds a scripted learner takes to answer")
     args = parser.parse_args()
-    threads = torch.get_num_threads()  # torch's own default, before CTranslate2 sets OpenMP's to one a worker
+    threads = torch.get_num_threads()  # torch's own default, before an engine touches OpenMP's
     data_dir = args.data_dir or default_data_dir()
     base = provision_embedded(data_dir)
     with tempfile.TemporaryDirectory() as scratch:
         store = Store(Path(scratch) / "bench.db")
         adapter = Registry(MODELS_DIR, store).resolve(args.model, progress=lambda _: None)
-        engine = CTranslate2Backend(base, adapter, data_dir=data_dir)
+        engine = OnnxBackend(base, adapter, data_dir=data_dir)
         speeds = decode_speeds(base, adapter, data_dir, args.tokens, args.runs, threads)
         before = (engine.states.prefilled, engine.states.reused, engine.states.ahead)
         ttfts = first_words(TutorService(store, ProblemBank.load(PROBLEMS_FILE), engine), args.turns, args.think)
@@ -87,8 +87,8 @@ def decode_speeds(base: Path, adapter: Path | None, data_dir: Path, tokens: int,
     """(prefill seconds, decode tokens/s) per path, medians over prompts of real tutor turns;
     the engines keep no prompt states here (each call prefills its whole prompt, as generate does)."""
     plain = TransformersBackend(base, adapter, dtype="float32")
-    served = CTranslate2Backend(base, adapter, data_dir=data_dir, prompt_states_mb=0)
-    exact = CTranslate2Backend(base, adapter, data_dir=data_dir, quantization=EXACT, prompt_states_mb=0)
+    served = OnnxBackend(base, adapter, data_dir=data_dir, prompt_states_mb=0)
+    exact = OnnxBackend(base, adapter, data_dir=data_dir, quantization=EXACT, prompt_states_mb=0)
     bank = ProblemBank.load(PROBLEMS_FILE)
     service = TutorService(Store(None), bank, served)
     prompts = [sample_prompt(service, problem) for problem in list(bank)[:runs]]

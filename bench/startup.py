@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     problem = next(iter(ProblemBank.load(PROBLEMS_FILE)))
     figures = {}
-    for engine in ("ctranslate2", "transformers"):
+    for engine in ("onnxruntime", "transformers"):
         with tempfile.TemporaryDirectory() as scratch:
             data_dir = scratch_data_dir(Path(scratch))
             name, = add_learners(data_dir, 1, PASSWORD)
@@ -51,7 +51,7 @@ def main() -> None:
               f"first turn's first words {learner.ttfts[0]:.2f} s, {len(learner.ttfts)} turns in {served:.1f} s; "
               f"resident {rss:.0f} MiB (peak {peak:.0f})", flush=True)
 
-    *_, ready, first_words, _, _, peak = figures["ctranslate2"]
+    *_, ready, first_words, _, _, peak = figures["onnxruntime"]
     baseline = figures["transformers"]
     print(f"\nbaseline_cold_start_s: {baseline[1]:.1f}")
     print(f"baseline_rss_mib: {baseline[5]:.0f}")

@@ -58,7 +58,7 @@ def test_the_embedded_base_tutors_a_turn_end_to_end(data_dir):
 def test_a_fresh_clone_serves_the_shipped_champion(data_dir):
     service = open_service(Settings(data_dir=data_dir), progress=lambda _: None)
     assert service.student.version == f"{EMBEDDED_NAME}+{SHIPPED}"
-    assert service.student.engine == "ctranslate2 int8_float32"  # the serving engine, by default
+    assert service.student.engine == "onnxruntime-genai int8"  # the serving engine, by default
     assert service.student.prompt_format == Registry().manifest(SHIPPED)["prompt_format"]
     service.params = GenerationParams(max_new_tokens=32, temperature=0)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
@@ -157,13 +157,13 @@ def test_the_served_int8_engine_scores_the_teachers_turns_as_the_exact_one(data_
     Deterministic per machine, unlike comparing greedy replies on a small slice, where one reply
     that takes another path moves a rate by 5%; the gate's own figures: the heavy test below."""
     from tutor.model.chat import adapter_prompt_format
-    from tutor.model.ctranslate2_backend import EXACT, QUANTIZATION, CTranslate2Backend
+    from tutor.model.onnx_backend import EXACT, QUANTIZATION, OnnxBackend
 
     base = provision_embedded(data_dir)
     champion = Registry(MODELS_DIR).resolve(SHIPPED)
     turns = _teacher_turns(adapter_prompt_format(champion), limit=6)
     assert len(turns) > 30
-    engine = {quantization: CTranslate2Backend(base, champion, data_dir=data_dir, quantization=quantization)
+    engine = {quantization: OnnxBackend(base, champion, data_dir=data_dir, quantization=quantization)
               for quantization in (EXACT, QUANTIZATION)}
     exact, served = (_nll(engine[q], turns) for q in (EXACT, QUANTIZATION))
     assert QUANTIZATION != EXACT
@@ -182,11 +182,11 @@ def test_the_served_int8_engine_keeps_the_gate_figures_of_the_exact_one(data_dir
     tolerances on the gate's own validation slice (~15 minutes here)."""
     from tutor.config import DIALOGUES_DIR
     from tutor.evaluation.gate import GateSlice, judge, measure
-    from tutor.model.ctranslate2_backend import EXACT, QUANTIZATION, CTranslate2Backend
+    from tutor.model.onnx_backend import EXACT, QUANTIZATION, OnnxBackend
 
     base = provision_embedded(data_dir)
     champion = Registry(MODELS_DIR).resolve(SHIPPED)
-    figures = {quantization: measure(CTranslate2Backend(base, champion, data_dir=data_dir, quantization=quantization),
+    figures = {quantization: measure(OnnxBackend(base, champion, data_dir=data_dir, quantization=quantization),
                                      DIALOGUES_DIR, GateSlice())
                for quantization in (EXACT, QUANTIZATION)}
     verdict = judge(figures[EXACT], figures[QUANTIZATION])

@@ -1,5 +1,6 @@
-"""The CTranslate2 serving engine: the same greedy tokens as transformers, base and LoRA
-versions, concurrent replies side by side, versions switched while serving, a clear fallback."""
+"""The ONNX Runtime GenAI serving engine: the same greedy tokens as transformers, base and LoRA
+versions, concurrent replies queued oldest first, versions switched while serving, a clear
+fallback."""
 
 import logging
 import sys
@@ -9,7 +10,7 @@ import pytest
 
 from tutor.domain.prompting import ChatMessage
 from tutor.model.backend import GenerationParams
-from tutor.model.ctranslate2_backend import EXACT, CTranslate2Backend, engine_dir
+from tutor.model.onnx_backend import EXACT, OnnxBackend, engine_dir
 from tutor.model.loading import load_backend
 from tutor.model.transformers_backend import TransformersBackend
 
@@ -38,7 +39,7 @@ def data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
-def submitted(engine: CTranslate2Backend, action) -> list:
+def submitted(engine: OnnxBackend, action) -> list:
     """The requests `action` submits to the engine's workers."""
     requests, submit = [], engine._submit
     engine._submit = lambda request: requests.append(request) or submit(request)
@@ -58,7 +59,7 @@ def greedy_tokens(backend, messages, params=GREEDY) -> list[int]:
 def test_the_engine_decodes_the_same_greedy_tokens_as_transformers(version, tiny_model_dir, lora_dir, data_dir):
     adapter = lora_dir if version == "lora" else None
     exact = TransformersBackend(tiny_model_dir, adapter, dtype="float32")
-    fast = CTranslate2Backend(tiny_model_dir, adapter, data_dir=data_dir, quantization=EXACT)
+    fast = OnnxBackend(tiny_model_dir, adapter, data_dir=data_dir, quantization=EXACT)
     assert fast.version == exact.version
     for messages in PROMPTS:
         expected = exact.model.generate(**exact.prompt_ids(messages), **exact.generation_kwargs(GREEDY))
@@ -67,7 +68,7 @@ def test_the_engine_decodes_the_same_greedy_tokens_as_transformers(version, tiny
         assert "".join(fast.generate(messages, GREEDY)) == want
     # the adapter changes what is said: the merged engine really carries it
     if adapter is not None:
-        plain = CTranslate2Backend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
+        plain = OnnxBackend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
         assert any("".join(plain.generate(m, GREEDY)) != "".join(fast.generate(m, GREEDY)) for m in PROMPTS)
 
 
@@ -77,7 +78,7 @@ def test_the_engine_scores_a_reply_as_transformers_does(tiny_model_dir, lora_dir
     import torch
 
     exact = TransformersBackend(tiny_model_dir, lora_dir, dtype="float32")
-    fast = CTranslate2Backend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
+    fast = OnnxBackend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
     pairs = [(MESSAGES, "Yes, 15 is right."), (PROMPTS[1], "How did you add them?")]
     for (messages, reply), scored in zip(pairs, fast.score(pairs)):
         prompt = exact.prompt_ids(messages)["input_ids"][0].tolist()
@@ -90,7 +91,7 @@ def test_the_engine_scores_a_reply_as_transformers_does(tiny_model_dir, lora_dir
 
 def test_a_constrained_first_token_is_the_best_allowed_one_as_in_transformers(tiny_model_dir, lora_dir, data_dir):
     exact = TransformersBackend(tiny_model_dir, lora_dir, dtype="float32")
-    fast = CTranslate2Backend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
+    fast = OnnxBackend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
     messages = PROMPTS[2]
     free = greedy_tokens(exact, messages)
     # choices whose first tokens exclude the free reply's opening: the engine must decode again
@@ -110,40 +111,13 @@ def test_a_constrained_first_token_is_the_best_allowed_one_as_in_transformers(ti
         assert "".join(fast.generate(messages, open_params)) == "".join(exact.generate(messages, open_params))
 
 
-def test_other_move_tags_are_banned_so_an_allowed_tag_opens_the_reply_in_one_pass(tiny_model_dir, data_dir):
-    import torch
-
-    from tutor.model import chat
-    from tutor.model.ctranslate2_backend import _Request
-
-    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
-    tokenizer = fast.tokenizer
-    first = {move: chat.first_tokens(tokenizer, [move]) for move in ("focus", "probing", "telling", "generic")}
-    assert chat.other_moves_tokens(tokenizer, ("focus", "telling")) == first["probing"] | first["generic"]
-    assert chat.other_moves_tokens(tokenizer, ("Great", "Well")) == set()  # not move tags: nothing banned
-    # the random model's two likeliest first tokens: ban the first, allow the second
-    exact = TransformersBackend(tiny_model_dir, dtype="float32")
-    ids = chat.prompt_ids(tokenizer, PROMPTS[2])
-    with torch.no_grad():
-        best, second = exact.model(torch.tensor([ids])).logits[0, -1].topk(2).indices.tolist()
-    request = _Request(ids, GenerationParams(max_new_tokens=12, temperature=0, repetition_penalty=1.0),
-                       allowed=frozenset({second}), banned=((best,),))
-    fast._submit(request)
-    got = list(fast._tokens(request))
-    assert got[0] == second and best not in got
-    assert request.forced == []  # decoded in one pass: no second one from the allowed token
-    want = greedy_tokens(exact, PROMPTS[2], GenerationParams(max_new_tokens=12, temperature=0, repetition_penalty=1.0,
-                                                             choices=(tokenizer.decode([second]),)))
-    assert tokenizer.decode(got) == tokenizer.decode(want)
-
-
 def test_a_ruled_out_opening_is_banned_after_the_tag_alike_in_both_engines(tiny_model_dir, data_dir, monkeypatch):
     from dataclasses import replace
 
     from tutor.model import chat
 
     exact = TransformersBackend(tiny_model_dir, dtype="float32")
-    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
+    fast = OnnxBackend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
     tokenizer = fast.tokenizer
     ids = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     assert chat.opening_sequences(tokenizer, ("Yes", "You are correct")) == (tuple(ids("] Yes")), tuple(ids("] You are correct")))
@@ -162,7 +136,7 @@ def test_a_ruled_out_opening_is_banned_after_the_tag_alike_in_both_engines(tiny_
 
 
 def test_concurrent_replies_decode_side_by_side_and_match_one_by_one(tiny_model_dir, data_dir):
-    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
+    fast = OnnxBackend(tiny_model_dir, data_dir=data_dir)
     alone = ["".join(fast.generate(m, GREEDY)) for m in PROMPTS]
     together = [output.text for output in fast.generate_batch(PROMPTS * 3, GREEDY)]
     assert together == alone * 3
@@ -180,7 +154,7 @@ def test_concurrent_replies_decode_side_by_side_and_match_one_by_one(tiny_model_
 
 
 def test_a_reader_that_stops_early_frees_the_engine_for_the_next(tiny_model_dir, data_dir):
-    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
+    fast = OnnxBackend(tiny_model_dir, data_dir=data_dir)
     params = GenerationParams(max_new_tokens=64, min_new_tokens=64, temperature=0)
     reply = fast.generate(MESSAGES, params)
     next(reply)
@@ -191,8 +165,8 @@ def test_a_reader_that_stops_early_frees_the_engine_for_the_next(tiny_model_dir,
 
 def test_closing_a_reply_mid_decode_returns_once_its_decoding_has_stopped(tiny_model_dir, data_dir):
     """A draft that fails mid-way is closed; its decoding must not outlive it (a process that
-    exits while CTranslate2 decodes aborts: `tutor chat` did, after its last turn)."""
-    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
+    exits while the engine runs may abort: `tutor chat` did, after its last turn)."""
+    fast = OnnxBackend(tiny_model_dir, data_dir=data_dir)
     decoding = threading.Event()
     decode = fast._decode
 
@@ -212,14 +186,14 @@ def test_closing_a_reply_mid_decode_returns_once_its_decoding_has_stopped(tiny_m
     assert not decoding.is_set()
 
 
-def test_versions_convert_once_and_switch_while_serving(tiny_model_dir, lora_dir, data_dir):
-    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
-    folder = engine_dir(data_dir, tiny_model_dir, lora_dir)
+def test_versions_build_once_and_switch_while_serving(tiny_model_dir, lora_dir, data_dir):
+    fast = OnnxBackend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
+    folder = engine_dir(data_dir, tiny_model_dir, lora_dir, EXACT)
     promoted = fast.with_adapter(lora_dir)
     assert promoted.version == f"{tiny_model_dir.name}+v7" and folder.exists()
-    converted_at = folder.stat().st_mtime_ns
-    again = fast.with_adapter(lora_dir)  # a rollback and a second promotion: no new conversion
-    assert folder.stat().st_mtime_ns == converted_at
+    built_at = folder.stat().st_mtime_ns
+    again = fast.with_adapter(lora_dir)  # a rollback and a second promotion: no new build
+    assert folder.stat().st_mtime_ns == built_at and again.quantization == EXACT
     assert "".join(again.generate(MESSAGES, GREEDY)) == "".join(promoted.generate(MESSAGES, GREEDY))
     assert fast.with_adapter(None).version == tiny_model_dir.name
 
@@ -227,13 +201,13 @@ def test_versions_convert_once_and_switch_while_serving(tiny_model_dir, lora_dir
 def test_the_app_serves_through_the_engine_by_default_and_falls_back_with_a_log_line(
         tiny_model_dir, data_dir, monkeypatch, caplog):
     assert isinstance(load_backend(str(tiny_model_dir), data_dir=data_dir, progress=lambda _: None),
-                      CTranslate2Backend)
-    monkeypatch.setitem(sys.modules, "ctranslate2", None)  # as if not installed
-    monkeypatch.delitem(sys.modules, "tutor.model.ctranslate2_backend")
+                      OnnxBackend)
+    monkeypatch.setitem(sys.modules, "onnxruntime_genai", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "tutor.model.onnx_backend")
     with caplog.at_level(logging.WARNING):
         backend = load_backend(str(tiny_model_dir), data_dir=data_dir, progress=lambda _: None)
     assert isinstance(backend, TransformersBackend)
-    assert "CTranslate2 engine is missing" in caplog.text and "plain transformers" in caplog.text
+    assert "ONNX Runtime GenAI engine is missing" in caplog.text and "plain transformers" in caplog.text
 
 
 def test_a_model_the_engine_cannot_convert_falls_back(tmp_path, tiny_model_dir, caplog):
@@ -245,14 +219,14 @@ def test_a_model_the_engine_cannot_convert_falls_back(tmp_path, tiny_model_dir, 
     with caplog.at_level(logging.WARNING), pytest.raises(Exception):
         load_backend(str(broken), data_dir=tmp_path / "data", progress=lambda _: None)
     assert "cannot serve broken" in caplog.text
-    assert not list((tmp_path / "data").rglob("*.converted"))
+    assert not list((tmp_path / "data").rglob("*.built"))
 
 
 def test_sampled_drafts_share_one_prompt_and_say_when_the_limit_cut_them(tiny_model_dir, data_dir):
     """Rejection sampling's drafts (`distill --resample`): n replies to one prompt in one call."""
     from tutor.model.backend import sample_outputs
 
-    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
+    fast = OnnxBackend(tiny_model_dir, data_dir=data_dir, quantization=EXACT)
     sampling = GenerationParams(max_new_tokens=6, temperature=1.0, top_p=1.0, seed=3)
     outputs = sample_outputs(fast, MESSAGES, sampling, 5)
     assert len(outputs) == 5 and len({o.text for o in outputs}) > 1  # drawn, not five copies
@@ -262,28 +236,43 @@ def test_sampled_drafts_share_one_prompt_and_say_when_the_limit_cut_them(tiny_mo
     assert [o.text for o in greedy] == ["".join(fast.generate(MESSAGES, GREEDY))] * 2
 
 
-def test_kept_prompt_states_are_reused_for_prompts_they_begin_and_bounded_by_reloading():
-    from tutor.model.ctranslate2_backend import _PromptStates
+class _FakeGenerator:
+    def __init__(self, capacity):
+        self.capacity, self.held = capacity, None
 
-    loads = []
-    states = _PromptStates(lambda: loads.append(object()) or loads[-1], bytes_per_token=10, budget=200)
+    def rewind_to(self, length):
+        self.held = length
+
+
+def test_kept_prompt_states_are_reused_for_prompts_they_begin_and_bounded_by_their_bytes():
+    from tutor.model.onnx_backend import NEXT_TURN_ROOM, _States
+
+    made = []
+    states = _States(lambda capacity: made.append(_FakeGenerator(capacity)) or made[-1], bytes_per_token=1,
+                     limit=10_000, budget=3 * (8 + 4 + NEXT_TURN_ROOM))
     first = list(range(8))
-    generator, start, keep = states.plan(first)
-    assert start == first[:-1] and keep  # prefilled whole, its state kept (70 bytes)
-    _, start, keep = states.plan(first + [8])  # a retry going on, the next turn: start from it
-    assert start == first[:-1] and keep and states.reused == 7
-    _, start, _ = states.plan(first[:3] + [50] * 6)  # begins differently: prefilled whole, kept (150)
-    assert start == first[:3] + [50] * 5 and len(loads) == 1
-    assert states.plan(first + [8])[1] == first[:-1]
-    assert states.plan(first[:3] + [50] * 6, ahead=True) is None  # kept already: nothing to prefill
-    # 6 more tokens would pass the budget: not kept while another reply decodes on the model...
-    assert states.plan([7] * 7)[1:] == ([], False) and len(loads) == 1
-    generator, start, _ = states.plan([7] * 7, alone=True)  # ...else on a fresh model
-    assert len(loads) == 2 and generator is loads[-1] and start == [7] * 6
-    assert states.plan(first + [8])[1] == first and len(loads) == 2  # the old states went with the old model
-    assert states.plan(list(range(30)))[1:] == ([], False)  # larger than the budget: not kept
-    assert states.plan(list(range(30)), ahead=True) is None and states.ahead == 0  # refused: none prefilled
-    assert states.prefilled + states.reused == 8 + 9 + 9 + 9 + 7 + 7 + 9 + 30
+    state, held = states.take(first, room=4)
+    assert held == 0 and state.capacity == 8 + 4 + NEXT_TURN_ROOM  # room for its reply and the next message
+    state.tokens = first + [100, 101]  # the prompt and its reply
+    states.keep(state)
+    again, held = states.take(first + [8, 9], room=4)  # the next turn: from the kept state, rewound
+    assert again is state and held == 8 and state.generator.held == 8 and state.tokens == first
+    assert states.reused == 8 and states.prefilled == 8 + 2
+    again.tokens = first + [8, 9]
+    states.keep(again)
+    other, held = states.take([50] * 9, room=4)  # shares too little: a new state
+    assert other is not state and held == 0
+    # one token at least goes in, for the logits: a prompt the state holds whole is rewound by one
+    states.keep(other.__class__(other.generator, [50] * 9, other.capacity))
+    same, held = states.take([50] * 9, room=4)
+    assert same.generator is other.generator and held == 8
+    states.keep(same)
+    big, held = states.take(first, room=NEXT_TURN_ROOM + 8)  # the kept one has no room for it
+    assert big is not state and held == 0
+    big.tokens = first
+    states.keep(big)  # over the budget: the least recently used goes
+    assert state not in states._kept and len(states._kept) == 2
+    assert states.take(first + [8, 9], room=4)[0] is big and len(made) == 3
 
 
 def test_a_turn_decodes_from_its_kept_prompt_state_as_from_the_whole_prompt(tiny_model_dir, lora_dir, data_dir):
@@ -292,7 +281,7 @@ def test_a_turn_decodes_from_its_kept_prompt_state_as_from_the_whole_prompt(tiny
     from tutor.model import chat
 
     exact = TransformersBackend(tiny_model_dir, lora_dir, dtype="float32")
-    fast = CTranslate2Backend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
+    fast = OnnxBackend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
     start = [ChatMessage("system", "Problem: 3 apples and 5 pears."), ChatMessage("user", "8?\nNote: right."),
              ChatMessage("assistant", "[focus] How did you get 8?")]
     turn = start + [ChatMessage("user", "I added them.\nNote: explained."), ChatMessage("assistant", "[")]
@@ -310,29 +299,31 @@ def test_a_turn_decodes_from_its_kept_prompt_state_as_from_the_whole_prompt(tiny
     assert fast.states.ahead == len(whole)
     # sampling follows every logit: a fresh engine, which prefills the whole prompt, draws the same
     sampled = GenerationParams(max_new_tokens=24, temperature=1.0, top_p=1.0, repetition_penalty=1.0, seed=5)
-    fresh = CTranslate2Backend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
+    fresh = OnnxBackend(tiny_model_dir, lora_dir, data_dir=data_dir, quantization=EXACT)
     assert "".join(fast.generate(turn, sampled)) == "".join(fresh.generate(turn, sampled))
 
 
-def test_a_spare_reply_waits_for_an_idle_worker_and_an_unread_reply_stops_when_closed(tiny_model_dir, data_dir):
-    from tutor.model.ctranslate2_backend import WORKERS
-
-    fast = CTranslate2Backend(tiny_model_dir, data_dir=data_dir)
+def test_a_spare_reply_is_queued_only_beside_the_callers_own_turn_and_an_unread_reply_stops_when_closed(
+        tiny_model_dir, data_dir):
+    fast = OnnxBackend(tiny_model_dir, data_dir=data_dir)
     long = GenerationParams(max_new_tokens=4000, min_new_tokens=4000, temperature=0)
     busy: list = []
-    requests = submitted(fast, lambda: busy.extend(fast.generate(MESSAGES, long) for _ in range(WORKERS)))
-    assert fast.generate_if_idle(MESSAGES, GREEDY) is None  # every worker has a turn
+    requests = submitted(fast, lambda: busy.extend(fast.generate(MESSAGES, long) for _ in range(2)))
+    assert fast.generate_if_idle(MESSAGES, GREEDY) is None  # another learner's turn waits
     for reply in busy:
         reply.close()  # never read: closing stops its decoding all the same
     for request in requests:
         assert request.done.wait(5) and request.tokens.qsize() < 4000
     assert fast._turns == 0
+    own = fast.generate(MESSAGES, long)  # the caller's own try decodes: its spare queues behind it
     spare = fast.generate_if_idle(MESSAGES, GREEDY)
+    assert spare is not None
+    own.close()
     assert "".join(spare) == "".join(fast.generate(MESSAGES, GREEDY))
 
 
 def test_waiting_turns_are_taken_oldest_first_and_prefills_ahead_only_when_none_waits():
-    from tutor.model.ctranslate2_backend import _Queue, _Request
+    from tutor.model.onnx_backend import _Queue, _Request
 
     pending = _Queue()
     first_try = _Request([1], GenerationParams(), since=1.0)

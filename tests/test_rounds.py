@@ -388,4 +388,5 @@ def test_the_shared_prompt_dpo_loss_and_gradients_are_trls(tmp_path, tiny_model_
     assert ours == pytest.approx(theirs, rel=1e-5) and abs(ours - 0.6931) > 1e-3  # not the untrained log 2
     for mine, trl in zip(our_grads, their_grads):
         torch.testing.assert_close(mine, trl, rtol=1e-4, atol=1e-6)
-    assert trainer._metrics["train"]["rewards/margins"][0] == pytest.approx(trainer._metrics["train"]["rewards/margins"][1], rel=1e-4)
+    assert trainer._metrics["train"]["rewards/margins"][0] == pytest.approx(
+        trainer._metrics["train"]["rewards/margins"][1], rel=1e-4, abs=1e-5)  # margins near 0: float noise

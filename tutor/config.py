@@ -23,7 +23,7 @@ DIALOGUES_FILE = DIALOGUES_DIR / "mathdial.jsonl"
 VOCABULARY_FILE = DIALOGUES_DIR / "vocabulary.json"  # the faithfulness check's words, learned from the two above
 MODELS_DIR = PROJECT_ROOT / "models"
 EMBEDDED = "embedded"
-ENGINES = ("ctranslate2", "transformers")  # a local student's decoder: the fast one, or the training stack's
+ENGINES = ("onnxruntime", "transformers")  # a local student's decoder: the fast one, or the training stack's
 
 
 def default_data_dir() -> Path:
@@ -84,8 +84,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine",
         default=env("TUTOR_ENGINE", ENGINES[0]),
         choices=ENGINES,
-        help="what decodes a local student: 'ctranslate2' (default, several times faster; each "
-        "version converted once into the data dir) or 'transformers' (env TUTOR_ENGINE)",
+        help="what decodes a local student: 'onnxruntime' (default, several times faster; each "
+        "version built once into the data dir) or 'transformers' (env TUTOR_ENGINE)",
     )
     parser.add_argument(
         "--teacher",

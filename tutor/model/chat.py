@@ -32,15 +32,6 @@ def first_tokens(tokenizer, choices: Sequence[str]) -> set[int]:
     return {tokenizer(choice, add_special_tokens=False)["input_ids"][0] for choice in choices}
 
 
-def other_moves_tokens(tokenizer, choices: Sequence[str]) -> set[int]:
-    """When `choices` are move tags: the first tokens of the other moves' tags, which a reply
-    may be kept from throughout (so its first token is an allowed tag, or not a tag at all), as
-    none of them occurs in a tutor's words: in MathDial's 406k tokens only in its move labels."""
-    if not choices or not set(choices) <= set(MOVES):
-        return set()
-    return first_tokens(tokenizer, [move for move in MOVES if move not in choices]) - first_tokens(tokenizer, choices)
-
-
 @functools.lru_cache(maxsize=32)
 def opening_sequences(tokenizer, openings: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
     """Token sequences that keep a reply from opening with `openings` after its move tag: the

@@ -20,7 +20,7 @@ def load_backend(
     data_dir: Path,
     adapter: str | None = None,
     api_key: str | None = None,
-    engine: str = "ctranslate2",
+    engine: str = "onnxruntime",
     progress: Callable[[str], None] = print,
 ) -> Backend:
     """`embedded`, `planner`, `fake` (`fake:0.2`: 0.2 s a word, to watch a reply stream), an
@@ -51,8 +51,8 @@ def load_backend(
     if adapter:
         check_adapter_base(Path(str(path)), Path(str(adapter)))
     progress(f"Loading the student model {Path(str(path)).name}" + (f" with adapter {adapter}" if adapter else "") + "...")
-    if engine == "ctranslate2":
-        fast = ctranslate2_backend(path, adapter, data_dir, progress)
+    if engine == "onnxruntime":
+        fast = onnx_backend(path, adapter, data_dir, progress)
         if fast is not None:
             return fast
     from tutor.model.transformers_backend import TransformersBackend
@@ -60,18 +60,18 @@ def load_backend(
     return TransformersBackend(path, adapter)
 
 
-def ctranslate2_backend(path, adapter: str | None, data_dir: Path, progress: Callable[[str], None]) -> Backend | None:
-    """The student on CTranslate2, or None (logged) where it cannot run: plain transformers serves."""
+def onnx_backend(path, adapter: str | None, data_dir: Path, progress: Callable[[str], None]) -> Backend | None:
+    """The student on ONNX Runtime GenAI, or None (logged) where it cannot run: plain transformers serves."""
     try:
-        from tutor.model.ctranslate2_backend import CTranslate2Backend
+        from tutor.model.onnx_backend import OnnxBackend
     except ImportError as error:
-        log.warning("The CTranslate2 engine is missing (%s): serving with plain transformers, several "
+        log.warning("The ONNX Runtime GenAI engine is missing (%s): serving with plain transformers, several "
                     "times slower. Install it with `pip install -r requirements.txt`.", error)
         return None
     try:
-        return CTranslate2Backend(path, adapter, data_dir=data_dir, progress=progress)
+        return OnnxBackend(path, adapter, data_dir=data_dir, progress=progress)
     except ModelError as error:
-        log.warning("The CTranslate2 engine cannot serve %s (%s): serving with plain transformers.",
+        log.warning("The ONNX Runtime GenAI engine cannot serve %s (%s): serving with plain transformers.",
                     Path(str(path)).name, error)
         return None
 
