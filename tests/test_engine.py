@@ -5,6 +5,7 @@ fallback."""
 import logging
 import sys
 import threading
+import time
 
 import pytest
 
@@ -167,23 +168,41 @@ def test_closing_a_reply_mid_decode_returns_once_its_decoding_has_stopped(tiny_m
     """A draft that fails mid-way is closed; its decoding must not outlive it (a process that
     exits while the engine runs may abort: `tutor chat` did, after its last turn)."""
     fast = OnnxBackend(tiny_model_dir, data_dir=data_dir)
-    decoding = threading.Event()
-    decode = fast._decode
+    stepping = threading.Event()
+    step = fast._step
 
-    def tracked(request):
-        decoding.set()
+    def tracked(decoding):
+        stepping.set()
         try:
-            decode(request)
+            return step(decoding)
         finally:
-            decoding.clear()
+            stepping.clear()
 
-    fast._decode = tracked
+    fast._step = tracked
     long = GenerationParams(max_new_tokens=4000, min_new_tokens=4000, temperature=0)
-    reply = fast.generate(MESSAGES, long)
-    next(reply)
-    assert decoding.is_set()
-    reply.close()
-    assert not decoding.is_set()
+    replies = []
+    request, = submitted(fast, lambda: replies.append(fast.generate(MESSAGES, long)))
+    next(replies[0])
+    assert not request.done.is_set()  # decoding
+    replies[0].close()
+    assert request.done.is_set() and not stepping.is_set() and request.tokens.qsize() < 4000
+
+
+def test_a_reply_that_has_shown_its_first_words_yields_to_a_turn_that_has_not(tiny_model_dir, data_dir):
+    """A burst of turns: a newer turn decodes its words before an older reply goes on."""
+    from tutor.model.onnx_backend import FIRST_WORDS_TOKENS
+
+    fast = OnnxBackend(tiny_model_dir, data_dir=data_dir)
+    long = GenerationParams(max_new_tokens=4000, min_new_tokens=4000, temperature=0)
+    replies = []
+    older, = submitted(fast, lambda: replies.append(fast.generate(MESSAGES, long, since=1.0)))
+    while older.tokens.qsize() < FIRST_WORDS_TOKENS:
+        time.sleep(0.001)  # the older reply has shown its first words
+    newer = fast.generate(PROMPTS[1], GREEDY, since=2.0)
+    assert "".join(newer) == "".join(fast.generate(PROMPTS[1], GREEDY))
+    assert not older.done.is_set()  # still decoding: it let the newer turn go first
+    replies[0].close()
+    assert older.done.is_set()
 
 
 def test_versions_build_once_and_switch_while_serving(tiny_model_dir, lora_dir, data_dir):
@@ -351,3 +370,20 @@ def test_streamed_token_ids_become_text_pieces_without_split_characters(tiny_mod
     # a reply cut inside a character still shows what it decoded
     cut = next(n for n in range(1, len(tokens)) if tokenizer.decode(tokens[:n]).endswith("\ufffd"))
     assert "".join(chat.text_pieces(tokenizer, iter(tokens[:cut]), [])) == tokenizer.decode(tokens[:cut])
+
+
+@pytest.mark.parametrize("spread", [8.0, 1.0, 0.01])  # peaked (a trained model's), broad, flat
+def test_top_p_sampling_draws_as_from_the_whole_sorted_vocabulary(spread):
+    import numpy
+
+    from tutor.model.onnx_backend import _pick
+
+    logits = (numpy.random.default_rng(0).standard_normal(5000) * spread).astype(numpy.float32)
+    params = GenerationParams(temperature=0.7, top_p=0.9)
+    probabilities = numpy.exp((logits - logits.max()) / 0.7)
+    probabilities /= probabilities.sum()
+    order = numpy.argsort(-probabilities, kind="stable")
+    top = order[:int(numpy.searchsorted(numpy.cumsum(probabilities[order]), 0.9)) + 1]
+    want = [int(numpy.random.default_rng(seed).choice(top, p=probabilities[top] / probabilities[top].sum()))
+            for seed in range(50)]
+    assert [_pick(logits.copy(), params, numpy.random.default_rng(seed)) for seed in range(50)] == want
