@@ -14,6 +14,12 @@ ruled-out openings, the repetition penalty, greedy or top-p), so one kept prompt
 any settings. One reply decodes at a time, on every core (a reply decodes faster on two cores
 than two replies on one each, and a turn's prompt prefills twice as fast); waiting turns are
 taken oldest first, so each learner's wait is bounded by the turns that began before theirs.
+
+ONNX Runtime GenAI holds Python's GIL while the model runs (measured: another thread counted
+6,500 a second during a prefill, 6.4 million alone), so the app's other threads pause while a
+token is computed. The engine in a child process of its own was tried (bench/README.md): under
+16 learners it gave a lower median but a worse 95th percentile and ~150 MB more memory, so it
+runs in the app's process.
 """
 
 from __future__ import annotations
