@@ -226,6 +226,15 @@ def test_a_calculation_split_over_two_tries_is_read_whole(wrong_turn):
     assert "200 dollars" not in later.text  # never shown: the planner's words follow what was
 
 
+def test_a_move_tag_in_round_brackets_ends_the_turn_as_in_square_ones():
+    from tutor.domain.tutoring import own_turn
+
+    # v5 wrote this in `tutor chat` (2026-12-02): "(focus)" reached the learner
+    assert own_turn("well done\n(focus) can you walk me through your reasoning here?") == "well done"
+    assert own_turn("Well done. (Probing) Why?") == "Well done."
+    assert own_turn("Look at (3 x 50) and (the bids).") == "Look at (3 x 50) and (the bids)."
+
+
 def test_a_turn_that_must_celebrate_shows_nothing_until_a_sentence_celebrates(carmen):
     state = PlannerState(step=3, completed=(0, 1, 2), known_values=("150", "300"))
     turn = plan_turn(carmen, state, "The final answer is 500.", RevealPolicy())

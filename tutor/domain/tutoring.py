@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from tutor.domain.arithmetic import format_number, numbers_in
-from tutor.domain.dialogues import Dialogue, Turn
+from tutor.domain.dialogues import MOVES, Dialogue, Turn
 from tutor.domain.grading import Grade, grade
 from tutor.domain.faithfulness import (
     NO_CELEBRATION,
@@ -545,7 +545,10 @@ class DraftReader:
 # sampled (`DraftReader.next_try`; measured in the evaluation: README).
 DRAFT_TRIES = 3
 TAG_CHARS = 24  # a trained student's move tag is this short; longer without one is no tag
-_NEXT_TURN = re.compile(r"\s*\[[a-z]+\]|\n\s*(?:tutor|teacher|learner|student)\s*:", re.I)
+# another turn's move tag, also in round brackets as the student sometimes writes it ("well done
+# (focus) can you walk me through it?"), or a speaker's name
+_NEXT_TURN = re.compile(r"\s*\[[a-z]+\]|\s*\((?:%s)\)|\n\s*(?:tutor|teacher|learner|student)\s*:" % "|".join(MOVES),
+                        re.I)
 
 
 def own_turn(draft: str) -> str:
