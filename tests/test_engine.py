@@ -387,3 +387,20 @@ def test_top_p_sampling_draws_as_from_the_whole_sorted_vocabulary(spread):
     want = [int(numpy.random.default_rng(seed).choice(top, p=probabilities[top] / probabilities[top].sum()))
             for seed in range(50)]
     assert [_pick(logits.copy(), params, numpy.random.default_rng(seed)) for seed in range(50)] == want
+
+
+def test_a_spare_try_starts_from_its_turns_state_once_the_current_try_ends(tiny_model_dir, data_dir):
+    """A turn's spare draft never begins beside its running try (the try holds the prompt's
+    state, so the spare would prefill the whole prompt again, in the turn's wait)."""
+    from tutor.model.onnx_backend import FIRST_WORDS_TOKENS
+
+    fast = OnnxBackend(tiny_model_dir, data_dir=data_dir)
+    long = GenerationParams(max_new_tokens=200, min_new_tokens=200, temperature=0)
+    first = fast.generate(PROMPTS[1], long, since=5.0)
+    for _ in range(FIRST_WORDS_TOKENS + 2):
+        next(first)
+    before = fast.states.prefilled
+    spare = fast.generate_if_idle(PROMPTS[1], GREEDY, since=5.0)
+    "".join(first)  # the first try decodes to its end, then the spare begins
+    assert "".join(spare) == "".join(fast.generate(PROMPTS[1], GREEDY))
+    assert fast.states.prefilled - before <= 2  # the spare read the prompt from the kept state

@@ -500,7 +500,10 @@ class OnnxBackend:
         while True:
             waiting = self._pending.oldest_turn()
             current = min(active, key=_Decoding.priority, default=None)
-            if waiting is not None and (current is None or (False, waiting.since) < current.priority()):
+            # a turn's spare try waits for its current one to end, and then starts from its state
+            # (begun beside it, it prefilled the whole prompt anew: up to 1.5 s, in the turn's wait)
+            if waiting is not None and (current is None or (
+                    (False, waiting.since) < current.priority() and waiting.since != current.request.since)):
                 self._pending.take(waiting)
                 decoding = self._begin(waiting)
                 if decoding is not None:
