@@ -4,10 +4,12 @@ beside TRL's own DPOTrainer as it comes, on the same pairs, in the same run.
     python -m bench.train [--data-dir DIR] [--steps 4] [--baseline-steps 1] [--pairs 500]
 
 Trains the served champion with the round's own settings (`round_config`) for a few steps on
-preference pairs shaped like a round's (moves-format prompts of human teacher dialogues; a
-teacher turn chosen over a shorter one), in this process, and projects a round of `--pairs`
-pairs from the median step time after the first (warm-up) step. The baseline is TRL's stock
-DPOTrainer (activation checkpointing on, as TRL's configs default, whole padded sequences).
+`--pairs` preference pairs shaped like a round's (the served prompt format over human teacher
+dialogues; a teacher turn chosen over the same dialogue's shorter one, so a dialogue's problem
+comes in several pairs, as a transcript's rewritten turns do), in the round's batch order, in
+this process, and projects the whole round from the median step time after the first
+(warm-up) step. The baseline is TRL's stock DPOTrainer (activation checkpointing on, as TRL's
+configs default, whole padded sequences, shuffled).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def main() -> None:
         registry = Registry(MODELS_DIR, Store(Path(scratch) / "bench.db"))
         champion = registry.resolve("champion", progress=lambda _: None)
         fmt = registry.prompt_format("champion")
-        pairs = round_pairs(fmt, settings.batch_size * (max(args.steps, args.baseline_steps) + 1))
+        pairs = round_pairs(fmt, args.pairs)  # the whole round's: which pairs share a batch depends on all of them
         dataset = Path(scratch) / "dpo.jsonl"
         dataset.write_text("".join(json.dumps(pair) + "\n" for pair in pairs), encoding="utf-8")
 

@@ -344,17 +344,9 @@ def test_the_dataset_files_train_as_they_are_with_trls_trainers(deployment, tmp_
         assert trainer.state.global_step == 1
 
 
-@pytest.mark.parametrize("upper_layers", [0, 1])
-def test_the_shared_prompt_dpo_loss_and_gradients_are_trls(tmp_path, tiny_model_dir, upper_layers):
-    """Each pair's prompt read once (and the frozen lower layer once for policy and reference)
-    gives TRL's own DPO loss and gradients on the same padded batch: prompts of different
-    lengths, replies of different lengths sharing their first words."""
-    import torch
-    from trl import DPOTrainer
-
-    from tutor.training.preference import DPO, PreferenceSettings, preference_trainer
-
-    champion = make_champion(tiny_model_dir, tmp_path / "models")
+def apples_pairs() -> list[dict]:
+    """Two pairs on different problems: prompts of different lengths, replies of different lengths
+    sharing their first words."""
     rows = []
     for n, (chosen, rejected) in enumerate([("Why 12?", "[focus] It is 12 apples."),
                                             ("[focus] How many are left now?", "[focus] Add them.")]):
@@ -362,9 +354,40 @@ def test_the_shared_prompt_dpo_loss_and_gradients_are_trls(tmp_path, tiny_model_
                   {"role": "user", "content": "I think it is 15" + " apples" * (4 * n)}]
         rows.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
                      "rejected": [{"role": "assistant", "content": rejected}]})
+    return rows
+
+
+def one_problem_pairs() -> list[dict]:
+    """Three pairs on one problem, as a round's batch of it: two teachers' rewrites of the same
+    turn (the whole prompt shared), another turn of it; replies of 2 to ~40 tokens."""
+    system = {"role": "system", "content": "Problem: Tom has 3 apples and buys 12 more. Solution steps: 1) 3 + 12"}
+    first = [system, {"role": "user", "content": "I think it is 15"}]
+    later = [system, {"role": "user", "content": "I do not know"}, {"role": "assistant", "content": "[focus] Why?"},
+             {"role": "user", "content": "12 apples"}]
+    replies = [(first, "[probing] How did you get 15? Tell me each number you used and where it comes from.",
+                "Yes"),
+               (first, "[focus] What does Tom have first?", "[telling] It is 15."),
+               (later, "[focus] And before he bought them, how many?", "[focus] Add them up, then check again.")]
+    return [{"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
+             "rejected": [{"role": "assistant", "content": rejected}]} for prompt, chosen, rejected in replies]
+
+
+@pytest.mark.parametrize("upper_layers", [0, 1])
+@pytest.mark.parametrize("make_rows", [apples_pairs, one_problem_pairs])
+def test_the_shared_prompt_dpo_loss_and_gradients_are_trls(tmp_path, tiny_model_dir, upper_layers, make_rows):
+    """The batch read as a prefix tree (shared prompts once, the frozen lower layer once for policy
+    and reference, replies batched by length) gives TRL's own DPO loss and gradients on the same
+    padded batch, and reads fewer positions than TRL's batch holds."""
+    import torch
+    from trl import DPOTrainer
+
+    from tutor.training.preference import DPO, PairBatch, PreferenceSettings, preference_trainer
+
+    champion = make_champion(tiny_model_dir, tmp_path / "models")
+    rows = make_rows()
     data = tmp_path / "dpo.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    settings = TrainSettings(batch_size=2, max_length=4096, upper_layers=upper_layers)
+    settings = TrainSettings(batch_size=len(rows), max_length=4096, upper_layers=upper_layers)
     trainer = preference_trainer(DPO, tiny_model_dir, champion, data, settings, PreferenceSettings(beta=0.5),
                                  str(tmp_path / "out"))
     trained = [p for p in trainer.model.parameters() if p.requires_grad]
@@ -376,6 +399,8 @@ def test_the_shared_prompt_dpo_loss_and_gradients_are_trls(tmp_path, tiny_model_
             parameter.add_(torch.randn_like(parameter) * 0.3)
     batch = next(iter(trainer.get_train_dataloader()))
     assert (batch["attention_mask"] == 0).any()  # padded, as TRL collates
+    tree = PairBatch(trainer.model, batch, upper_layers)
+    assert tree.tokens_read() < batch["attention_mask"].sum() * (0.6 if make_rows is one_problem_pairs else 0.8)
 
     def loss_and_grads(compute):
         trainer.model.zero_grad()
@@ -390,3 +415,22 @@ def test_the_shared_prompt_dpo_loss_and_gradients_are_trls(tmp_path, tiny_model_
         torch.testing.assert_close(mine, trl, rtol=1e-4, atol=1e-6)
     assert trainer._metrics["train"]["rewards/margins"][0] == pytest.approx(
         trainer._metrics["train"]["rewards/margins"][1], rel=1e-4, abs=1e-5)  # margins near 0: float noise
+
+
+def test_a_round_batches_the_pairs_of_a_problem_together_in_a_random_order():
+    """Every pair once; a problem's pairs in as few batches as its count allows (one more where
+    it begins inside a batch); another seed, another order; a short last batch stays last."""
+    from tutor.training.preference import problem_batches
+
+    counts = {"A": 6, "B": 3, "C": 1, "D": 2, "E": 5}
+    prompts = [[{"role": "system", "content": name}, {"role": "user", "content": str(i)}]
+               for name, count in counts.items() for i in range(count)]
+    order = problem_batches(prompts, 4, seed=0)
+    assert sorted(order) == list(range(len(prompts)))
+    batches = [order[i:i + 4] for i in range(0, len(order), 4)]
+    for name, count in counts.items():
+        holding = [b for b in batches if any(prompts[i][0]["content"] == name for i in b)]
+        assert len(holding) <= -(-count // 4) + 1, (name, batches)
+    assert [len(b) for b in batches] == [4, 4, 4, 4, 1]
+    orders = {tuple(problem_batches(prompts, 4, seed)) for seed in range(5)}
+    assert len(orders) > 1
