@@ -4,9 +4,9 @@ merged in), with 8-bit weights.
 Each version (the base, or the base with one adapter) is merged and built once, in a child
 process, by onnxruntime-genai's model builder into `<data dir>/engines/`, keyed by the
 adapter's content hash; later starts load the built copy. Measured in `bench/generation.py`
-beside plain `model.generate`, and against CTranslate2 (bench/README.md: CTranslate2 int8
-decoded 28 tok/s on one core here, this engine 54, and 83 on two; its greedy tokens match
-float32's where CTranslate2 int8's drift).
+beside plain `model.generate`, and against CTranslate2, served before it (bench/README.md:
+CTranslate2 int8 decoded 28 tok/s on one core here, this engine 54, and 83 on two; its greedy
+tokens match float32's where CTranslate2 int8's drift).
 
 ONNX Runtime GenAI serves as a key/value-cached forward pass (`append_tokens`, `get_logits`):
 each token is picked here, in numpy, as transformers picks it (the allowed first tokens, the
@@ -264,6 +264,13 @@ class _States:
             self.prefilled += len(ids) - held
         return best, held
 
+    def filled(self, ids: Sequence[int], room: int) -> _State:
+        """A state holding `ids` (the longest kept start, the rest prefilled) with `room` more."""
+        state, held = self.take(ids, room)
+        state.generator.append_tokens(numpy.array(ids[held:], dtype=numpy.int32))
+        state.tokens = list(ids)
+        return state
+
     def keep(self, state: _State) -> None:
         """Keep a state for later prompts, dropping the least recently used over the budget."""
         if not state.tokens:
@@ -417,9 +424,8 @@ class OnnxBackend:
             for messages, reply in pairs:
                 prompt = chat.prompt_ids(self.tokenizer, messages)
                 reply_ids = self.tokenizer(reply, add_special_tokens=False)["input_ids"] + [self._eos]
-                state, held = self.states.take(prompt, len(reply_ids))
+                state = self.states.filled(prompt, len(reply_ids))
                 generator, logprobs = state.generator, []
-                generator.append_tokens(numpy.array(prompt[held:], dtype=numpy.int32))
                 for token in reply_ids:
                     logits = self._logits(generator)
                     top = logits.max()
@@ -573,9 +579,7 @@ class OnnxBackend:
             return None
         try:
             with self._busy:
-                state, held = self.states.take(request.ids, request.params.max_new_tokens)
-                state.generator.append_tokens(numpy.array(request.ids[held:], dtype=numpy.int32))
-            state.tokens = list(request.ids)
+                state = self.states.filled(request.ids, request.params.max_new_tokens)
         except Exception as error:  # the reader raises it as a ModelError
             log.exception("prefilling failed")
             request.error = error

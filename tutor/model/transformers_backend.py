@@ -253,7 +253,7 @@ class _FirstTokenIn:
 
 class _SequencesBanned:
     """A logits processor: row i never decodes a sequence of banned[i]'s last token right after
-    its other tokens, all decoded (as CTranslate2's `suppress_sequences`; transformers'
+    its other tokens, all decoded (as the ONNX engine's ruled-out openings; transformers'
     `bad_words_ids` holds one list for every row of a batch, and reads the prompt too)."""
 
     def __init__(self, prompt_length: int, banned: list[tuple[tuple[int, ...], ...]]):
