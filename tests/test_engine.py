@@ -264,14 +264,14 @@ class _FakeGenerator:
 
 
 def test_kept_prompt_states_are_reused_for_prompts_they_begin_and_bounded_by_their_bytes():
-    from tutor.model.onnx_backend import NEXT_TURN_ROOM, _States
+    from tutor.model.onnx_backend import STATE_TOKENS, _States
 
     made = []
     states = _States(lambda capacity: made.append(_FakeGenerator(capacity)) or made[-1], bytes_per_token=1,
-                     limit=10_000, budget=3 * (8 + 4 + NEXT_TURN_ROOM))
+                     limit=10_000, budget=3 * STATE_TOKENS)
     first = list(range(8))
     state, held = states.take(first, room=4)
-    assert held == 0 and state.capacity == 8 + 4 + NEXT_TURN_ROOM  # room for its reply and the next message
+    assert held == 0 and state.capacity == STATE_TOKENS  # room for the session's coming turns
     state.tokens = first + [100, 101]  # the prompt and its reply
     states.keep(state)
     again, held = states.take(first + [8, 9], room=4)  # the next turn: from the kept state, rewound
@@ -286,12 +286,31 @@ def test_kept_prompt_states_are_reused_for_prompts_they_begin_and_bounded_by_the
     same, held = states.take([50] * 9, room=4)
     assert same.generator is other.generator and held == 8
     states.keep(same)
-    big, held = states.take(first, room=NEXT_TURN_ROOM + 8)  # the kept one has no room for it
+    big, held = states.take(first, room=STATE_TOKENS)  # the kept one has no room for it
     assert big is not state and held == 0
     big.tokens = first
     states.keep(big)  # over the budget: the least recently used goes
     assert state not in states._kept and len(states._kept) == 2
     assert states.take(first + [8, 9], room=4)[0] is big and len(made) == 3
+
+
+def test_a_session_goes_on_in_the_state_of_its_first_turn_as_its_prompt_grows():
+    """A state cannot grow: one made for a first turn's short prompt holds the turns after it
+    too (each adds a reply and a message), so none of them prefills its whole prompt again."""
+    from tutor.model.onnx_backend import _States
+
+    made = []
+    states = _States(lambda capacity: made.append(_FakeGenerator(capacity)) or made[-1], bytes_per_token=1,
+                     limit=10_000)
+    prompt = list(range(150))  # instructions, problem, the learner's first message
+    state, _ = states.take(prompt, room=96)
+    for turn in range(4):
+        state.tokens = prompt + [1000 + turn] * 20  # and its reply
+        states.keep(state)
+        prompt = state.tokens + list(range(2000 + 100 * turn, 2100 + 100 * turn))  # the learner's next message
+        state, held = states.take(prompt, room=96)
+        assert held == len(prompt) - 100
+    assert len(made) == 1 and len(prompt) == 630
 
 
 def test_a_turn_decodes_from_its_kept_prompt_state_as_from_the_whole_prompt(tiny_model_dir, lora_dir, data_dir):

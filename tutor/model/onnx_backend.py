@@ -66,8 +66,12 @@ _COMPLETE_MARKER = ".built"
 # Kept prompt states (`_States`): float32 keys and values of the key/value heads, ~46 KB a token
 # for the embedded student, allocated for the tokens a state may hold. A state holds its prompt,
 # the reply and room for the learner's next message, so the session's next turn extends it.
-PROMPT_STATES_MB = 512  # 16 learners' states, with the app itself within 1.5 GiB (bench/README.md)
+PROMPT_STATES_MB = 640  # 16 learners' states, with the app itself within 1.5 GiB (bench/README.md)
 NEXT_TURN_ROOM = 256  # tokens beyond a prompt and its reply: the next turn's new messages
+# a state is never made for fewer tokens: a session's turns then go on in the state of its
+# first (a prompt keeps only the recent turns: ~350-720 tokens), not prefilled afresh when
+# their prompt outgrows it (a state cannot grow)
+STATE_TOKENS = 832
 REUSE_SHARE = 1 / 2  # a kept state is reused for a prompt it begins this much of
 AHEAD_WAITING = 4  # prefills of coming turns' prompts waiting for the idle worker, at most
 AHEAD_CHUNK = 64  # tokens a prefill ahead runs between looks at the queue
@@ -256,7 +260,7 @@ class _States:
             del best.tokens[held:]
             self.reused += held
         else:
-            capacity = min(self.limit, need + NEXT_TURN_ROOM)
+            capacity = min(self.limit, max(need + NEXT_TURN_ROOM, STATE_TOKENS))
             best, held = _State(self._new(capacity), [], capacity), 0
         if ahead:
             self.ahead += len(ids) - held
