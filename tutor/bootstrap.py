@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from tutor.config import DIALOGUES_FILE, EMBEDDED, MODELS_DIR, PROBLEMS_FILE, Settings
 from tutor.domain.dialogues import read_dialogues
@@ -12,6 +12,9 @@ from tutor.model.registry import Registry
 from tutor.model.retrieval import MiniLMEmbedder, Retrieval
 from tutor.service import TutorService
 from tutor.storage.store import Store
+
+if TYPE_CHECKING:
+    from tutor.rounds import Rounds
 
 
 def open_store(settings: Settings) -> Store:
@@ -42,7 +45,7 @@ def open_service(settings: Settings, progress: Callable[[str], None] = print) ->
                         teacher=teacher, draft_tries=settings.draft_tries)
 
 
-def open_rounds(settings: Settings, service: TutorService, accounts) -> "Rounds | None":
+def open_rounds(settings: Settings, service: TutorService, accounts) -> Rounds | None:
     """RLHF rounds for a deployment that serves the embedded student's champion (the versions
     in models/ are trained on it); none otherwise."""
     from tutor.rounds import Rounds
