@@ -211,14 +211,14 @@ class PairBatch:
                 self.batches[-1] = together
             else:
                 self.batches.append([leaf])
-        self.leaf_hidden = None
+        self.leaf_hidden: list = []  # each batch of leaves after the lower layers (`run_lower`)
 
-    def run_lower(self, lower=None) -> None:
-        """The embeddings and the layers below the split, once: `lower` (a copy of them, as
-        `merged_layers` makes) or the model's own."""
+    def run_lower(self, lower) -> None:
+        """The embeddings and the layers below the split (`lower`: a copy of them, as
+        `merged_layers` makes), once, before `logps`."""
         import torch
 
-        embed, lower = self.backbone.embed_tokens, lower if lower is not None else self.backbone.layers[:self.split]
+        embed = self.backbone.embed_tokens
         with torch.no_grad():  # frozen below the split (and the embeddings): no gradient to keep
             def run(node: _Node, cache) -> None:
                 node.hidden = self._node(embed(node.tokens[None]), lower, 0, node, cache)
@@ -345,8 +345,6 @@ class PairBatch:
         model's own with the adapter active now."""
         import torch
 
-        if self.leaf_hidden is None:
-            self.run_lower()
         upper = upper if upper is not None else self.backbone.layers[self.split:]
 
         def run(node: _Node, cache) -> None:
