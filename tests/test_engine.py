@@ -11,7 +11,7 @@ import pytest
 
 from tutor.domain.prompting import ChatMessage
 from tutor.model.backend import GenerationParams
-from tutor.model.onnx_backend import EXACT, QUANTIZATION, OnnxBackend, engine_dir, provision_engine
+from tutor.model.onnx_backend import EXACT, OnnxBackend, engine_dir
 from tutor.model.loading import load_backend
 from tutor.model.transformers_backend import TransformersBackend
 
@@ -215,22 +215,6 @@ def test_versions_build_once_and_switch_while_serving(tiny_model_dir, lora_dir, 
     assert folder.stat().st_mtime_ns == built_at and again.quantization == EXACT
     assert "".join(again.generate(MESSAGES, GREEDY)) == "".join(promoted.generate(MESSAGES, GREEDY))
     assert fast.with_adapter(None).version == tiny_model_dir.name
-
-
-def test_the_served_build_quantizes_every_matrix_but_the_output_layer(tiny_model_dir, data_dir):
-    """int8 weights for the decoder's matrices; the layer that picks each token stays float32."""
-    import onnx
-    from transformers import AutoConfig
-
-    folder = provision_engine(data_dir, tiny_model_dir, None, QUANTIZATION, progress=lambda _: None)
-    assert folder == engine_dir(data_dir, tiny_model_dir, None) != engine_dir(data_dir, tiny_model_dir, None, EXACT)
-    nodes = onnx.load(folder / "model.onnx", load_external_data=False).graph.node
-    quantized = [node.name for node in nodes if node.op_type == "MatMulNBits"]
-    plain = [node.name for node in nodes if node.op_type == "MatMul"]
-    layers = AutoConfig.from_pretrained(tiny_model_dir).num_hidden_layers
-    assert len(quantized) == 5 * layers  # a layer's fused qkv, o, gate, up and down projections
-    assert all("lm_head" not in name for name in quantized)
-    assert [name for name in plain if "lm_head" in name] == ["/lm_head/MatMul"]
 
 
 def test_the_app_serves_through_the_engine_by_default_and_falls_back_with_a_log_line(

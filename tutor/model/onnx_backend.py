@@ -55,20 +55,10 @@ from tutor.model.backend import GenerationParams, Output, Reply
 log = logging.getLogger(__name__)
 
 ENGINES_DIR = "engines"
-# 8-bit weights (MatMulNBits, blocks of 32) but for the output layer: decoding ~2x float32 here,
-# and the gate's figures within its tolerances of float32 (bench/README.md)
+# 8-bit weights (MatMulNBits, blocks of 32): decoding ~2x float32 here, the same greedy tokens on
+# the measured turns, and the gate's figures within its tolerances of float32 (bench/README.md)
 QUANTIZATION = "int8"
 EXACT = "fp32"  # the same greedy tokens as transformers in float32
-# The model builder's options for each: logits of the last position only (a prompt's other
-# logits are never read; computing them cost a third of a prefill and 60 MB a kept state). int8
-# keeps the output layer in float32: it picks the token, and on a CPU with VNNI (int8 products of
-# int8 activations) the all-int8 build took another greedy path than float32 on one of the gate's
-# 12 dialogues (Success@5 0.50 -> 0.42, over its tolerance); with the tied embedding matrix
-# shared, the build is 32 MB smaller, and it decodes ~20% slower (bench/README.md).
-BUILD_OPTIONS = {
-    QUANTIZATION: ("prune_lm_head=true", "nodes_to_exclude=/lm_head/MatMul"),
-    EXACT: ("prune_lm_head=true",),
-}
 CORES = os.cpu_count() or 1
 IDLE_EXIT_S = 30.0  # the worker ends when idle, so a replaced version can be freed
 ABANDON_WAIT_S = 5.0  # the most a reader waits for its abandoned reply's decoding to stop (one step)
@@ -99,9 +89,7 @@ def engine_dir(data_dir: Path, base_path: Path, adapter_path: Path | None, quant
             file = Path(adapter_path) / part
             digest.update(file.read_bytes() if file.exists() else b"")
         name += f"+{Path(adapter_path).name}-{digest.hexdigest()[:12]}"
-    # the builder's options are part of the key: a build made with others is made afresh
-    options = hashlib.sha256(" ".join(BUILD_OPTIONS[quantization]).encode()).hexdigest()[:8]
-    return data_dir / ENGINES_DIR / f"onnx-{quantization}-{options}" / name
+    return data_dir / ENGINES_DIR / f"onnx-{quantization}" / name
 
 
 def provision_engine(data_dir: Path, base_path: Path, adapter_path: Path | None = None,
@@ -129,14 +117,16 @@ def provision_engine(data_dir: Path, base_path: Path, adapter_path: Path | None 
 
 def build(base_path: Path, out: Path, adapter_path: Path | None = None, quantization: str = QUANTIZATION) -> None:
     """Merge the adapter (if any) into the base in float32 and build the result with the model
-    builder (its command line, run in this process) for the CPU, with `BUILD_OPTIONS`."""
+    builder (its command line, run in this process): CPU, logits of the last position only (a
+    prompt's other logits are never read, and computing them cost a third of a prefill and
+    60 MB a kept state)."""
     import runpy
 
     with tempfile.TemporaryDirectory() as scratch:
         merged = Path(scratch) / "merged"
         save_merged(base_path, adapter_path, merged)
         sys.argv = ["builder", "-i", str(merged), "-o", str(out), "-p", quantization, "-e", "cpu",
-                    "-c", str(Path(scratch) / "cache"), "--extra_options", *BUILD_OPTIONS[quantization]]
+                    "-c", str(Path(scratch) / "cache"), "--extra_options", "prune_lm_head=true"]
         runpy.run_module("onnxruntime_genai.models.builder", run_name="__main__")
 
 
