@@ -175,9 +175,11 @@ def test_the_served_int8_engine_scores_the_teachers_turns_as_the_exact_one(data_
 @pytest.mark.heavy
 def test_the_served_int8_engine_keeps_the_gate_figures_of_the_exact_one(data_dir):
     """The quantized engine the app serves, judged against float32 with the promotion gate's
-    tolerances on the gate's own validation slice (7-11 minutes here). Passed on a CPU without
-    VNNI; fails on one with it, where one of the 12 dialogues takes another greedy path
-    (Success@5 0.50 -> 0.42: bench/README.md, "Quantization on host B")."""
+    tolerances on the whole validation split (53 dialogues, ~30 minutes here). Not the gate's
+    12-dialogue slice: there Success@5 moves in steps of one dialogue (0.083), above its 0.05
+    tolerance, and the simulated learners' seed alone moves it by a step (bench/README.md), so
+    on a CPU with VNNI one greedy path on one dialogue failed int8 there (0.50 -> 0.42) while
+    it passed on the whole split."""
     from tutor.config import DIALOGUES_DIR
     from tutor.evaluation.gate import GateSlice, judge, measure
     from tutor.model.onnx_backend import EXACT, QUANTIZATION, OnnxBackend
@@ -185,8 +187,11 @@ def test_the_served_int8_engine_keeps_the_gate_figures_of_the_exact_one(data_dir
     base = provision_embedded(data_dir)
     champion = Registry(MODELS_DIR).resolve(SHIPPED)
     figures = {quantization: measure(OnnxBackend(base, champion, data_dir=data_dir, quantization=quantization),
-                                     DIALOGUES_DIR, GateSlice())
+                                     DIALOGUES_DIR, GateSlice(limit=None))
                for quantization in (EXACT, QUANTIZATION)}
+    assert figures[EXACT]["dialogues"] >= 50, figures[EXACT]
     verdict = judge(figures[EXACT], figures[QUANTIZATION])
+    for row in verdict["rows"]:  # shown with pytest -s
+        print(f"{row['label']}: {row['champion']} -> {row['candidate']} (tolerance {row['tolerance']})")
     assert verdict["passed"], [row for row in verdict["rows"] if not row["passed"]]
     assert all(row.get("note") != "not measured" for row in verdict["rows"])
