@@ -175,7 +175,7 @@ def test_the_served_int8_engine_scores_the_teachers_turns_as_the_exact_one(data_
 @pytest.mark.heavy
 def test_the_served_int8_engine_keeps_the_gate_figures_of_the_exact_one(data_dir):
     """The quantized engine the app serves, judged against float32 with the promotion gate's
-    tolerances on the whole validation split (53 dialogues, ~30 minutes here). Not the gate's
+    tolerances on the whole validation split (53 dialogues, ~25 minutes here). Not the gate's
     12-dialogue slice: there Success@5 moves in steps of one dialogue (0.083), above its 0.05
     tolerance, and the simulated learners' seed alone moves it by a step (bench/README.md), so
     on a CPU with VNNI one greedy path on one dialogue failed int8 there (0.50 -> 0.42) while
