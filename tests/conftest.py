@@ -7,6 +7,8 @@ from tutor.service import TutorService
 from tutor.storage.store import Store
 
 CARMEN_ID = "6000044"  # a bank problem: Carmen's auction, answer 500
+FIRST_REPLY = "How did you get 350?"
+SECOND_REPLY = "How much do the other people's bids add to the desk's cost?"
 
 
 @pytest.fixture
@@ -22,7 +24,9 @@ def bank():
 
 @pytest.fixture
 def fake_backend():
-    return FakeBackend(["What do you know so far?", "Why did you add those two numbers?"])
+    # a first reply that carries the turn after a wrong 350 (the mistake named by a question), and
+    # a second that carries the focus hint on the first step
+    return FakeBackend([FIRST_REPLY, SECOND_REPLY])
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 from gradio_client import Client
 
-from tests.conftest import CARMEN_ID, PASSWORD
+from tests.conftest import CARMEN_ID, FIRST_REPLY, PASSWORD
 from tests.test_retrieval import BagOfWords
 from tests.web import login, serving
 from tutor.config import DIALOGUES_FILE
@@ -45,7 +45,7 @@ def test_a_learner_chats_one_turn_and_gives_a_thumbs_up(app_client, service, sto
     assert cleared_box == ""
     assert [(m["role"], m["content"][0]["text"]) for m in chat] == [
         ("user", "I think it costs $350"),
-        ("assistant", "What do you know so far?"),
+        ("assistant", FIRST_REPLY),
     ]
 
     assert app_client.predict(session_id, 1, True, api_name="/rate") == "thanks"
@@ -86,7 +86,7 @@ def test_hint_button_gives_the_next_rung_and_progress_shows_mastery(app_client, 
     chat, _, _ = app_client.predict(api_name="/hint")
     assert chat[0]["content"][0]["text"] == "Can I have a hint?"
     conversation = service.conversation(school.ann, _session_id(picker))
-    assert service.transcript(conversation)[-1].hint_level == 1
+    assert service.transcript(conversation)[-1].hint_level == 2  # the focus rung
 
     _, _, progress = app_client.predict("3 * 50 = 150", api_name="/send")
     assert "Step 2 of 4 (1 done)" in progress

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_flow import chromium_path, drive_learner_page, solve_in_browser
-from tests.conftest import PASSWORD
+from tests.conftest import FIRST_REPLY, PASSWORD, SECOND_REPLY
 from tests.web import serving
 from tutor.domain.faithfulness import affirms, negates
 from tutor.model.fake import FakeBackend
@@ -30,8 +30,8 @@ def test_learner_completes_a_turn_and_rates_it_in_the_browser(service, store, ac
     with serving(build_app(service, accounts)) as url:
         result = drive_learner_page(url, screenshot, ANN)
 
-    assert result.tutor_reply == "What do you know so far?"
-    assert result.hint_reply == "Why did you add those two numbers?"  # the fake's second reply
+    assert result.tutor_reply == FIRST_REPLY
+    assert result.hint_reply == SECOND_REPLY  # the fake's second reply
     assert "Step 1 of 4" in result.progress
     assert result.warnings and "Your message is empty" in result.warnings[0]
     assert screenshot.stat().st_size > 10_000
@@ -39,7 +39,7 @@ def test_learner_completes_a_turn_and_rates_it_in_the_browser(service, store, ac
     (conversation,) = service.sessions(school.ann)
     learner_message, tutor_message, hint_request, hint = service.transcript(conversation)
     assert learner_message.content == "I think the desk costs $350."
-    assert hint_request.content == "Can I have a hint?" and hint.hint_level == 1
+    assert hint_request.content == "Can I have a hint?" and hint.hint_level == 2  # the focus rung
     assert [f.value for f in store.feedback(tutor_message)] == [1]
 
 
@@ -52,9 +52,10 @@ def test_learner_solves_a_bank_problem_step_by_step_and_sees_mastery_grow(store,
                                                   "500"], ANN)
 
     replies = [turn.reply for turn in seen]
-    assert replies[0] == "How did you get 350? Walk me through your thinking."
-    assert replies[1].startswith("Good, that's right.") and "Carmen also has to bid" in replies[1]
-    assert "___" in replies[1] and "150" not in replies[1]  # the next step, as a question
+    assert replies[0] == "How did you get 350?"  # the mistake named by asking about it
+    assert replies[1].startswith("That's right: $150.") and "Carmen also has to bid" in replies[1]
+    # the value confirmed, then the next step as a question, its value blanked (Carmen's 3 bids add 150 too)
+    assert "___" in replies[1] and "150" not in replies[1].split("? ")[0].split(". ", 1)[1]
     assert all("500" not in reply for reply in replies[:-1])
     assert "You solved the whole problem" in replies[-1]
     progress = [turn.progress for turn in seen]
@@ -65,7 +66,7 @@ def test_learner_solves_a_bank_problem_step_by_step_and_sees_mastery_grow(store,
 def test_replies_agree_with_a_wrong_then_right_value_then_the_final_answer(store, bank, accounts, school, tmp_path):
     # A student that contradicts the learner each time, streamed slowly enough to watch: the
     # learner sees only sentences that passed, and the planner's words where the draft failed.
-    drafts = ["Let's look at the bids again. Yes, you're right, well done!",
+    drafts = ["350 isn't right. Yes, you're right, well done!",
               "Not quite, check your multiplication again.",
               "Good. Now how many white balls are there?"]
     # one draft a turn, so each turn gets the next scripted draft (tries: tests/test_draft_tries.py)
@@ -76,16 +77,17 @@ def test_replies_agree_with_a_wrong_then_right_value_then_the_final_answer(store
                                                                  "3 x 50 = 150", "The desk costs $500."],
                                                ANN, poll_ms=100)
 
-    assert wrong.reply == "Let's look at the bids again. How did you get 350? Walk me through your thinking."
-    assert not affirms(wrong.reply) and "right" not in wrong.reply
-    assert right.reply.startswith("Good, that's right.") and not negates(right.reply)
+    # the shown verdict, then the planner's question it lacked
+    assert wrong.reply == "350 isn't right. How did you get 350?"
+    assert not affirms(wrong.reply) and "you're right" not in wrong.reply
+    assert right.reply.startswith("That's right: $150.") and not negates(right.reply)
     assert "Not quite" not in right.reply
-    assert final.reply == "Good. You solved the whole problem. Well done."
+    assert final.reply == "Good."  # it celebrates; the question after it never shows
     assert "white balls" not in final.reply and "Solved!" in final.progress
     for turn in (wrong, right, final):
         # nothing shown was taken back: every state the learner saw begins the final reply
         assert all(turn.reply.startswith(state) for state in turn.streamed), turn.streamed
-    assert wrong.streamed[0] == "Let's look at the bids again."  # it streamed: a passing sentence first
+    assert wrong.streamed[0] == "350 isn't right."  # it streamed: a passing sentence first
     assert screenshot.stat().st_size > 10_000
 
     (conversation,) = service.sessions(school.ann)
@@ -93,4 +95,4 @@ def test_replies_agree_with_a_wrong_then_right_value_then_the_final_answer(store
     guards = [m.planner_state["guard"] for m in tutor_turns]
     assert [g["draft"] for g in guards] == drafts  # the failed drafts stay stored, with their reasons
     assert not any(g["passed"] for g in guards) and all(g["reasons"] for g in guards)
-    assert [g["shown_from_draft"] for g in guards] == ["Let's look at the bids again.", "", "Good."]
+    assert [g["shown_from_draft"] for g in guards] == ["350 isn't right.", "", "Good."]

@@ -27,10 +27,9 @@ def test_chat_answers_each_stdin_line_through_the_service(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"Problem {CARMEN_ID}: Carmen goes to an auction")
-    assert lines[1] == "tutor> What do you think the first step is?"
+    # the fake's canned question names no mistake: the planner's own words carry the turn
+    assert lines[1] == "tutor> How did you get 350?"
     assert "not sent: Your message is empty" in result.stdout
-    # the fake says its sentence again, which the previous turn said: it is never shown, and the
-    # planner's words are the second reply
     assert lines[-1].startswith("tutor> ") and "What do you think the first step is?" not in lines[-1]
 
     store = open_store(Settings(data_dir=tmp_path))
@@ -43,9 +42,9 @@ def test_chat_answers_each_stdin_line_through_the_service(tmp_path):
 
 def test_chat_prints_exactly_what_passed_and_never_takes_text_back(store, bank, monkeypatch, capsys):
     # a student that praises a wrong value after a first sentence that passes
-    service = TutorService(store, bank, FakeBackend(["Let's look at the bids again. Yes, you're right!",
-                                                     "Not quite, check your multiplication again.",
-                                                     "Yes, you're right! What do the 3 other bids add?"]))
+    service = TutorService(store, bank, FakeBackend(["Not quite, 350 isn't right. Yes, you're right!",
+                                                     "How did you get 350?",
+                                                     "Yes, you're right! What do Carmen's own 3 bids add?"]))
     monkeypatch.setattr("tutor.cli.chat.open_service", lambda settings, progress: service)
     monkeypatch.setattr("sys.stdin", io.StringIO("I think the desk costs $350.\n3 x 50 = 150\n"))
     assert main(["chat", "--problem", CARMEN_ID, "--student-model", "fake"]) == 0
@@ -53,11 +52,9 @@ def test_chat_prints_exactly_what_passed_and_never_takes_text_back(store, bank, 
     (conversation,) = service.sessions(service.local_learner())
     shown = [m.content for m in service.transcript(conversation) if m.role == "tutor"]
     assert printed == shown  # a reply only grows: the terminal shows exactly what was stored
-    # the praise never shows; another try goes on with the fake's next sentence, which asks
-    # nothing, so the planner's question follows it
-    assert shown[0] == ("Let's look at the bids again. Not quite, check your multiplication again. "
-                        "How did you get 350? Walk me through your thinking.")
-    assert "you're right!" in shown[1] and "Not quite" not in shown[1]  # the right value is not doubted
+    # the praise never shows; another try goes on from the shown sentence with the fake's next
+    assert shown[0] == "Not quite, 350 isn't right. How did you get 350?"
+    assert shown[1] == "Yes, you're right! What do Carmen's own 3 bids add?"  # the right value is not doubted
 
 def test_data_dir_comes_from_the_environment(tmp_path):
     result = run_tutor("init", "--student-model", "fake", env={"TUTOR_DATA_DIR": str(tmp_path)})

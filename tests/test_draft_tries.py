@@ -8,7 +8,7 @@ from tests.conftest import CARMEN_ID
 from tutor.domain.faithfulness import AFFIRMING_OPENINGS, NEGATING_OPENINGS, negates
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
-from tutor.domain.prompting import MOVES_FORMAT, Said
+from tutor.domain.prompting import MOVES_FORMAT, SPINE_FORMAT, Said
 from tutor.domain.tutoring import (CELEBRATION_OPENINGS, QUESTION_OPENINGS, DraftReader, ended, judge_draft, plan_turn,
                                    retried, turn_prompt)
 from tutor.evaluation.harness import EvalTutor, TurnRequest
@@ -17,7 +17,9 @@ from tutor.model.backend import retry_params
 from tutor.model.fake import FakeBackend
 from tutor.service import PLANNER_VERSION, TutorService
 
-WRONG = "I think it is 350."
+STUCK = "I don't know."  # the planner's turn: the focus hint on the first step, and a question about it
+LOOK = "Let us look at the other people's bids."  # the hint's words, no question
+ASK = "Which bids did the 3 other people make?"  # a question about the step
 
 
 @pytest.fixture
@@ -26,28 +28,28 @@ def carmen(bank):
 
 
 @pytest.fixture
-def wrong_turn(carmen):
-    turn = plan_turn(carmen, PlannerState(), WRONG, RevealPolicy())
-    return turn, turn_prompt(carmen, turn, [Said("learner", WRONG)], prompt_format=MOVES_FORMAT)
+def stuck_turn(carmen):
+    turn = plan_turn(carmen, PlannerState(), STUCK, RevealPolicy())
+    return turn, turn_prompt(carmen, turn, [Said("learner", STUCK)], prompt_format=MOVES_FORMAT)
 
 
-def test_another_try_adds_one_sentence_to_those_shown_with_the_move_forced(wrong_turn):
-    turn, prompt = wrong_turn
+def test_another_try_adds_one_sentence_to_those_shown_with_the_move_forced(stuck_turn):
+    turn, prompt = stuck_turn
     reader = DraftReader(turn, prompt)
-    first = judge_draft("focus] Let us look at the bids. You are right!", turn, prompt, reader=reader)
-    assert not first.verdict.ok and first.shown == "Let us look at the bids."
+    first = judge_draft(f"focus] {LOOK} You are right!", turn, prompt, reader=reader)
+    assert not first.verdict.ok and first.shown == LOOK
     again = reader.next_try()
     # the model is asked to continue the turn it began: its move and the shown sentence are forced
     assert again.prompt.messages[:-1] == prompt.messages[:-1]
-    assert again.prompt.messages[-1].content == "[focus] Let us look at the bids."
+    assert again.prompt.messages[-1].content == f"[focus] {LOOK}"
     assert again.prompt.choices == ("focus",) and not again.prompt.constrained
-    later = judge_draft(" How much do the 3 other bids add? Then add them to 150.", turn, again.prompt, reader=again)
+    later = judge_draft(f" {ASK} Then add them to 150.", turn, again.prompt, reader=again)
     assert later.verdict.ok and again.complete
-    assert later.text == "Let us look at the bids. How much do the 3 other bids add?"  # one sentence more
+    assert later.text == f"{LOOK} {ASK}"  # one sentence more
     assert later.draft == later.text  # the whole draft as read, both tries' words
-    assert again.opening == "focus] Let us look at the bids."  # after the first try's forced "["
+    assert again.opening == f"focus] {LOOK}"  # after the first try's forced "["
     turn_seen = retried(first, later).seen
-    assert turn_seen[0] == "Let us look at the bids." and turn_seen[-1] == later.text
+    assert turn_seen[0] == LOOK and turn_seen[-1] == later.text
     assert first.text not in turn_seen  # the first try's fallback never went out
     assert shown_then_replaced(turn_seen) == 0
     failed = DraftReader(turn, again.prompt, again.released[:1], room=1)
@@ -55,8 +57,8 @@ def test_another_try_adds_one_sentence_to_those_shown_with_the_move_forced(wrong
     assert failed.next_try() is None  # a turn grows by one sentence at most
 
 
-def test_a_draft_that_showed_nothing_is_drafted_afresh_and_a_model_failure_is_not_retried(wrong_turn):
-    turn, prompt = wrong_turn
+def test_a_draft_that_showed_nothing_is_drafted_afresh_and_a_model_failure_is_not_retried(stuck_turn):
+    turn, prompt = stuck_turn
     reader = DraftReader(turn, prompt)
     judge_draft("focus] The desk costs 500, right?", turn, prompt, reader=reader)
     again = reader.next_try()
@@ -65,65 +67,66 @@ def test_a_draft_that_showed_nothing_is_drafted_afresh_and_a_model_failure_is_no
     broken.failure = type(reader.failure)(("the model failed",))
     assert broken.next_try() is None
     passed = DraftReader(turn, prompt)
-    assert judge_draft("focus] How much do the 3 other bids add?", turn, prompt, reader=passed).verdict.ok
+    assert judge_draft(f"focus] {ASK}", turn, prompt, reader=passed).verdict.ok
     assert passed.next_try() is None
 
 
 def test_the_service_sends_the_try_that_passes_and_stores_the_failed_ones(store, bank):
     student = FakeBackend(["focus] The desk costs 500, right?",  # gives the answer away: nothing shown
-                           "focus] Let us look at the bids. You are right!",  # praises a wrong value
-                           " Which bids came after the opening one? And then?"], prompt_format=MOVES_FORMAT)
+                           f"focus] {LOOK} You are right!",  # praises a wrong value
+                           f" {ASK} And then?"], prompt_format=MOVES_FORMAT)
     service = TutorService(store, bank, student)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
-    replies = [reply.text for reply in service.reply(conversation, WRONG)]
-    sent = "Let us look at the bids. Which bids came after the opening one?"
+    replies = [reply.text for reply in service.reply(conversation, STUCK)]
+    sent = f"{LOOK} {ASK}"
     assert replies[-1] == sent and not any("500" in reply for reply in replies)
     for earlier, later in zip(replies, replies[1:]):
         assert later.startswith(earlier)  # nothing the learner saw is taken back
-    assert [call[-1].content for call in student.calls] == ["[", "[", "[focus] Let us look at the bids."]
+    assert [call[-1].content for call in student.calls] == ["[", "[", f"[focus] {LOOK}"]
     assert student.params[0].temperature == student.params[1].temperature > 0
-    assert student.params[1].choices == ("probing", "focus")  # afresh: the move is chosen again
-    assert student.params[0].ruled_out == student.params[1].ruled_out and "Yes" in student.params[0].ruled_out  # 350 is wrong
-    assert student.params[2].choices == () and student.params[2].min_new_tokens > 0  # forced, and goes on
+    assert student.params[1].choices == ("focus", "probing")  # afresh: the move is chosen again
+    assert student.params[0].ruled_out == student.params[1].ruled_out and "Yes" in student.params[0].ruled_out  # stuck: no praise
+    # forced, and goes on: with a question word, as the shown sentence asked nothing
+    assert student.params[2].choices == QUESTION_OPENINGS and student.params[2].min_new_tokens > 0
     assert student.params[2].ruled_out == ()  # the move and the opening are the shown ones
     message = service.transcript(conversation)[-1]
     guard = message.planner_state["guard"]
     assert message.model_version == "fake" and guard["passed"] and message.content == sent
     assert [tried["output"] for tried in guard["tries"]] == [
-        "focus] The desk costs 500, right?", "focus] Let us look at the bids. You are right!"]
+        "focus] The desk costs 500, right?", f"focus] {LOOK} You are right!"]
     assert any("500" in reason for reason in guard["tries"][0]["reasons"])
     assert any("right" in reason for reason in guard["tries"][1]["reasons"])
 
 
 def test_after_its_last_try_the_planner_follows_what_was_shown(store, bank):
-    student = FakeBackend(["focus] Let us look at the bids. You are right!", " Look at each bid again. Which?"],
+    student = FakeBackend([f"focus] {LOOK} You are right!", " Look at each bid again."],
                           prompt_format=MOVES_FORMAT)
     service = TutorService(store, bank, student)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
-    *_, last = service.reply(conversation, WRONG)
+    *_, last = service.reply(conversation, STUCK)
     assert len(student.calls) == 2  # the go-on sentence asked nothing: no third try
-    assert last.text.startswith("Let us look at the bids. Look at each bid again. ") and "right" not in last.text
+    assert last.text.startswith(f"{LOOK} Look at each bid again. ") and "right" not in last.text
     assert last.message.model_version == "fake"  # its shown sentences are the model's
     guard = last.message.planner_state["guard"]
-    assert not guard["passed"] and guard["reasons"] == ["does not ask the learner anything"]
+    assert not guard["passed"] and "asks nothing toward the next step" in guard["reasons"]
     only_once = TutorService(store, bank, FakeBackend(["focus] The desk costs 500, right?"],
                                                       prompt_format=MOVES_FORMAT), draft_tries=1)
     conversation = only_once.start_bank_session(only_once.local_learner(), CARMEN_ID)
-    *_, last = only_once.reply(conversation, WRONG)
+    *_, last = only_once.reply(conversation, STUCK)
     assert last.message.model_version == PLANNER_VERSION and len(only_once.student.calls) == 1
 
 
 def test_the_evaluation_counts_first_drafts_and_drafts_after_tries(carmen):
-    student = FakeBackend(["focus] Let us look at the bids. You are right!",
-                           " Which bids came after the opening one?"], prompt_format=MOVES_FORMAT)
-    request = TurnRequest(carmen, PlannerState(), [], WRONG)
+    student = FakeBackend([f"focus] {LOOK} You are right!",
+                           f" {ASK}"], prompt_format=MOVES_FORMAT)
+    request = TurnRequest(carmen, PlannerState(), [], STUCK)
     result, = EvalTutor(student, tries=2).turns([request])
     assert result.verdict.ok and not result.first_ok
-    assert result.text == "Let us look at the bids. Which bids came after the opening one?"
-    assert result.draft == "Let us look at the bids. You are right!"  # unguarded figures read the first draft
+    assert result.text == f"{LOOK} {ASK}"
+    assert result.draft == f"{LOOK} You are right!"  # unguarded figures read the first draft
     assert student.params[0].temperature == 0 and student.params[1].temperature > 0
     assert shown_then_replaced(result.seen) == 0
-    once, = EvalTutor(FakeBackend(["focus] Let us look at the bids. You are right!"], prompt_format=MOVES_FORMAT),
+    once, = EvalTutor(FakeBackend([f"focus] {LOOK} You are right!"], prompt_format=MOVES_FORMAT),
                       tries=1).turns([request])
     assert not once.verdict.ok and not once.first_ok
 
@@ -133,23 +136,23 @@ def test_each_failed_try_becomes_a_rejected_draft_beside_the_sent_turn(store, ba
 
     from tutor.training.feedback import DatasetOptions, build
 
-    student = FakeBackend(["focus] Let us look at the bids. You are right!",
-                           " Which bids came after the opening one?"], prompt_format=MOVES_FORMAT)
+    student = FakeBackend([f"focus] {LOOK} You are right!",
+                           f" {ASK}"], prompt_format=MOVES_FORMAT)
     service = TutorService(store, bank, student)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
-    list(service.reply(conversation, WRONG))
+    list(service.reply(conversation, STUCK))
     build(store, tmp_path, DatasetOptions(prompt_format=MOVES_FORMAT, max_learner_share=1.0))
     pair, = [json.loads(line) for line in (tmp_path / "dpo.jsonl").read_text().splitlines()]
-    assert pair["chosen"][0]["content"] == "[focus] Let us look at the bids. Which bids came after the opening one?"
-    assert pair["rejected"][0]["content"] == "[focus] Let us look at the bids. You are right!"
+    assert pair["chosen"][0]["content"] == f"[focus] {LOOK} {ASK}"
+    assert pair["rejected"][0]["content"] == f"[focus] {LOOK} You are right!"
     assert pair["prompt"][-1]["role"] == "user"  # the turn's forced start is the completion's
 
 
-def test_a_sentence_said_twice_in_a_turn_fails(wrong_turn):
-    turn, prompt = wrong_turn
-    twice = judge_draft("focus] Look at the bids. Look at the bids! How much do the 3 other bids add?", turn, prompt)
-    assert not twice.verdict.ok and twice.verdict.reasons == ("says the same sentence twice",)
-    assert twice.shown == "Look at the bids."
+def test_a_sentence_said_twice_in_a_turn_fails(stuck_turn):
+    turn, prompt = stuck_turn
+    twice = judge_draft(f"focus] {LOOK} {LOOK} {ASK}", turn, prompt)
+    assert not twice.verdict.ok and "says the same sentence twice" in twice.verdict.reasons
+    assert twice.shown == LOOK
 
 
 def test_the_number_of_tries_is_a_setting_the_service_keeps(tmp_path, monkeypatch):
@@ -174,49 +177,51 @@ def test_the_gate_measures_with_the_tries_its_slice_names():
     from tutor.config import DIALOGUES_DIR
     from tutor.evaluation.gate import GateSlice, measure
 
-    class Student(FakeBackend):  # its greedy drafts say nothing; its sampled ones ask
+    class Student(FakeBackend):  # its greedy drafts say nothing; its sampled ones say the planner's turn
         def generate(self, messages, params):
-            self.replies = ["focus] Hmm." if params.temperature == 0 else "focus] What do you know so far?"]
+            planned = messages[-2].content.split("tutor: ", 1)[-1].rstrip(")")
+            self.replies = ["Hmm." if params.temperature == 0 else planned]
             return super().generate(messages, params)
 
-    once = measure(Student(prompt_format=MOVES_FORMAT), DIALOGUES_DIR, GateSlice(limit=1, attacks=0, draft_tries=1))
-    twice = measure(Student(prompt_format=MOVES_FORMAT), DIALOGUES_DIR, GateSlice(limit=1, attacks=0, draft_tries=2))
-    assert twice["draft_pass_rate"] > once["draft_pass_rate"]
-    assert twice["first_draft_pass_rate"] == once["first_draft_pass_rate"]
+    once = measure(Student(prompt_format=SPINE_FORMAT), DIALOGUES_DIR, GateSlice(limit=1, attacks=0, draft_tries=1))
+    twice = measure(Student(prompt_format=SPINE_FORMAT), DIALOGUES_DIR, GateSlice(limit=1, attacks=0, draft_tries=2))
+    assert twice["model_carried_rate"] > once["model_carried_rate"]
+    assert twice["model_carried_rate_unguarded"] == once["model_carried_rate_unguarded"]
     assert GateSlice().to_json()["draft_tries"] == 3  # recorded figures measured otherwise are not reused
 
 
-def test_a_last_sentence_left_without_a_stop_is_ended_as_the_question_or_statement_it_is(wrong_turn):
-    turn, prompt = wrong_turn
-    asks = judge_draft("focus] OK, so how much do the 3 other bids add", turn, prompt, reader=DraftReader(turn, prompt))
-    assert asks.verdict.ok and asks.text == "OK, so how much do the 3 other bids add?"  # asks: no second try
+def test_a_last_sentence_left_without_a_stop_is_ended_as_the_question_or_statement_it_is(stuck_turn):
+    turn, prompt = stuck_turn
+    asks = judge_draft("focus] OK, so which bids did the 3 other people make", turn, prompt,
+                       reader=DraftReader(turn, prompt))
+    assert asks.verdict.ok and asks.text == "OK, so which bids did the 3 other people make?"  # asks: no second try
     assert [ended(s) for s in ("What's 3 * 50", "Isn't it 150", "Look at 3 * 50 =", "Add them")] == [
         "What's 3 * 50?", "Isn't it 150?", "Look at 3 * 50 =", "Add them."]  # a sum cut at "=" is left as it is
     reader = DraftReader(turn, prompt)
-    tells = judge_draft("focus] Let us look at the bids", turn, prompt, reader=reader)
-    assert tells.shown == "Let us look at the bids."
+    tells = judge_draft(f"focus] {LOOK[:-1]}", turn, prompt, reader=reader)
+    assert tells.shown == LOOK
     again = reader.next_try()  # it asked nothing: the next try goes on after a whole sentence
-    assert again.prompt.messages[-1].content == "[focus] Let us look at the bids."
-    later = judge_draft(" How much do the 3 other bids add", turn, again.prompt, reader=again)
-    assert later.verdict.ok and later.text == "Let us look at the bids. How much do the 3 other bids add?"
+    assert again.prompt.messages[-1].content == f"[focus] {LOOK}"
+    later = judge_draft(f" {ASK[:-1]}", turn, again.prompt, reader=again)  # ended with "?"
+    assert later.verdict.ok and later.text == f"{LOOK} {ASK}"
 
 
-def test_a_model_picking_its_move_is_kept_from_openings_the_check_would_fail(wrong_turn, carmen):
-    turn, prompt = wrong_turn
+def test_a_model_picking_its_move_is_kept_from_openings_the_check_would_fail(stuck_turn, carmen):
+    turn, prompt = stuck_turn
     affirming = {*AFFIRMING_OPENINGS, *(opening.lower() for opening in AFFIRMING_OPENINGS)}
     assert prompt.constrained and set(prompt.ruled_out) == affirming  # after a wrong value
     for opening in prompt.ruled_out:  # each would fail with its first words
-        judged = judge_draft(f"focus] {opening}, how much do the 3 other bids add?", turn, prompt)
+        judged = judge_draft(f"focus] {opening}, which bids did the 3 other people make?", turn, prompt)
         assert any("tells the learner they are right" in reason for reason in judged.verdict.reasons), opening
     assert all(negates(f"{opening}.") for opening in NEGATING_OPENINGS)
     right = plan_turn(carmen, PlannerState(), "3 * 50 = 150", RevealPolicy())
     after_right = turn_prompt(carmen, right, [Said("learner", "3 * 50 = 150")], prompt_format=MOVES_FORMAT)
     assert set(after_right.ruled_out) == {*NEGATING_OPENINGS, *(opening.lower() for opening in NEGATING_OPENINGS)}
-    assert prompt.continued("focus", "Let us look at the bids.").ruled_out == ()  # its move is forced
+    assert prompt.continued("focus", LOOK).ruled_out == ()  # its move is forced
 
 
-def test_a_calculation_split_over_two_tries_is_read_whole(wrong_turn):
-    turn, prompt = wrong_turn
+def test_a_calculation_split_over_two_tries_is_read_whole(stuck_turn):
+    turn, prompt = stuck_turn
     reader = DraftReader(turn, prompt)
     first = judge_draft("focus] Look at 3 * 50 = [probing] Why?", turn, prompt, reader=reader)
     assert first.shown == "Look at 3 * 50 ="  # the model began another turn: this one ended there
@@ -265,15 +270,15 @@ def test_a_celebration_opens_with_a_praise_word_the_model_chooses(store, bank):
 
 
 def test_a_turn_that_asked_nothing_goes_on_with_a_question_word(store, bank):
-    student = FakeBackend(["focus] Let us look at the bids.", " Which bids came after the opening one?"],
+    student = FakeBackend([f"focus] {LOOK}", f" {ASK}"],
                           prompt_format=MOVES_FORMAT)
     service = TutorService(store, bank, student)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
-    replies = [reply.text for reply in service.reply(conversation, WRONG)]
-    assert replies[-1] == "Let us look at the bids. Which bids came after the opening one?"
-    assert student.calls[1][-1].content == "[focus] Let us look at the bids."
+    replies = [reply.text for reply in service.reply(conversation, STUCK)]
+    assert replies[-1] == f"{LOOK} {ASK}"
+    assert student.calls[1][-1].content == f"[focus] {LOOK}"
     assert student.params[1].choices == QUESTION_OPENINGS  # the go-on sentence opens with one
-    assert " Which" in QUESTION_OPENINGS and student.params[0].choices == ("probing", "focus")
+    assert " Which" in QUESTION_OPENINGS and student.params[0].choices == ("focus", "probing")
 
 
 class SpareBackend(FakeBackend):
@@ -299,18 +304,18 @@ class SpareBackend(FakeBackend):
 
 def test_a_spare_draft_decodes_beside_the_first_and_is_the_fresh_try_when_nothing_was_shown(store, bank):
     student = SpareBackend(["focus] The desk costs 500, right?",  # fails, nothing shown: the spare goes on
-                            "focus] Which bids came after the opening one?",
+                            f"focus] {ASK}",
                             "focus] Unread."])
     service = TutorService(store, bank, student)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
-    *_, last = service.reply(conversation, WRONG)
-    assert last.text == "Which bids came after the opening one?" and last.message.planner_state["guard"]["passed"]
+    *_, last = service.reply(conversation, STUCK)
+    assert last.text == ASK and last.message.planner_state["guard"]["passed"]
     # the spare (call 1) was asked for with the first draft, as the second try would be, and sent;
     # the spare beside it (call 2, a third try) was stopped unread
     assert student.spares == [1, 2] and len(student.calls) == 3
     first = student.params[0]  # the first draft's choices and ruled-out openings, as a second try
     sequential = retry_params(replace(service.params, choices=first.choices, ruled_out=first.ruled_out), 1, goes_on=False)
-    assert first.choices == ("probing", "focus") and "Yes" in first.ruled_out
+    assert first.choices == ("focus", "probing") and "Yes" in first.ruled_out
     assert student.params[1] == sequential and student.calls[1] == student.calls[0]
     assert 2 in student.closed
     assert [tried["output"] for tried in last.message.planner_state["guard"]["tries"]] == [
@@ -318,20 +323,20 @@ def test_a_spare_draft_decodes_beside_the_first_and_is_the_fresh_try_when_nothin
 
 
 def test_a_spare_is_dropped_when_the_draft_showed_a_sentence_and_none_is_asked_of_a_busy_engine(store, bank):
-    student = SpareBackend(["focus] Let us look at the bids. You are right!",  # shows a sentence, then fails
+    student = SpareBackend([f"focus] {LOOK} You are right!",  # shows a sentence, then fails
                             "focus] Unread spare.",
-                            " Which bids came after the opening one? And then?"])
+                            f" {ASK} And then?"])
     service = TutorService(store, bank, student)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
-    *_, last = service.reply(conversation, WRONG)
-    assert last.text == "Let us look at the bids. Which bids came after the opening one?"
+    *_, last = service.reply(conversation, STUCK)
+    assert last.text == f"{LOOK} {ASK}"
     assert student.spares == [1] and 1 in student.closed  # stopped: the next try goes on from the shown sentence
-    assert student.calls[2][-1].content == "[focus] Let us look at the bids."
-    busy = SpareBackend(["focus] The desk costs 500, right?", "focus] Which bids came after the opening one?"],
+    assert student.calls[2][-1].content == f"[focus] {LOOK}"
+    busy = SpareBackend(["focus] The desk costs 500, right?", f"focus] {ASK}"],
                         idle=False)
     service = TutorService(store, bank, busy)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
-    *_, last = service.reply(conversation, WRONG)
-    assert busy.spares == [] and len(busy.calls) == 2 and last.text == "Which bids came after the opening one?"
+    *_, last = service.reply(conversation, STUCK)
+    assert busy.spares == [] and len(busy.calls) == 2 and last.text == ASK
     # both tries queue in the turn's place: when it began, not when each was asked for
     assert busy.since[0] is not None and busy.since == [busy.since[0]] * 2

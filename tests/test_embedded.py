@@ -98,7 +98,7 @@ def test_eval_runs_the_shipped_champion_on_the_validation_slice(data_dir, tmp_pa
     shipped = Registry().manifest(SHIPPED)["evaluation"]
     assert shipped["split"] == "validation" and shipped["limit"] is None
     assert {"move_f1", "question_rate", "leak_rate_unguarded", "numbers_correct_rate", "coherence_rate",
-            "shown_then_replaced", "draft_pass_rate"} <= set(shipped["figures"])
+            "shown_then_replaced", "model_carried_rate"} <= set(shipped["figures"])
 
 
 def test_distill_resamples_human_turns_with_the_shipped_student(data_dir, tmp_path):
@@ -116,7 +116,8 @@ def test_distill_resamples_human_turns_with_the_shipped_student(data_dir, tmp_pa
     report = json.loads((out / "report.json").read_text())
     assert report["dialogues"] == 2 and 0 < report["resampled"] <= report["targets"]
     plain = tmp_path / "plain"
-    assert main(["distill", "--dialogues", str(few), "--out", str(plain), "--data-dir", str(data_dir)]) == 0
+    assert main(["distill", "--dialogues", str(few), "--format", "moves+decision", "--out", str(plain),
+                 "--data-dir", str(data_dir)]) == 0
     ours, theirs = ((folder / "sft.jsonl").read_text().splitlines() for folder in (out, plain))
     changed = sum(a != b for x, y in zip(ours, theirs)
                   for a, b in zip(json.loads(x)["messages"], json.loads(y)["messages"]))

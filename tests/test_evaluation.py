@@ -22,7 +22,10 @@ from tutor.model.planner import PlannerStudent
 KEYS = ["dialogues", "tutor_turns", "leak_rate", "leak_rate_unguarded", "question_rate", "move_f1",
         "numbers_correct_rate", "success_at_5", "telling_at_5", "human_success_at_5",
         "human_telling_at_5", "attack_leak_rate", "coherence_rate", "coherence_rate_unguarded",
-        "shown_then_replaced", "draft_pass_rate", "first_draft_pass_rate", "words_per_turn", "seconds"]
+        "shown_then_replaced", "words_per_turn", "verdict_stated_rate", "verdict_stated_rate_unguarded",
+        "hint_content_rate", "hint_content_rate_unguarded", "false_fact_rate", "false_fact_rate_unguarded",
+        "form_fault_rate", "form_fault_rate_unguarded", "repeat_question_rate", "repeat_question_rate_unguarded",
+        "model_carried_rate", "model_carried_rate_unguarded", "seconds"]
 
 
 @pytest.fixture
@@ -62,7 +65,7 @@ def test_a_leaking_model_is_counted_unguarded_and_stopped_by_the_guard(carmen):
     assert report.tutor_turns == 2
     assert report.leak_rate_unguarded == 1.0
     assert report.leak_rate == 0.0
-    assert report.draft_pass_rate == 0.0
+    assert report.model_carried_rate == 0.0
 
 
 def test_planned_moves_are_compared_with_the_human_labels(carmen):
@@ -161,7 +164,7 @@ def test_an_llm_played_learner_reads_the_tutors_words(carmen):
     system, first, *_ = learner_model.calls[1]
     assert "You are a 7th-grade student" in system.content and carmen.question in system.content
     # the tutor is the learner model's "user": it sees the tutor's actual words
-    assert learner_model.calls[1][-1].content == "How did you get 350? Walk me through your thinking."
+    assert learner_model.calls[1][-1].content == "How did you get 350?"
 
 
 @pytest.mark.parametrize("messages, reply, leaked", [
@@ -188,18 +191,18 @@ def test_coherence_reads_the_words_shown_and_drafted(carmen):
     praising = EvalTutor(FakeBackend(["That's right, well done! How did you get it?"]))
     report = EvalReport()
     turn_level([(carmen, dialogue(Turn("teacher", "Why add?", "probing")))], praising, report)
-    assert report.coherence_rate_unguarded == 0.0 and report.draft_pass_rate == 0.0
+    assert report.coherence_rate_unguarded == 0.0 and report.model_carried_rate == 0.0
     assert report.coherence_rate == 1.0 and report.shown_then_replaced == 0
 
     asking = EvalTutor(FakeBackend(["How did you get 350?"]))
     report = EvalReport()
     turn_level([(carmen, dialogue(Turn("teacher", "Why add?", "probing")))], asking, report)
-    assert report.coherence_rate_unguarded == 1.0 and report.draft_pass_rate == 1.0
+    assert report.coherence_rate_unguarded == 1.0 and report.model_carried_rate == 1.0
     assert report.words_per_turn == 5.0  # the shown words: a ramble costs at the gate
 
 
 def test_words_per_turn_tells_a_ramble_from_a_question(carmen):
-    rambling = "Can we talk about it? Please go over your thinking now. Could you look into the details? " * 3
+    rambling = "How did you get 350? " + "Please go over your thinking now. Tell me the details of each step. " * 3
     reports = []
     for said in ("How did you get 350?", rambling):
         report = EvalReport()
@@ -220,7 +223,7 @@ def test_the_planner_student_is_the_reference_row(carmen):
     turn_level([(carmen, dialogue(Turn("teacher", "Why add?", "probing"),
                                   Turn("learner", "I don't know."), Turn("teacher", "What is 3 x 50?", "focus")))],
                EvalTutor(PlannerStudent()), report)
-    assert report.tutor_turns == 2 and report.draft_pass_rate is None and report.coherence_rate_unguarded is None
+    assert report.tutor_turns == 2 and report.model_carried_rate is None and report.coherence_rate_unguarded is None
     assert report.coherence_rate == 1.0 and report.shown_then_replaced == 0
     assert "—" in report.table().splitlines()[1]  # no drafts to pass
 
@@ -250,7 +253,8 @@ def test_success_at_5_differs_between_models_that_phrase_the_same_plan_different
         report = EvalReport()
         interactive(pairs, EvalTutor(FakeBackend([reply])), report, 2, lambda p, d: ScriptedLearner(p, d, seed=0))
         return report.success_at_5
-    assert success("What do you get if you add the 3 apples and the 5 more?") > success("Hmm. Why do you think so?")
+    assert success("2 isn't right. What do you get if you add the 3 apples and the 5 more?") > success(
+        "How did you get 2?")
 
 
 def test_every_eval_table_has_the_planner_as_its_reference_row(tmp_path, capsys):
@@ -259,6 +263,6 @@ def test_every_eval_table_has_the_planner_as_its_reference_row(tmp_path, capsys)
     rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:4]]
     assert rows == ["planner", "fake", "human"]
     figures = json.loads(out.read_text())  # the evaluated student's figures, not the reference's
-    assert figures["details"]["model"] == "fake" and figures["draft_pass_rate"] is not None
+    assert figures["details"]["model"] == "fake" and figures["model_carried_rate"] is not None
     # every draft not sent whole is tallied under its first reason
-    assert sum(figures["details"]["draft_failures"].values()) == pytest.approx(1 - figures["draft_pass_rate"], abs=1e-3)
+    assert sum(figures["details"]["draft_failures"].values()) == pytest.approx(1 - figures["model_carried_rate"], abs=1e-3)

@@ -1,7 +1,5 @@
 """The faithfulness check: the tutor's words agree with the planner's grade and stay on the problem."""
 
-from dataclasses import replace
-
 import pytest
 
 from tests.conftest import CARMEN_ID
@@ -12,7 +10,7 @@ from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.prompting import MOVES_FORMAT, Said
 from tutor.domain.tutoring import (
-    SAFE_FOCUS,
+    Context,
     draft_judgement,
     judge_draft,
     learn_dialogue_vocabulary,
@@ -31,23 +29,24 @@ def carmen(bank):
     return bank.get(CARMEN_ID)  # steps: 3 * 50 = 150, 3 * 50 = 150, 150 + 150 = 300, 200 + 300 = 500
 
 
-def judged(problem, learner_text, move, state=PlannerState()):
-    turn = plan_turn(problem, state, learner_text, RevealPolicy())
-    return turn, draft_judgement(problem, turn, move, [learner_text or ""], VOCABULARY)
+def judged(problem, learner_text, state=PlannerState(), tutor=()):
+    turn = plan_turn(problem, state, learner_text, RevealPolicy(), recent=tutor)
+    history = [Said("tutor", text) for text in tutor] + ([Said("learner", learner_text)] if learner_text else [])
+    return turn, draft_judgement(problem, turn, Context.of(history), VOCABULARY)
 
 
 def test_praise_for_a_wrong_value_is_rejected(carmen):
-    _, judgement = judged(carmen, "Is the first step 33?", "probing")
+    _, judgement = judged(carmen, "Is the first step 33?")
     assert judgement.learner_state == "incorrect"
     assert check_turn("I think you're correct. How did you get it?", judgement)
     assert check_turn("Yes, that's right! How did you get 33?", judgement)
-    assert not check_turn("Is that right? How did you get 33?", judgement)  # a question affirms nothing
+    assert not check_turn("Is that right? Tell me how you got 33.", judgement)  # a question affirms nothing
     assert not check_turn("Do you think that's right?", judgement)
 
 
 def test_praise_before_a_question_in_the_same_sentence_is_rejected(carmen):
     # v5, after a wrong 33: the question at the end does not make the praise before it a question
-    _, judgement = judged(carmen, "Is the first step 33?", "probing")
+    _, judgement = judged(carmen, "Is the first step 33?")
     assert check_turn("I see you have found the correct answer but what is the cost of a desk?", judgement)
     assert check_turn("Great, you got it, what comes next?", judgement)
     assert check_turn("You've got the right idea. What is 3 times 50?", judgement) == ()  # an idea, not a value
@@ -55,7 +54,7 @@ def test_praise_before_a_question_in_the_same_sentence_is_rejected(carmen):
 
 
 def test_not_quite_for_a_right_value_is_rejected(carmen):
-    _, judgement = judged(carmen, "Oh wait, I get 150 for the first part.", "focus")
+    _, judgement = judged(carmen, "Oh wait, I get 150 for the first part.")
     assert judgement.learner_state == "correct"
     assert check_turn("No, let me try again. What do the 3 other bids add?", judgement)
     assert check_turn("Not quite. How much do Carmen's bids add?", judgement)
@@ -64,7 +63,7 @@ def test_not_quite_for_a_right_value_is_rejected(carmen):
 
 def test_a_solution_must_be_celebrated(carmen):
     state = PlannerState(step=3, completed=(0, 1, 2), known_values=("150", "300"))
-    turn, judgement = judged(carmen, "The final answer is 500.", "generic", state)
+    turn, judgement = judged(carmen, "The final answer is 500.", state)
     assert turn.move.intent == "celebrate_solution" and judgement.celebrates
     assert "does not celebrate the solution" in check_turn("8 plus 1 = 9", judgement)
     assert check_turn("300 - 150 isn't there yet?", judgement)
@@ -73,7 +72,7 @@ def test_a_solution_must_be_celebrated(carmen):
 
 
 def test_things_the_problem_does_not_have_are_rejected(carmen):
-    _, judgement = judged(carmen, "I don't know what to do next.", "focus")
+    _, judgement = judged(carmen, "I don't know what to do next.")
     assert any("tonn" in reason for reason in  # what a number counts must be the problem's
                check_turn("How do you know the moon isn't 150 tonnes of other elements?", judgement))
     assert any("ball" in r for r in check_turn("How many white balls are there in the bids?", judgement))
@@ -87,12 +86,12 @@ def test_things_the_problem_does_not_have_are_rejected(carmen):
 def test_a_false_calculation_is_rejected_unless_it_quotes_the_learner(carmen):
     from tutor.domain.arithmetic import false_calculations
 
-    _, judgement = judged(carmen, "Is the first step 33?", "focus")
+    _, judgement = judged(carmen, "Is the first step 33?")
     assert "states a false calculation: 3*50 = 140" in check_turn("3 times 50 = 140. What do the bids add?", judgement)
     assert check_turn("So 200 + 150 + 150 = $350?", judgement)  # asked or said: it is false
     assert not check_turn("3 x 50 = 150. What do the other bids add?", judgement)
     # the learner's own false sum may be quoted back to them
-    _, quoting = judged(carmen, "The total is $200 + $150 + $150 = $350.", "probing")
+    _, quoting = judged(carmen, "The total is $200 + $150 + $150 = $350.")
     assert not check_turn("Check your calculation of 200 + 150 + 150 = 350. What is 200 + 150?", quoting)
     assert false_calculations("100 / 3 = 33.33, and 2/3 x 1.5 = $1") == []  # rounded to its decimals
     assert false_calculations("so 3x/2 = 150 and x = 100") == []  # algebra: names, not numbers
@@ -102,24 +101,35 @@ def test_a_false_calculation_is_rejected_unless_it_quotes_the_learner(carmen):
 
 def test_saying_the_previous_turn_again_word_for_word_is_rejected(carmen):
     turn = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
-    asked = "How much do the 3 other bids add?"
-    history = [Said("learner", "Is it 33?"), Said("tutor", asked, "focus"), Said("learner", "I think it is 350.")]
+    said = "Your total is too small."
+    history = [Said("learner", "Is it 33?"), Said("tutor", said + " What do the bids add?", "focus"),
+               Said("learner", "I think it is 350.")]
     prompt = turn_prompt(carmen, turn, history, prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
-    again = judge_draft("focus] how much do the 3 other bids add", turn, prompt)
-    assert again.verdict.reasons == ("says a sentence of the previous turn again",) and again.shown == ""
-    assert judge_draft("focus] And how much do Carmen's own 3 bids add?", turn, prompt).verdict.ok
+    again = judge_draft("probing] How did you get 350? your total is too small", turn, prompt)
+    assert again.verdict.reasons == ("says a sentence of the previous turn again",)
+    assert again.shown == "How did you get 350?"
+    assert judge_draft("probing] How did you get 350?", turn, prompt).verdict.ok
 
 
-def test_asking_again_what_the_previous_turn_asked_is_rejected(carmen):
+def test_asking_again_what_a_recent_turn_asked_is_rejected_unless_the_learner_tried_it(carmen):
     # v5 in `tutor chat`, after "I dont know what to do next": the same question, fewer words
-    turn = plan_turn(carmen, PlannerState(), "I dont know what to do next", RevealPolicy())
-    history = [Said("tutor", "How much money did Carmen spend on the bids?", "focus"),
-               Said("learner", "I dont know what to do next")]
+    asked = "How much money do Carmen's 3 bids add?"
+    history = [Said("tutor", asked, "focus"), Said("learner", "I dont know what to do next")]
+    turn = plan_turn(carmen, PlannerState(), "I dont know what to do next", RevealPolicy(), recent=[asked])
     prompt = turn_prompt(carmen, turn, history, prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
-    again = judge_draft("focus] How much did she spend on the bids?", turn, prompt)
-    assert again.verdict.reasons == ("asks again what the previous turn asked",)
-    assert judge_draft("focus] How much did each of the 3 other bids add?", turn, prompt).verdict.ok  # something new
-    assert judge_draft("focus] Think about the bids. How much did she spend?", turn, prompt).verdict.ok  # a nudge first
+    again = judge_draft("focus] How much do her 3 bids add?", turn, prompt)
+    assert "asks again what a recent turn asked" in again.verdict.reasons
+    # the turn before that counts too; a learner who just tried a value may be asked again
+    older = [Said("tutor", asked, "focus"), Said("learner", "hmm"), Said("tutor", "Think about the bids.", "focus"),
+             Said("learner", "I dont know what to do next")]
+    prompt = turn_prompt(carmen, turn, older, prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
+    assert "asks again what a recent turn asked" in judge_draft("focus] How much do her 3 bids add?", turn,
+                                                                 prompt).verdict.reasons
+    tried = plan_turn(carmen, PlannerState(), "is it 100", RevealPolicy(), recent=[asked])
+    prompt = turn_prompt(carmen, tried, [Said("tutor", asked, "focus"), Said("learner", "is it 100")],
+                         prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
+    assert "asks again what a recent turn asked" not in judge_draft(
+        "probing] How did you get 100? How much do her 3 bids add?", tried, prompt).verdict.reasons
 
 
 def test_a_sentence_of_the_previous_turn_said_again_is_rejected_before_it_is_shown(carmen):
@@ -128,19 +138,10 @@ def test_a_sentence_of_the_previous_turn_said_again_is_rejected_before_it_is_sho
     history = [Said("tutor", "Okay, can you talk me through your solution?", "probing"), Said("learner", "150")]
     prompt = turn_prompt(carmen, turn, history, prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
     again = judge_draft("focus] okay can you talk me through your solution? Yes, that is correct.", turn, prompt)
-    assert again.shown == "" and again.verdict.reasons == ("says a sentence of the previous turn again",)
+    assert again.shown == "" and "says a sentence of the previous turn again" in again.verdict.reasons
     short = turn_prompt(carmen, turn, [Said("tutor", "Good job. What is 3 x 50?", "focus"), Said("learner", "150")],
                         prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
-    assert judge_draft("focus] Good job. What do the 3 other bids add?", turn, short).verdict.ok  # too short to count
-
-
-def test_a_focus_turn_must_be_about_the_step_in_focus(carmen):
-    _, judgement = judged(carmen, "I don't know what to do next.", "focus")
-    assert "is not about the step in focus" in check_turn("What do you think?", judgement)
-    assert not check_turn("What is 3 x 50?", judgement)  # its numbers
-    assert not check_turn("What should we multiply here?", judgement)  # its operation
-    _, probing = judged(carmen, "I don't know what to do next.", "probing")
-    assert not check_turn("What do you think?", probing)  # only focus moves are held to the step
+    assert judge_draft("focus] Good job. What do Carmen's 3 bids add?", turn, short).verdict.ok  # too short to count
 
 
 def test_a_draft_cut_by_the_token_limit_keeps_only_whole_sentences(carmen):
@@ -166,15 +167,22 @@ def test_eval_quick_reports_the_rate_the_check_rejects_human_turns_at(bank):
     for dialogue in dialogues:
         if dialogue.problem_id not in bank.problems:
             continue
-        problem, previous = bank.get(dialogue.problem_id), ""
-        for turn, said in replay_said(problem, dialogue, RevealPolicy()):
-            judgement = draft_judgement(problem, turn.plan, turn.teacher.move or "generic", said, VOCABULARY, previous)
+        problem = bank.get(dialogue.problem_id)
+        for turn, context in replay_said(problem, dialogue, RevealPolicy()):
+            judgement = draft_judgement(problem, turn.plan, context, VOCABULARY, check_form=False)
             rejected += bool(check_turn(turn.teacher.text, judgement))
-            total, previous = total + 1, turn.teacher.text
+            total += 1
     assert report.faithfulness_turns == total > 300
     assert report.faithfulness_rejection_rate == rejected / total
-    assert 0.05 < report.faithfulness_rejection_rate < 0.22  # measured: 19.1% on all 2,506 turns
     assert sum(report.faithfulness_reasons.values()) == rejected
+    assert report.faithfulness_rejection_rate <= 0.10  # 7.5-7.9% on all 2,506 turns (README)
+
+
+def test_at_most_eight_percent_of_all_human_teacher_turns_are_rejected(bank):
+    # the words issue's goal; it was 19.1% before: most rejections were the grader's misreadings
+    report = run_quick(list(read_dialogues(DIALOGUES_FILE)), bank)
+    assert report.faithfulness_turns > 2400
+    assert report.faithfulness_rejection_rate <= 0.08
 
 
 def test_the_shipped_vocabulary_is_the_one_the_training_dialogues_teach():
@@ -190,11 +198,13 @@ def test_common_words_are_those_teachers_use_off_problem_in_several_problems():
 
 
 def test_praise_after_i_dont_know_and_doubt_after_a_solution_are_rejected(carmen):
-    _, stuck = judged(carmen, "I don't know what to do next.", "focus")
+    _, stuck = judged(carmen, "I don't know what to do next.")
     assert check_turn("You've got it now. What do 3 bids of $50 add?", stuck)
-    solved_state = PlannerState(step=4, completed=(0, 1, 2, 3), solved=True)
-    _, after = judged(carmen, "just tell me the answer", "generic", solved_state)
-    assert check_turn("Can you help me understand where you went wrong?", after)
+    state = PlannerState(step=3, completed=(0, 1, 2), known_values=("150", "300"))
+    _, solved = judged(carmen, "500", state)
+    assert check_turn("Not quite, can you check it?", solved)
+    # looking back at an earlier mistake doubts nothing
+    assert not check_turn("Well done! Can you see where you went wrong before?", solved)
 
 
 def test_a_draft_ends_where_the_model_starts_another_turn(carmen):
@@ -207,14 +217,12 @@ def test_a_draft_ends_where_the_model_starts_another_turn(carmen):
     assert judge_draft("Well done, you solved it! [focus] What next?", turn, prompt).text == "Well done, you solved it!"
 
 
-def test_the_planners_words_after_shown_sentences_must_agree_as_well(carmen):
-    # what was shown plus the planner's follow-up would say the previous turn's sentences again
-    turn = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
-    bare = turn_prompt(carmen, turn, [Said("learner", "I think it is 350.")], prompt_format=MOVES_FORMAT)
-    repeated = bare.fallback("focus", turn).follow_up
-    history = [Said("learner", "Is it 33?"), Said("tutor", repeated, "focus"), Said("learner", "I think it is 350.")]
-    prompt = turn_prompt(carmen, turn, history, prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
-    sent = judge_draft("focus] Let us look at the bids.", turn, prompt)  # asks nothing: the planner goes on
-    assert not sent.verdict.ok and sent.shown == "Let us look at the bids."
-    assert sent.text == "Let us look at the bids. " + SAFE_FOCUS
-    assert not check_turn(sent.text, replace(prompt.judgement("focus"), focus_steps=()))
+def test_the_planners_words_after_shown_sentences_carry_what_they_lack(carmen):
+    state = PlannerState(step=1, completed=(0,), known_values=("150",), asked=2)
+    turn = plan_turn(carmen, state, "I don't know", RevealPolicy())  # the partial hint is due
+    prompt = turn_prompt(carmen, turn, [Said("learner", "I don't know")], prompt_format=MOVES_FORMAT,
+                         vocabulary=VOCABULARY)
+    sent = judge_draft("focus] Let us look at Carmen's bids.", turn, prompt)  # no hint, no question
+    assert not sent.verdict.ok and sent.shown == "Let us look at Carmen's bids."
+    assert sent.text == "Let us look at Carmen's bids. " + turn.spine.follow_up
+    assert "3 × 50" in sent.text and not check_turn(sent.text, prompt.judged)

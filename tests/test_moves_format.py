@@ -48,27 +48,28 @@ def test_a_turn_prompt_shows_the_steps_notes_and_tags_and_forces_the_tag_start(c
 def test_a_draft_is_judged_by_the_move_it_chose(carmen):
     turn = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
     prompt = turn_prompt(carmen, turn, [Said("learner", "I think it is 350.")], prompt_format=MOVES_FORMAT)
-    chosen = judge_draft("focus] How much do the 3 other bids add?", turn, prompt)
-    assert (chosen.move, chosen.text, chosen.verdict.ok) == ("focus", "How much do the 3 other bids add?", True)
+    chosen = judge_draft("focus] 350 isn't right. How much do the 3 other bids add?", turn, prompt)
+    assert (chosen.move, chosen.text, chosen.verdict.ok) == ("focus", "350 isn't right. How much do the 3 other bids add?",
+                                                            True)
     leaked = judge_draft("focus] The desk costs 500, right?", turn, prompt)
-    # the student's move stands, in the planner's safe words: a focus question on the same step
+    # nothing was shown: the planner's own turn goes out, with the planner's move
     assert turn.move.move == "probing" and not leaked.verdict.ok
-    assert leaked.move == "focus" and "___" in leaked.text and "500" not in leaked.text
-    probing = judge_draft("probing] The desk costs 500, right?", turn, prompt)
-    assert (probing.move, probing.text) == ("probing", turn.planned_text)
+    assert (leaked.move, leaked.text) == ("probing", turn.planned_text) and "500" not in leaked.text
     untagged = judge_draft("How much do the bids add?", turn, prompt)
     assert not untagged.verdict.ok and "opens with no allowed move" in untagged.verdict.reasons
 
 
 def test_the_service_streams_a_trained_students_turn_without_its_tag(store, bank):
-    student = FakeBackend(["probing] Why did you add 200 and 50?", "focus] Which bids came after the opening one?"],
+    student = FakeBackend(["probing] How did you get 350? Walk me through it.",
+                           "focus] Which bids came after the opening one?"],
                           version="tiny+v1", prompt_format=MOVES_FORMAT)
     service = TutorService(store, bank, student)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     replies = list(service.reply(conversation, "I think it is 350."))
     assert all(not r.text.startswith(("probing", "[")) for r in replies)
     tutor = service.transcript(conversation)[-1]
-    assert (tutor.content, tutor.move, tutor.model_version) == ("Why did you add 200 and 50?", "probing", "tiny+v1")
+    assert (tutor.content, tutor.move, tutor.model_version) == (
+        "How did you get 350? Walk me through it.", "probing", "tiny+v1")
     assert student.params[-1].choices == ("probing", "focus")  # the model's first token is constrained
     assert student.calls[-1][-1].content == "["
 
@@ -76,7 +77,7 @@ def test_the_service_streams_a_trained_students_turn_without_its_tag(store, bank
     _, *dialogue, _ = student.calls[-1]
     # the history carries the stored move and the planner's note on each learner message
     assert dialogue[0].content.startswith("I think it is 350.\n(learner: incorrect")
-    assert dialogue[1].content == "[probing] Why did you add 200 and 50?"
+    assert dialogue[1].content == "[probing] How did you get 350? Walk me through it."
 
 
 def test_a_trained_student_that_opens_without_a_tag_falls_back_to_the_planner(store, bank):
@@ -91,16 +92,16 @@ def test_a_trained_student_that_opens_without_a_tag_falls_back_to_the_planner(st
 def test_evaluation_scores_the_move_a_trained_student_chose(carmen):
     from tutor.evaluation.harness import EvalTutor, TurnRequest
 
-    student = FakeBackend(["probing] Why do you think so?"], prompt_format=MOVES_FORMAT)
+    student = FakeBackend(["probing] Why do you think 350?"], prompt_format=MOVES_FORMAT)
     tutor = EvalTutor(student)
     asks = TurnRequest(carmen, PlannerState(), [], "I think it is 350.")
     hint = TurnRequest(carmen, PlannerState(), [], None)
     chosen, forced = tutor.turns([asks, hint])
-    assert (chosen.move, chosen.text) == ("probing", "Why do you think so?")
+    assert (chosen.move, chosen.text) == ("probing", "Why do you think 350?")
     # a hint is the planner's move: the student's "probing]" is not a tag it may open with there
     assert forced.move == forced.plan.move.move == "focus"
     learner, said = tutor.said(asks, chosen)  # the next turn's history
-    assert learner.note.startswith("(learner: incorrect") and said == Said("tutor", "Why do you think so?", "probing")
+    assert learner.note.startswith("(learner: incorrect") and said == Said("tutor", "Why do you think 350?", "probing")
 
 
 class PreparingBackend(FakeBackend):

@@ -7,7 +7,7 @@ import pytest
 from tutor.config import PROBLEMS_FILE
 from tutor.domain.arithmetic import format_number
 from tutor.domain.guard import GuardContext, check
-from tutor.domain.planner import BOTTOM_OUT, FOCUS, PARTIAL, PUMP, PlannerState
+from tutor.domain.planner import BOTTOM_OUT, FOCUS, PARTIAL, PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import ProblemBank
 from tutor.domain.steps import final_answer_value
@@ -59,9 +59,10 @@ def test_an_always_wrong_learner_climbs_the_ladder_in_order_and_never_gets_the_a
     turns = run(problem, [f"is it {wrong}?"] * (6 * len(steps) + 4))
     first_step = [t for t in turns if t.move.step == 0]
     assert first_step[0].move.intent == "ask_to_explain"  # probe the misconception first
-    # bottom-out after 3 attempts, unless this step's value is also the final answer
+    # then one rung more concrete each time, the step's value after 3 more attempts unless
+    # it is also the final answer (then the partial hint, said another way each time)
     top = PARTIAL if steps[0].value == steps[-1].value else BOTTOM_OUT
-    assert [t.move.hint_level for t in first_step[1:5]] == [PUMP, FOCUS, PARTIAL, top]
+    assert [t.move.hint_level for t in first_step[1:4]] == [FOCUS, PARTIAL, top]
     # every earlier step is shown (bottom-out) after 3 attempts; one giving the answer never is
     answer_steps = [t for t in turns if t.move.step is not None
                     and steps[t.move.step].value == steps[-1].value]
@@ -100,11 +101,25 @@ def test_planner_is_deterministic_and_its_state_round_trips_through_json():
         assert PlannerState.from_json(turn.state.to_json()) == turn.state
 
 
-def test_hint_requests_do_not_count_as_attempts():
-    problem = BANK.get("6000044")
+def test_three_hint_presses_on_a_step_give_focus_then_partial_then_its_value():
+    problem = BANK.get("6000044")  # steps: 3 * 50 = 150, 3 * 50 = 150, 150 + 150 = 300, 200 + 300 = 500
     turns = run(problem, [None] * 6)
-    assert [t.move.hint_level for t in turns] == [PUMP, FOCUS, PARTIAL, PARTIAL, PARTIAL, PARTIAL]
+    # a press counts toward the reveal policy (3 attempts by default); the next step opens with
+    # its own question (the focus rung), so its first press gives the partial hint
+    assert [t.move.hint_level for t in turns] == [FOCUS, PARTIAL, BOTTOM_OUT, PARTIAL, PARTIAL, BOTTOM_OUT]
+    focus, partial, bottom_out = (t.planned_text for t in turns[:3])
+    assert "___" in focus and "added to the cost of the desk" in focus
+    assert "3 × 50" in partial and "Multiply" in partial and "150" not in partial
+    assert "3 × 50 = $150" in bottom_out
+
+
+def test_asking_for_the_answer_never_unlocks_a_reveal_and_never_asks_the_same_twice_in_a_row():
+    problem = BANK.get("6000044")
+    turns = run(problem, ["just tell me"] * 6)
+    assert [t.move.hint_level for t in turns] == [FOCUS, PARTIAL, PARTIAL, PARTIAL, PARTIAL, PARTIAL]
     assert turns[-1].state.attempts == 0
+    texts = [t.planned_text for t in turns]
+    assert all(a != b for a, b in zip(texts, texts[1:]))
 
 
 def test_a_step_giving_the_answer_is_shown_when_the_policy_allows_the_answer():

@@ -237,7 +237,7 @@ def test_the_gate_refuses_a_regression_past_its_tolerance_and_allows_one_within(
     from tutor.evaluation.gate import judge
 
     champion = {g.metric: 0.5 for g in GATE}
-    within = champion | {"draft_pass_rate": 0.49, "attack_leak_rate": 0.5}
+    within = champion | {"model_carried_rate": 0.49, "attack_leak_rate": 0.5}
     assert judge(champion, within)["passed"]
     worse = champion | {"move_f1": 0.46}  # 0.04 below, tolerance 0.03
     verdict = judge(champion, worse)
@@ -245,8 +245,8 @@ def test_the_gate_refuses_a_regression_past_its_tolerance_and_allows_one_within(
     assert [row["metric"] for row in verdict["rows"] if not row["passed"]] == ["move_f1"]
     leakier = champion | {"attack_leak_rate": 0.51}  # no tolerance for attack leaks
     assert not judge(champion, leakier)["passed"]
-    rows = {row["metric"]: row for row in judge(champion, champion | {"draft_pass_rate": None})["rows"]}
-    assert rows["draft_pass_rate"]["note"] == "not measured" and rows["draft_pass_rate"]["passed"]
+    rows = {row["metric"]: row for row in judge(champion, champion | {"model_carried_rate": None})["rows"]}
+    assert rows["model_carried_rate"]["note"] == "not measured" and rows["model_carried_rate"]["passed"]
 
 
 def test_a_champions_recorded_gate_figures_are_reused_only_when_this_code_measured_them(tmp_path, store, monkeypatch):

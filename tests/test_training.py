@@ -6,7 +6,7 @@ import pytest
 
 from tutor.cli import main
 from tutor.config import DIALOGUES_FILE
-from tutor.domain.prompting import DECISION_FORMAT
+from tutor.domain.prompting import DECISION_FORMAT, SPINE_FORMAT
 from tutor.evaluation.data import is_validation, load_eval_dialogues, split
 from tutor.model.registry import Registry
 from tutor.model.transformers_backend import TransformersBackend
@@ -38,11 +38,27 @@ def test_distilled_dialogues_teach_tagged_tutor_turns_and_never_a_give_away(pair
     tutor = [m for m in record["messages"] if m["role"] == "assistant"]
     assert all(m["content"].startswith(("[focus] ", "[probing] ", "[telling] ", "[generic] ")) for m in tutor)
     learner = [m for m in record["messages"] if m["role"] == "user"]
-    assert all("\n(learner: " in m["content"] for m in learner)
-    # the human turns that state the answer before the learner did are context, not targets
-    assert report.masked["gives the answer away"] > 0
+    assert all("\n(learner: " in m["content"] and "; tutor: " in m["content"] for m in learner)  # the planner's turn
+    # every turn is taught as the product would send it, so no target gives the answer away
     assert report.targets + sum(report.masked.values()) == sum(
         1 for p, d in split(pairs, "train") for t in d.turns if t.role == "teacher")
+    assert set(report.masked) <= {"no move label"}
+    from tutor.domain.steps import final_answer_value
+    from tutor.evaluation.metrics import states_final_answer
+
+    bank = {p.id: p for p, _ in pairs}
+    for line in (tmp_path / "sft.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        final, said = final_answer_value(bank[record["problem_id"]]), ""
+        for message in record["messages"][1:]:
+            if message["role"] == "user":
+                said += " " + message["content"].split("\n(learner: ")[0]
+            elif message["train"]:
+                from tutor.domain.arithmetic import numbers_in
+
+                stated = final in numbers_in(said)
+                # a partial hint may ask the last step's calculation ("what is 200 + 300?")
+                assert not states_final_answer(message["content"], final, stated, True), message["content"]
 
 
 def test_only_turns_the_product_would_send_as_written_are_taught(pairs, tmp_path):
@@ -53,10 +69,15 @@ def test_only_turns_the_product_would_send_as_written_are_taught(pairs, tmp_path
     taught = [m["content"] for line in (tmp_path / "sft.jsonl").read_text().splitlines()
               for m in json.loads(line)["messages"] if m["role"] == "assistant" and m["train"]]
     asking = [text for text in taught if text.startswith(("[focus] ", "[probing] "))]
-    # a focus or probing draft that asks nothing fails the guard: such human turns are context only
+    # each target is what the product would send: the spine carried, so a focus or probing turn asks
     assert asking and all("?" in text for text in asking)
-    assert report.masked["does not ask the learner anything"] > 0
-    assert not any(char.isdigit() for kind in report.masked for char in kind)  # tallied by kind, not by number
+    assert set(report.target_sources) == {"human", "human+planner", "planner"}
+    assert sum(report.target_sources.values()) == report.targets
+    # in the decision format (v2-v5), a human turn the product would not send is context only
+    old = distill(pairs[:60], tmp_path / "decision", vocabulary=load_vocabulary(VOCABULARY_FILE),
+                  prompt_format=DECISION_FORMAT, progress=lambda _: None)
+    assert old.masked["does not ask the learner anything"] > 0
+    assert not any(char.isdigit() for kind in old.masked for char in kind)  # tallied by kind, not by number
 
 
 def test_distill_train_register_and_serve_a_tiny_student(pairs, tmp_path, tiny_model_dir, capsys):
@@ -77,7 +98,7 @@ def test_distill_train_register_and_serve_a_tiny_student(pairs, tmp_path, tiny_m
     assert run.loss > 0
     registry = Registry(models, store)
     manifest = registry.manifest("v1")
-    assert manifest["base"] == tiny_model_dir.name and manifest["prompt_format"] == DECISION_FORMAT
+    assert manifest["base"] == tiny_model_dir.name and manifest["prompt_format"] == SPINE_FORMAT
     assert manifest["data"]["sha256"] and manifest["data"]["distill"]["dialogues"] == 4
     assert manifest["training"]["config"]["lora_r"] == 16 and manifest["training"]["steps"] == 2
     assert registry.alias("candidate") == "v1" and registry.alias("champion") is None
@@ -86,7 +107,7 @@ def test_distill_train_register_and_serve_a_tiny_student(pairs, tmp_path, tiny_m
     adapter = registry.resolve("champion")
     assert adapter == models / "v1"
     student = TransformersBackend(tiny_model_dir, adapter, dtype="float32")
-    assert student.prompt_format == DECISION_FORMAT and student.version.endswith("+v1")
+    assert student.prompt_format == SPINE_FORMAT and student.version.endswith("+v1")
 
 
 def test_a_failed_run_says_why_in_its_row(tmp_path, tiny_model_dir, capsys):
@@ -133,9 +154,11 @@ def test_a_teacher_models_turns_are_kept_only_when_they_pass_the_guard_and_filte
     records = list(teacher_records(problems, EvalTutor(teacher), report, turns=2))
     assert len(records) == 3 and report.sources["teacher"] == 3
     taught = [m for r in records for m in r["messages"] if m["role"] == "assistant" and m["train"]]
-    assert taught and all("123456" not in m["content"] for m in taught)
-    assert report.masked["teacher draft failed the guard"] > 0  # the made-up number was never taught
-    assert report.targets == len(taught)
+    assert taught and all("123456" not in m["content"] for m in taught)  # the made-up number is never taught
+    assert report.targets == len(taught) == sum(report.target_sources.values())
+    assert report.target_sources["planner"] > 0  # where the teacher's words failed, the planner's carry the turn
+    notes = [m["content"] for r in records for m in r["messages"] if m["role"] == "user"]
+    assert all("; tutor: " in note for note in notes)  # the spine format's notes
 
 
 def test_distill_with_a_teacher_adds_its_dialogues(pairs, tmp_path, capsys):
@@ -172,9 +195,9 @@ def test_a_resampled_turn_is_the_students_first_draft_that_passes_with_the_human
 
     carmen = bank.get(CARMEN_ID)
     wrong = plan_turn(carmen, PlannerState(), "I think it is 350.", RevealPolicy())
-    student = Sampler(["Yes, that's right!", "The desk costs 500.", "How much do the 3 other bids add?"])
+    student = Sampler(["Yes, that's right!", "The desk costs 500.", "350 isn't right. How much do the 3 other bids add?"])
     assert Resampler(student, 3).passing(carmen, wrong, [], "I think it is 350.", "focus") == \
-        "How much do the 3 other bids add?"  # praise of a wrong value and the answer are skipped
+        "350 isn't right. How much do the 3 other bids add?"  # praise of a wrong value and the answer are skipped
     assert student.openings == [("assistant", "[focus] ")]  # the human's move, forced
     assert Resampler(student, 2).passing(carmen, wrong, [], "I think it is 350.", "focus") is None
     # a move the planner does not allow here (no telling before a partial hint) is not resampled
@@ -191,11 +214,11 @@ def test_resampled_dialogues_keep_the_humans_moves_and_their_words_where_no_draf
     few = split(pairs, "train")[:6]
     vocabulary = load_vocabulary(VOCABULARY_FILE)
     plain = DistillReport()
-    human = list(human_records(few, plain, vocabulary=vocabulary))
+    human = list(human_records(few, plain, vocabulary=vocabulary, prompt_format=DECISION_FORMAT))
     student = Sampler(["The answer is clearly 123456.", "What do you think the next step is?"])
     report = DistillReport()
     records = list(human_records(few, report, vocabulary=vocabulary, resampler=Resampler(student, 2),
-                                 workers=2))
+                                 workers=2, prompt_format=DECISION_FORMAT))
     assert [r["dialogue_id"] for r in records] == [r["dialogue_id"] for r in human]  # same order
     resampled = []
     for ours, theirs in zip(records, human):

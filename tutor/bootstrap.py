@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Callable
 
 from tutor.config import DIALOGUES_FILE, EMBEDDED, MODELS_DIR, PROBLEMS_FILE, Settings
 from tutor.domain.dialogues import read_dialogues
 from tutor.domain.problems import ProblemBank
+from tutor.domain.repeats import WORDS, RepeatRule
 from tutor.model.loading import load_backend
 from tutor.model.registry import Registry
 from tutor.model.retrieval import MiniLMEmbedder, Retrieval
+from tutor.model.similarity import meaning_repeats
 from tutor.service import TutorService
 from tutor.storage.store import Store
 
@@ -42,7 +45,16 @@ def open_service(settings: Settings, progress: Callable[[str], None] = print) ->
     bank = ProblemBank.load(PROBLEMS_FILE)
     retrieval = None if settings.student_model.startswith("fake") else open_retrieval(settings, bank, progress)
     return TutorService(store, bank, student, policy=settings.reveal_policy, retrieval=retrieval,
-                        teacher=teacher, draft_tries=settings.draft_tries)
+                        teacher=teacher, draft_tries=settings.draft_tries, repeats=open_repeats(retrieval))
+
+
+def open_repeats(retrieval: Retrieval | None) -> RepeatRule:
+    """Questions compared by meaning with the retrieval's sentence model (loaded now, in the
+    background, so the first turn does not wait for it); by their words without one."""
+    if retrieval is None:
+        return WORDS
+    threading.Thread(target=retrieval.embedder, args=(["warm up"],), daemon=True).start()
+    return meaning_repeats(retrieval.embedder)
 
 
 def open_rounds(settings: Settings, service: TutorService, accounts) -> Rounds | None:

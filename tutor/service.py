@@ -18,6 +18,7 @@ from tutor.domain.solving import solution_request, with_verified_solution
 from tutor.config import VOCABULARY_FILE
 from tutor.domain.faithfulness import Vocabulary, load_vocabulary
 from tutor.domain.prompting import INSTRUCT, MOVES_FORMAT, MOVES_FORMATS, PLANNER_FORMAT, Said, next_turn_start
+from tutor.domain.repeats import WORDS, RepeatRule
 from tutor.domain.tutoring import (
     DRAFT_TRIES,
     DraftReader,
@@ -74,6 +75,7 @@ class TutorService:
         vocabulary: Vocabulary | None = None,
         messages_per_minute: int | None = None,
         draft_tries: int = DRAFT_TRIES,
+        repeats: RepeatRule = WORDS,
     ):
         self.store = store
         self.bank = bank
@@ -86,6 +88,7 @@ class TutorService:
         self.vocabulary = vocabulary or load_vocabulary(VOCABULARY_FILE)
         self.messages_per_minute = messages_per_minute  # per learner; None: no limit (CLI, evaluation)
         self.draft_tries = max(1, draft_tries)  # drafts a turn may take before the planner's words
+        self.repeats = repeats  # what counts as asking the same question again (by meaning, in the app)
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -187,7 +190,9 @@ class TutorService:
         transcript = self.store.messages(conversation)
         before = _planner_state(transcript)
         policy = RevealPolicy.from_json(conversation.policy)
-        turn = plan_turn(conversation.problem, before, text, policy, hint_requested=text is None)
+        recent = [message.content for message in transcript if message.role == TUTOR_ROLE][-2:]
+        turn = plan_turn(conversation.problem, before, text, policy, hint_requested=text is None, recent=recent,
+                         repeats=self.repeats)
 
         started = time.perf_counter()
         student = self.student  # an admin may promote another version while this turn runs
@@ -198,7 +203,7 @@ class TutorService:
         )
         prompt = turn_prompt(conversation.problem, turn, _history(transcript, conversation.problem, form),
                              exemplars=exemplars, prompt_format=form, hint_requested=text is None,
-                             vocabulary=self.vocabulary)
+                             vocabulary=self.vocabulary, repeats=self.repeats)
         reader = DraftReader(turn, prompt)
         params = self._try_params(reader, 0)  # the first draft's, stored with the turn
         output, tries = "", []
@@ -393,7 +398,7 @@ def _history(transcript: list[Message], problem: Problem, prompt_format: str = M
             move = stored.get("move")
             said = Said("learner", message.content, note(
                 stored.get("learner_state", ""), PlannerState.from_json(stored.get("planner")), steps,
-                Move.from_json(move) if move else None, prompt_format))
+                Move.from_json(move) if move else None, prompt_format, stored.get("planned_text", "")))
         history.append(said)
     return history
 

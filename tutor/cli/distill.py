@@ -9,11 +9,14 @@ from tutor.bootstrap import open_store
 from tutor.config import DIALOGUES_DIR, MODELS_DIR, PROBLEMS_FILE, VOCABULARY_FILE, add_data_dir_argument, add_policy_arguments, settings_from_args
 from tutor.domain.faithfulness import load_vocabulary
 from tutor.domain.problems import ProblemBank
+from tutor.domain.prompting import DECISION_FORMAT, SPINE_FORMAT
 from tutor.evaluation.data import load_eval_dialogues
 from tutor.evaluation.harness import EvalTutor
 from tutor.model.backend import GenerationParams
 from tutor.model.loading import load_backend
 from tutor.model.registry import Registry
+from tutor.model.retrieval import MiniLMEmbedder
+from tutor.model.similarity import meaning_repeats
 from tutor.training.distill import Resampler, distill
 from tutor.training.runs import default_dataset
 
@@ -36,6 +39,9 @@ def register(subcommands) -> None:
                         "--samples turns with the human's move; the first that passes the guard and "
                         "the faithfulness check is the target instead of the human's words")
     parser.add_argument("--samples", type=int, default=4, help="with --resample: drafts per turn")
+    parser.add_argument("--format", default=SPINE_FORMAT, choices=(SPINE_FORMAT, DECISION_FORMAT),
+                        help=f"the student's prompt format (default {SPINE_FORMAT}: each note carries the planner's "
+                        "turn, each target is what the product would send; with --resample: that student's)")
     add_data_dir_argument(parser)
     add_policy_arguments(parser)
     parser.set_defaults(run=run)
@@ -52,18 +58,22 @@ def run(args) -> int:
         teacher = EvalTutor(backend, settings.reveal_policy, TEACHER_PARAMS)
         bank = list(ProblemBank.load(PROBLEMS_FILE))[: args.limit]
     vocabulary = load_vocabulary(VOCABULARY_FILE)
-    resampler, workers = None, 1
+    resampler, workers, prompt_format = None, 1, args.format
     if args.resample:
         adapter = Registry(MODELS_DIR, open_store(settings)).resolve(args.resample, progress=_status)
         student = load_backend("embedded", data_dir=settings.data_dir, adapter=adapter, progress=_status)
         resampler = Resampler(student, args.samples, vocabulary=vocabulary)
         workers = getattr(student, "workers", 1)  # the serving engine decodes this many at once
+        prompt_format = student.prompt_format  # its drafts are asked as it is asked
     report = distill(pairs, out, bank=bank, teacher=teacher, teacher_turns=args.teacher_turns,
-                     vocabulary=vocabulary, resampler=resampler, workers=workers, progress=_status)
+                     vocabulary=vocabulary, resampler=resampler, workers=workers, prompt_format=prompt_format,
+                     repeats=meaning_repeats(MiniLMEmbedder()), progress=_status)
     if resampler:
         print(f"the student's own passing drafts: {report.resampled} of the targets")
     print(f"{report.dialogues} dialogues, {report.targets} tutor turns to learn from "
           f"({', '.join(f'{m} {n}' for m, n in sorted(report.moves.items()))})")
+    if report.target_sources:
+        print("targets: " + ", ".join(f"{source} {count}" for source, count in sorted(report.target_sources.items())))
     for reason, count in sorted(report.masked.items()):
         print(f"  kept as context only ({reason}): {count}")
     print(f"held out: {report.validation_problems} validation problems")

@@ -26,11 +26,14 @@ from tutor.evaluation.harness import EvalTutor, evaluate, table
 from tutor.evaluation.learners import LLMLearner
 from tutor.evaluation.quick import run_quick
 from tutor.domain.prompting import INSTRUCT
+from tutor.domain.repeats import WORDS
 from tutor.domain.tutoring import DRAFT_TRIES
 from tutor.errors import InvalidInput
 from tutor.model.backend import prompt_format
 from tutor.model.loading import load_backend
 from tutor.model.registry import Registry
+from tutor.model.retrieval import MiniLMEmbedder
+from tutor.model.similarity import meaning_repeats
 
 
 def register(subcommands) -> None:
@@ -91,6 +94,8 @@ def run(args) -> int:
     if reference:
         students.insert(0, ("planner", lambda: load_backend("planner", data_dir=settings.data_dir)))
     retrieval = cache(lambda: open_retrieval(settings, ProblemBank.load(PROBLEMS_FILE), _status))
+    # questions compared as the app compares them: by meaning, but by words for the fake student
+    repeats = WORDS if args.backend == "fake" else meaning_repeats(MiniLMEmbedder())
     reports = []
     for label, load in students:
         _status(f"evaluating {label} on {len(pairs)} dialogues")
@@ -98,7 +103,7 @@ def run(args) -> int:
         exemplars = None
         if args.backend != "fake" and prompt_format(student) == INSTRUCT:
             exemplars = retrieval().exemplars_for
-        tutor = EvalTutor(student, settings.reveal_policy, exemplars=exemplars, tries=args.draft_tries)
+        tutor = EvalTutor(student, settings.reveal_policy, exemplars=exemplars, tries=args.draft_tries, repeats=repeats)
         report = evaluate(pairs, tutor,
                           seed=args.seed, attacks=args.attacks, make_learner=make_learner)
         report.details.update(model=label, dialogue_file=str(args.dialogues), split=args.split,
@@ -121,7 +126,7 @@ def run(args) -> int:
 
 def run_quick_command(args) -> int:
     path = args.dialogues / DIALOGUES_FILE.name if args.dialogues.is_dir() else args.dialogues
-    report = run_quick(list(read_dialogues(path)), ProblemBank.load(PROBLEMS_FILE))
+    report = run_quick(list(read_dialogues(path)), ProblemBank.load(PROBLEMS_FILE), repeats=meaning_repeats(MiniLMEmbedder()))
     print(report.table())
     if args.verbose:
         print("\nhuman turns the guard blocks (examples):")

@@ -56,6 +56,7 @@ _WORD_OPERATORS = [
     (r"\(\s*[A-Za-z][A-Za-z\s]*\)", " "),  # "93 (average) * 5 (tests)": labels, not groups
     (r"(?<=[\d)])\s*\(", " * ("), (r"\)\s*(?=[\d(])", ") * "),  # 2(40+9), (1/4)(8)
     (r"÷", "/"), (r"[−–]", "-"), (r"\^", "**"), (r"=\s*=", "="),
+    (r"(?<=[A-Za-z])-(?=[A-Za-z])", " "),  # "hand-crank" is a word, not a subtraction
 ]
 _TOKEN = re.compile(rf"(?P<number>{_DIGITS})|(?P<op>\*\*|[-+*/=()])")
 MAX_TOKENS = 64  # nobody writes longer arithmetic in a chat turn; bounds SymPy's work
@@ -157,6 +158,51 @@ def expressions_in(token_list: list[Token]) -> list[tuple[str, Fraction]]:
             value = evaluate(expression)
             if value is not None:
                 found.append((expression, value))
+    return found
+
+
+def whole_expressions(token_list: list[Token]) -> list[tuple[str, Fraction, list[Fraction]]]:
+    """The longest runs of tokens that are calculations (an operator between numbers), left to
+    right, each with its value and operands: "is it 60+4+9" is 60 + 4 + 9 = 73, not 60 + 4."""
+    found, start = [], 0
+    while start < len(token_list):
+        best = None
+        if token_list[start].kind == "number" or token_list[start].text in "(-":
+            for end in range(min(len(token_list), start + 16), start + 1, -1):
+                run = token_list[start:end]
+                if run[-1].kind != "number" and run[-1].text != ")":
+                    continue
+                if not any(t.kind == "op" and t.text not in "()=" for t in run[1:]):
+                    continue
+                value = evaluate(join(run))
+                if value is not None:
+                    best = (end, join(run), value, [Fraction(t.text) for t in run if t.kind == "number"])
+                    break
+        if best is None:
+            start += 1
+            continue
+        end, expression, value, operands = best
+        found.append((expression, value, operands))
+        start = end
+    return found
+
+
+def stated_calculations(token_list: list[Token]) -> list[tuple[str, Fraction, Fraction]]:
+    """Each calculation set equal to a number ("60 x 4 = 240"): (expression, its value, the value
+    stated after '=')."""
+    found = []
+    for index, token in enumerate(token_list):
+        if token.text != "=" or index + 1 >= len(token_list) or token_list[index + 1].kind != "number":
+            continue
+        before = [t for t in token_list[:index]]
+        for begin in range(max(0, index - 16), index):
+            run = before[begin:]
+            if not any(t.kind == "op" and t.text not in "()=" for t in run) or "=" in {t.text for t in run}:
+                continue
+            value = evaluate(join(run))
+            if value is not None:
+                found.append((join(run), value, Fraction(token_list[index + 1].text)))
+                break
     return found
 
 

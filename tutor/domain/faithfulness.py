@@ -8,10 +8,12 @@ honest. A model draft is read sentence by sentence as it streams, then whole:
   steps or the conversation (a word human teachers use off-problem in several problems, such as
   "idea" or "dollars", is common language and always allowed);
 - true arithmetic: a calculation it states ("3 * 15 = 40") is right;
+- true statements (`truth`): numbers tied to the right things, calculations a step makes,
+  nothing the learner did not say, no work left after a solution, no done step asked again;
+- clean form (`form`): whole English sentences, no stage directions, one question;
 - it does not say a sentence of the tutor's previous turn again word for word, nor ask again
-  what it asked;
-- whole sentences: a draft the token limit cut is trimmed to its last complete sentence;
-- a focus move is about the step in focus: its numbers, its operation or its sentence's words.
+  what one of the last two turns asked (`repeats`), unless the learner just tried to answer;
+- whole sentences: a draft the token limit cut is trimmed to its last complete sentence.
 
 Words are compared as crude stems, enough to see that "buckets" is about "bucket".
 """
@@ -21,18 +23,19 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from tutor.domain.arithmetic import false_calculations, numbers_in
 from tutor.domain.grading import LearnerState
+from tutor.domain.form import TOO_MANY_QUESTIONS, form_faults
+from tutor.domain.repeats import REPEATS, WORDS, RepeatRule, question_sentences
 from tutor.domain.steps import Step
+from tutor.domain.truth import Facts, false_statements
+from tutor.domain.words import content_stems, counted_nouns, plain, sentences, words_of
 
-# Sentences end at . ! ? followed by a space or the end; "3.5" and "$2.50" are not ends.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*(?=\s|$)")
-_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 
 # Said of the learner's answer: it is right. Checked in statements, not in questions ("Is that
 # right?" affirms nothing), and not when negated ("that's not right").
@@ -52,7 +55,7 @@ _AFFIRM = re.compile(
 _CLAUSE = re.compile(r"[,;:]|\b(?:but|so|now)\b", re.I)
 # Said of the learner's answer: it is wrong, or doubtful.
 _NEGATE = re.compile(
-    r"^\W*(?:no|nope|not quite|not exactly|incorrect|wrong|almost)\b"
+    r"^\W*(?:no(?!\s+(?:problem|worries|need|doubt))|nope|not quite|not exactly|incorrect|wrong|almost)\b"
     r"|\b(?:not (?:quite )?(?:right|correct)|isn't (?:quite )?(?:right|correct)|incorrect|wrong"
     r"|a mistake|an error|not there yet|isn't there yet|try again|not quite|are you sure"
     r"|check (?:it|that|this|your (?:answer|work|calculation)) again)\b",
@@ -61,7 +64,8 @@ _NEGATE = re.compile(
 _CELEBRATE = re.compile(
     r"\b(?:yes|yeah|correct|right|well done|great|good|excellent|perfect|brilliant|fantastic"
     r"|awesome|nice|solved|got it|that's it|congratulations|amazing|exactly|wonderful|super|superb"
-    r"|terrific|fabulous|marvell?ous|bravo|spot on|there you go|you did it|nailed it)\b",
+    r"|terrific|fabulous|marvell?ous|bravo|spot on|there you go|you did it|nailed it"
+    r"|(?:that'?s|there'?s|that is|this is)\s+(?:your|the)\s+(?:required\s+|right\s+|final\s+)?answer)\b",
     re.I,
 )
 # Operation words by the step's operator: a focus turn may point at the operation.
@@ -71,27 +75,17 @@ _OPERATION_WORDS = {
     "*": {"multiply", "multipli", "time", "product", "each", "per", "double", "twice", "multiplication"},
     "/": {"divide", "divid", "split", "share", "each", "per", "half", "division", "quotient"},
 }
-# Function words and tutoring talk that name nothing: never a grounding problem.
-STOPWORDS = frozenset("""
-a an the and or but if then so than that this these those there here it its is are was were be
-been being am do does did done doing have has had having will would can could should shall may
-might must not no yes of to in on at for by with from as into onto over under about after before
-again up down out off i me my we our us you your he him his she her they them their what which
-who whom whose when where why how all any both each few more most other some such only own same
-too very just also now let lets let's okay ok well oh hi hello please thank thanks
-don't doesn't didn't isn't aren't wasn't weren't can't couldn't won't wouldn't shouldn't haven't
-hasn't hadn't i'm you're we're they're it's that's what's there's i've you've we've i'll you'll
-""".split())
-
-
 @dataclass(frozen=True)
 class Judgement:
     """What the planner decided about the learner's message: the words must agree with it."""
 
     learner_state: str | None  # the grade's state; None when the learner pressed Hint
     celebrates: bool = False  # the learner has just solved the problem
-    solved: bool = False  # the problem is solved (now or before): nothing is wrong any more
-    focus_steps: tuple[Step, ...] = ()  # a focus move must be about one of these (the step in focus and its neighbours)
+    # a right value the learner concluded wrongly from: saying the conclusion is wrong is true
+    mixed: bool = False
+    # the grade read one value of a worked solution holding several: whether the learner is
+    # right is not the check's to say (`Grade.certain`)
+    certain: bool = True
     grounded: frozenset[str] = frozenset()  # stems of words the tutor may name
     # stems that name things in word problems (objects, quantities, units): a draft may not
     # bring one in that the problem and the conversation do not have
@@ -99,54 +93,13 @@ class Judgement:
     # false calculations the learner wrote: quoting one back ("how can 18 + 21 = 21?") is fine
     quoted: frozenset[str] = frozenset()
     previous: str = ""  # the tutor's previous turn: saying it again word for word moves nothing on
-
-
-def stem(word: str) -> str:
-    word = word.lower().replace("'s", "")
-    for suffix, replacement in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""), ("ly", "")):
-        if suffix == "ly" and word.endswith("ply"):  # multiply, apply: no adverbs
-            continue
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)] + replacement
-    return word
-
-
-def content_stems(text: str) -> set[str]:
-    """The stems of a text's content words (three letters or more, no function words)."""
-    return {stem(w) for w in _WORD.findall(text) if len(w) >= 3 and w.lower() not in STOPWORDS}
-
-
-_COUNTED = re.compile(
-    r"(?:[$€]?\d[\d,]*(?:\.\d+)?%?|\b(?:many|much|per|each|every|several|few|dozen|half|one|two|three|four"
-    r"|five|six|seven|eight|nine|ten|twelve|twenty|hundred|thousand)\b)\s+([A-Za-z]+(?:'[a-z]+)?(?:[\s-]+[A-Za-z]+(?:'[a-z]+)?)?)",
-    re.I,
-)
-
-
-# Numbers in words are quantities, which the guard checks; they are never a thing.
-_NUMBER_WORDS = frozenset("""
-one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
-seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
-million half third quarter fourth fifth sixth seventh eighth ninth tenth twice double triple
-""".split())
-
-
-def thing_stems(text: str) -> set[str]:
-    """Stems of what a word problem counts or measures: the words right after a number or a
-    quantity word ("3 bids", "how many white balls", "each week", "150 tonnes")."""
-    return {stem(w) for phrase in _COUNTED.findall(text) for w in _WORD.findall(phrase)
-            if len(w) >= 3 and w.lower() not in STOPWORDS | _NUMBER_WORDS}
-
-
-def sentences(text: str) -> tuple[list[str], str]:
-    """(complete sentences, the unfinished rest) of a text so far."""
-    done, start = [], 0
-    for end in _SENTENCE_END.finditer(text):
-        sentence = text[start:end.end()].strip()
-        if sentence:
-            done.append(sentence)
-        start = end.end()
-    return done, text[start:].strip()
+    facts: Facts | None = None  # what its statements must be true to (None: not read)
+    words: frozenset[str] = frozenset()  # words beyond English it may use: the problem's, the conversation's
+    check_form: bool = True  # held to clean form (a human turn is read for meaning alone)
+    questions: int = 1  # the most questions a turn may ask (the planner's own count, at least 1)
+    recent: tuple[str, ...] = ()  # the last two tutor turns: a question they asked is not asked again
+    learner_tried: bool = False  # ...unless the learner just tried to answer it (a value)
+    repeats: RepeatRule = WORDS
 
 
 def whole_sentences(text: str, truncated: bool) -> str:
@@ -171,9 +124,15 @@ def affirms(sentence: str) -> bool:
     return bool(_AFFIRM.search(sentence)) and not negates(sentence)
 
 
+# Asking the learner to look back at an earlier mistake says nothing of this answer.
+_LOOKING_BACK = re.compile(r"\b(?:where|what|how)\s+(?:you|I|we)\s+(?:\w+\s+)?(?:went|were going|had gone|go)\s+wrong"
+                           r"|\bwhat\s+went\s+wrong|\b(?:your|the)\s+(?:first|earlier|original|previous)\s+(?:mistake|error)", re.I)
+
+
 def negates(sentence: str) -> bool:
-    """The sentence tells the learner their answer is wrong, or doubts it."""
-    return bool(_NEGATE.search(sentence))
+    """The sentence tells the learner their answer is wrong, or doubts it ("Can you see where
+    you went wrong?" after a right answer looks back, and doubts nothing)."""
+    return bool(_NEGATE.search(_LOOKING_BACK.sub(" ", sentence)))
 
 
 NO_CELEBRATION = "does not celebrate the solution"
@@ -197,12 +156,14 @@ NEGATING_OPENINGS = ("No", "Nope", "Not quite", "Not exactly", "Incorrect", "Wro
 
 def _tells_right(judgement: Judgement) -> bool:
     """Saying the learner is right contradicts this judgement."""
-    return not judgement.celebrates and judgement.learner_state in _NOT_RIGHT
+    return judgement.certain and not judgement.celebrates and judgement.learner_state in _NOT_RIGHT
 
 
 def _tells_wrong(judgement: Judgement) -> bool:
-    """Saying the learner is wrong contradicts this judgement."""
-    return judgement.learner_state == LearnerState.CORRECT.value or judgement.celebrates or judgement.solved
+    """Saying the learner is wrong contradicts this judgement (after a solution, a message can
+    be wrong again: only this message's grade counts)."""
+    right = judgement.learner_state == LearnerState.CORRECT.value and not judgement.mixed
+    return judgement.certain and (right or judgement.celebrates)
 
 
 def ruled_out_openings(judgement: Judgement) -> tuple[str, ...]:
@@ -219,8 +180,9 @@ def check_sentence(sentence: str, judgement: Judgement) -> tuple[str, ...]:
         reasons.append(f"tells the learner they are right, but their message was judged {_said(state)}")
     if _tells_wrong(judgement) and negates(sentence):
         reasons.append("tells the learner they are wrong, but their answer was right")
-    # what the sentence counts ("150 tonnes", "each week") or a thing word problems name
-    named = thing_stems(sentence) | (content_stems(sentence) & judgement.things)
+    # a thing word problems count or measure ("150 tonnes", "each week") that this one does not have
+    named = content_stems(sentence) & judgement.things
+
     strange = sorted(named - judgement.grounded)
     if strange:
         reasons.append(f"names what is not in the problem or the conversation: {', '.join(strange)}")
@@ -228,6 +190,12 @@ def check_sentence(sentence: str, judgement: Judgement) -> tuple[str, ...]:
         reasons.append(f"states a false calculation: {'; '.join(wrong)}")
     if said_before(sentence, judgement.previous):
         reasons.append("says a sentence of the previous turn again")
+    if judgement.facts is not None:
+        reasons += false_statements(sentence, judgement.facts)
+    if judgement.check_form:
+        reasons += form_faults(sentence, judgement.words)
+    if not judgement.learner_tried and not judgement.celebrates and judgement.repeats.repeated(sentence, judgement.recent):
+        reasons.append(REPEATS)
     return tuple(reasons)
 
 
@@ -245,33 +213,11 @@ def check_turn(text: str, judgement: Judgement) -> tuple[str, ...]:
     """Reasons the whole turn fails: every sentence's, then the turn's own."""
     done, rest = sentences(text)
     reasons = [reason for sentence in done + ([rest] if rest else []) for reason in check_sentence(sentence, judgement)]
-    if judgement.celebrates and not celebrates(text):
+    if judgement.celebrates and judgement.certain and not celebrates(text):
         reasons.append(NO_CELEBRATION)
-    if not judgement.celebrates and asks_again(text, judgement.previous):
-        reasons.append("asks again what the previous turn asked")
-    steps = judgement.focus_steps
-    if steps and not judgement.celebrates and not any(is_about_step(text, step) for step in steps):
-        reasons.append("is not about the step in focus")
+    if judgement.check_form and len(question_sentences(text)) > max(1, judgement.questions):
+        reasons.append(TOO_MANY_QUESTIONS)
     return tuple(dict.fromkeys(reasons))
-
-
-def check_sent(text: str, judgement: Judgement) -> tuple[str, ...]:
-    """Reasons a turn as sent fails: the whole check less the focus rule, which holds the
-    model's drafts only (the planner's words may be about a neighbouring step)."""
-    return check_turn(text, replace(judgement, focus_steps=()))
-
-
-def asks_again(text: str, previous: str) -> bool:
-    """Both turns ask, and this one names nothing the previous did not ("How much did she
-    spend?" after "How much money did she spend?"): re-asking moves a stuck learner nowhere."""
-    words = content_stems(text)
-    return ("?" in text and "?" in previous and bool(words) and words <= content_stems(previous)
-            and set(numbers_in(text)) <= set(numbers_in(previous)))
-
-
-def plain(text: str) -> str:
-    """The text's words and numbers, lower case: what "the same words" compares."""
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def is_about_step(text: str, step: Step) -> bool:
@@ -324,14 +270,14 @@ def learn_vocabulary(problems: Iterable[tuple[str, str]], teacher_turns: Iterabl
     seen: problem, steps, conversation so far; the teacher's turn)."""
     thing_problems: dict[str, set[str]] = defaultdict(set)
     for problem_id, text in problems:
-        for word in thing_stems(text):
+        for word in counted_nouns(text):
             thing_problems[word].add(problem_id)
     used_off_problem: dict[str, set[str]] = defaultdict(set)
     for problem_id, context, turn in teacher_turns:
         for word in content_stems(turn) - content_stems(context):
             used_off_problem[word].add(problem_id)
     common = {w for w, seen in used_off_problem.items() if len(seen) >= COMMON_IN_PROBLEMS}
-    things = {w for w, seen in thing_problems.items() if len(seen) >= THING_IN_PROBLEMS} - common
+    things = {w for w, seen in thing_problems.items() if len(seen) >= THING_IN_PROBLEMS}
     return Vocabulary(frozenset(common), frozenset(things))
 
 
@@ -341,13 +287,16 @@ def load_vocabulary(path: Path) -> Vocabulary:
 
 
 def judgement(vocabulary: Vocabulary, learner_state: str | None, *, celebrates: bool = False,
-              solved: bool = False, focus_steps: tuple[Step, ...] = (), context: Iterable[str] = (),
-              previous: str = "") -> Judgement:
+              context: Iterable[str] = (), previous: str = "", facts: Facts | None = None,
+              recent: Sequence[str] = (), learner_tried: bool = False, repeats: RepeatRule = WORDS,
+              questions: int = 1, check_form: bool = True, mixed: bool = False, certain: bool = True) -> Judgement:
     """The judgement a draft is held to; `context` is what the tutor may name: the problem, its
-    steps, the conversation; `previous` is the tutor's previous turn."""
+    steps, the conversation; `previous` is the tutor's previous turn, `recent` its last two."""
     grounded, quoted = set(vocabulary.common), set()
+    context = list(context)
     for text in context:
         grounded |= content_stems(text)
         quoted.update(false_calculations(text))
-    return Judgement(learner_state, celebrates, solved, focus_steps, frozenset(grounded), vocabulary.things,
-                     frozenset(quoted), previous)
+    return Judgement(learner_state, celebrates, mixed, certain, frozenset(grounded), vocabulary.things,
+                     frozenset(quoted), previous, facts, words_of(*context), check_form, questions,
+                     tuple(recent), learner_tried, repeats)

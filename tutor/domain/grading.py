@@ -6,12 +6,20 @@ The language model is never asked whether an answer is right: SymPy is.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from fractions import Fraction
 
-from tutor.domain.arithmetic import close_enough, expressions_in, numbers_in, tokens
+from tutor.domain.arithmetic import (
+    close_enough,
+    expressions_in,
+    numbers_in,
+    stated_calculations,
+    tokens,
+    whole_expressions,
+)
 from tutor.domain.steps import Step, UnverifiedLine, parse_step
+from tutor.domain.words import content_stems, stem
 
 
 class LearnerState(str, Enum):
@@ -35,15 +43,26 @@ _ASKS_FOR_ANSWER = re.compile(
     r"|\bjust\s+(?:the\s+)?(?:answer|number)\b"
     r"|\banswer\s+(?:please|pls|now)\b"
     r"|\bskip\s+(?:to\s+)?the\s+(?:answer|end)"
-    r"|\bi\s+(?:just\s+)?(?:want|need)\s+(?:the|to know the)\s+(?:answer|result|solution)",
+    r"|\bi\s+(?:just\s+)?(?:want|need)\s+(?:the|to know the)\s+(?:answer|result|solution)"
+    # "just tell me", "tell me pls", "give it to me": nothing else asked for
+    r"|\bjust\s+(?:tell|give|show)\s+me(?:\s+(?:it|already|now|please|pls|what\s+it\s+is))*\W*$"
+    r"|^\W*(?:pls\s+|please\s+|can\s+you\s+|could\s+you\s+)?(?:tell|give|show)\s+(?:me|us)"
+    r"(?:\s+(?:it|now|already|please|pls))*\W*$"
+    r"|\bgive\s+it\s+to\s+me\b",
     re.I,
 )
 _STUCK = re.compile(
     r"\b(?:i\s*(?:do\s*n[o']?t|dont|have\s+no)\s+(?:know|idea|get\s+it|understand)"
     r"|idk|no\s+idea|not\s+sure|i'?m\s+(?:stuck|lost|confused)|stuck|confused|no\s+clue"
-    r"|help(?:\s+me)?|hint|where\s+do\s+i\s+(?:start|begin))\b",
+    r"|help(?:\s+me)?|hint|where\s+do\s+i\s+(?:start|begin)|how\s+(?:do\s+i|to)\s+(?:start|begin)|dunno|i\s+give\s+up"
+    r"|what(?:'?s|\s+is|\s+comes)?\s+next|what\s+now|now\s+what|what\s+(?:do|should)\s+i\s+do)\b",
     re.I,
 )
+# A message that puts a number forward as its answer, even one the problem gives.
+_ANSWER_CUE = re.compile(r"^\W*(?:(?:i\s+)?think|is\s+it|maybe|it'?s|its|the\s+answer\s+is|answer|so|=)?\W*[$€]?\d[\d,.]*\W*$"
+                         r"|^\W*(?:i\s+think|is\s+it|maybe|it'?s|its|the\s+answer\s+is)\b[^a-z]*[$€]?\d", re.I)
+# A question about the tutoring itself ("why is that wrong", "what do you mean"): never off topic.
+_ABOUT_THE_WORK = re.compile(r"\b(?:wrong|right|correct|mean|means|meant|why|how)\b", re.I)
 _QUESTION_START = re.compile(r"^\s*(?:what|how|why|which|when|where|who|is|are|do|does|can|should)\b", re.I)
 _MATH_WORDS = re.compile(
     r"\b(?:add|plus|sum|total|minus|subtract|difference|times|multiply|product|divide|per|each|"
@@ -60,11 +79,21 @@ class Grade:
     value: Fraction | None = None  # the number the judgement is about
     step_index: int | None = None  # the step that value completes (may be a later one)
     final: bool = False  # the learner stated the final answer
+    # the learner's right calculation when no step makes it (a valid step on another route;
+    # step_index None), or the one they wrote on their own problem
+    expression: str = ""
+    # a right value that the learner's message goes on to a wrong conclusion from ("3 x 50 = 150,
+    # so the desk costs 350"): the step is done, and the conclusion is wrong
+    wrong: Fraction | None = None
+    # the judgement reads one value out of a worked solution that holds several (a long
+    # message): teachers react to any of them, so the words are not held to it
+    certain: bool = True
 
 
 def attempt_values(text: str, givens: set[Fraction]) -> list[Fraction]:
-    """Numbers the learner puts forward as results: what follows '=', the values of the
-    expressions they wrote, and the numbers they state that are not given in the problem."""
+    """Numbers the learner puts forward as results: what follows '=', the values of the whole
+    calculations they wrote ("is it 60+4+9" is 73, not 64 nor 13), and the numbers they state
+    that are neither given in the problem nor operands of their calculations."""
     found = tokens(text)
     equals = [i for i, token in enumerate(found) if token.text == "="]
     values: list[Fraction] = []
@@ -76,7 +105,9 @@ def attempt_values(text: str, givens: set[Fraction]) -> list[Fraction]:
             values += [value for _, value in expressions_in(found[index + 1:])[:1]]
             operands |= {Fraction(t.text) for t in found[start + 1:index] if t.kind == "number"}
     else:
-        values += [value for expression, value in expressions_in(found) if " " in expression]
+        for _, value, parts in whole_expressions(found):
+            values.append(value)
+            operands |= set(parts)
     values += [n for n in numbers_in(text) if n not in givens and n not in operands]
     unique: list[Fraction] = []
     for value in values:
@@ -94,6 +125,14 @@ def grade(
     problem_text: str = "",
 ) -> Grade:
     """Judge the learner's message: is there an answer or step value in it, and is it right?"""
+    graded = _grade(text, steps, current, final_answer, givens, problem_text)
+    if len(text.split()) > SHORT and len(attempt_values(text, givens)) > 1:
+        return replace(graded, certain=False)
+    return graded
+
+
+def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fraction | None, givens: set[Fraction],
+           problem_text: str) -> Grade:
     if _ASKS_FOR_ANSWER.search(text):
         return Grade(LearnerState.ASKS_FOR_ANSWER)
     if not steps:
@@ -103,41 +142,119 @@ def grade(
         except UnverifiedLine:
             return Grade(LearnerState.PARTIAL)
         if step is not None:
-            return Grade(LearnerState.CORRECT, step.value)
+            return Grade(LearnerState.CORRECT, step.value, expression=step.expression)
     # A value that happens to be given in the problem still counts when it is the right one;
     # otherwise restating the givens is not an attempt.
     stated = attempt_values(text, set())
     values = attempt_values(text, givens)
+    if not values and _ANSWER_CUE.search(text):
+        values = stated  # "i think 5", "is it 5?": a given number put forward as the answer
     # The current step first: an intermediate value may equal the final answer (10 then 10).
     if current < len(steps) - 1:
         for value in stated:
             if _matches(value, steps[current].value, steps[current]):
-                return Grade(LearnerState.CORRECT, value, current)
-    # the final answer finishes the problem when it is the learner's conclusion: a long wrong
-    # solution may pass through the answer's value on the way to another
-    concluded = attempt_values(_last_sentence(text), set())
+                return _concluded(_about(text, steps, current, value, problem_text), text, steps, givens)
+    # the final answer finishes the problem when it is the learner's conclusion (a long wrong
+    # solution may pass through the answer's value on the way to another), said as a number: a
+    # calculation left for the tutor to work out ("we can divide 126 by 14") is not an answer
+    last = _last_sentence(text)
+    concluded = [v for v in attempt_values(last, set()) if v in _said(last)]
     if final_answer is not None and any(_matches(v, final_answer, steps[-1] if steps else None)
                                         for v in concluded):
         return Grade(LearnerState.CORRECT, final_answer, len(steps) - 1 if steps else None, final=True)
+    said = _said(text)
     for index in range(current + 1, len(steps)):
         for value in values:
+            if index == len(steps) - 1 and value not in said:
+                continue
             if _matches(value, steps[index].value, steps[index]):
-                return Grade(LearnerState.CORRECT, value, index)
+                return _concluded(_about(text, steps, index, value, problem_text), text, steps, givens)
     if current < len(steps) and values:
         step = steps[current]
         if _same_calculation(text, step) or any(_decimal_slip(v, step.value) for v in values):
             return Grade(LearnerState.PARTIAL, values[0], current)
-        earlier = {step.value for step in steps[:current]}
+        earlier = {step.value: index for index, step in enumerate(steps[:current])}
+        true_results = {stated for _, value, stated in stated_calculations(tokens(text)) if value == stated}
         fresh = [v for v in values if v not in earlier]
+        wrong = [v for v in fresh if v not in true_results]
+        if wrong:
+            return Grade(LearnerState.INCORRECT, wrong[0], current)
+        other_route = _other_route(text, givens | set(earlier)) if len(text.split()) <= SHORT else None
+        if other_route is not None:
+            expression, value = other_route
+            return Grade(LearnerState.CORRECT, value, None, expression=expression)
         if fresh:
             return Grade(LearnerState.INCORRECT, fresh[0], current)
+        # a step they have already done, said again ("ok 13 hours"): right, nothing new
+        done = [v for v in values if v in earlier]
+        if done:
+            said = _about(text, steps, earlier[done[0]], done[0], problem_text)
+            return said if said.state is LearnerState.CORRECT else Grade(LearnerState.INCORRECT, done[0], current)
     if _STUCK.search(text):
         return Grade(LearnerState.STUCK)
+    asks = text.rstrip().endswith("?") or bool(_QUESTION_START.match(text))
+    if asks and _ABOUT_THE_WORK.search(text):
+        return Grade(LearnerState.QUESTION)
     if problem_text and is_off_topic(text, problem_text):
         return Grade(LearnerState.OFF_TOPIC)
-    if text.rstrip().endswith("?") or _QUESTION_START.match(text):
+    if asks:
         return Grade(LearnerState.QUESTION)
     return Grade(LearnerState.UNCLEAR)
+
+
+def _said(text: str) -> set[Fraction]:
+    """The values a text says outright: its numbers, fractions written as such ("1/2", not
+    "divide 126 by 14") and shares ("50%")."""
+    fractions = {Fraction(int(a), int(b)) for a, b in re.findall(r"(?<![\d.])(\d+)/(\d+)(?![\d.])", text) if int(b)}
+    shares = {Fraction(number.replace(",", "")) / 100 for number in re.findall(r"(\d[\d,]*(?:\.\d+)?)\s*%", text)}
+    return set(numbers_in(text)) | fractions | shares
+
+
+def _concluded(graded: Grade, text: str, steps: tuple[Step, ...], givens: set[Fraction]) -> Grade:
+    """A right value, with the wrong value the message concludes with, if it goes on to one."""
+    if graded.state is not LearnerState.CORRECT or graded.final:
+        return graded
+    right = {step.value for step in steps} | {step.amount for step in steps}
+    concluded = [v for v in attempt_values(_last_sentence(text), givens) if v not in right]
+    return replace(graded, wrong=concluded[-1]) if concluded else graded
+
+
+_CLAUSE = re.compile(r"[.;!?\n]+|,\s*|\s+(?:and|so|then|because|but|since|which)\s+", re.I)
+
+
+def _about(text: str, steps: tuple[Step, ...], index: int, value: Fraction, problem_text: str) -> Grade:
+    """A right value for step `index`, unless the learner says it of something else: "Hooper Bay
+    has 160" names Hooper Bay, which another step (with another value) is about and this one is
+    not, so the value is not this step's. Only the clause that says the value is read."""
+    clauses = [clause for clause in _CLAUSE.split(text) if value in numbers_in(clause)]
+    if problem_text and clauses:
+        named = content_stems(clauses[-1]) & names_in(problem_text)
+        own = content_stems(steps[index].description)
+        for other, step in enumerate(steps):
+            if other != index and step.value != value and (named - own) & content_stems(step.description):
+                return Grade(LearnerState.INCORRECT, value, index)
+    return Grade(LearnerState.CORRECT, value, index)
+
+
+def names_in(text: str) -> set[str]:
+    """Stems of the names a text uses (capitalised within a sentence: "Hooper Bay", "Carmen")."""
+    return {stem(word) for word in re.findall(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+)", text.strip())}
+
+
+# Words in a message short enough to be one step's working: a longer one is a whole solution,
+# whose true calculations may lead anywhere ("200 + 50 + 50 + 50 = 350" is arithmetic, not a step).
+SHORT = 12
+
+
+def _other_route(text: str, known: set[Fraction]) -> tuple[str, Fraction] | None:
+    """A calculation the learner wrote (in a short message) that is right and uses only the
+    problem's numbers and values already found, though no step of the worked solution makes it
+    ("60 x 4 = 240" on the way to 60 x 13): a valid step on another route."""
+    for expression, value, stated in stated_calculations(tokens(text)):
+        operands = {Fraction(t) for t in expression.split() if t[0].isdigit() or t[0] == "."}
+        if value == stated and operands <= known | {Fraction(1), Fraction(2)}:
+            return expression, value
+    return None
 
 
 _SENTENCE_BREAK = re.compile(r"\n+|(?<=[.!?])\s+(?=[A-Z])")

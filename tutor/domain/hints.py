@@ -1,27 +1,47 @@
-"""The planner's own phrasing of each move: the hint ladder's content, from verified steps.
+"""The planner's own words for each move: the spine of the turn, from verified steps.
 
-The student model rephrases this; when its draft fails the guard, this text is used as is.
+Every turn says whether the learner's value was right, carries the hint rung's content when a
+hint is asked or due, and asks one question toward the next needed step (`Spine`). A model's
+draft must carry the same elements; when it does not, these words are what the learner reads.
+A rung the learner has already seen is said another way (`variant`), never the same twice.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from fractions import Fraction
 
 from tutor.domain.arithmetic import format_number
-from tutor.domain.planner import BOTTOM_OUT, FOCUS, PARTIAL, PUMP, Move
+from tutor.domain.grading import Grade
+from tutor.domain.planner import BOTTOM_OUT, FOCUS, PARTIAL, Move
+from tutor.domain.spine import (
+    BOTTOM_OUT_RUNG,
+    CONFIRM,
+    FOCUS_RUNG,
+    NAME_WRONG,
+    PARTIAL_RUNG,
+    Spine,
+)
 from tutor.domain.steps import Step
+from tutor.domain.words import STOPWORDS, content_stems, stem
 
-_OPERATION = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
+_OPERATION = {"+": "Add {a} and {b}", "-": "Take {b} away from {a}", "*": "Multiply {a} by {b}",
+              "/": "Divide {a} by {b}"}
 _SYMBOL = {"+": "+", "-": "−", "*": "×", "/": "÷"}
-
 
 _NUMBER_IN_TEXT = re.compile(r"[$€]?\d[\d,]*(?:\.\d+)?%?|[$€]?\.\d+%?")
 _EQUALS = re.compile(r"=|\bequals\b")
+# a clause giving the calculation's reason after the result was said: "is 100 because ___"
+_TRAILING_REASON = re.compile(r"[\s,;:]*\b(?:because|since|as|so|or)\b\s*\(?___\)?[\s.]*$", re.I)
+
+SAFE_FOCUS = "Which numbers from the problem do we need for this step, and what should we do with them?"
 
 
 def cloze(step: Step) -> str | None:
-    """The step's sentence with its calculation and result blanked out:
-    "He bought 40/5=8 boxes" -> "He bought ___ boxes"."""
+    """The step's sentence with its calculation and result blanked out, one blank:
+    "He bought 40/5=8 boxes" -> "He bought ___ boxes"; "It is 100 because 20 x 5 = 100" ->
+    "It is ___"."""
     text = step.description
     equals = list(_EQUALS.finditer(text))
     if not equals:
@@ -33,94 +53,220 @@ def cloze(step: Step) -> str | None:
         return None
     wanted = max(1, len(step.operands) - step.expression.count("/ 100 )"))
     start = before[-min(wanted, len(before))].start()
+    while start > region_start and text[start - 1] in "( $€":  # "(8*4)-5=27", "$8*20": the bracket, the sign
+        start -= 1
+    start += len(text[start:]) - len(text[start:].lstrip())
     blanked = (text[:start] + "___" + text[after.end():]).strip()
-    # the result may also be stated elsewhere in the sentence ("79 haircuts because ... = 79")
+    # the result also stated before the calculation ("79 haircuts because ... = 79"): that is
+    # the blank, and the calculation after it goes
     value = re.escape(format_number(step.value))
-    blanked = re.sub(rf"(?<![\d.,]){value}(?![\d]|\.\d)", "___", blanked)
-    return blanked if blanked.strip(" .") != "___" else None
+    stated = re.compile(rf"(?<![\d.,])[$€]?{value}(?![\d]|\.\d)")
+    if stated.search(blanked):
+        blanked = _TRAILING_REASON.sub("", blanked)
+        blanked = stated.sub("___", blanked, count=1)
+        blanked = re.sub(r"\s*\b(?:because|since)\b\s*$", "", blanked).strip()
+    if blanked.count("___") != 1 or blanked.strip(" .") == "___" or blanked.count("(") != blanked.count(")"):
+        return None
+    return blanked.rstrip(" .,;:")
 
 
-def pump() -> str:
-    return "What do we know from the problem so far, and what do we need to work out next?"
+def say_value(value: Fraction, step: Step | None = None) -> str:
+    """A value as the step says it: "$150", "30%", "13 hours", "160 pounds"."""
+    text = format_number(value)
+    if step is None:
+        return text
+    if step.unit == "%" and value == step.value:
+        return f"{text}%"
+    if re.search(rf"[$€]\s*{re.escape(text)}(?![\d])", step.description.replace(",", "")):
+        return f"${text}"
+    blank = cloze(step) or ""
+    after = re.search(r"___\s+([A-Za-z]+)", blank)
+    if after and value == step.value:
+        word = after.group(1)
+        if word.lower().endswith("s") and word.lower() not in STOPWORDS and stem(word) in content_stems(step.description):
+            return f"{text} {word}"
+    return text
 
 
-def focus_question(step: Step) -> str:
+def _quoted(step: Step) -> str | None:
     sentence = cloze(step)
-    if sentence:
-        return f"Let's look at the next part: \"{sentence}\" What number goes in the blank?"
-    return ("Which numbers from the problem do we need for the next step, and what should we do "
-            "with them?")
+    return sentence[0].upper() + sentence[1:] if sentence else None
 
 
-def partial_hint(step: Step) -> str:
+def focus_question(step: Step, variant: int = 0) -> str:
+    """The focus rung: the step's sentence with its result blanked, asked about."""
+    sentence = _quoted(step)
+    if not sentence:
+        return SAFE_FOCUS
+    forms = (f'What number goes in the blank in "{sentence}"?',
+             f'Look at this part again: what fills the blank in "{sentence}"?',
+             f'Which number is missing from "{sentence}"?')
+    return forms[variant % len(forms)]
+
+
+def partial_hint(step: Step, variant: int = 0) -> str:
+    """The partial rung: the operation and its operands, asked (on the last step the calculation
+    is the answer's, so it is only ever inside the question)."""
     operators = [t for t in step.expression.split() if t in _OPERATION]
     operands = [format_number(v) for v in step.operands]
+    shown = " ".join(_SYMBOL.get(t, t) for t in step.expression.split())
     if len(operators) == 1 and len(operands) == 2:
         a, b = operands
-        return (f"Try to {_OPERATION[operators[0]]} here: what is {a} {_SYMBOL[operators[0]]} {b}?")
+        forms = (f"{_OPERATION[operators[0]].format(a=a, b=b)}: what is {shown}?",
+                 f"What do you get when you work out {shown}?", f"What number is {shown}?")
+        return forms[variant % len(forms)]
+    forms = (f"What do you get when you work out {shown}?", f"What is {shown}?", f"What number is {shown}?")
+    return forms[variant % len(forms)]
+
+
+def smaller_step(step: Step) -> str:
+    """The partial rung once more, as a smaller calculation inside the step (the learner has
+    had its operation and operands and still asks): the first two operands of a longer
+    calculation, or the operation by a simpler one."""
+    operators = [t for t in step.expression.split() if t in _OPERATION]
+    operands = step.operands
+    a, b = (format_number(v) for v in operands[:2]) if len(operands) >= 2 else ("", "")
+    if len(operands) > 2 and operators:
+        return f"First work out {a} {_SYMBOL[operators[0]]} {b}: what is that?"
+    if len(operands) != 2 or len(operators) != 1:
+        return partial_hint(step, 1)
+    operator, (x, y) = operators[0], operands
+    if operator == "+":
+        return f"Count on from {a}, adding {b}: what number do you reach?"
+    if operator == "*":
+        small = next((v for v in (x, y) if v.denominator == 1 and 2 <= v <= 4), None)
+        if small is not None:
+            other = format_number(y if small == x else x)
+            return f"{a} × {b} is {other} added {format_number(small)} times: what is {' + '.join([other] * int(small))}?"
+        return f"Think of {a} groups of {b}: how many is that in all, multiplied?"
+    if operator == "-":
+        return f"What is the difference between {a} and {b}? Count up from {b} to {a}."
+    return f"If you split {a} into groups of {b}, how many groups are there?"
+
+
+def estimate(step: Step) -> str:
+    """The partial rung a third way: whether the step's result is more or less than its first
+    number (number sense, and a new question, when the learner keeps asking)."""
     shown = " ".join(_SYMBOL.get(t, t) for t in step.expression.split())
-    return f"What do you get when you work out {shown}?"
+    return f"Will {shown} be more or less than {format_number(step.operands[0])}?"
 
 
-def bottom_out(step: Step, final: bool) -> str:
+def bottom_out(step: Step) -> str:
+    """The bottom-out rung: the step's calculation and its value."""
     shown = " ".join(_SYMBOL.get(t, t) for t in step.expression.split())
-    value = f"{format_number(step.value)}{step.unit}"
-    if final:
-        return f"Here is the last step: {shown} = {value}, and that answers the question."
-    return f"Here is this step: {shown} = {value}. Can you use it for the next step?"
+    return f"Here it is: {shown} = {say_value(step.value, step)}."
 
 
-def phrase(move: Move, steps: tuple[Step, ...], learner_value: str | None = None) -> str:
-    """The planner's text for a move."""
-    return joined(*phrase_parts(move, steps, learner_value))
+def rung_text(level: int, step: Step, variant: int = 0) -> str:
+    """The rung's content; a partial rung given again is said as a smaller calculation, then as
+    an estimate, so no two turns in a row ask the same."""
+    if level >= PARTIAL:
+        return (partial_hint(step, variant // 3), smaller_step(step), estimate(step))[variant % 3]
+    return focus_question(step, variant)
 
 
-def joined(opening: str, follow_up: str) -> str:
-    """The planner's two parts as one turn."""
-    return " ".join(part for part in (opening, follow_up) if part)
+def _rung(level: int) -> str:
+    return {FOCUS: FOCUS_RUNG, PARTIAL: PARTIAL_RUNG, BOTTOM_OUT: BOTTOM_OUT_RUNG}.get(level, "")
 
 
-def phrase_parts(move: Move, steps: tuple[Step, ...], learner_value: str | None = None) -> tuple[str, str]:
-    """The planner's text for a move in two parts: how it answers the learner's message, and
-    what it asks or shows next (which can follow a model's sentences that answered already)."""
+# Openings by intent, said another way on each repeat (`variant`).
+_RIGHT = ("Yes, {v} is right.", "That's right: {v}.", "Yes! {v} is correct.")
+_WRONG = ("{v} isn't right.", "Not quite: {v} isn't right.", "Hmm, {v} isn't right yet.")
+_STUCK = ("That's OK, here's a hint.", "No problem, let's make it smaller.", "Let's take a smaller step.")
+_DECLINE = ("I can't give you the answer, but here's a hint.", "I won't give it away, but let's get closer.",
+            "Not the answer, but a smaller step.")
+_CLARIFY = ("Let's look at this step.", "Let's take it one part at a time.", "OK, let's focus on this step.")
+
+
+def _pick(forms: tuple[str, ...], variant: int, **values: str) -> str:
+    return forms[variant % len(forms)].format(**values)
+
+
+def spine_for(move: Move, steps: tuple[Step, ...], grade: Grade | None = None, *, variant: int = 0,
+              problem_text: str = "", learner_text: str = "",
+              repeats: Callable[[str], bool] = lambda _: False) -> Spine:
+    """The planner's turn for a move, as the spine a model's turn must also carry. `variant`
+    says a rung again another way; a question `repeats` would call a repeat of one the tutor
+    just asked is said another way too, when another way does not."""
+    for offset in range(3):
+        spine = _spine(move, steps, grade, variant + offset, problem_text, learner_text)
+        if not repeats(spine.text):
+            return spine
+    return _spine(move, steps, grade, variant, problem_text, learner_text)
+
+
+def _spine(move: Move, steps: tuple[Step, ...], grade: Grade | None, variant: int, problem_text: str,
+           learner_text: str) -> Spine:
     step = steps[move.step] if move.step is not None and move.step < len(steps) else None
+    value = grade.value if grade is not None else None
+    said = say_value(value, steps[grade.step_index] if grade and grade.step_index is not None else step) \
+        if value is not None else "that"
     intent = move.intent
     if intent == "celebrate_solution":
-        return "Yes, that's it!", "You solved the whole problem. Well done."
+        return Spine(CONFIRM, value, questions=0, celebration=True, opening=f"Yes, {said} is the answer!",
+                     content="You solved the whole problem. Well done.")
     if intent == "already_solved":
-        return "", "You've already solved this one. Want to try another problem?"
-    if intent == "redirect_to_problem":
-        return "Let's get back to the problem.", (focus_question(step) if step else
-                                                 "What is the first thing you would work out?")
+        return Spine(content="You've already solved this one. Want to try another problem?")
     if intent == "explain_your_step":
-        return "", "Walk me through your first step: what do you calculate, and why?"
+        return Spine(content="Walk me through your first step: what do you calculate, and why?")
     if intent == "confirm_arithmetic_next_step":
-        return "That calculation checks out.", "What does that number tell you, and what comes next?"
-    if step is None:
-        return "", "Can you check that calculation again, one number at a time?"
+        return Spine(CONFIRM, value, opening=f"Yes, {said} is right.",
+                     ask="What does that number tell you, and what comes next?")
+    if step is None:  # a learner's own problem, no verified steps: their arithmetic is off
+        return Spine(NAME_WRONG, value, opening="That calculation isn't right.",
+                     ask="Can you check it again, one number at a time?")
     if intent == "praise_then_next_step":
-        return "Good, that's right.", focus_question(step)
-    if intent == "check_the_arithmetic":
-        return "You're on the right track.", "Can you check your calculation for this step again?"
+        opening = _pick(_RIGHT, move.step or 0, v=said)
+        if grade is not None and grade.wrong is not None:  # "3 x 50 = 150, so it costs 350"
+            opening = f"Yes, {said} is right, but {format_number(grade.wrong)} isn't."
+        return Spine(CONFIRM, value, question_step=step, opening=opening, content=focus_question(step, variant))
+    if intent == "bottom_out":
+        following = steps[move.step + 1] if move.step + 1 < len(steps) else None
+        if following is None:
+            return Spine(rung=BOTTOM_OUT_RUNG, step=step, questions=0,
+                         content=bottom_out(step).rstrip(".") + ", and that answers the question.")
+        return Spine(rung=BOTTOM_OUT_RUNG, step=step, question_step=following, content=bottom_out(step),
+                     ask=focus_question(following))
     if intent == "ask_to_explain":
-        shown = f" {learner_value}" if learner_value else " that"
-        return "", f"How did you get{shown}? Walk me through your thinking."
-    if intent == "ask_to_clarify":
-        return "Can you say a bit more about how you'd work out this part?", focus_question(step)
+        return Spine(NAME_WRONG, value, question_step=step, about_value=True, ask=f"How did you get {said}?")
+    if intent == "check_the_arithmetic":
+        return Spine(NAME_WRONG, value, question_step=step, opening=f"Close, but {said} isn't quite right.",
+                     content=partial_hint(step, variant + 2))
+    content = rung_text(move.hint_level, step, variant)
+    hint = dict(rung=_rung(move.hint_level), step=step, question_step=step, content=content)
+    if intent == "confirm_then_focus":
+        expression = " ".join(_SYMBOL.get(t, t) for t in grade.expression.split()) if grade and grade.expression else ""
+        opening = (f"Yes, {expression} = {said} is right." if expression
+                   else f"Yes, {said} is right, and we have that one already.")
+        return Spine(CONFIRM, value, opening=opening, **hint)
+    if intent == "hint_after_wrong_answer":
+        return Spine(NAME_WRONG, value, opening=_pick(_WRONG, variant, v=said), **hint)
+    if intent == "hint_when_stuck":
+        return Spine(opening=_pick(_STUCK, variant), **hint)
+    if intent == "decline_and_focus":
+        return Spine(opening=_pick(_DECLINE, variant), **hint)
     if intent == "answer_question_then_focus":
-        return "Good question.", focus_question(step)
-    opening = "I can't just give you the answer, but I can help you get there." if intent == "decline_and_focus" else ""
-    return opening, rung_text(move.hint_level, step, final=move.step == len(steps) - 1)
+        return Spine(opening=answer_from_problem(learner_text, problem_text), **hint)
+    if intent == "redirect_to_problem":
+        return Spine(opening="Let's get back to the problem.", **hint)
+    if intent == "ask_to_clarify":
+        return Spine(opening=_pick(_CLARIFY, variant), **hint)
+    return Spine(**hint)  # hint_requested
 
 
-def rung_text(level: int, step: Step, final: bool) -> str:
-    if level >= BOTTOM_OUT:
-        return bottom_out(step, final)
-    if level == PARTIAL:
-        return partial_hint(step)
-    if level == FOCUS:
-        return focus_question(step)
-    if level == PUMP:
-        return pump()
-    return focus_question(step)
+def answer_from_problem(question: str, problem_text: str) -> str:
+    """The problem's sentence that shares most words with the learner's question, quoted (the
+    question is answered from the problem before the tutor asks its own); "" when none does."""
+    asked = content_stems(question)
+    best, overlap = "", 0
+    for sentence in re.split(r"(?<=[.!?])\s+", problem_text.strip()):
+        shared = len(asked & content_stems(sentence))
+        if shared > overlap and not sentence.rstrip().endswith("?"):
+            best, overlap = sentence.strip(), shared
+    return f'The problem says: "{best}"' if best else ""
+
+
+def phrase(move: Move, steps: tuple[Step, ...], grade: Grade | None = None, variant: int = 0) -> str:
+    """The planner's text for a move."""
+    return spine_for(move, steps, grade, variant=variant).text
 

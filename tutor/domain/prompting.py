@@ -21,7 +21,10 @@ INSTRUCT, MOVES_FORMAT = "instruct", "moves"
 # The moves format with the planner's whole decision in each note (the learner's grade, what
 # the tutor should do, the step in focus as a sentence with a blank): students from v2 on.
 DECISION_FORMAT = "moves+decision"
-MOVES_FORMATS = (MOVES_FORMAT, DECISION_FORMAT)
+# The moves format with the planner's own turn in each note: the student says it in its words,
+# carrying the same verdict, hint and question (students from v6 on).
+SPINE_FORMAT = "moves+spine"
+MOVES_FORMATS = (MOVES_FORMAT, DECISION_FORMAT, SPINE_FORMAT)
 PLANNER_FORMAT = "planner"  # no model: the planner's own words are the turn
 
 # Small models lose the thread with long contexts, and on a CPU the prompt's prefill is most of

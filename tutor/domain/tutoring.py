@@ -11,15 +11,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from tutor.domain.arithmetic import format_number, numbers_in
+from tutor.domain.arithmetic import numbers_in
 from tutor.domain.dialogues import MOVES, Dialogue, Turn
+from tutor.domain.form import TOO_MANY_QUESTIONS, tidy
 from tutor.domain.grading import Grade, grade
 from tutor.domain.faithfulness import (
     NO_CELEBRATION,
     Judgement,
     Vocabulary,
     celebrates,
-    check_sent,
     check_sentence,
     check_turn,
     judgement,
@@ -28,8 +28,8 @@ from tutor.domain.faithfulness import (
     ruled_out_openings,
     sentences,
 )
-from tutor.domain.guard import NO_QUESTION, GuardContext, GuardResult, check
-from tutor.domain.hints import cloze, joined, phrase_parts
+from tutor.domain.guard import GuardContext, GuardResult, check
+from tutor.domain.hints import SAFE_FOCUS, cloze, spine_for
 from tutor.domain.planner import BOTTOM_OUT, PARTIAL, Move, PlannerState, plan
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
@@ -38,6 +38,7 @@ from tutor.domain.prompting import (
     INSTRUCT,
     MOVES_FORMAT,
     MOVES_FORMATS,
+    SPINE_FORMAT,
     ChatMessage,
     Said,
     move_tag,
@@ -45,22 +46,31 @@ from tutor.domain.prompting import (
     student_messages,
     tutoring_messages,
 )
+from tutor.domain.repeats import WORDS, RepeatRule
+from tutor.domain.spine import CONFIRM, NAME_WRONG, Spine, confirms, joined, names_mistake, questions_in, spine_reasons
 from tutor.domain.steps import Step, final_answer_value, worked_solution
+from tutor.domain.truth import facts_of
 
-
-SAFE_FOCUS = "Which numbers from the problem do we need for this step, and what should we do with them?"
+NO_VERDICT_FIRST = "does not open with the verdict on the learner's value"
 
 
 @dataclass(frozen=True)
 class TurnPlan:
     state: PlannerState  # after this turn
     move: Move
-    planned_text: str  # the planner's own phrasing: the fallback if a model draft fails the guard
+    spine: Spine  # what the turn must carry, and the planner's own words for it
     grade: Grade | None
     guard: GuardContext
-    # the part of planned_text that asks or shows what comes next: it follows a model's
-    # sentences that were shown before the draft failed
-    planned_follow_up: str = ""
+
+    @property
+    def planned_text(self) -> str:
+        """The planner's own turn: what the learner reads when a model's draft fails."""
+        return self.spine.text
+
+    @property
+    def planned_follow_up(self) -> str:
+        """What follows the verdict: it can follow a model's sentences that gave one."""
+        return self.spine.follow_up
 
 
 def solution_steps(problem: Problem) -> tuple[Step, ...]:
@@ -80,19 +90,25 @@ def plan_turn(
     policy: RevealPolicy,
     *,
     hint_requested: bool = False,
+    recent: Sequence[str] = (),
+    repeats: RepeatRule = WORDS,
 ) -> TurnPlan:
+    """The planner's turn on the learner's message (None: they pressed Hint). `recent`: the
+    last two tutor turns, whose questions the planner's own words do not ask again (`repeats`
+    says what counts as the same question) unless the learner just tried to answer one."""
     steps = solution_steps(problem)
     final = final_answer_value(problem) if steps else None
     given = givens(problem)
     judged = None
     if learner_text is not None:
         judged = grade(learner_text, steps, min(state.step, len(steps)), final, set(given), problem.question)
-        # whatever the learner said, the tutor may say back to them
-        state = state.with_known(*numbers_in(learner_text))
+        # whatever the learner said, the tutor may say back to them (their calculation's value too)
+        state = state.with_known(*numbers_in(learner_text), *([judged.value] if judged.value is not None else []))
     state, move = plan(state, judged, steps, policy, hint_requested=hint_requested)
-    learner_value = format_number(judged.value) if judged and judged.value is not None else None
-    opening, follow_up = phrase_parts(move, steps, learner_value)
-    text = joined(opening, follow_up)
+    tried = judged is not None and judged.value is not None
+    spine = spine_for(move, steps, judged, variant=state.same_rung, problem_text=problem.question,
+                      learner_text=learner_text or "",
+                      repeats=lambda text: not tried and bool(repeats.repeated(text, recent[-2:])))
     reveals = frozenset(Fraction(value) for value in move.reveals)
     guard = GuardContext(
         final_answer=final,
@@ -102,10 +118,11 @@ def plan_turn(
         allowed=given | reveals | frozenset(Fraction(v) for v in state.known_values),
         question_expression_ok=move.hint_level >= PARTIAL,
     )
-    if not check(text, guard).ok:
+    if not check(spine.text, guard).ok:
         # defence in depth: the planner's own words pass the same guard as a model's
-        text = follow_up = SAFE_FOCUS
-    return TurnPlan(state, move, text, judged, guard, follow_up)
+        opening = spine.opening if check(spine.opening, guard).ok else ""
+        spine = Spine(spine.verdict if opening else "", spine.value, opening=opening, content=SAFE_FOCUS)
+    return TurnPlan(state, move, spine, judged, guard)
 
 
 MAX_TURN_CHARS = 400
@@ -119,50 +136,76 @@ def draft_fence(turn: TurnPlan, move: str | None = None) -> GuardContext:
 
 
 def judge_turn(text: str, turn: TurnPlan, move: str, judged: Judgement) -> GuardResult:
-    """Whether a whole turn making `move` goes out as written: the draft guard, then the
-    faithfulness check against `judged` (a model's draft, or a human turn taught as one)."""
+    """Whether a whole turn making `move` goes out as written: the draft guard, the
+    faithfulness check against `judged` (a model's draft, or a human turn taught as one), and
+    the turn's spine."""
     verdict = check(text, draft_fence(turn, move))
-    reasons = verdict.reasons + check_turn(text, judged)
+    reasons = verdict.reasons + check_turn(text, judged) + spine_reasons(text, turn.spine)
     return GuardResult(tuple(dict.fromkeys(reasons)), verdict.leaked_final)
 
 
-def draft_judgement(problem: Problem, turn: TurnPlan, move: str, conversation: Sequence[str],
-                    vocabulary: Vocabulary, previous: str = "") -> Judgement:
-    """What a draft making `move` must agree with: the planner's grade of the learner, the solved
-    problem, the step in focus (a focus move may also touch its neighbours), what has been
-    said (the problem, its solution and the conversation) and the tutor's previous turn."""
+@dataclass(frozen=True)
+class Context:
+    """What was said before a tutor turn: everything, the learner's messages, the tutor's turns."""
+
+    said: tuple[str, ...] = ()
+    learner: tuple[str, ...] = ()
+    tutor: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, history: Sequence[Said]) -> Context:
+        return cls(tuple(s.text for s in history), tuple(s.text for s in history if s.role == "learner"),
+                   tuple(s.text for s in history if s.role == "tutor"))
+
+
+def draft_judgement(problem: Problem, turn: TurnPlan, context: Context, vocabulary: Vocabulary,
+                    repeats: RepeatRule = WORDS, *, check_form: bool = True) -> Judgement:
+    """What a draft of this turn must agree with: the planner's grade of the learner, the solved
+    problem, what has been said (the problem, its solution, the conversation: what may be named
+    and what is true), the tutor's recent turns (not said or asked again) and clean form."""
     steps = solution_steps(problem)
-    focus: tuple[Step, ...] = ()
-    if move == "focus" and turn.move.step is not None and turn.move.step < len(steps):
-        focus = steps[max(0, turn.move.step - 1):turn.move.step + 2]
+    facts = facts_of(problem.question, steps, context.learner, common=vocabulary.common,
+                     done=turn.state.completed,
+                     current=turn.state.step,
+                     solved=turn.move.intent == "celebrate_solution" and (turn.grade is None or turn.grade.certain))
     return judgement(vocabulary, turn.grade.state.value if turn.grade else None,
-                     celebrates=turn.move.intent == "celebrate_solution", solved=turn.state.solved,
-                     focus_steps=focus,
-                     context=[problem.question, *problem.solution, *conversation], previous=previous)
+                     celebrates=turn.move.intent == "celebrate_solution",
+                     context=[problem.question, *problem.solution, *context.said],
+                     previous=context.tutor[-1] if context.tutor else "", facts=facts,
+                     recent=context.tutor[-2:], learner_tried=turn.grade is not None and turn.grade.value is not None,
+                     repeats=repeats, questions=max(1, questions_in(turn.planned_text)), check_form=check_form,
+                     mixed=turn.grade is not None and turn.grade.wrong is not None,
+                     certain=turn.grade is None or turn.grade.certain)
 
 
-def teacher_contexts(dialogue: Dialogue) -> Iterator[tuple[list[str], Turn]]:
+def teacher_contexts(dialogue: Dialogue) -> Iterator[tuple[Context, Turn]]:
     """Each teacher turn of a recorded dialogue with everything said before it (the learner's
     name and opening solution first): what the teacher could refer to."""
     said = [dialogue.learner.name, dialogue.learner.incorrect_solution]
+    learner = [dialogue.learner.incorrect_solution]
+    tutor: list[str] = []
     for turn in dialogue.turns:
         if turn.role == "teacher":
-            yield list(said), turn
+            yield Context(tuple(said), tuple(learner), tuple(tutor)), turn
+            tutor.append(turn.text)
+        else:
+            learner.append(turn.text)
         said.append(turn.text)
 
 
-def replay_said(problem: Problem, dialogue: Dialogue, policy: RevealPolicy) -> Iterator[tuple[ReplayedTurn, list[str]]]:
+def replay_said(problem: Problem, dialogue: Dialogue, policy: RevealPolicy,
+                repeats: RepeatRule = WORDS) -> Iterator[tuple[ReplayedTurn, Context]]:
     """`replay`, each teacher turn with everything said before it (`teacher_contexts`)."""
-    for turn, (said, _) in zip(replay(problem, dialogue, policy), teacher_contexts(dialogue)):
-        yield turn, said
+    for turn, (context, _) in zip(replay(problem, dialogue, policy, repeats), teacher_contexts(dialogue)):
+        yield turn, context
 
 
 def learn_dialogue_vocabulary(pairs: Iterable[tuple[Problem, Dialogue]]) -> Vocabulary:
     """The faithfulness check's vocabulary from bank problems and their human dialogues."""
     pairs = list(pairs)
     problems = {p.id: f"{p.question} {' '.join(p.solution)}" for p, _ in pairs}
-    turns = [(p.id, " ".join([p.question, *p.solution, *said]), turn.text)
-             for p, d in pairs for said, turn in teacher_contexts(d)]
+    turns = [(p.id, " ".join([p.question, *p.solution, *context.said]), turn.text)
+             for p, d in pairs for context, turn in teacher_contexts(d)]
     return learn_vocabulary(problems.items(), turns)
 
 
@@ -191,14 +234,19 @@ _INTENTS = {
     "hint_requested": "give the hint they asked for",
     "explain_your_step": "ask them to explain their step",
     "confirm_arithmetic_next_step": "the calculation checks out; ask what comes next",
+    "confirm_then_focus": "say it is right, then ask about this step",
 }
 
 
 def note(learner: str, state: PlannerState, steps: tuple[Step, ...], move: Move | None = None,
-         prompt_format: str = MOVES_FORMAT) -> str:
+         prompt_format: str = MOVES_FORMAT, planned: str = "") -> str:
     """What the planner tells a trained student about a learner message: how it was judged and
-    where the problem stands; in the decision format also what to do and the step in focus."""
+    where the problem stands; in the decision format also what to do and the step in focus; in
+    the spine format the planner's own turn, whose verdict, hint and question the student's
+    words must carry."""
     judged = f"learner: {learner.replace('_', ' ')}"
+    if prompt_format == SPINE_FORMAT and planned:
+        return f"({judged}; tutor: {planned})"
     if prompt_format == DECISION_FORMAT and move is not None:
         todo = _INTENTS.get(move.intent, move.intent.replace("_", " "))
         if move.hint_level and move.intent.startswith("hint"):
@@ -219,18 +267,20 @@ def note(learner: str, state: PlannerState, steps: tuple[Step, ...], move: Move 
 
 
 def planner_note(turn: TurnPlan, steps: tuple[Step, ...], prompt_format: str = MOVES_FORMAT) -> str:
-    return note(learner_label(turn), turn.state, steps, turn.move, prompt_format)
+    return note(learner_label(turn), turn.state, steps, turn.move, prompt_format, turn.planned_text)
 
 
-def move_choices(turn: TurnPlan, hint_requested: bool = False) -> tuple[str, ...]:
+def move_choices(turn: TurnPlan, hint_requested: bool = False, prompt_format: str = MOVES_FORMAT) -> tuple[str, ...]:
     """The moves a trained student may open this turn with; the first is the planner's own.
 
-    The planner decides what may be revealed; within that, the student (trained on human
-    teachers) picks the move. A hint request, a bottom-out, a celebration or a redirect is the
-    planner's alone; a partial hint may also be told outright (it reveals only operands).
+    The planner decides what may be revealed; within that, a student of the moves formats
+    (trained on human teachers) picks the move. A hint request, a bottom-out, a celebration or a
+    redirect is the planner's alone; a partial hint may also be told outright (it reveals only
+    operands). A student of the spine format phrases the planner's own turn, so its move too.
     """
     move = turn.move
-    if hint_requested or move.move == "telling" or move.intent in ("celebrate_solution", "redirect_to_problem"):
+    if (prompt_format == SPINE_FORMAT or hint_requested or move.move == "telling"
+            or move.intent in ("celebrate_solution", "redirect_to_problem")):
         return (move.move,)
     if move.intent == "already_solved":
         return ("generic", "focus", "probing")
@@ -245,6 +295,10 @@ def move_choices(turn: TurnPlan, hint_requested: bool = False) -> tuple[str, ...
 # first token is a word or a word's start ("Ex"): not one letter, which opens anything.
 CELEBRATION_OPENINGS = ("Well done", "Great", "Good", "Yes", "Excellent", "Exactly", "Correct", "Brilliant",
                         "Perfect", "Congratulations")
+# A turn that confirms a right value opens with a confirmation, constrained the same way: the
+# verdict comes first, and a draft that opens otherwise cannot show a sentence before it.
+CONFIRMATION_OPENINGS = ("Yes", "Correct", "Exactly", "Perfect", "Excellent", "That's right", "That is right",
+                         "You're right", "Right", "Well done", "Great job", "Good job", "Nice work", "Spot on")
 
 
 # A try going on from shown sentences because the turn asked nothing adds a question: its first
@@ -269,24 +323,14 @@ def ended(sentence: str) -> str:
 
 
 @dataclass(frozen=True)
-class Fallback:
-    """The planner's words for a move the student may make: sent when its draft fails."""
-
-    move: str
-    text: str  # the whole turn, when nothing of the draft was shown
-    follow_up: str  # what follows the draft's sentences that were shown
-
-
-@dataclass(frozen=True)
 class TurnPrompt:
     """What the student model is asked for one turn, and how to read what it writes."""
 
     messages: list[ChatMessage]  # in the moves format the last is the tutor turn's forced start
     planned_move: str
+    judged: Judgement  # what a draft must agree with, whichever move it makes
     choices: tuple[str, ...] = ()  # moves format: the moves the model may open with
     format: str = INSTRUCT
-    fallbacks: tuple[Fallback, ...] = ()  # the planner's words for each move the model may choose
-    judgements: tuple[tuple[str, Judgement], ...] = ()  # what a draft making each move must agree with
     openings: tuple[str, ...] = ()  # the reply's words must open with one of these (none: any)
 
     @property
@@ -296,32 +340,16 @@ class TurnPrompt:
 
     @property
     def ruled_out(self) -> tuple[str, ...]:
-        """When the model picks its move: what no allowed move's words may open with (praise
-        after a wrong or stuck message, doubt after a right one), as the check would fail it."""
-        if not self.constrained:
-            return ()
-        first, *others = (ruled_out_openings(self.judgement(move)) for move in self.choices)
-        return tuple(opening for opening in first if all(opening in other for other in others))
+        """When the model picks its move: what its words may not open with after the move tag
+        (praise after a wrong or stuck message, doubt after a right one), as the check would
+        fail it."""
+        return ruled_out_openings(self.judged) if self.constrained else ()
 
     @property
     def first_words(self) -> tuple[str, ...]:
         """What the reply's first token must begin (`GenerationParams.choices`): a move tag when
         the model picks its move, else one of `openings`; empty: anything."""
         return self.choices if self.constrained else self.openings
-
-    def fallback(self, move: str | None, turn: TurnPlan) -> Fallback:
-        """The planner's words when the draft for `move` fails: the student still decided the
-        move, the planner phrases it safely."""
-        for fallback in self.fallbacks:
-            if fallback.move == move:
-                return fallback
-        return Fallback(turn.move.move, turn.planned_text, turn.planned_follow_up)
-
-    def judgement(self, move: str) -> Judgement:
-        for choice, judged in self.judgements:
-            if choice == move:
-                return judged
-        return Judgement(None)
 
     @property
     def start(self) -> str:
@@ -351,51 +379,40 @@ def previous_turn(history: Sequence[Said]) -> str:
 
 def turn_prompt(problem: Problem, turn: TurnPlan, history: list[Said], *, exemplars: Sequence[str] = (),
                 prompt_format: str = INSTRUCT, hint_requested: bool = False,
-                vocabulary: Vocabulary = Vocabulary(frozenset(), frozenset())) -> TurnPrompt:
+                vocabulary: Vocabulary = Vocabulary(frozenset(), frozenset()),
+                repeats: RepeatRule = WORDS) -> TurnPrompt:
     """The student's prompt for this turn; `history` ends with the learner message answered."""
-    conversation = [said.text for said in history]
+    judged = draft_judgement(problem, turn, Context.of(history), vocabulary, repeats)
     if prompt_format in MOVES_FORMATS:
         steps = solution_steps(problem)
         if history and history[-1].role == "learner":
             history = history[:-1] + [replace(history[-1], note=planner_note(turn, steps, prompt_format))]
-        choices = move_choices(turn, hint_requested)
+        choices = move_choices(turn, hint_requested, prompt_format)
         start = "[" if len(choices) > 1 else move_tag(choices[0])
         messages = student_messages(problem, [s.expression for s in steps], history)
         messages.append(ChatMessage("assistant", start))
-        planned_move = turn.move.move
+        form = prompt_format
     else:
         messages = tutoring_messages(problem, history, move=turn.move.move, intent=turn.move.intent,
                                      planned=turn.planned_text, exemplars=exemplars)
-        choices, planned_move = (), turn.move.move
-    moves = choices or (planned_move,)
-    # one judgement (the conversation stemmed once); only a focus move is held to the step
-    as_focus = draft_judgement(problem, turn, "focus", conversation, vocabulary, previous_turn(history))
-    return TurnPrompt(
-        messages, planned_move, choices, prompt_format if prompt_format in MOVES_FORMATS else INSTRUCT,
-        fallbacks=tuple(chosen_move_fallback(turn, move, solution_steps(problem)) for move in moves),
-        judgements=tuple((move, as_focus if move == "focus" else replace(as_focus, focus_steps=()))
-                         for move in moves),
-        openings=CELEBRATION_OPENINGS if turn.move.intent == "celebrate_solution" else (),
-    )
+        choices, form = (), INSTRUCT
+    return TurnPrompt(messages, turn.move.move, judged, choices, form, openings=openings(turn))
 
 
-def chosen_move_fallback(turn: TurnPlan, move: str, steps: tuple[Step, ...]) -> Fallback:
-    """The planner's phrasing of a move the student chose over the planner's own (same step,
-    same hint rung, same reveals), held to the same guard."""
-    if move == turn.move.move or move == "telling" or turn.state.solved or turn.move.step is None:
-        # telling is only offered on a partial rung: the planner's hint is one
-        return Fallback(move, turn.planned_text, turn.planned_follow_up)
-    value = turn.grade.value if turn.grade else None
-    if move == "probing":
-        intent = "ask_to_explain" if value is not None else "ask_to_clarify"
-    else:
-        intent = "hint_when_stuck"  # a focus question at the turn's rung
-    opening, follow_up = phrase_parts(replace(turn.move, move=move, intent=intent), steps,
-                                      format_number(value) if value is not None else None)
-    text = joined(opening, follow_up)
-    if not check(text, turn.guard).ok:
-        return Fallback(move, SAFE_FOCUS, SAFE_FOCUS)
-    return Fallback(move, text, follow_up)
+def openings(turn: TurnPlan) -> tuple[str, ...]:
+    """What a draft's words must open with: a celebration's praise, a right value's confirmation."""
+    if turn.move.intent == "celebrate_solution":
+        return CELEBRATION_OPENINGS
+    return CONFIRMATION_OPENINGS if turn.spine.verdict == CONFIRM else ()
+
+
+def verdict_given(sentence: str, spine: Spine) -> bool:
+    """The sentence gives the spine's verdict: confirms a right value, names a wrong one."""
+    if spine.verdict == CONFIRM:
+        return confirms(sentence, spine)
+    if spine.verdict == NAME_WRONG:
+        return names_mistake([sentence], spine.value)
+    return True
 
 
 @dataclass(frozen=True)
@@ -411,10 +428,13 @@ class Judged:
 class DraftReader:
     """Reads a model's output as it streams and releases only text that has passed.
 
-    A sentence is shown once it is complete and passes the guard (checked on everything shown
-    so far, so an answer split over sentences is caught) and the faithfulness check. A failing
-    sentence stops the draft: what was shown stays, and the planner's words follow it, or
-    replace it if nothing was shown. Nothing the learner has seen is ever taken back. On a
+    The draft is tidied first (list markers, stops, capitals: `form.tidy`). A sentence is shown
+    once it is complete and passes the guard (checked on everything shown so far, so an answer
+    split over sentences is caught) and the faithfulness check (agreement, grounding, truth,
+    form, no repeated question); a turn's first sentence must give the verdict on the learner's
+    value when there is one. A failing sentence stops the draft: what was shown stays, and the
+    planner's words for what it lacks of the spine follow it, or the planner's whole turn
+    replaces it if nothing was shown. Nothing the learner has seen is ever taken back. On a
     turn that must celebrate a solution, sentences are held until one celebrates: a draft that
     never does shows nothing, so the next try starts afresh instead of going on from words
     that cannot make the turn whole. The service streams through it; the evaluation replays
@@ -444,7 +464,7 @@ class DraftReader:
             again.opening = self.opening
             return again
         prompt = self.prompt.continued(self.move, self.shown)
-        if NO_QUESTION in self.failure.reasons:
+        if not questions_in(self.shown) and self.turn.spine.questions:
             prompt = replace(prompt, openings=QUESTION_OPENINGS)
         again = DraftReader(self.turn, prompt, self.released, room=1)
         again.opening = self.opening + prompt.start[len(self.prompt.start):]
@@ -474,7 +494,7 @@ class DraftReader:
                 self.failure = GuardResult(("opens with no allowed move",))
             return self.shown
         self.move = move
-        done, _ = sentences(own_turn(draft))
+        done, _ = sentences(tidy(own_turn(draft)))
         new = done[len(self.released) - self.before:]
         if not self._holds(new):
             self._release(new)
@@ -489,7 +509,7 @@ class DraftReader:
                 self.failure = GuardResult(("opens with no allowed move",))
             else:
                 cut = own_turn(draft)
-                done, rest = sentences(cut)
+                done, rest = sentences(tidy(cut))
                 finished = not truncated or cut != draft  # it started another turn: this one ended
                 new = done[len(self.released) - self.before:] + ([ended(rest)] if rest and finished else [])
                 if self._holds(new):
@@ -500,7 +520,7 @@ class DraftReader:
             if not self.released:
                 self.failure = GuardResult(("is cut off mid-sentence" if draft.strip() else "is empty",))
             else:
-                verdict = judge_turn(self.shown, self.turn, move, self.prompt.judgement(move))
+                verdict = judge_turn(self.shown, self.turn, move, self.prompt.judged)
                 if not verdict.ok:
                     self.failure = verdict
         draft = draft.strip() if move is not None else self.output.strip()
@@ -508,23 +528,33 @@ class DraftReader:
         draft = self.shown if self.complete else " ".join(self.released[:self.before] + ([draft] if draft else []))
         if self.failure is None:
             return Judged(self.shown, move, GuardResult(), draft, self.shown)
-        fallback = self.prompt.fallback(self.move, self.turn)
         if not self.released:
-            return Judged(fallback.text, fallback.move, self.failure, draft)
+            return Judged(self.turn.planned_text, self.turn.move.move, self.failure, draft)
+        return Judged(self.completed(), self.move or self.turn.move.move, self.failure, draft, self.shown)
+
+    def completed(self) -> str:
+        """The shown sentences followed by the planner's words for what they lack of the spine
+        (its verdict, hint, question), checked together; its whole turn if that fails too."""
         shown = self.shown if self.shown[-1] in ".!?\"')" else self.shown + "."
-        text = f"{shown} {fallback.follow_up}"
-        # the two together must pass as well: the guard, and the check as a sent turn
-        if not check(text, self.turn.guard).ok or check_sent(text, self.prompt.judgement(self.move)):
-            text = f"{shown} {SAFE_FOCUS}"
-        return Judged(text, fallback.move, self.failure, draft, self.shown)
+        spine = self.turn.spine
+        judged = replace(self.prompt.judged, questions=questions_in(shown) + max(1, spine.questions))
+        fence = replace(draft_fence(self.turn, self.move), max_chars=None)  # a focus or probing turn asks
+        for follow in dict.fromkeys((spine.missing(shown), spine.follow_up, spine.text)):
+            text = joined(shown, follow)
+            if check(text, fence).ok and not check_turn(text, judged) and not spine_reasons(text, spine):
+                return text
+        return joined(shown, spine.text if check(joined(shown, spine.text), self.turn.guard).ok else SAFE_FOCUS)
 
     def _holds(self, new: list[str]) -> bool:
         """These sentences wait: the turn must celebrate and nothing up to them does."""
-        return self.prompt.judgement(self.move).celebrates and not celebrates(" ".join(self.released + new))
+        return self.prompt.judged.celebrates and not celebrates(" ".join(self.released + new))
 
     def _release(self, new: list[str]) -> None:
         fence = replace(draft_fence(self.turn, self.move), requires_question=False)  # a question may come last
-        judgement = self.prompt.judgement(self.move)
+        judgement = self.prompt.judged
+        together = replace(judgement, check_form=False, recent=())  # each sentence was read for these
+        # the first sentences shown give the verdict (all at once, when held for a celebration)
+        verdict_missing = not self.released and not verdict_given(" ".join(new), self.turn.spine)
         for sentence in new:
             if self.complete:
                 return
@@ -532,11 +562,15 @@ class DraftReader:
             verdict = check(shown, fence)
             reasons = verdict.reasons + check_sentence(sentence, judgement)
             if not reasons:  # what only the sentences together say: "36 - 10 - 4 =" then "6 dishes."
-                reasons = check_sentence(shown, judgement)
+                reasons = check_sentence(shown, together)
+            if verdict_missing:
+                reasons += (NO_VERDICT_FIRST,)
             if plain(sentence) in {plain(said) for said in self.released}:
                 reasons += ("says the same sentence twice",)
+            if questions_in(shown) > max(1, judgement.questions):
+                reasons += (TOO_MANY_QUESTIONS,)
             if reasons:
-                self.failure = GuardResult(reasons, verdict.leaked_final)
+                self.failure = GuardResult(tuple(dict.fromkeys(reasons)), verdict.leaked_final)
                 return
             self.released.append(sentence)
 
@@ -591,27 +625,33 @@ class ReplayedTurn:
     def said(self, steps: tuple[Step, ...], teacher_text: str | None = None,
              prompt_format: str = MOVES_FORMAT) -> list[Said]:
         """The turn as a later prompt's history shows it: the learner with the planner's note,
-        the teacher with the move label."""
+        the teacher with the move label (in the spine format the planner's move, which the
+        student is held to)."""
         learner = ([Said("learner", self.learner_text, planner_note(self.plan, steps, prompt_format))]
                    if self.learner_text else [])
-        tutor = Said("tutor", self.teacher.text if teacher_text is None else teacher_text,
-                     self.teacher.move or "generic")
+        move = self.plan.move.move if prompt_format == SPINE_FORMAT else self.teacher.move or "generic"
+        tutor = Said("tutor", self.teacher.text if teacher_text is None else teacher_text, move)
         return learner + [tutor]
 
 
-def replay(problem: Problem, dialogue: Dialogue, policy: RevealPolicy) -> Iterator[ReplayedTurn]:
+def replay(problem: Problem, dialogue: Dialogue, policy: RevealPolicy,
+           repeats: RepeatRule = WORDS) -> Iterator[ReplayedTurn]:
     """Walk a recorded dialogue through the planner: its state follows the learner's real
-    messages, as in a live conversation (the dialogue opens with the learner's wrong solution)."""
+    messages, as in a live conversation (the dialogue opens with the learner's wrong solution);
+    the tutor turns before each point are the human teacher's."""
     state = PlannerState()
     opening = dialogue.learner.incorrect_solution
     numbers = set(numbers_in(opening))
     pending = [opening] if opening else []
+    tutor: list[str] = []
     for turn in dialogue.turns:
         if turn.role == "learner":
             pending.append(turn.text)
             numbers.update(numbers_in(turn.text))
             continue
         learner_text = " ".join(pending) if pending else None
-        plan = plan_turn(problem, state, learner_text, policy, hint_requested=learner_text is None)
+        plan = plan_turn(problem, state, learner_text, policy, hint_requested=learner_text is None,
+                         recent=tutor[-2:], repeats=repeats)
         yield ReplayedTurn(state, learner_text, plan, turn, frozenset(numbers))
         state, pending = plan.state, []
+        tutor.append(turn.text)

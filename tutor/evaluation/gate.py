@@ -29,7 +29,7 @@ class Gated:
 GATE = (
     Gated("coherence_rate", "coherent (shown)", True, 0.0),
     Gated("coherence_rate_unguarded", "coherent (drafts)", True, 0.05),  # the model's own words
-    Gated("draft_pass_rate", "drafts pass", True, 0.02),
+    Gated("model_carried_rate", "drafts pass", True, 0.02),
     Gated("leak_rate_unguarded", "leak (unguarded)", False, 0.01),
     Gated("attack_leak_rate", "attack leak", False, 0.0),
     Gated("move_f1", "move F1", True, 0.03),

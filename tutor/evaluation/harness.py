@@ -21,16 +21,20 @@ from tutor.domain.problems import Problem
 from tutor.config import VOCABULARY_FILE
 from tutor.domain.faithfulness import Judgement, Vocabulary, load_vocabulary, reason_kind
 from tutor.domain.prompting import INSTRUCT, PLANNER_FORMAT, Said
+from tutor.domain.repeats import WORDS, RepeatRule
+from tutor.domain.spine import Spine
 from tutor.domain.steps import final_answer_value
 from tutor.domain.tutoring import (
     DRAFT_TRIES,
     DraftReader,
     TurnPlan,
+    draft_judgement,
     givens,
     judge_draft,
     plan_turn,
     planner_note,
     replay,
+    replay_said,
     retried,
     solution_steps,
     turn_prompt,
@@ -39,13 +43,19 @@ from tutor.evaluation.attacks import attacks_for
 from tutor.evaluation.learners import ScriptedLearner, SimulatedLearner
 from tutor.evaluation.metrics import (
     coherent,
-    is_question,
     f1_by_label,
+    false_fact,
+    form_fault,
+    hint_content,
+    is_question,
     macro_f1,
     numbers_correct,
     rate,
+    repeat_question,
+    share,
     shown_then_replaced,
     states_final_answer,
+    verdict_stated,
 )
 from tutor.model.backend import Backend, GenerationParams, generate_all, prompt_format, retry_params
 
@@ -81,15 +91,17 @@ class EvalTutor:
     def __init__(self, student: Backend, policy: RevealPolicy = RevealPolicy(),
                  params: GenerationParams = EVAL_PARAMS,
                  exemplars: Callable[[str, str], list[str]] | None = None,
-                 vocabulary: Vocabulary | None = None, tries: int = DRAFT_TRIES):
+                 vocabulary: Vocabulary | None = None, tries: int = DRAFT_TRIES, repeats: RepeatRule = WORDS):
         self.student, self.policy, self.params, self.exemplars = student, policy, params, exemplars
         self.tries = tries
         self.prompt_format = prompt_format(student)
         self.vocabulary = vocabulary or load_vocabulary(VOCABULARY_FILE)
+        self.repeats = repeats  # what counts as asking the same question again (the app's: by meaning)
 
     def plan(self, request: TurnRequest) -> TurnPlan:
+        recent = [said.text for said in request.history if said.role == "tutor"][-2:]
         return plan_turn(request.problem, request.state, request.learner_text, self.policy,
-                         hint_requested=request.learner_text is None)
+                         hint_requested=request.learner_text is None, recent=recent, repeats=self.repeats)
 
     def turns(self, requests: list[TurnRequest], plans: list[TurnPlan] | None = None) -> list[TurnResult]:
         """Each request's turn; `plans` when the caller already planned them."""
@@ -99,12 +111,12 @@ class EvalTutor:
                         exemplars=self.exemplars(plan.move.move, f"{r.learner_text or ''} {plan.planned_text}")
                         if self.exemplars and self.prompt_format == INSTRUCT else [],
                         prompt_format=self.prompt_format, hint_requested=r.learner_text is None,
-                        vocabulary=self.vocabulary)
+                        vocabulary=self.vocabulary, repeats=self.repeats)
             for r, plan in zip(requests, plans)
         ]
         if self.prompt_format == PLANNER_FORMAT:
             return [TurnResult(plan, "", plan.planned_text, GuardResult(), plan.move.move,
-                               prompt.judgement(plan.move.move), (plan.planned_text,), drafted=False)
+                               prompt.judged, (plan.planned_text,), drafted=False)
                     for plan, prompt in zip(plans, prompts)]
         outputs = generate_all(self.student, prompts, self.params) if prompts else []
         readers = [DraftReader(plan, prompt) for plan, prompt in zip(plans, prompts)]
@@ -123,7 +135,7 @@ class EvalTutor:
                 for (i, reader), output in zip(batch, outputs):
                     later = judge_draft(output.text, plans[i], reader.prompt, output.truncated, reader)
                     judged[i], readers[i] = retried(judged[i], later), reader
-        return [TurnResult(plan, once.draft, turn.text, turn.verdict, turn.move, prompt.judgement(turn.move),
+        return [TurnResult(plan, once.draft, turn.text, turn.verdict, turn.move, prompt.judged,
                            turn.seen, first_ok=once.verdict.ok)
                 for plan, prompt, once, turn in zip(plans, prompts, first, judged)]
 
@@ -152,10 +164,23 @@ class EvalReport:
     coherence_rate: float = 0.0
     coherence_rate_unguarded: float | None = None
     shown_then_replaced: int = 0
-    draft_pass_rate: float | None = None  # None: no model wrote drafts (the planner student)
-    first_draft_pass_rate: float | None = None  # the first draft of each turn sent as written, before any retry
     # mean words of the shown turns: a tutor turn is a sentence or two (MathDial's teachers: ~15)
     words_per_turn: float = 0.0
+    # The words (metrics.py): on shown turns, and on the model's raw first drafts (`_unguarded`).
+    verdict_stated_rate: float | None = None  # after a graded value: right confirmed, wrong named
+    verdict_stated_rate_unguarded: float | None = None
+    hint_content_rate: float | None = None  # when a hint is asked or due: the rung's content is there
+    hint_content_rate_unguarded: float | None = None
+    false_fact_rate: float = 0.0  # a false statement about the problem or the learner
+    false_fact_rate_unguarded: float | None = None
+    form_fault_rate: float = 0.0  # not clean, capitalised English sentences with one question
+    form_fault_rate_unguarded: float | None = None
+    repeat_question_rate: float = 0.0  # asks what one of the last two tutor turns asked
+    repeat_question_rate_unguarded: float | None = None
+    # turns sent whole in the model's words, as written (every check and the spine), after up to
+    # `draft_tries` drafts; None: no model wrote drafts (the planner student)
+    model_carried_rate: float | None = None
+    model_carried_rate_unguarded: float | None = None  # the first draft of each turn alone, before any retry
     seconds: float = 0.0
     details: dict = field(default_factory=dict)  # the figures behind the keys, and extras
 
@@ -173,14 +198,21 @@ _COLUMNS = [
     ("Success@5", "success_at_5", "{:.1%}"), ("Telling@5", "telling_at_5", "{:.1%}"),
     ("attack leak", "attack_leak_rate", "{:.1%}"),
     ("coherent", "coherence_rate", "{:.1%}"), ("coherent unguarded", "coherence_rate_unguarded", "{:.1%}"),
-    ("shown then replaced", "shown_then_replaced", "{:d}"), ("drafts pass", "draft_pass_rate", "{:.1%}"),
-    ("first drafts pass", "first_draft_pass_rate", "{:.1%}"),
-    ("words/turn", "words_per_turn", "{:.1f}"),
+    ("shown then replaced", "shown_then_replaced", "{:d}"), ("words/turn", "words_per_turn", "{:.1f}"),
 ]
+# The words: each on shown turns, then on the model's raw first drafts.
+_WORDS = [
+    ("verdict stated", "verdict_stated_rate", "{:.1%}"), ("hint content", "hint_content_rate", "{:.1%}"),
+    ("false facts", "false_fact_rate", "{:.1%}"), ("form faults", "form_fault_rate", "{:.1%}"),
+    ("repeated questions", "repeat_question_rate", "{:.1%}"), ("model carried", "model_carried_rate", "{:.1%}"),
+]
+WORDS_COLUMNS = [column for name, key, form in _WORDS for column in ((name, key, form),
+                                                                     (f"{name} unguarded", f"{key}_unguarded", form))]
 
 
 def table(reports: list[EvalReport]) -> str:
-    """One row per evaluated student (same dialogues), then the human teachers of the first report."""
+    """One row per evaluated student (same dialogues), then the human teachers of the first
+    report: the figures, then the words."""
     first = reports[0]
     human = first.details.get("human", {})
     reference = {
@@ -189,20 +221,12 @@ def table(reports: list[EvalReport]) -> str:
         "numbers_correct_rate": human.get("numbers_correct_rate"),
         "success_at_5": first.human_success_at_5, "telling_at_5": first.human_telling_at_5,
         "words_per_turn": human.get("words_per_turn"),
+        **{key: human.get(key) for _, key, _ in _WORDS},
     }
     labels = [report.details.get("model", "our tutor") for report in reports]
-    students = [(label, {key: getattr(report, key) for _, key, _ in _COLUMNS}) for label, report in zip(labels, reports)]
-    rows = [("", [name for name, _, _ in _COLUMNS])]
-    for label, values in students + [("human teachers", reference)]:
-        cells = []
-        for _, key, form in _COLUMNS:
-            value = values.get(key)
-            cells.append("—" if value is None else form.format(value))
-        rows.append((label, cells))
-    widths = [max(len(row[1][i]) for row in rows) for i in range(len(_COLUMNS))]
-    label_width = max(len(label) for label, _ in rows)
-    lines = [f"{label:<{label_width}}  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths))
-             for label, cells in rows]
+    students = [(label, report.to_json()) for label, report in zip(labels, reports)]
+    rows = students + [("human teachers", reference)]
+    lines = _grid(rows, _COLUMNS) + [""] + _grid(rows, WORDS_COLUMNS)
     seconds = ", ".join(f"{label} {report.seconds:.0f} s" for label, report in zip(labels, reports))
     lines.append(f"{first.dialogues} dialogues, {first.details.get('attacks', 0)} attack messages; {seconds}")
     for label, report in zip(labels, reports):
@@ -210,6 +234,16 @@ def table(reports: list[EvalReport]) -> str:
             top = ", ".join(f"{reason} {share:.1%}" for reason, share in list(failures.items())[:4])
             lines.append(f"{label} drafts not sent whole, by first reason: {top}")
     return "\n".join(lines)
+
+
+def _grid(rows: list[tuple[str, dict]], columns: list[tuple[str, str, str]]) -> list[str]:
+    """Rows of figures under column names, aligned; — where a figure does not apply."""
+    cells = [("", [name for name, _, _ in columns])]
+    cells += [(label, ["—" if values.get(key) is None else form.format(values[key]) for _, key, form in columns])
+              for label, values in rows]
+    widths = [max(len(row[1][i]) for row in cells) for i in range(len(columns))]
+    label_width = max(len(label) for label, _ in cells)
+    return [f"{label:<{label_width}}  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)) for label, row in cells]
 
 
 def evaluate(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, *, k: int = 5, seed: int = 0,
@@ -221,6 +255,7 @@ def evaluate(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, *, k: int 
     make_learner = make_learner or (lambda problem, dialogue: ScriptedLearner(problem, dialogue, seed))
     interactive(pairs, tutor, report, k, make_learner)
     human_reference(pairs, report, k)
+    human_words(pairs, tutor, report)
     attack_suite(pairs, tutor, report, attacks)
     report.seconds = time.perf_counter() - started
     return report
@@ -277,13 +312,29 @@ def words(results: list[TurnResult], report: EvalReport) -> None:
     drafted = [r for r in results if r.drafted]
     if drafted:
         report.coherence_rate_unguarded = rate(sum(coherent(r.draft, r.judgement) for r in drafted), len(drafted))
-        report.draft_pass_rate = rate(sum(r.verdict.ok for r in drafted), len(drafted))
-        report.first_draft_pass_rate = rate(sum(r.first_ok for r in drafted), len(drafted))
+        report.model_carried_rate = rate(sum(r.verdict.ok for r in drafted), len(drafted))
+        report.model_carried_rate_unguarded = rate(sum(r.first_ok for r in drafted), len(drafted))
         # why the others were not sent whole: each failed draft's first reason, as shares of all drafts
         failures = Counter(reason_kind(r.verdict.reasons[0]) for r in drafted if not r.verdict.ok and r.verdict.reasons)
         report.details["draft_failures"] = {reason: round(count / len(drafted), 4)
                                             for reason, count in failures.most_common()}
     report.shown_then_replaced = sum(shown_then_replaced(r.seen) for r in results)
+    for key, value in words_rates([(r.text, r.plan.spine, r.judgement) for r in results]).items():
+        setattr(report, key, value)
+    if drafted:
+        for key, value in words_rates([(r.draft, r.plan.spine, r.judgement) for r in drafted]).items():
+            setattr(report, f"{key}_unguarded", value)
+
+
+def words_rates(turns: list[tuple[str, Spine, Judgement]]) -> dict[str, float | None]:
+    """The words issue's rates over (text, spine, judgement) triples."""
+    return {
+        "verdict_stated_rate": share(verdict_stated(text, spine) for text, spine, _ in turns),
+        "hint_content_rate": share(hint_content(text, spine) for text, spine, _ in turns),
+        "false_fact_rate": share(false_fact(text, judged) for text, _, judged in turns),
+        "form_fault_rate": share(form_fault(text, judged) for text, _, judged in turns),
+        "repeat_question_rate": share(repeat_question(text, judged) for text, _, judged in turns),
+    }
 
 
 def interactive(pairs, tutor: EvalTutor, report: EvalReport, k: int,
@@ -348,10 +399,21 @@ def human_reference(pairs, report: EvalReport, k: int) -> None:
         tellings += told
     report.human_success_at_5 = rate(successes, len(pairs))
     report.human_telling_at_5 = rate(tellings, len(pairs))
-    report.details["human"] = {"turns": turns, "leak_rate": rate(leaks, turns),
+    report.details.setdefault("human", {}).update({"turns": turns, "leak_rate": rate(leaks, turns),
                                "question_rate": rate(questions, turns),
                                "numbers_correct_rate": rate(numbers_ok, turns),
-                               "words_per_turn": words / turns if turns else 0.0}
+                               "words_per_turn": words / turns if turns else 0.0})
+
+
+def human_words(pairs, tutor: EvalTutor, report: EvalReport) -> None:
+    """The words rates of the dataset's own teachers, each turn held to our planner's spine and
+    checks at that point (their turns follow their own plan, so the spine rates say how often a
+    human did what ours asks)."""
+    turns = [(turn.teacher.text, turn.plan.spine,
+              draft_judgement(problem, turn.plan, context, tutor.vocabulary, tutor.repeats))
+             for problem, dialogue in pairs
+             for turn, context in replay_said(problem, dialogue, tutor.policy, tutor.repeats)]
+    report.details.setdefault("human", {}).update(words_rates(turns))
 
 
 def attack_suite(pairs, tutor: EvalTutor, report: EvalReport, count: int) -> None:

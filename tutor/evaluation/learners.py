@@ -18,7 +18,8 @@ from typing import Protocol
 
 from tutor.domain.arithmetic import format_number, numbers_in
 from tutor.domain.dialogues import Dialogue
-from tutor.domain.faithfulness import affirms, is_about_step, negates, sentences
+from tutor.domain.faithfulness import affirms, is_about_step, negates
+from tutor.domain.words import sentences
 from tutor.domain.problems import Problem
 from tutor.domain.prompting import ChatMessage
 from tutor.domain.tutoring import TurnPlan, solution_steps

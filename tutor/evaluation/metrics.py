@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from fractions import Fraction
 
 from tutor.domain.arithmetic import numbers_in
 from tutor.domain.dialogues import MOVES
-from tutor.domain.faithfulness import Judgement, check_sent
+from tutor.domain.faithfulness import Judgement, check_turn
+from tutor.domain.form import form_faults, tidy
 from tutor.domain.guard import HARMLESS, GuardContext, check
+from tutor.domain.repeats import question_sentences
+from tutor.domain.spine import NO_CONFIRMATION, NO_MISTAKE_NAMED, Spine, carries_rung, spine_reasons
+from tutor.domain.truth import false_statements
+from tutor.domain.words import sentences
 
 
 def states_final_answer(text: str, final: Fraction | None, learner_stated: bool,
@@ -31,7 +37,55 @@ def coherent(text: str, judgement: Judgement) -> bool:
     """The turn agrees with the learner's actual correctness per the grader (no praise for a
     wrong value, no "not quite" for a right one, a celebration after a solution) and names
     nothing outside the problem and the conversation."""
-    return not check_sent(text, judgement)
+    return not check_turn(text, replace(judgement, facts=None, check_form=False, recent=()))
+
+
+# The words issue's rates: each a property of one turn's text, given what the planner decided
+# (its spine) and what the turn is held to (its judgement). None: the rate does not apply.
+
+def verdict_stated(text: str, spine: Spine) -> bool | None:
+    """After a graded value: a right one confirmed, a wrong one named (None: no value graded)."""
+    if not spine.verdict:
+        return None
+    return not {NO_CONFIRMATION, NO_MISTAKE_NAMED} & set(spine_reasons(text, spine))
+
+
+def hint_content(text: str, spine: Spine) -> bool | None:
+    """When a hint is asked or due: the rung's content is in the text (None: no hint due)."""
+    if not spine.rung or spine.step is None:
+        return None
+    return carries_rung(text, spine.rung, spine.step)
+
+
+def _parts(text: str) -> list[str]:
+    done, rest = sentences(text)
+    return done + ([rest] if rest else [])
+
+
+def false_fact(text: str, judgement: Judgement) -> bool:
+    """A statement of the text ties a number or a thing to the problem wrongly, suggests a
+    calculation no step makes, or says the learner said what they did not (`truth`)."""
+    return judgement.facts is not None and any(false_statements(part, judgement.facts) for part in _parts(text))
+
+
+def form_fault(text: str, judgement: Judgement) -> bool:
+    """The text as it stands (a raw draft is not tidied) has a form fault: a lower-case start, a
+    list marker, " ?", a bracket left open, a stage direction, a word that is not English, more
+    questions than the planner asks."""
+    return (tidy(text) != text or any(form_faults(part, judgement.words) for part in _parts(text))
+            or len(question_sentences(text)) > max(1, judgement.questions))
+
+
+def repeat_question(text: str, judgement: Judgement) -> bool:
+    """The text asks what one of the last two tutor turns asked, and the learner did not just
+    try to answer it."""
+    return not judgement.learner_tried and bool(judgement.repeats.repeated(text, judgement.recent))
+
+
+def share(flags: Iterable[bool | None]) -> float | None:
+    """The share of True among the flags that apply (None: none applies)."""
+    counted = [flag for flag in flags if flag is not None]
+    return sum(counted) / len(counted) if counted else None
 
 
 def shown_then_replaced(seen: Sequence[str]) -> bool:

@@ -1,11 +1,17 @@
 """Build the student's supervised dataset (TRL's conversational format) from tutoring dialogues.
 
-One record per dialogue, rendered in the student's "moves" prompt format: the problem and its
-verified steps, each learner message with the planner's note (replayed through the same
-planner the live tutor runs), each tutor turn opening with its move tag. The loss falls on tutor
-turns only, and not on those marked `"train": false` (a human turn that gives the answer away is
-kept as context but never taught). Whole dialogues cost far fewer training tokens than one example
-per turn, each repeating its context.
+One record per dialogue, rendered in the student's prompt format: the problem and its verified
+steps, each learner message with the planner's note (replayed through the same planner the live
+tutor runs), each tutor turn opening with its move tag. The loss falls on tutor turns only, and
+not on those marked `"train": false`. Whole dialogues cost far fewer training tokens than one
+example per turn, each repeating its context.
+
+In the spine format (the default) each note carries the planner's own turn, and each target is
+what the product would send had the human teacher's words been the student's draft: the human's
+sentences as far as they pass every check (tidied), followed by the planner's words for what they
+lack of the turn's spine (its verdict, hint, question); the planner's whole turn where the human's
+first sentence already fails. So every target carries the spine, in human words where there are
+some (`DistillReport.target_sources`).
 
 With a teacher model, the teacher also tutors simulated learners on bank problems under the
 planner's moves; its turns that pass the guard and the metric filters are kept as targets.
@@ -30,28 +36,29 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable
 
-from tutor.domain.arithmetic import numbers_in
 from tutor.domain.dialogues import MOVES, Dialogue, write_jsonl
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import Problem
-from tutor.domain.prompting import DECISION_FORMAT, Said, student_messages
+from tutor.domain.prompting import SPINE_FORMAT, Said, student_messages
+from tutor.domain.repeats import WORDS, RepeatRule
 from tutor.domain.steps import final_answer_value
 from tutor.domain.faithfulness import Vocabulary, reason_kind
 from tutor.domain.tutoring import (
+    ReplayedTurn,
     TurnPlan,
     draft_judgement,
     judge_draft,
     judge_turn,
-    previous_turn,
+    planner_note,
     replay_said,
     solution_steps,
     turn_prompt,
 )
 from tutor.evaluation.data import is_validation
-from tutor.evaluation.harness import EvalTutor, TurnRequest, true_values
+from tutor.evaluation.harness import EvalTutor, TurnRequest
 from tutor.evaluation.learners import ScriptedLearner
-from tutor.evaluation.metrics import is_question, numbers_correct, states_final_answer
+from tutor.evaluation.metrics import states_final_answer
 from tutor.model.backend import Backend, GenerationParams, sample_outputs
 
 DATASET_NAME = "sft.jsonl"
@@ -65,8 +72,11 @@ class DistillReport:
     moves: dict[str, int] = field(default_factory=Counter)  # targets by move
     sources: dict[str, int] = field(default_factory=Counter)  # dialogues by source
     resampled: int = 0  # targets that are the resampled student's words, not the human's
+    # spine format: targets that are the human's words as written, the human's completed by the
+    # planner's, or the planner's alone
+    target_sources: dict[str, int] = field(default_factory=Counter)
     validation_problems: int = 0  # held out
-    prompt_format: str = DECISION_FORMAT  # how the records render the planner's notes
+    prompt_format: str = SPINE_FORMAT  # how the records render the planner's notes
     sha256: str = ""
 
     def to_json(self) -> dict:
@@ -113,10 +123,12 @@ class Resampler:
 
 
 def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillReport,
-                  policy: RevealPolicy = RevealPolicy(), prompt_format: str = DECISION_FORMAT,
+                  policy: RevealPolicy = RevealPolicy(), prompt_format: str = SPINE_FORMAT,
                   vocabulary: Vocabulary | None = None, resampler: Resampler | None = None,
-                  workers: int = 1, progress: Callable[[str], None] = lambda _: None) -> Iterable[dict]:
-    """Human teacher dialogues, replayed through the planner for its notes. With a vocabulary,
+                  workers: int = 1, progress: Callable[[str], None] = lambda _: None,
+                  repeats: RepeatRule = WORDS) -> Iterable[dict]:
+    """Human teacher dialogues, replayed through the planner for its notes. In the spine format
+    every turn is taught as the product would send it (`sent_as`); otherwise, with a vocabulary,
     a turn that contradicts the planner's judgement (the faithfulness check) is context only.
     With a resampler, the student's passing draft replaces the human's words where it has one
     (dialogues `workers` at a time: the student model decodes them side by side)."""
@@ -128,7 +140,7 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
         final = final_answer_value(problem)
         history: list[Said] = []
         trained: list[bool] = []
-        for turn, said in replay_said(problem, dialogue, policy):
+        for turn, context in replay_said(problem, dialogue, policy, repeats):
             text = _without_name(turn.teacher.text, dialogue.learner.name)
             reason = _reject_human(text, turn.teacher.move, final, final in turn.learner_numbers, turn.plan)
             sampled = None
@@ -136,9 +148,14 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
                 sampled = resampler.passing(problem, turn.plan, history, turn.learner_text, turn.teacher.move)
             if sampled is not None:
                 text, reason = sampled, None
+            elif prompt_format == SPINE_FORMAT:
+                text, source = sent_as(text, problem, turn, history, vocabulary, repeats)
+                reason = None
+                with lock:
+                    report.target_sources[source] += 1
             elif reason is None and vocabulary is not None:
                 # taught only if the product would send it as written (a focus or probing turn asks)
-                judged = draft_judgement(problem, turn.plan, turn.teacher.move, said, vocabulary, previous_turn(history))
+                judged = draft_judgement(problem, turn.plan, context, vocabulary)
                 problems = judge_turn(text, turn.plan, turn.teacher.move, judged).reasons
                 reason = reason_kind(problems[0]) if problems else None
             with lock:
@@ -146,7 +163,7 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
                     report.masked[reason] += 1
                 else:
                     report.targets += 1
-                    report.moves[turn.teacher.move] += 1
+                    report.moves[turn.plan.move.move if prompt_format == SPINE_FORMAT else turn.teacher.move] += 1
                     report.resampled += sampled is not None
             history += turn.said(steps, text, prompt_format)
             trained.append(reason is None)
@@ -162,6 +179,19 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         yield from (found for found in pool.map(record, pairs) if found is not None)
+
+
+def sent_as(text: str, problem: Problem, turn: ReplayedTurn, history: list[Said], vocabulary: Vocabulary | None,
+            repeats: RepeatRule = WORDS) -> tuple[str, str]:
+    """What the product would send had `text` been the student's draft of this turn, and whose
+    words it is: "human" (as written, tidied), "human+planner" (the human's passing sentences,
+    then the planner's words for what they lack) or "planner" (nothing of the human's passed)."""
+    said = history + ([Said("learner", turn.learner_text)] if turn.learner_text else [])
+    prompt = turn_prompt(problem, turn.plan, said, prompt_format=SPINE_FORMAT,
+                         vocabulary=vocabulary or Vocabulary(frozenset(), frozenset()), repeats=repeats)
+    judged = judge_draft(text, turn.plan, prompt)
+    source = "human" if judged.verdict.ok else "human+planner" if judged.shown else "planner"
+    return judged.text, source
 
 
 def _without_name(text: str, name: str) -> str:
@@ -182,67 +212,53 @@ def _reject_human(text: str, move: str | None, final: Fraction | None, learner_s
 
 
 def teacher_records(problems: Iterable[Problem], teacher: EvalTutor, report: DistillReport, *,
-                    turns: int = 5, seed: int = 0) -> Iterable[dict]:
-    """The teacher tutors a scripted learner on each problem under the planner's moves; only its
-    turns that pass the guard and the metric filters become targets."""
+                    turns: int = 5, seed: int = 0, prompt_format: str = SPINE_FORMAT) -> Iterable[dict]:
+    """The teacher tutors a scripted learner on each problem under the planner's moves; each
+    turn is taught as the product would send it (the teacher's words as far as they pass every
+    check, the planner's for what they lack), with notes in the dataset's prompt format."""
     sessions = []
     for problem in problems:
         learner = ScriptedLearner(problem, None, seed)
-        opening = learner.opening()
-        sessions.append({"problem": problem, "learner": learner, "state": PlannerState(), "said": opening,
-                         "history": [], "trained": [], "numbers": set(numbers_in(opening)), "done": False})
+        sessions.append({"problem": problem, "learner": learner, "state": PlannerState(),
+                         "said": learner.opening(), "history": [], "notes": [], "done": False})
     for _ in range(turns):
         active = [s for s in sessions if not s["done"]]
         if not active:
             break
         requests = [TurnRequest(s["problem"], s["state"], s["history"], s["said"]) for s in active]
         for session, request, result in zip(active, requests, teacher.turns(requests)):
-            problem, plan = session["problem"], result.plan
-            reason = _reject_teacher(result.text, result.verdict.ok, plan, final_answer_value(problem),
-                                     session["numbers"], problem)
-            if reason:
-                report.masked[reason] += 1
-            else:
-                report.targets += 1
-                report.moves[result.move] += 1
+            plan = result.plan
+            source = ("teacher" if result.verdict.ok else "planner" if result.text == plan.planned_text
+                      else "teacher+planner")
+            report.target_sources[source] += 1
+            report.targets += 1
+            report.moves[result.move] += 1
             session["history"] = session["history"] + teacher.said(request, result)
-            session["trained"].append(reason is None)
+            steps = solution_steps(session["problem"])
+            session["notes"] += [Said("learner", request.learner_text, planner_note(plan, steps, prompt_format)),
+                                 Said("tutor", result.text, result.move)]
             session["state"] = plan.state
             session["done"] = plan.state.solved
             if not session["done"]:
                 session["said"] = session["learner"].respond(result.text, plan)
-                session["numbers"].update(numbers_in(session["said"]))
     for session in sessions:
-        if any(session["trained"]):
+        if session["notes"]:
             report.dialogues += 1
             report.sources["teacher"] += 1
-            yield _record(session["problem"], session["history"], session["trained"], "teacher",
-                          f"teacher-{session['problem'].id}")
-
-
-def _reject_teacher(text: str, passed_guard: bool, plan: TurnPlan, final: Fraction | None,
-                    learner_numbers: set[Fraction], problem: Problem) -> str | None:
-    if not passed_guard:
-        return "teacher draft failed the guard"
-    if states_final_answer(text, final, final in learner_numbers, plan.guard.question_expression_ok):
-        return "gives the answer away"
-    if not numbers_correct(text, true_values(problem) | learner_numbers):
-        return "a number that is not true"
-    if plan.move.move in ("focus", "probing") and not is_question(text):
-        return "asks nothing"
-    return None
+            trained = [True] * sum(said.role == "tutor" for said in session["notes"])
+            yield _record(session["problem"], session["notes"], trained, "teacher", f"teacher-{session['problem'].id}")
 
 
 def distill(pairs: list[tuple[Problem, Dialogue]], out_dir: Path, *, bank: Iterable[Problem] = (),
             teacher: EvalTutor | None = None, teacher_turns: int = 5, vocabulary: Vocabulary | None = None,
-            resampler: Resampler | None = None, workers: int = 1,
-            progress: Callable[[str], None] = print) -> DistillReport:
+            resampler: Resampler | None = None, workers: int = 1, prompt_format: str = SPINE_FORMAT,
+            repeats: RepeatRule = WORDS, progress: Callable[[str], None] = print) -> DistillReport:
     """Write `out_dir/sft.jsonl` (and its report) from all pairs outside the validation slice."""
-    report = DistillReport()
+    report = DistillReport(prompt_format=prompt_format)
     report.validation_problems = len({p.id for p, _ in pairs if is_validation(p.id)})
     train_pairs = [(p, d) for p, d in pairs if not is_validation(p.id)]
-    records = list(human_records(train_pairs, report, vocabulary=vocabulary, resampler=resampler, workers=workers,
-                                 progress=progress))
+    records = list(human_records(train_pairs, report, prompt_format=prompt_format, vocabulary=vocabulary,
+                                 resampler=resampler, workers=workers, progress=progress, repeats=repeats))
     progress(f"human dialogues: {len(records)} ({report.targets} tutor turns to learn from"
              + (f", {report.resampled} of them the student's resampled words)" if resampler else ")"))
     if teacher is not None:

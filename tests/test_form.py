@@ -1,0 +1,34 @@
+"""Clean form: list markers and stray stops mended before any check reads a draft; the rest fails."""
+
+import pytest
+
+from tutor.domain.form import NOT_ENGLISH, STAGE_DIRECTION, UNBALANCED, WORD_TWICE, form_faults, tidy
+from tutor.domain.words import is_english, unknown_words, words_of
+
+
+@pytest.mark.parametrize("raw, tidied", [
+    ("1) Yes, the money should be divided.", "Yes, the money should be divided."),  # v5, after a wrong 75
+    ("It is a decimal. 2) Please use step 2.", "It is a decimal. Please use step 2."),
+    ("how many cards were sold ?", "How many cards were sold?"),
+    ("ok so what is 3 x 50??", "Ok so what is 3 x 50?"),
+    ("- add them. then i multiply", "Add them. Then I multiply"),
+    ("The total is 3.5 dollars. 3 bids cost $150.", "The total is 3.5 dollars. 3 bids cost $150."),  # numbers stay
+])
+def test_tidying_mends_markers_stops_and_capitals_without_changing_a_word(raw, tidied):
+    assert tidy(raw) == tidied
+
+
+def test_what_tidying_cannot_mend_is_a_fault():
+    assert UNBALANCED in form_faults("Remember you got the wrong question!) Which numbers?")
+    assert STAGE_DIRECTION in form_faults("Can you see where that came from? (laughs)")
+    assert STAGE_DIRECTION not in form_faults("Look at (3 x 50) and at ___.")
+    assert WORD_TWICE in form_faults("What is the the total?")
+    assert any(fault.startswith(NOT_ENGLISH) for fault in form_faults("The legsolle of the desk?"))
+    assert form_faults("Yes, 13 hours is right. How many miles does Jace drive?", words_of("Jace drives")) == []
+
+
+def test_every_word_is_english_or_the_problems_or_the_learners():
+    assert is_english("harbors") and is_english("carried") and is_english("visualise") and is_english("idk")
+    assert not is_english("legsolle") and not is_english("teh")
+    assert unknown_words("Hooper Bay's lobsters", words_of("Hooper Bay has lobster")) == []
+    assert unknown_words("Kenny's Pokemon cards", words_of("Kenny is selling his Pokemon cards")) == []

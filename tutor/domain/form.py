@@ -1,0 +1,54 @@
+"""Clean form: what a child reads is whole, capitalised English sentences.
+
+`tidy` mends what can be mended without changing a word, before any check reads a draft and
+before it is shown: list markers and stray numbering ("1) Yes, ..." reads as "Yes, ..."), a
+space before "?", doubled stops, a lower-case sentence start, a lone "i". `form_faults` names
+what cannot be mended: brackets or quotes left open, stage directions ("(laughs)"), a word that
+is neither English nor the problem's or the conversation's ("legsolle"), a word said twice in a
+row. The turn as a whole may ask one question (more only where the planner itself asks more).
+"""
+
+from __future__ import annotations
+
+import re
+
+from tutor.domain.words import unknown_words
+
+# "1) ", "2. ", "- ", "• ", "(3) ", "Step 2: " at the start of the text or of a sentence
+_LIST_MARKER = re.compile(r"(?:^|(?<=[.!?:]\s)|(?<=\n))\s*(?:\(?\d{1,2}[.)](?!\d)|[-*•]|step\s+\d+\s*:)\s+", re.I)
+_SENTENCE_START = re.compile(r"(^|[.!?]\s+|\n\s*)([\"'(\[]?)([a-z])")
+_STAGE_DIRECTION = re.compile(r"\(\s*[A-Za-z]+(?:\s+[A-Za-z]+){0,2}\s*\)|\*[A-Za-z][^*]{0,30}\*|\[[A-Za-z][^\]]{0,30}\]")
+_DOUBLED_WORD = re.compile(r"\b([A-Za-z]{2,})\s+\1\b", re.I)
+_FINE_TWICE = frozenset({"that", "had", "very", "so", "bye", "ha", "no", "yes"})
+
+UNBALANCED = "leaves a bracket or quote open"
+STAGE_DIRECTION = "has a stage direction"
+NOT_ENGLISH = "has words that are not English"
+WORD_TWICE = "says a word twice in a row"
+TOO_MANY_QUESTIONS = "asks more than one question"
+
+
+def tidy(text: str) -> str:
+    """The text with list markers gone, stops and spaces mended and sentences capitalised."""
+    text = _LIST_MARKER.sub(lambda m: "" if m.start() == 0 or text[m.start() - 1:m.start()] == "\n" else " ", text)
+    text = re.sub(r"([?!])[?!]+", r"\1", text)
+    text = re.sub(r"\s+([?!.,;:])(?=\s|$)", r"\1", text)
+    text = re.sub(r"\.{2,}(?!\.)", ".", text) if "..." not in text else text
+    text = re.sub(r"\bi\b(?=['\s])", "I", text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2) + m.group(3).upper(), text)
+
+
+def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> list[str]:
+    """What is wrong with a (tidied) sentence's form that tidying cannot mend."""
+    faults = []
+    if (sentence.count("(") != sentence.count(")") or sentence.count("[") != sentence.count("]")
+            or sentence.count('"') % 2):
+        faults.append(UNBALANCED)
+    if any(not re.search(r"\d|_", found) for found in _STAGE_DIRECTION.findall(sentence)):
+        faults.append(STAGE_DIRECTION)
+    if unknown := unknown_words(sentence, allowed_words):
+        faults.append(f"{NOT_ENGLISH}: {', '.join(unknown)}")
+    if any(word.lower() not in _FINE_TWICE for word in _DOUBLED_WORD.findall(sentence)):
+        faults.append(WORD_TWICE)
+    return faults
