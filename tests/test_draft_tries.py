@@ -1,4 +1,4 @@
-"""A failed draft is tried again from what the learner has seen before the planner's words go out."""
+"""A failed draft is tried again afresh; the learner sees a draft only once the whole of it has passed."""
 
 from dataclasses import replace
 
@@ -9,8 +9,7 @@ from tutor.domain.faithfulness import AFFIRMING_OPENINGS, NEGATING_OPENINGS, neg
 from tutor.domain.planner import PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.prompting import MOVES_FORMAT, SPINE_FORMAT, Said
-from tutor.domain.tutoring import (CELEBRATION_OPENINGS, QUESTION_OPENINGS, DraftReader, ended, judge_draft, plan_turn,
-                                   retried, turn_prompt)
+from tutor.domain.tutoring import CELEBRATION_OPENINGS, DraftReader, ended, judge_draft, plan_turn, turn_prompt
 from tutor.evaluation.harness import EvalTutor, TurnRequest
 from tutor.evaluation.metrics import shown_then_replaced
 from tutor.model.backend import retry_params
@@ -33,36 +32,25 @@ def stuck_turn(carmen):
     return turn, turn_prompt(carmen, turn, [Said("learner", STUCK)], prompt_format=MOVES_FORMAT)
 
 
-def test_another_try_adds_one_sentence_to_those_shown_with_the_move_forced(stuck_turn):
+def test_nothing_of_a_failing_draft_is_shown_however_well_it_began(stuck_turn):
     turn, prompt = stuck_turn
     reader = DraftReader(turn, prompt)
-    first = judge_draft(f"focus] {LOOK} You are right!", turn, prompt, reader=reader)
-    assert not first.verdict.ok and first.shown == LOOK
-    again = reader.next_try()
-    # the model is asked to continue the turn it began: its move and the shown sentence are forced
-    assert again.prompt.messages[:-1] == prompt.messages[:-1]
-    assert again.prompt.messages[-1].content == f"[focus] {LOOK}"
-    assert again.prompt.choices == ("focus",) and not again.prompt.constrained
-    later = judge_draft(f" {ASK} Then add them to 150.", turn, again.prompt, reader=again)
-    assert later.verdict.ok and again.complete
-    assert later.text == f"{LOOK} {ASK}"  # one sentence more
-    assert later.draft == later.text  # the whole draft as read, both tries' words
-    assert again.opening == f"focus] {LOOK}"  # after the first try's forced "["
-    turn_seen = retried(first, later).seen
-    assert turn_seen[0] == LOOK and turn_seen[-1] == later.text
-    assert first.text not in turn_seen  # the first try's fallback never went out
-    assert shown_then_replaced(turn_seen) == 0
-    failed = DraftReader(turn, again.prompt, again.released[:1], room=1)
-    judge_draft(" Look at each bid.", turn, again.prompt, reader=failed)
-    assert failed.next_try() is None  # a turn grows by one sentence at most
+    failed = judge_draft(f"focus] {LOOK} You are right!", turn, prompt, reader=reader)  # praise after "I don't know"
+    assert not failed.verdict.ok and failed.text == turn.planned_text and failed.seen == (turn.planned_text,)
+    assert failed.draft == f"{LOOK} You are right!"
+    unfinished = judge_draft(f"focus] {LOOK}", turn, prompt)  # passes sentence by sentence, asks nothing
+    assert "asks nothing toward the next step" in unfinished.verdict.reasons
+    assert unfinished.text == turn.planned_text
+    whole = judge_draft(f"focus] {LOOK} {ASK}", turn, prompt)
+    assert whole.verdict.ok and whole.text == whole.seen[-1] == f"{LOOK} {ASK}"
 
 
-def test_a_draft_that_showed_nothing_is_drafted_afresh_and_a_model_failure_is_not_retried(stuck_turn):
+def test_a_failed_draft_is_drafted_afresh_and_a_model_failure_is_not_retried(stuck_turn):
     turn, prompt = stuck_turn
     reader = DraftReader(turn, prompt)
     judge_draft("focus] The desk costs 500, right?", turn, prompt, reader=reader)
     again = reader.next_try()
-    assert again.prompt == prompt and again.released == [] and again.room is None
+    assert again.prompt == prompt and again.read == []
     broken = DraftReader(turn, prompt)
     broken.failure = type(reader.failure)(("the model failed",))
     assert broken.next_try() is None
@@ -72,41 +60,33 @@ def test_a_draft_that_showed_nothing_is_drafted_afresh_and_a_model_failure_is_no
 
 
 def test_the_service_sends_the_try_that_passes_and_stores_the_failed_ones(store, bank):
-    student = FakeBackend(["focus] The desk costs 500, right?",  # gives the answer away: nothing shown
-                           f"focus] {LOOK} You are right!",  # praises a wrong value
-                           f" {ASK} And then?"], prompt_format=MOVES_FORMAT)
+    student = FakeBackend(["focus] The desk costs 500, right?",  # gives the answer away
+                           f"focus] {LOOK} You are right!",  # praises a learner who is stuck
+                           f"focus] {LOOK} {ASK}"], prompt_format=MOVES_FORMAT)
     service = TutorService(store, bank, student)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     replies = [reply.text for reply in service.reply(conversation, STUCK)]
-    sent = f"{LOOK} {ASK}"
-    assert replies[-1] == sent and not any("500" in reply for reply in replies)
-    for earlier, later in zip(replies, replies[1:]):
-        assert later.startswith(earlier)  # nothing the learner saw is taken back
-    assert [call[-1].content for call in student.calls] == ["[", "[", f"[focus] {LOOK}"]
-    assert student.params[0].temperature == student.params[1].temperature > 0
+    assert replies == [f"{LOOK} {ASK}"]  # the learner sees the passing turn, whole, and nothing before it
+    assert [call[-1].content for call in student.calls] == ["["] * 3  # each try afresh
+    assert student.params[0].temperature == 0 < student.params[1].temperature  # the first greedy, then sampled
     assert student.params[1].choices == ("focus", "probing")  # afresh: the move is chosen again
-    assert student.params[0].ruled_out == student.params[1].ruled_out and "Yes" in student.params[0].ruled_out  # stuck: no praise
-    # forced, and goes on: with a question word, as the shown sentence asked nothing
-    assert student.params[2].choices == QUESTION_OPENINGS and student.params[2].min_new_tokens > 0
-    assert student.params[2].ruled_out == ()  # the move and the opening are the shown ones
+    assert student.params[0].ruled_out == student.params[1].ruled_out and "Yes" in student.params[0].ruled_out
     message = service.transcript(conversation)[-1]
     guard = message.planner_state["guard"]
-    assert message.model_version == "fake" and guard["passed"] and message.content == sent
+    assert message.model_version == "fake" and guard["passed"] and message.content == f"{LOOK} {ASK}"
     assert [tried["output"] for tried in guard["tries"]] == [
         "focus] The desk costs 500, right?", f"focus] {LOOK} You are right!"]
     assert any("500" in reason for reason in guard["tries"][0]["reasons"])
     assert any("right" in reason for reason in guard["tries"][1]["reasons"])
 
 
-def test_after_its_last_try_the_planner_follows_what_was_shown(store, bank):
-    student = FakeBackend([f"focus] {LOOK} You are right!", " Look at each bid again."],
-                          prompt_format=MOVES_FORMAT)
-    service = TutorService(store, bank, student)
+def test_after_its_last_try_the_planners_own_turn_goes_out(store, bank):
+    student = FakeBackend([f"focus] {LOOK} You are right!", f"focus] {LOOK}"], prompt_format=MOVES_FORMAT)
+    service = TutorService(store, bank, student, draft_tries=2)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     *_, last = service.reply(conversation, STUCK)
-    assert len(student.calls) == 2  # the go-on sentence asked nothing: no third try
-    assert last.text.startswith(f"{LOOK} Look at each bid again. ") and "right" not in last.text
-    assert last.message.model_version == "fake"  # its shown sentences are the model's
+    assert len(student.calls) == 2 and last.text == last.message.planner_state["planned_text"]
+    assert last.message.model_version == PLANNER_VERSION
     guard = last.message.planner_state["guard"]
     assert not guard["passed"] and "asks nothing toward the next step" in guard["reasons"]
     only_once = TutorService(store, bank, FakeBackend(["focus] The desk costs 500, right?"],
@@ -117,8 +97,7 @@ def test_after_its_last_try_the_planner_follows_what_was_shown(store, bank):
 
 
 def test_the_evaluation_counts_first_drafts_and_drafts_after_tries(carmen):
-    student = FakeBackend([f"focus] {LOOK} You are right!",
-                           f" {ASK}"], prompt_format=MOVES_FORMAT)
+    student = FakeBackend([f"focus] {LOOK} You are right!", f"focus] {LOOK} {ASK}"], prompt_format=MOVES_FORMAT)
     request = TurnRequest(carmen, PlannerState(), [], STUCK)
     result, = EvalTutor(student, tries=2).turns([request])
     assert result.verdict.ok and not result.first_ok
@@ -136,8 +115,7 @@ def test_each_failed_try_becomes_a_rejected_draft_beside_the_sent_turn(store, ba
 
     from tutor.training.feedback import DatasetOptions, build
 
-    student = FakeBackend([f"focus] {LOOK} You are right!",
-                           f" {ASK}"], prompt_format=MOVES_FORMAT)
+    student = FakeBackend([f"focus] {LOOK} You are right!", f"focus] {LOOK} {ASK}"], prompt_format=MOVES_FORMAT)
     service = TutorService(store, bank, student)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     list(service.reply(conversation, STUCK))
@@ -152,7 +130,6 @@ def test_a_sentence_said_twice_in_a_turn_fails(stuck_turn):
     turn, prompt = stuck_turn
     twice = judge_draft(f"focus] {LOOK} {LOOK} {ASK}", turn, prompt)
     assert not twice.verdict.ok and "says the same sentence twice" in twice.verdict.reasons
-    assert twice.shown == LOOK
 
 
 def test_the_number_of_tries_is_a_setting_the_service_keeps(tmp_path, monkeypatch):
@@ -197,13 +174,8 @@ def test_a_last_sentence_left_without_a_stop_is_ended_as_the_question_or_stateme
     assert asks.verdict.ok and asks.text == "OK, so which bids did the 3 other people make?"  # asks: no second try
     assert [ended(s) for s in ("What's 3 * 50", "Isn't it 150", "Look at 3 * 50 =", "Add them")] == [
         "What's 3 * 50?", "Isn't it 150?", "Look at 3 * 50 =", "Add them."]  # a sum cut at "=" is left as it is
-    reader = DraftReader(turn, prompt)
-    tells = judge_draft(f"focus] {LOOK[:-1]}", turn, prompt, reader=reader)
-    assert tells.shown == LOOK
-    again = reader.next_try()  # it asked nothing: the next try goes on after a whole sentence
-    assert again.prompt.messages[-1].content == f"[focus] {LOOK}"
-    later = judge_draft(f" {ASK[:-1]}", turn, again.prompt, reader=again)  # ended with "?"
-    assert later.verdict.ok and later.text == f"{LOOK} {ASK}"
+    both = judge_draft(f"focus] {LOOK} {ASK[:-1]}", turn, prompt)  # ended with "?"
+    assert both.verdict.ok and both.text == f"{LOOK} {ASK}"
 
 
 def test_a_model_picking_its_move_is_kept_from_openings_the_check_would_fail(stuck_turn, carmen):
@@ -220,15 +192,12 @@ def test_a_model_picking_its_move_is_kept_from_openings_the_check_would_fail(stu
     assert prompt.continued("focus", LOOK).ruled_out == ()  # its move is forced
 
 
-def test_a_calculation_split_over_two_tries_is_read_whole(stuck_turn):
+def test_a_calculation_split_over_two_sentences_is_read_whole(stuck_turn):
     turn, prompt = stuck_turn
-    reader = DraftReader(turn, prompt)
-    first = judge_draft("focus] Look at 3 * 50 = [probing] Why?", turn, prompt, reader=reader)
-    assert first.shown == "Look at 3 * 50 ="  # the model began another turn: this one ended there
-    again = reader.next_try()
-    later = judge_draft(" 200 dollars.", turn, again.prompt, reader=again)  # 200 is given: the guard lets it by
-    assert not later.verdict.ok and any("false calculation" in reason for reason in later.verdict.reasons)
-    assert "200 dollars" not in later.text  # never shown: the planner's words follow what was
+    split = judge_draft(f"focus] Look at 3 * 50 = 200 dollars. {ASK}", turn, prompt)  # 200 is given: the guard lets it by
+    assert not split.verdict.ok and any("false calculation" in reason for reason in split.verdict.reasons)
+    ended_there = judge_draft("focus] Look at 3 * 50 = [probing] Why?", turn, prompt)
+    assert not ended_there.verdict.ok  # the model began another turn: this one ended at "=", and asked nothing
 
 
 def test_a_move_tag_in_round_brackets_ends_the_turn_as_in_square_ones():
@@ -240,22 +209,17 @@ def test_a_move_tag_in_round_brackets_ends_the_turn_as_in_square_ones():
     assert own_turn("Look at (3 x 50) and (the bids).") == "Look at (3 x 50) and (the bids)."
 
 
-def test_a_turn_that_must_celebrate_shows_nothing_until_a_sentence_celebrates(carmen):
+def test_a_turn_that_must_celebrate_opens_with_its_celebration(carmen):
     state = PlannerState(step=3, completed=(0, 1, 2), known_values=("150", "300"))
     turn = plan_turn(carmen, state, "The final answer is 500.", RevealPolicy())
     prompt = turn_prompt(carmen, turn, [Said("learner", "The final answer is 500.")], prompt_format=MOVES_FORMAT)
-    reader = DraftReader(turn, prompt)
-    assert reader.feed("200 + 300 = 500.") == ""  # true, but no celebration yet: held
-    first = judge_draft("200 + 300 = 500. So the desk costs 500.", turn, prompt, reader=reader)
-    assert first.shown == "" and first.seen == (turn.planned_text,)
-    assert first.verdict.reasons == ("does not celebrate the solution",)
-    again = reader.next_try()
-    assert again.prompt == prompt and again.released == []  # afresh, not going on from held words
-    assert prompt.first_words == CELEBRATION_OPENINGS  # and its first token opens with praise
+    first = judge_draft("200 + 300 = 500. So the desk costs 500.", turn, prompt)
+    assert first.seen == (turn.planned_text,)
+    assert "does not open with the verdict on the learner's value" in first.verdict.reasons
+    assert prompt.first_words == CELEBRATION_OPENINGS  # its first token opens with praise
     assert prompt.continued("generic", "Well done.").first_words == ()
-    later = judge_draft("200 + 300 = 500. Well done, you solved it!", turn, prompt, reader=again)
-    assert later.verdict.ok and later.text == "200 + 300 = 500. Well done, you solved it!"
-    assert later.seen == ("200 + 300 = 500. Well done, you solved it!",) * 2  # both at once, with the praise
+    later = judge_draft("Well done, you solved it! 200 + 300 = 500.", turn, prompt)
+    assert later.verdict.ok and later.seen == ("Well done, you solved it! 200 + 300 = 500.",)
 
 
 def test_a_celebration_opens_with_a_praise_word_the_model_chooses(store, bank):
@@ -267,18 +231,6 @@ def test_a_celebration_opens_with_a_praise_word_the_model_chooses(store, bank):
     assert student.params[0].choices == CELEBRATION_OPENINGS  # the backend holds its first token to them
     stored = store.messages(conversation)[-1]
     assert stored.generation_params["choices"] == list(CELEBRATION_OPENINGS)
-
-
-def test_a_turn_that_asked_nothing_goes_on_with_a_question_word(store, bank):
-    student = FakeBackend([f"focus] {LOOK}", f" {ASK}"],
-                          prompt_format=MOVES_FORMAT)
-    service = TutorService(store, bank, student)
-    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
-    replies = [reply.text for reply in service.reply(conversation, STUCK)]
-    assert replies[-1] == f"{LOOK} {ASK}"
-    assert student.calls[1][-1].content == f"[focus] {LOOK}"
-    assert student.params[1].choices == QUESTION_OPENINGS  # the go-on sentence opens with one
-    assert " Which" in QUESTION_OPENINGS and student.params[0].choices == ("focus", "probing")
 
 
 class SpareBackend(FakeBackend):
@@ -302,8 +254,8 @@ class SpareBackend(FakeBackend):
         return self.generate(messages, params, since)
 
 
-def test_a_spare_draft_decodes_beside_the_first_and_is_the_fresh_try_when_nothing_was_shown(store, bank):
-    student = SpareBackend(["focus] The desk costs 500, right?",  # fails, nothing shown: the spare goes on
+def test_a_spare_draft_decodes_beside_the_first_and_is_the_next_try(store, bank):
+    student = SpareBackend(["focus] The desk costs 500, right?",  # fails: the spare goes on
                             f"focus] {ASK}",
                             "focus] Unread."])
     service = TutorService(store, bank, student)
@@ -314,7 +266,7 @@ def test_a_spare_draft_decodes_beside_the_first_and_is_the_fresh_try_when_nothin
     # the spare beside it (call 2, a third try) was stopped unread
     assert student.spares == [1, 2] and len(student.calls) == 3
     first = student.params[0]  # the first draft's choices and ruled-out openings, as a second try
-    sequential = retry_params(replace(service.params, choices=first.choices, ruled_out=first.ruled_out), 1, goes_on=False)
+    sequential = retry_params(replace(service.params, choices=first.choices, ruled_out=first.ruled_out), 1)
     assert first.choices == ("focus", "probing") and "Yes" in first.ruled_out
     assert student.params[1] == sequential and student.calls[1] == student.calls[0]
     assert 2 in student.closed
@@ -322,16 +274,7 @@ def test_a_spare_draft_decodes_beside_the_first_and_is_the_fresh_try_when_nothin
         "focus] The desk costs 500, right?"]
 
 
-def test_a_spare_is_dropped_when_the_draft_showed_a_sentence_and_none_is_asked_of_a_busy_engine(store, bank):
-    student = SpareBackend([f"focus] {LOOK} You are right!",  # shows a sentence, then fails
-                            "focus] Unread spare.",
-                            f" {ASK} And then?"])
-    service = TutorService(store, bank, student)
-    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
-    *_, last = service.reply(conversation, STUCK)
-    assert last.text == f"{LOOK} {ASK}"
-    assert student.spares == [1] and 1 in student.closed  # stopped: the next try goes on from the shown sentence
-    assert student.calls[2][-1].content == f"[focus] {LOOK}"
+def test_no_spare_is_asked_of_a_busy_engine(store, bank):
     busy = SpareBackend(["focus] The desk costs 500, right?", f"focus] {ASK}"],
                         idle=False)
     service = TutorService(store, bank, busy)

@@ -202,7 +202,8 @@ def test_coherence_reads_the_words_shown_and_drafted(carmen):
 
 
 def test_words_per_turn_tells_a_ramble_from_a_question(carmen):
-    rambling = "How did you get 350? " + "Please go over your thinking now. Tell me the details of each step. " * 3
+    rambling = ("How did you get 350? Please go over your thinking now. Tell me the details of each step. "
+                "Start with the opening bid. Then tell me about the other bids. Then tell me what you added.")
     reports = []
     for said in ("How did you get 350?", rambling):
         report = EvalReport()

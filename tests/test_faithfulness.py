@@ -107,7 +107,6 @@ def test_saying_the_previous_turn_again_word_for_word_is_rejected(carmen):
     prompt = turn_prompt(carmen, turn, history, prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
     again = judge_draft("probing] How did you get 350? your total is too small", turn, prompt)
     assert again.verdict.reasons == ("says a sentence of the previous turn again",)
-    assert again.shown == "How did you get 350?"
     assert judge_draft("probing] How did you get 350?", turn, prompt).verdict.ok
 
 
@@ -138,7 +137,7 @@ def test_a_sentence_of_the_previous_turn_said_again_is_rejected_before_it_is_sho
     history = [Said("tutor", "Okay, can you talk me through your solution?", "probing"), Said("learner", "150")]
     prompt = turn_prompt(carmen, turn, history, prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
     again = judge_draft("focus] okay can you talk me through your solution? Yes, that is correct.", turn, prompt)
-    assert again.shown == "" and "says a sentence of the previous turn again" in again.verdict.reasons
+    assert again.text == turn.planned_text and "says a sentence of the previous turn again" in again.verdict.reasons
     short = turn_prompt(carmen, turn, [Said("tutor", "Good job. What is 3 x 50?", "focus"), Said("learner", "150")],
                         prompt_format=MOVES_FORMAT, vocabulary=VOCABULARY)
     assert judge_draft("focus] Good job. What do Carmen's 3 bids add?", turn, short).verdict.ok  # too short to count
@@ -213,16 +212,15 @@ def test_a_draft_ends_where_the_model_starts_another_turn(carmen):
     prompt = turn_prompt(carmen, turn, [Said("learner", "The final answer is 500.")], vocabulary=VOCABULARY)
     judged_turn = judge_draft("500 \n [focus] Well done!", turn, prompt)
     assert "[focus]" not in judged_turn.text and not judged_turn.verdict.ok  # "500" alone celebrates nothing
-    assert judged_turn.shown == "" and judged_turn.text == turn.planned_text  # held, never shown
+    assert judged_turn.text == turn.planned_text  # never shown
     assert judge_draft("Well done, you solved it! [focus] What next?", turn, prompt).text == "Well done, you solved it!"
 
 
-def test_the_planners_words_after_shown_sentences_carry_what_they_lack(carmen):
+def test_a_draft_is_shown_whole_or_not_at_all(carmen):
     state = PlannerState(step=1, completed=(0,), known_values=("150",), asked=2)
     turn = plan_turn(carmen, state, "I don't know", RevealPolicy())  # the partial hint is due
     prompt = turn_prompt(carmen, turn, [Said("learner", "I don't know")], prompt_format=MOVES_FORMAT,
                          vocabulary=VOCABULARY)
     sent = judge_draft("focus] Let us look at Carmen's bids.", turn, prompt)  # no hint, no question
-    assert not sent.verdict.ok and sent.shown == "Let us look at Carmen's bids."
-    assert sent.text == "Let us look at Carmen's bids. " + turn.spine.follow_up
+    assert not sent.verdict.ok and sent.text == turn.planned_text and sent.seen == (turn.planned_text,)
     assert "3 × 50" in sent.text and not check_turn(sent.text, prompt.judged)

@@ -69,3 +69,30 @@ def test_own_problem_without_solution_checks_the_learners_arithmetic():
     assert grade("7 + 6 = 13", (), 0, None, {Fraction(7), Fraction(6)}).state is LearnerState.CORRECT
     assert grade("7 + 6 = 12", (), 0, None, {Fraction(7), Fraction(6)}).state is LearnerState.PARTIAL
     assert own.solution == ()
+
+
+def test_the_last_steps_calculation_not_worked_out_is_right_but_not_the_answer(bank):
+    from tutor.domain.tutoring import givens, solution_steps
+
+    windows = bank.get("5001062")  # 6 x 2 = 12, 12 + 8 = 20, 20 x 4 = 80
+    steps = solution_steps(windows)
+    graded = grade("20 x 4", steps, 2, final_answer_value(windows), set(givens(windows)), windows.question)
+    assert (graded.state, graded.value, graded.final, graded.expression) == (LearnerState.CORRECT, None, False, "20 * 4")
+
+
+def test_a_steps_value_put_forward_as_the_answer_is_right_for_the_step_only(bank):
+    from tutor.domain.tutoring import givens, solution_steps
+
+    juggling = bank.get("5000021")  # 2 x 5 = 10, 10 + 3 = 13
+    steps = solution_steps(juggling)
+    graded = grade("the answer is 10", steps, 0, final_answer_value(juggling), set(givens(juggling)), juggling.question)
+    assert (graded.state, graded.value, graded.as_answer) == (LearnerState.CORRECT, 10, True)
+
+
+def test_a_longer_calculation_holding_the_steps_is_not_that_step(bank):
+    from tutor.domain.tutoring import givens, solution_steps
+
+    jace = bank.get("5000495")  # 4 + 9 = 13, 60 * 13 = 780
+    graded = grade("i think its 60+4+9", solution_steps(jace), 0, final_answer_value(jace), set(givens(jace)),
+                   jace.question)
+    assert (graded.state, graded.value) == (LearnerState.INCORRECT, 73)  # not partially right: 4 + 9 inside it

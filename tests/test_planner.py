@@ -142,3 +142,16 @@ def test_a_partial_hint_naming_the_answer_as_an_operand_does_not_license_stating
     turns = run(problem, ["I don't know"] * 6)
     assert all(not t.guard.final_allowed for t in turns if t.move.hint_level < BOTTOM_OUT)
     assert Fraction(20) == final_answer_value(problem)
+
+
+def test_the_last_steps_calculation_is_confirmed_and_left_to_the_learner_to_work_out():
+    windows = BANK.get("5001062")
+    turns = run(windows, ["12", "20", "20 x 4", "80"])
+    assert turns[2].planned_text == "Yes, that's the right calculation. What is 20 × 4?"
+    assert not said_final_answer(turns[2], windows) and turns[-1].state.solved
+
+
+def test_a_number_the_learner_said_may_be_said_back_even_if_it_is_the_answer():
+    kenny = BANK.get("6000069")  # 100 + 50 = 150 dollars, ..., 150 cards (the answer)
+    turn = run(kenny, ["150 dollars"])[0]
+    assert turn.planned_text.startswith("That's right: $150.") and "He sold ___ cards" in turn.planned_text

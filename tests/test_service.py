@@ -13,7 +13,7 @@ def test_a_turn_streams_and_stores_both_messages(service):
 
     replies = list(service.reply(conversation, "  I think the desk costs $350. "))
 
-    assert [r.text for r in replies[:-1]] == [FIRST_REPLY]  # whole sentences only
+    assert [r.text for r in replies] == [FIRST_REPLY]  # shown once the whole draft has passed
     learner_message, tutor_message = service.transcript(conversation)
     assert (learner_message.role, learner_message.content) == ("learner", "I think the desk costs $350.")
     assert tutor_message.role == "tutor"
@@ -73,31 +73,25 @@ def test_an_empty_model_reply_is_replaced_by_the_planners_text(store, bank):
     assert last.message.model_version == PLANNER_VERSION
 
 
-def test_sentences_are_shown_one_by_one_as_each_completes_and_passes(store, bank):
+def test_a_draft_is_shown_once_the_whole_of_it_has_passed(store, bank):
     service = TutorService(store, bank, FakeBackend(["350 isn't right. How did you get 350?"]))
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     replies = list(service.reply(conversation, "I think the desk costs $350."))
-    assert [r.text for r in replies] == ["350 isn't right.", "350 isn't right. How did you get 350?",
-                                         "350 isn't right. How did you get 350?"]
+    assert [r.text for r in replies] == ["350 isn't right. How did you get 350?"]
     assert replies[-1].message.planner_state["guard"]["passed"] is True
 
 
-def test_a_leaking_sentence_is_never_shown_and_the_planners_words_follow_what_was(store, bank):
+def test_a_draft_that_fails_after_a_good_sentence_shows_nothing_of_it(store, bank):
     leaky = FakeBackend(["Great question! The desk costs 500 dollars in the end, okay?"])
     service = TutorService(store, bank, leaky, draft_tries=1)  # one draft (tries: test_draft_tries.py)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     replies = list(service.reply(conversation, "just tell me the answer"))
-    assert all("500" not in reply.text for reply in replies)
-    seen = [reply.text for reply in replies]
-    assert all(later.startswith(earlier) for earlier, later in zip(seen, seen[1:]))  # nothing taken back
     tutor = replies[-1].message
-    assert seen[0] == "Great question!"
-    assert tutor.content.startswith("Great question! ") and tutor.content != "Great question!"
-    assert tutor.content.endswith(tutor.planner_state["planned_text"].split("hint. ")[-1])  # the hint it lacked
-    assert tutor.model_version == "fake"  # its first sentence was shown
+    assert [reply.text for reply in replies] == [tutor.planner_state["planned_text"]]
+    assert all("500" not in reply.text and "Great question" not in reply.text for reply in replies)
+    assert tutor.model_version == PLANNER_VERSION
     guard = tutor.planner_state["guard"]
     assert guard["passed"] is False and guard["leaked_final"] is True
-    assert guard["shown_from_draft"] == "Great question!"
     assert guard["draft"].startswith("Great question! The desk costs") and guard["draft_model_version"] == "fake"
 
 

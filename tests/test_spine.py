@@ -56,11 +56,3 @@ def test_a_celebration_confirms_by_celebrating_and_asks_nothing(carmen):
     assert celebration.celebration and celebration.question_step is None
     assert spine_reasons("Well done, you solved it!", celebration) == ()
     assert NO_CONFIRMATION in spine_reasons("The desk costs 500.", celebration)
-
-
-def test_the_planners_missing_parts_follow_what_a_draft_said(carmen):
-    partial = spine(carmen, None, PlannerState(attempts=1, hint_level=FOCUS, asked=FOCUS))
-    assert partial.missing("Let us look at the bids.") == partial.follow_up
-    right = spine(carmen, "150")
-    assert right.missing("What do Carmen's own 3 bids add?") == right.opening  # the question was there
-    assert right.missing(right.text) == ""

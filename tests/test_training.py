@@ -71,7 +71,7 @@ def test_only_turns_the_product_would_send_as_written_are_taught(pairs, tmp_path
     asking = [text for text in taught if text.startswith(("[focus] ", "[probing] "))]
     # each target is what the product would send: the spine carried, so a focus or probing turn asks
     assert asking and all("?" in text for text in asking)
-    assert set(report.target_sources) == {"human", "human+planner", "planner"}
+    assert set(report.target_sources) == {"human", "planner"}
     assert sum(report.target_sources.values()) == report.targets
     # in the decision format (v2-v5), a human turn the product would not send is context only
     old = distill(pairs[:60], tmp_path / "decision", vocabulary=load_vocabulary(VOCABULARY_FILE),
@@ -211,30 +211,34 @@ def test_resampled_dialogues_keep_the_humans_moves_and_their_words_where_no_draf
     from tutor.domain.prompting import read_move_tag
     from tutor.training.distill import DistillReport, Resampler, human_records
 
+    class Echo(Sampler):  # a student of the spine format that says the planner's turn in its note
+        prompt_format = SPINE_FORMAT
+
+        def samples(self, messages, params, n):
+            from tutor.model.backend import Output
+
+            self.openings.append((messages[-1].role, messages[-1].content))
+            return [Output(messages[-2].content.split("; tutor: ", 1)[1].rstrip(")"))]
+
     few = split(pairs, "train")[:6]
     vocabulary = load_vocabulary(VOCABULARY_FILE)
     plain = DistillReport()
-    human = list(human_records(few, plain, vocabulary=vocabulary, prompt_format=DECISION_FORMAT))
-    student = Sampler(["The answer is clearly 123456.", "What do you think the next step is?"])
+    human = list(human_records(few, plain, vocabulary=vocabulary))
+    student = Echo([])
     report = DistillReport()
-    records = list(human_records(few, report, vocabulary=vocabulary, resampler=Resampler(student, 2),
-                                 workers=2, prompt_format=DECISION_FORMAT))
+    records = list(human_records(few, report, vocabulary=vocabulary, resampler=Resampler(student, 1), workers=2))
     assert [r["dialogue_id"] for r in records] == [r["dialogue_id"] for r in human]  # same order
-    resampled = []
+    resampled = 0
     for ours, theirs in zip(records, human):
         for mine, original in zip(ours["messages"], theirs["messages"]):
             if mine["role"] != "assistant":
-                assert mine == original  # learners, notes and the problem are unchanged
                 continue
             move, text = read_move_tag(mine["content"])
-            assert move == read_move_tag(original["content"])[0]  # the human's move stays
-            if text == "What do you think the next step is?":
-                resampled.append(mine)
-            else:  # no draft passed: the human's words, taught only if they pass the check
-                assert mine == original
-    assert len(resampled) == report.resampled > 0 and all(m["train"] for m in resampled)
-    assert report.targets + sum(report.masked.values()) == plain.targets + sum(plain.masked.values())
-    assert report.targets > plain.targets  # turns the check masked are taught in the student's words
+            assert move == read_move_tag(original["content"])[0]  # the moves stay
+            # a changed target is a resampled one (the planner's own turn, echoed, may equal the human's target)
+            resampled += mine != original
+    assert 0 < resampled <= report.resampled
+    assert report.targets == plain.targets
     assert student.openings and all(content.startswith("[") and content.endswith("] ")
                                     for _, content in student.openings)
 

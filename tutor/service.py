@@ -42,6 +42,9 @@ SOLVE_PARAMS = GenerationParams(max_new_tokens=400, temperature=0)
 THUMBS_UP, THUMBS_DOWN = 1, -1
 HINT_REQUEST = "Can I have a hint?"
 PLANNER_VERSION = "planner"  # tutor text written by the planner itself (model draft failed the guard)
+# A turn's first draft is greedy, as the evaluation measures it: the student's likeliest words,
+# which for a student of the spine format keep closest to the planner's turn; another try is sampled.
+FIRST_DRAFT = GenerationParams(temperature=0)
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class TutorService:
         store: Store,
         bank: ProblemBank,
         student: Backend,
-        params: GenerationParams = GenerationParams(),
+        params: GenerationParams = FIRST_DRAFT,
         policy: RevealPolicy = RevealPolicy(),
         retrieval: Retrieval | None = None,
         teacher: Backend | None = None,
@@ -210,10 +213,10 @@ class TutorService:
         if form == PLANNER_FORMAT:
             judged = Judged(turn.planned_text, turn.move.move, guard.GuardResult(), "")
         else:
-            judged, output, tries = yield from self._draft(student, reader)
+            judged, output, tries = self._draft(student, reader)
         final_text, move, failure = judged.text, judged.move, judged.verdict
-        # the model wrote the turn, or its sentences that were shown before the planner's words
-        version = student.version if failure.ok or judged.shown else PLANNER_VERSION
+        # the model wrote the turn, or the planner did
+        version = student.version if failure.ok else PLANNER_VERSION
         message = self.store.append_message(
             conversation,
             TUTOR_ROLE,
@@ -236,7 +239,6 @@ class TutorService:
                     "reasons": list(failure.reasons),
                     "leaked_final": failure.leaked_final,
                     "draft": judged.draft,
-                    "shown_from_draft": judged.shown,
                     "draft_model_version": student.version,
                     "output": output,
                     # the drafts tried before it, each failed: the whole reply after the prompt's start
@@ -272,56 +274,50 @@ class TutorService:
             raise InvalidInput(f"That is more than {self.messages_per_minute} messages a minute. "
                                "Take a breath, then send it again.")
 
-    def _draft(self, student: Backend, reader: DraftReader) -> Iterator[TutorReply]:
-        """Stream the student's draft; the learner sees each sentence once it has passed, and
-        nothing they saw is taken back. A failed draft is tried again, sampled (`next_try`: afresh
-        if nothing was shown, else one sentence going on from it), up to `draft_tries` drafts,
-        before the planner's words go out. While the engine has no other learner's reply to
-        decode, the next fresh try decodes beside the current one (a spare), so a draft that fails
-        before showing anything costs the learner little wait; and such an engine, which queues
-        its learners' replies, takes each try in the turn's place. Returns the judged turn, the
+    def _draft(self, student: Backend, reader: DraftReader) -> tuple[Judged, str, list[dict]]:
+        """The student's drafts, read as they stream: the learner sees a draft only once the whole
+        of it has passed. A failed draft is tried again afresh, sampled (`next_try`), up to
+        `draft_tries` drafts, before the planner's own turn goes out. While the engine has no
+        other learner's reply to decode, the next try decodes beside the current one (a spare),
+        so a draft that fails costs the learner little wait; and such an engine, which queues its
+        learners' replies, takes each try in the turn's place. Returns the judged turn, the
         model's raw output (after the prompt's own start) and the failed tries before it."""
         tries: list[dict] = []
-        spare = None  # the next fresh try's reply, decoding already
+        spare = None  # the next try's reply, decoding already
         engine = hasattr(student, "generate_if_idle")
         queued = {"since": time.perf_counter()} if engine else {}
         try:
             while True:
-                if spare is not None and not reader.released:  # this try is afresh: the spare is it
+                if spare is not None:
                     stream, spare = spare, None
                 else:
                     stream = student.generate(reader.prompt.messages, self._try_params(reader, len(tries)), **queued)
-                spare = _close(spare)
-                # a try that goes on from shown sentences is the last: no fresh try can follow it
-                if not reader.released and len(tries) + 1 < self.draft_tries and engine:
+                if len(tries) + 1 < self.draft_tries and engine:
                     spare = student.generate_if_idle(reader.prompt.messages,
-                                                     self._try_params(reader, len(tries) + 1, afresh=True), **queued)
-                output = yield from self._stream(stream, reader)
+                                                     self._try_params(reader, len(tries) + 1), **queued)
+                output = self._stream(stream, reader)
                 judged = reader.finish(truncated=output.truncated)
                 again = reader.next_try() if not judged.verdict.ok and len(tries) + 1 < self.draft_tries else None
                 if again is None:
-                    return judged, reader.opening + output.text, tries
-                tries.append({"output": reader.opening + output.text, "reasons": list(judged.verdict.reasons)})
+                    return judged, output.text, tries
+                tries.append({"output": output.text, "reasons": list(judged.verdict.reasons)})
                 reader = again
         finally:
             _close(spare)
 
-    def _try_params(self, reader: DraftReader, attempt: int, afresh: bool = False) -> GenerationParams:
+    def _try_params(self, reader: DraftReader, attempt: int) -> GenerationParams:
         """The generation settings of a turn's try (0: the first draft)."""
         params = replace(self.params, choices=reader.prompt.first_words, ruled_out=reader.prompt.ruled_out)
-        return retry_params(params, attempt, goes_on=bool(reader.released) and not afresh) if attempt else params
+        return retry_params(params, attempt) if attempt else params
 
-    def _stream(self, stream: Iterator[str], reader: DraftReader) -> Iterator[TutorReply]:
-        """One draft through the reader, yielding the text shown as it grows; returns the output."""
-        text, shown = "", reader.shown
+    def _stream(self, stream: Iterator[str], reader: DraftReader) -> Output:
+        """One draft through the reader, until it ends or a sentence fails; the model's output."""
+        text = ""
         try:
             for piece in stream:
                 text += piece
-                visible = reader.feed(text)
-                if visible != shown:
-                    shown = visible
-                    yield TutorReply(shown)
-                if reader.stopped or reader.complete:
+                reader.feed(text)
+                if reader.stopped:
                     break
         except ModelError:
             # the planner's words are always a safe reply; the learner's turn is not lost

@@ -207,8 +207,10 @@ def stated_calculations(token_list: list[Token]) -> list[tuple[str, Fraction, Fr
 
 
 _NUM = r"[$€]?\d[\d,]*(?:\.\d+)?"
-# "3 * 15 = 40": a calculation of plain numbers (no names: "3x/2 = 150" is algebra) set equal to a number
-_STATED = re.compile(rf"(?<![\w.])((?:{_NUM}\s*[-+*/]\s*)+{_NUM})\s*=\s*({_NUM})(?![\d.]*\w)(?!\s*[-+*/]\s*[$€]?\d)")
+# "3 * 15 = 40", "960 minus 40 is 960": a calculation of plain numbers (no names: "3x/2 = 150" is
+# algebra) set equal to a number
+_STATED = re.compile(rf"(?<![\w.])((?:{_NUM}\s*[-+*/]\s*)+{_NUM})\s*(?:=|\bis\b)\s*({_NUM})(?![\d.]*\w)"
+                     rf"(?!\s*[-+*/]\s*[$€]?\d)")
 
 
 def false_calculations(text: str) -> list[str]:

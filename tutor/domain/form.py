@@ -5,17 +5,19 @@ before it is shown: list markers and stray numbering ("1) Yes, ..." reads as "Ye
 space before "?", doubled stops, a lower-case sentence start, a lone "i". `form_faults` names
 what cannot be mended: brackets or quotes left open, stage directions ("(laughs)"), a word that
 is neither English nor the problem's or the conversation's ("legsolle"), a word said twice in a
-row. The turn as a whole may ask one question (more only where the planner itself asks more).
+row, a question without a word ("75?", "2 × 160 =?"). The turn as a whole may ask one question (more only where the planner itself asks more).
 """
 
 from __future__ import annotations
 
 import re
 
-from tutor.domain.words import unknown_words
+from tutor.domain.words import WORD, unknown_words
 
-# "1) ", "2. ", "- ", "• ", "(3) ", "Step 2: " at the start of the text or of a sentence
-_LIST_MARKER = re.compile(r"(?:^|(?<=[.!?:]\s)|(?<=\n))\s*(?:\(?\d{1,2}[.)](?!\d)|[-*•]|step\s+\d+\s*:)\s+", re.I)
+# "1) ", "2. ", "- ", "• ", "(3) ", "Step 2: " opening the text or a line; "2) " or "(2) " opening a
+# sentence ("...a decimal. 2) Please use"), where "33. " may end one ("That's right: 33. What...")
+_LIST_MARKER = re.compile(r"(?:^|(?<=\n))\s*(?:\(?\d{1,2}[.)](?!\d)|[-*•]|step\s+\d+\s*:)\s+"
+                          r"|(?<=[.!?]\s)(?:\(?\d{1,2}\)|step\s+\d+\s*:)\s+", re.I)
 _SENTENCE_START = re.compile(r"(^|[.!?]\s+|\n\s*)([\"'(\[]?)([a-z])")
 _STAGE_DIRECTION = re.compile(r"\(\s*[A-Za-z]+(?:\s+[A-Za-z]+){0,2}\s*\)|\*[A-Za-z][^*]{0,30}\*|\[[A-Za-z][^\]]{0,30}\]")
 _DOUBLED_WORD = re.compile(r"\b([A-Za-z]{2,})\s+\1\b", re.I)
@@ -26,11 +28,12 @@ STAGE_DIRECTION = "has a stage direction"
 NOT_ENGLISH = "has words that are not English"
 WORD_TWICE = "says a word twice in a row"
 TOO_MANY_QUESTIONS = "asks more than one question"
+NOT_A_SENTENCE = "asks a question without a word"
 
 
 def tidy(text: str) -> str:
     """The text with list markers gone, stops and spaces mended and sentences capitalised."""
-    text = _LIST_MARKER.sub(lambda m: "" if m.start() == 0 or text[m.start() - 1:m.start()] == "\n" else " ", text)
+    text = _LIST_MARKER.sub("", text)
     text = re.sub(r"([?!])[?!]+", r"\1", text)
     text = re.sub(r"\s+([?!.,;:])(?=\s|$)", r"\1", text)
     text = re.sub(r"\.{2,}(?!\.)", ".", text) if "..." not in text else text
@@ -51,4 +54,6 @@ def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> l
         faults.append(f"{NOT_ENGLISH}: {', '.join(unknown)}")
     if any(word.lower() not in _FINE_TWICE for word in _DOUBLED_WORD.findall(sentence)):
         faults.append(WORD_TWICE)
+    if not WORD.search(sentence) and sentence.rstrip().endswith("?"):  # "75?", "2 × 160 =?": asks nothing in words
+        faults.append(NOT_A_SENTENCE)
     return faults

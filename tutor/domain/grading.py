@@ -61,6 +61,8 @@ _STUCK = re.compile(
 # A message that puts a number forward as its answer, even one the problem gives.
 _ANSWER_CUE = re.compile(r"^\W*(?:(?:i\s+)?think|is\s+it|maybe|it'?s|its|the\s+answer\s+is|answer|so|=)?\W*[$€]?\d[\d,.]*\W*$"
                          r"|^\W*(?:i\s+think|is\s+it|maybe|it'?s|its|the\s+answer\s+is)\b[^a-z]*[$€]?\d", re.I)
+# "the answer is 10", "my answer = 10": a value put forward as the problem's answer
+_AS_ANSWER = re.compile(r"\b(?:the|my|final)\s+(?:final\s+)?answer\s+(?:is|=|would\s+be|will\s+be)\b", re.I)
 # A question about the tutoring itself ("why is that wrong", "what do you mean"): never off topic.
 _ABOUT_THE_WORK = re.compile(r"\b(?:wrong|right|correct|mean|means|meant|why|how)\b", re.I)
 _QUESTION_START = re.compile(r"^\s*(?:what|how|why|which|when|where|who|is|are|do|does|can|should)\b", re.I)
@@ -85,6 +87,7 @@ class Grade:
     # a right value that the learner's message goes on to a wrong conclusion from ("3 x 50 = 150,
     # so the desk costs 350"): the step is done, and the conclusion is wrong
     wrong: Fraction | None = None
+    as_answer: bool = False  # a step's right value put forward as the answer ("the answer is 10")
     # the judgement reads one value out of a worked solution that holds several (a long
     # message): teachers react to any of them, so the words are not held to it
     certain: bool = True
@@ -105,9 +108,10 @@ def attempt_values(text: str, givens: set[Fraction]) -> list[Fraction]:
             values += [value for _, value in expressions_in(found[index + 1:])[:1]]
             operands |= {Fraction(t.text) for t in found[start + 1:index] if t.kind == "number"}
     else:
-        for _, value, parts in whole_expressions(found):
+        for expression, value, parts in whole_expressions(found):
             values.append(value)
-            operands |= set(parts)
+            if not re.fullmatch(r"\( [\d.]+ / 100 \)", expression):  # "30%" is 0.3, and still the learner's 30
+                operands |= set(parts)
     values += [n for n in numbers_in(text) if n not in givens and n not in operands]
     unique: list[Fraction] = []
     for value in values:
@@ -157,12 +161,18 @@ def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fract
     # the final answer finishes the problem when it is the learner's conclusion (a long wrong
     # solution may pass through the answer's value on the way to another), said as a number: a
     # calculation left for the tutor to work out ("we can divide 126 by 14") is not an answer
-    last = _last_sentence(text)
-    concluded = [v for v in attempt_values(last, set()) if v in _said(last)]
+    conclusion = _last_sentence(text)
+    concluded = [v for v in attempt_values(conclusion, set()) if v in _said(conclusion)]
     if final_answer is not None and any(_matches(v, final_answer, steps[-1] if steps else None)
                                         for v in concluded):
         return Grade(LearnerState.CORRECT, final_answer, len(steps) - 1 if steps else None, final=True)
     said = _said(text)
+    last = steps[-1] if steps else None
+    worked_out = {expression for expression, _, _ in stated_calculations(tokens(text))}  # "7 x 2 = 10": a result
+    if (last is not None and last.value not in said and _same_calculation(text, last) and current >= len(steps) - 2
+            and last.expression not in worked_out):
+        # the last step's calculation, not worked out: right, and theirs to work out
+        return Grade(LearnerState.CORRECT, None, None, expression=last.expression)
     for index in range(current + 1, len(steps)):
         for value in values:
             if index == len(steps) - 1 and value not in said:
@@ -216,7 +226,9 @@ def _concluded(graded: Grade, text: str, steps: tuple[Step, ...], givens: set[Fr
         return graded
     right = {step.value for step in steps} | {step.amount for step in steps}
     concluded = [v for v in attempt_values(_last_sentence(text), givens) if v not in right]
-    return replace(graded, wrong=concluded[-1]) if concluded else graded
+    if concluded:
+        return replace(graded, wrong=concluded[-1])
+    return replace(graded, as_answer=bool(_AS_ANSWER.search(text)))
 
 
 _CLAUSE = re.compile(r"[.;!?\n]+|,\s*|\s+(?:and|so|then|because|but|since|which)\s+", re.I)
@@ -289,7 +301,7 @@ def _matches(value: Fraction, target: Fraction, step: Step | None) -> bool:
 def _same_calculation(text: str, step: Step) -> bool:
     """The learner wrote this step's calculation (same operands and operation)."""
     wanted = step.expression.replace(" ", "")
-    return any(expression.replace(" ", "") == wanted for expression, _ in expressions_in(tokens(text)))
+    return any(expression.replace(" ", "") == wanted for expression, _, _ in whole_expressions(tokens(text)))
 
 
 def _decimal_slip(value: Fraction, target: Fraction) -> bool:

@@ -26,12 +26,15 @@ from tutor.domain.spine import (
 from tutor.domain.steps import Step
 from tutor.domain.words import STOPWORDS, content_stems, stem
 
+_ABOUT_VERDICT = re.compile(r"\b(?:wrong|right|correct|mistake)\b", re.I)
 _OPERATION = {"+": "Add {a} and {b}", "-": "Take {b} away from {a}", "*": "Multiply {a} by {b}",
               "/": "Divide {a} by {b}"}
 _SYMBOL = {"+": "+", "-": "−", "*": "×", "/": "÷"}
 
-_NUMBER_IN_TEXT = re.compile(r"[$€]?\d[\d,]*(?:\.\d+)?%?|[$€]?\.\d+%?")
+_NUMBER_IN_TEXT = re.compile(r"[$€]?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?|[$€]?\.\d+%?")
 _EQUALS = re.compile(r"=|\bequals\b")
+# a calculation written with nothing but numbers and operators, right before '='
+_WRITTEN_CALCULATION = re.compile(r"[$€(]*\d[\d.,$€%()\s]*(?:[-+*/x×÷][\d.,$€%()\s]*)+(?=\s*$)")
 # a clause giving the calculation's reason after the result was said: "is 100 because ___"
 _TRAILING_REASON = re.compile(r"[\s,;:]*\b(?:because|since|as|so|or)\b\s*\(?___\)?[\s.]*$", re.I)
 
@@ -51,20 +54,23 @@ def cloze(step: Step) -> str | None:
     after = _NUMBER_IN_TEXT.search(text, equals[-1].end())
     if not before or after is None:
         return None
-    wanted = max(1, len(step.operands) - step.expression.count("/ 100 )"))
-    start = before[-min(wanted, len(before))].start()
-    while start > region_start and text[start - 1] in "( $€":  # "(8*4)-5=27", "$8*20": the bracket, the sign
-        start -= 1
-    start += len(text[start:]) - len(text[start:].lstrip())
-    blanked = (text[:start] + "___" + text[after.end():]).strip()
+    written = _WRITTEN_CALCULATION.search(text, region_start, equals[-1].start())
+    if written:  # numbers and operators only before '=': "$25*4", "1 - (1/3)", "(8*4)-5"
+        start = written.start()
+    else:  # words between the numbers ("3 bids * $50 per bid"): as many numbers as it has
+        wanted = max(1, len(step.operands) - step.expression.count("/ 100 )"))
+        start = before[-min(wanted, len(before))].start()
+        while start > region_start and text[start - 1] in "( $€":
+            start -= 1
+    space = " " if start and text[start - 1].isalpha() else ""  # "Madeline spends$25*4=$100"
+    blanked = (text[:start] + space + "___" + text[after.end():]).strip()
     # the result also stated before the calculation ("79 haircuts because ... = 79"): that is
     # the blank, and the calculation after it goes
     value = re.escape(format_number(step.value))
     stated = re.compile(rf"(?<![\d.,])[$€]?{value}(?![\d]|\.\d)")
-    if stated.search(blanked):
-        blanked = _TRAILING_REASON.sub("", blanked)
-        blanked = stated.sub("___", blanked, count=1)
-        blanked = re.sub(r"\s*\b(?:because|since)\b\s*$", "", blanked).strip()
+    reason_dropped = _TRAILING_REASON.sub("", blanked)
+    if reason_dropped != blanked and stated.search(reason_dropped):
+        blanked = stated.sub("___", reason_dropped, count=1).strip()
     if blanked.count("___") != 1 or blanked.strip(" .") == "___" or blanked.count("(") != blanked.count(")"):
         return None
     return blanked.rstrip(" .,;:")
@@ -83,7 +89,8 @@ def say_value(value: Fraction, step: Step | None = None) -> str:
     after = re.search(r"___\s+([A-Za-z]+)", blank)
     if after and value == step.value:
         word = after.group(1)
-        if word.lower().endswith("s") and word.lower() not in STOPWORDS and stem(word) in content_stems(step.description):
+        plural = word.lower().endswith("s") and not word.lower().endswith("ss")  # "pounds", not "glass"
+        if plural and word.lower() not in STOPWORDS and stem(word) in content_stems(step.description):
             return f"{text} {word}"
     return text
 
@@ -137,10 +144,10 @@ def smaller_step(step: Step) -> str:
         small = next((v for v in (x, y) if v.denominator == 1 and 2 <= v <= 4), None)
         if small is not None:
             other = format_number(y if small == x else x)
-            return f"{a} × {b} is {other} added {format_number(small)} times: what is {' + '.join([other] * int(small))}?"
+            return f"{a} × {b} means {other} added {format_number(small)} times: what is {' + '.join([other] * int(small))}?"
         return f"Think of {a} groups of {b}: how many is that in all, multiplied?"
     if operator == "-":
-        return f"What is the difference between {a} and {b}? Count up from {b} to {a}."
+        return f"Start at {a} and take away {b}: how many are left?"
     return f"If you split {a} into groups of {b}, how many groups are there?"
 
 
@@ -219,6 +226,8 @@ def _spine(move: Move, steps: tuple[Step, ...], grade: Grade | None, variant: in
         opening = _pick(_RIGHT, move.step or 0, v=said)
         if grade is not None and grade.wrong is not None:  # "3 x 50 = 150, so it costs 350"
             opening = f"Yes, {said} is right, but {format_number(grade.wrong)} isn't."
+        elif grade is not None and grade.as_answer:  # "the answer is 10", a step's value
+            opening = f"Yes, {said} is right for this step, but it isn't the final answer yet."
         return Spine(CONFIRM, value, question_step=step, opening=opening, content=focus_question(step, variant))
     if intent == "bottom_out":
         following = steps[move.step + 1] if move.step + 1 < len(steps) else None
@@ -236,6 +245,9 @@ def _spine(move: Move, steps: tuple[Step, ...], grade: Grade | None, variant: in
     hint = dict(rung=_rung(move.hint_level), step=step, question_step=step, content=content)
     if intent == "confirm_then_focus":
         expression = " ".join(_SYMBOL.get(t, t) for t in grade.expression.split()) if grade and grade.expression else ""
+        if expression and value is None:  # the last step's calculation, not worked out yet
+            return Spine(CONFIRM, None, **(hint | {"content": f"What is {expression}?"}),
+                         opening="Yes, that's the right calculation.")
         opening = (f"Yes, {expression} = {said} is right." if expression
                    else f"Yes, {said} is right, and we have that one already.")
         return Spine(CONFIRM, value, opening=opening, **hint)
@@ -246,7 +258,10 @@ def _spine(move: Move, steps: tuple[Step, ...], grade: Grade | None, variant: in
     if intent == "decline_and_focus":
         return Spine(opening=_pick(_DECLINE, variant), **hint)
     if intent == "answer_question_then_focus":
-        return Spine(opening=answer_from_problem(learner_text, problem_text), **hint)
+        answer = answer_from_problem(learner_text, problem_text)
+        if not answer and _ABOUT_VERDICT.search(learner_text):  # "why is that wrong?"
+            answer = "It doesn't fit the problem yet, so let's check it one step at a time."
+        return Spine(opening=answer, **hint)
     if intent == "redirect_to_problem":
         return Spine(opening="Let's get back to the problem.", **hint)
     if intent == "ask_to_clarify":

@@ -130,6 +130,8 @@ def _advance(state: PlannerState, grade: Grade, steps: tuple[Step, ...]) -> tupl
     if grade.step_index is None or (grade.step_index < state.step and not grade.final):
         # right, but no step forward: a valid step on another route, or a step done already;
         # confirmed, and the current step's question at the rung it was at
+        if grade.value is None:  # the step's calculation, not worked out: the partial rung is theirs
+            state = replace(state, asked=max(state.asked, PARTIAL))
         state = state.with_known(grade.value) if grade.value is not None else state
         return _again(state, steps, "focus", "confirm_then_focus", climb=False)
     done = grade.step_index

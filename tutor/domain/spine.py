@@ -52,18 +52,6 @@ class Spine:
     def text(self) -> str:
         return joined(self.opening, self.content, self.ask)
 
-    @property
-    def follow_up(self) -> str:
-        """What comes after the verdict: it can follow a model's sentences that gave one."""
-        return joined(self.content, self.ask)
-
-    def missing(self, text: str) -> str:
-        """The planner's parts a text lacks, to follow it: the verdict sentence when the text
-        gives none, then the content and question when it lacks either."""
-        reasons = spine_reasons(text, self)
-        verdict = any(r in (NO_CONFIRMATION, NO_MISTAKE_NAMED) for r in reasons)
-        rest = len(reasons) > verdict
-        return joined(self.opening if verdict else "", self.follow_up if rest else "")
 
 
 def joined(*parts: str) -> str:
@@ -99,13 +87,14 @@ def names_mistake(parts: list[str], value: Fraction | None) -> bool:
 
 def carries_rung(text: str, rung: str, step: Step) -> bool:
     """The hint's content is in the text: a focus hint names the step's quantities or its words
-    (two or more of them, or its blanked sentence), a partial hint every operand and the
-    operation, a bottom-out the step's value."""
+    (two or more of them, or its blanked sentence), a partial hint the operation and every
+    operand (two of a longer calculation's), a bottom-out the step's value."""
     numbers = set(numbers_in(text))
     if rung == BOTTOM_OUT_RUNG:
         return step.value in numbers or step.amount in numbers
-    if rung == PARTIAL_RUNG:
-        return set(step.operands) <= numbers and names_operation(text, step)
+    if rung == PARTIAL_RUNG:  # a longer calculation's first part will do ("First work out 1 + 3")
+        named = len(set(step.operands) & numbers) >= 2 if len(step.operands) > 2 else set(step.operands) <= numbers
+        return named and names_operation(text, step)
     words = content_stems(text) & content_stems(step.description)
     return "___" in text or bool(numbers & set(step.operands)) or len(words) >= 2
 

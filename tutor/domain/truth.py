@@ -11,7 +11,7 @@
   share ("30%") is a number, not a calculation;
 - it does not say the learner said or did what they did not ("you got 350", "explain your
   solution again" before they explained anything);
-- after the problem is solved, nothing says work remains;
+- after the problem is solved, nothing says work remains, and before, nothing says it is solved;
 - it does not ask for a step the learner has already done ("What is 80 + 80?" after 160).
 
 Each rule decides with high precision: a statement it cannot read is left alone.
@@ -34,7 +34,7 @@ from tutor.domain.arithmetic import (
     words_to_digits,
 )
 from tutor.domain.steps import Step
-from tutor.domain.words import STOPWORDS, content_stems, counted_plurals, is_english, stem
+from tutor.domain.words import STOPWORDS, content_stems, counted_nouns, counted_plurals, is_english, stem
 
 _TOKEN = re.compile(r"[$€]?\d[\d,]*(?:\.\d+)?%?|[A-Za-z]+(?:'[a-z]+)?")
 # words between a number and what it counts: "3 more cookies", "2 other harbors"
@@ -51,6 +51,8 @@ _WORK_REMAINS = re.compile(
     r"\b(?:next|now we|now let's|now you|let's (?:find|work|figure|look|think)|still (?:need|have to)"
     r"|remaining|what about|one more|we need to|you need to|think about"
     r"|how (?:many|much|long|far|old)|what (?:is|are|was|were|does|do)\b[^?]*\d)\b", re.I)
+_SOLVED_CLAIM = re.compile(r"\byou(?:'ve| have)?\s+(?:(?:just|now|correctly)\s+)?(?:solved|finished|completed)\b"
+                           r"[^.?!]*\b(?:problem|question|it|puzzle)\b|\byou\s+solved\s+it\b", re.I)
 _ANOTHER_PROBLEM = re.compile(r"\banother (?:problem|one|question)\b", re.I)
 
 
@@ -137,6 +139,7 @@ class Facts:
 
     ties: frozenset[tuple[Fraction, str]] = frozenset()  # numbers counting things in the problem, steps, learner
     mentioned: frozenset[str] = frozenset()  # stems the problem, its steps and the learner name
+    counted: frozenset[str] = frozenset()  # stems of what the problem and its steps count
     # what a tutor may count that the problem does not name: tutoring language ("3 times",
     # "2 people" in an example), but not a measure the problem does not use ("two days")
     common: frozenset[str] = frozenset()
@@ -146,7 +149,8 @@ class Facts:
     learner_explained: bool = False  # the learner has explained some working (so "again" is true)
     done_steps: tuple[Step, ...] = ()
     current_step: Step | None = None
-    solved: bool = False  # the turn celebrates the solution: no work remains
+    solved: bool = False  # the turn celebrates the solution (of a learner's message read for certain): no work remains
+    celebrating: bool = False  # the turn celebrates the solution: saying it is solved is true
 
     def numbers_for(self, thing: str) -> set[Fraction]:
         """The numbers the problem, its steps or the learner tie to this thing."""
@@ -155,7 +159,8 @@ class Facts:
 
 def facts_of(problem_text: str, steps: Iterable[Step], learner_texts: Iterable[str], *,
              common: Iterable[str] = (),
-             done: Iterable[int] = (), current: int | None = None, solved: bool = False) -> Facts:
+             done: Iterable[int] = (), current: int | None = None, solved: bool = False,
+             celebrating: bool = False) -> Facts:
     """The facts of a problem (its text, its verified steps) and of what the learner said."""
     steps = tuple(steps)
     learner_texts = [text for text in learner_texts if text]
@@ -176,6 +181,7 @@ def facts_of(problem_text: str, steps: Iterable[Step], learner_texts: Iterable[s
     mentioned |= {"dollar" for text in sources if "$" in text} | {"euro" for text in sources if "€" in text}
     return Facts(
         ties=frozenset(tied), mentioned=frozenset(mentioned), common=frozenset(common),
+        counted=frozenset(counted_nouns(" ".join([problem_text, *(step.description for step in steps)]))),
         calculations=tuple(calculations),
         learner_numbers=frozenset(n for text in learner_texts for n in numbers_in(text)),
         learner_explained=any(len(text.split()) >= 8 for text in learner_texts[:-1]),
@@ -183,7 +189,7 @@ def facts_of(problem_text: str, steps: Iterable[Step], learner_texts: Iterable[s
         done_steps=tuple(steps[i] for i in done if i < len(steps)
                          and steps[i].value in {n for text in learner_texts for n in numbers_in(text)}),
         current_step=steps[current] if current is not None and current < len(steps) else None,
-        solved=solved)
+        solved=solved, celebrating=celebrating or solved)
 
 
 FALSE_TIE = "ties a number to what the problem does not"
@@ -191,6 +197,7 @@ COUNTS_ABSENT = "counts what the problem does not have"
 UNMADE_CALCULATION = "suggests a calculation no step makes"
 FALSE_ATTRIBUTION = "says the learner said or did what they did not"
 WORK_REMAINS = "says work remains after the problem is solved"
+SOLVED_TOO_SOON = "says the problem is solved before it is"
 ASKS_DONE_STEP = "asks for a step the learner has done"
 
 
@@ -214,8 +221,12 @@ def false_statements(sentence: str, facts: Facts) -> list[str]:
     if _AGAIN.search(sentence) and not facts.learner_explained:
         reasons.append(FALSE_ATTRIBUTION)
     question = sentence.rstrip().endswith("?")
-    if facts.solved and not _ANOTHER_PROBLEM.search(sentence) and _WORK_REMAINS.search(sentence):
+    # a question about what the problem counts ("...if he only got rabbits?"), not "Do you understand?"
+    about_problem = question and bool(content_stems(sentence) & facts.counted)
+    if facts.solved and not _ANOTHER_PROBLEM.search(sentence) and (_WORK_REMAINS.search(sentence) or about_problem):
         reasons.append(WORK_REMAINS)
+    if not facts.celebrating and _SOLVED_CLAIM.search(sentence):
+        reasons.append(SOLVED_TOO_SOON)
     if question and not facts.solved and _asks_done_step(sentence, facts):
         reasons.append(ASKS_DONE_STEP)
     return list(dict.fromkeys(reasons))

@@ -16,10 +16,8 @@ from tutor.domain.dialogues import MOVES, Dialogue, Turn
 from tutor.domain.form import TOO_MANY_QUESTIONS, tidy
 from tutor.domain.grading import Grade, grade
 from tutor.domain.faithfulness import (
-    NO_CELEBRATION,
     Judgement,
     Vocabulary,
-    celebrates,
     check_sentence,
     check_turn,
     judgement,
@@ -47,7 +45,7 @@ from tutor.domain.prompting import (
     tutoring_messages,
 )
 from tutor.domain.repeats import WORDS, RepeatRule
-from tutor.domain.spine import CONFIRM, NAME_WRONG, Spine, confirms, joined, names_mistake, questions_in, spine_reasons
+from tutor.domain.spine import CONFIRM, NAME_WRONG, Spine, confirms, names_mistake, questions_in, spine_reasons
 from tutor.domain.steps import Step, final_answer_value, worked_solution
 from tutor.domain.truth import facts_of
 
@@ -66,11 +64,6 @@ class TurnPlan:
     def planned_text(self) -> str:
         """The planner's own turn: what the learner reads when a model's draft fails."""
         return self.spine.text
-
-    @property
-    def planned_follow_up(self) -> str:
-        """What follows the verdict: it can follow a model's sentences that gave one."""
-        return self.spine.follow_up
 
 
 def solution_steps(problem: Problem) -> tuple[Step, ...]:
@@ -102,8 +95,10 @@ def plan_turn(
     judged = None
     if learner_text is not None:
         judged = grade(learner_text, steps, min(state.step, len(steps)), final, set(given), problem.question)
-        # whatever the learner said, the tutor may say back to them (their calculation's value too)
-        state = state.with_known(*numbers_in(learner_text), *([judged.value] if judged.value is not None else []))
+        # whatever the learner said, the tutor may say back to them; their calculation's value too,
+        # unless it is the answer they have not worked out ("200 + 300" is not yet "500")
+        computed = [judged.value] if judged.value is not None and (judged.value != final or judged.final) else []
+        state = state.with_known(*numbers_in(learner_text), *computed)
     state, move = plan(state, judged, steps, policy, hint_requested=hint_requested)
     tried = judged is not None and judged.value is not None
     spine = spine_for(move, steps, judged, variant=state.same_rung, problem_text=problem.question,
@@ -112,9 +107,11 @@ def plan_turn(
     reveals = frozenset(Fraction(value) for value in move.reveals)
     guard = GuardContext(
         final_answer=final,
-        # once solved (by the learner, or revealed as the policy allowed) it is no secret; a
-        # step whose value is the answer may be shown only when the policy allowed that
-        final_allowed=state.solved or (move.hint_level >= BOTTOM_OUT and final in reveals),
+        # once solved (by the learner, or revealed as the policy allowed) it is no secret, nor a
+        # number the learner said themselves; a step whose value is the answer may be shown only
+        # when the policy allowed that
+        final_allowed=(state.solved or (move.hint_level >= BOTTOM_OUT and final in reveals)
+                       or (final is not None and final in {Fraction(v) for v in state.known_values})),
         allowed=given | reveals | frozenset(Fraction(v) for v in state.known_values),
         question_expression_ok=move.hint_level >= PARTIAL,
     )
@@ -167,7 +164,8 @@ def draft_judgement(problem: Problem, turn: TurnPlan, context: Context, vocabula
     facts = facts_of(problem.question, steps, context.learner, common=vocabulary.common,
                      done=turn.state.completed,
                      current=turn.state.step,
-                     solved=turn.move.intent == "celebrate_solution" and (turn.grade is None or turn.grade.certain))
+                     solved=turn.move.intent == "celebrate_solution" and (turn.grade is None or turn.grade.certain),
+                     celebrating=turn.move.intent == "celebrate_solution")
     return judgement(vocabulary, turn.grade.state.value if turn.grade else None,
                      celebrates=turn.move.intent == "celebrate_solution",
                      context=[problem.question, *problem.solution, *context.said],
@@ -301,20 +299,16 @@ CONFIRMATION_OPENINGS = ("Yes", "Correct", "Exactly", "Perfect", "Excellent", "T
                          "You're right", "Right", "Well done", "Great job", "Good job", "Nice work", "Spot on")
 
 
-# A try going on from shown sentences because the turn asked nothing adds a question: its first
-# token is held to a question word's (after the shown sentence, so with its space).
 QUESTION_WORDS = ("What", "How", "Can", "Could", "Which", "Why", "Where", "When", "Who", "Do", "Does", "Did", "Is",
                   "Are", "Was", "Would", "Will", "Should", "Have")
-QUESTION_OPENINGS = tuple(f" {word}" for word in QUESTION_WORDS)
 _LEAD_IN = re.compile(r"^(?:(?:hi|hello|ok|okay|so|now|alright|well|yes|no|sure|right|good|great|oh|hmm)\b[,.!]?\s+)+", re.I)
 
 
 def ended(sentence: str) -> str:
     """A reply's last sentence that the model ended without a stop, ended: with "?" when it opens
     with a question word (after a lead-in such as "OK, "), else ".". The learner reads a question
-    as one, the checks count it as asking, and a later try goes on after a whole sentence
-    ("Can you walk me through your solution" used to fail as asking nothing and show as
-    "Can you walk me through your solution What did you add?")."""
+    as one, and the checks count it as asking ("Can you walk me through your solution" used to
+    fail as asking nothing)."""
     if not sentence or not (sentence[-1].isalnum() or sentence[-1] in "%)"):  # a stop, or a sum cut at "="
         return sentence
     words = _LEAD_IN.sub("", sentence).split()
@@ -417,91 +411,65 @@ def verdict_given(sentence: str, spine: Spine) -> bool:
 
 @dataclass(frozen=True)
 class Judged:
-    text: str  # what the learner is sent: the draft if it passed, else the planner's words after what was shown
+    text: str  # what the learner is sent: the draft if it passed, else the planner's own turn
     move: str  # the move that text makes
     verdict: GuardResult  # ok: the draft was sent as written
     draft: str  # the model's words (without the move tag)
-    shown: str = ""  # the draft's sentences the learner saw before it failed (or all of it)
     seen: tuple[str, ...] = ()  # every text the learner saw as the turn streamed, the sent text last
 
 
 class DraftReader:
-    """Reads a model's output as it streams and releases only text that has passed.
+    """Reads a model's output as it streams; the learner sees the draft only once the whole of
+    it has passed every check and carries the turn's spine. Otherwise the planner's own turn
+    goes out whole: the tutor with a model is never worse than the tutor without one.
 
-    The draft is tidied first (list markers, stops, capitals: `form.tidy`). A sentence is shown
-    once it is complete and passes the guard (checked on everything shown so far, so an answer
-    split over sentences is caught) and the faithfulness check (agreement, grounding, truth,
-    form, no repeated question); a turn's first sentence must give the verdict on the learner's
-    value when there is one. A failing sentence stops the draft: what was shown stays, and the
-    planner's words for what it lacks of the spine follow it, or the planner's whole turn
-    replaces it if nothing was shown. Nothing the learner has seen is ever taken back. On a
-    turn that must celebrate a solution, sentences are held until one celebrates: a draft that
-    never does shows nothing, so the next try starts afresh instead of going on from words
-    that cannot make the turn whole. The service streams through it; the evaluation replays
-    whole outputs through it.
+    The draft is tidied first (list markers, stops, capitals: `form.tidy`) and read sentence by
+    sentence as it completes: the guard (on everything so far, so an answer split over
+    sentences is caught) and the faithfulness check (agreement, grounding, truth, form, no
+    repeated question); the first sentence gives the verdict on the learner's value when there
+    is one. At the first failing sentence the draft stops (no more decoding is read), and
+    another try starts afresh. The service streams through it; the evaluation replays whole
+    outputs through it.
     """
 
-    def __init__(self, turn: TurnPlan, prompt: TurnPrompt, shown: Sequence[str] = (), room: int | None = None):
+    def __init__(self, turn: TurnPlan, prompt: TurnPrompt):
         self.turn, self.prompt = turn, prompt
         self.output = ""
-        self.move: str | None = prompt.choices[0] if shown else None
-        self.released: list[str] = list(shown)  # `shown`: an earlier draft's sentences this one goes on from
-        self.before = len(shown)
-        self.room = room  # the most sentences this draft may add (None: no limit)
-        self.opening = ""  # what this try's prompt forces beyond the first try's start
+        self.move: str | None = None
+        self.read: list[str] = []  # the draft's sentences so far, each passed
         self.failure: GuardResult | None = None
 
     def next_try(self) -> DraftReader | None:
-        """A reader for another draft of this turn once this one has failed: a fresh draft of the
-        same prompt when nothing was shown; else one sentence going on from what the learner has
-        seen, which must make the turn whole (so a turn grows by one sentence at most; after a
-        turn that asked nothing it opens with a question word). None when that sentence failed
-        too, or the model itself failed to run."""
-        if self.failure is None or "the model failed" in self.failure.reasons or self.before:
+        """A reader for another (fresh) draft of this turn once this one has failed; None when
+        the model itself failed to run."""
+        if self.failure is None or "the model failed" in self.failure.reasons:
             return None
-        if not self.released:
-            again = DraftReader(self.turn, self.prompt)
-            again.opening = self.opening
-            return again
-        prompt = self.prompt.continued(self.move, self.shown)
-        if not questions_in(self.shown) and self.turn.spine.questions:
-            prompt = replace(prompt, openings=QUESTION_OPENINGS)
-        again = DraftReader(self.turn, prompt, self.released, room=1)
-        again.opening = self.opening + prompt.start[len(self.prompt.start):]
-        return again
+        return DraftReader(self.turn, self.prompt)
 
     @property
-    def complete(self) -> bool:
-        """This draft has added all the sentences it may: the rest of the output is not read."""
-        return self.room is not None and len(self.released) - self.before >= self.room
-
-    @property
-    def shown(self) -> str:
-        return " ".join(self.released)
+    def text(self) -> str:
+        return " ".join(self.read)
 
     @property
     def stopped(self) -> bool:
         return self.failure is not None
 
-    def feed(self, output: str) -> str:
-        """The model's whole output so far -> the text the learner may see now."""
+    def feed(self, output: str) -> None:
+        """The model's whole output so far: its complete sentences are checked as they come."""
         self.output = output
         if self.failure is not None:
-            return self.shown
+            return
         move, draft = self.prompt.read(output)
         if move is None:
             if len(output) > TAG_CHARS:  # a move tag is short: this output opens with none
                 self.failure = GuardResult(("opens with no allowed move",))
-            return self.shown
+            return
         self.move = move
         done, _ = sentences(tidy(own_turn(draft)))
-        new = done[len(self.released) - self.before:]
-        if not self._holds(new):
-            self._release(new)
-        return self.shown
+        self._check(done[len(self.read):])
 
     def finish(self, truncated: bool = False) -> Judged:
-        """The whole output is in: release its last sentence (unless the token limit cut it), judge
+        """The whole output is in: read its last sentence (unless the token limit cut it), judge
         the turn as a whole, and say what the learner is sent."""
         move, draft = self.prompt.read(self.output)
         if self.failure is None:
@@ -511,68 +479,39 @@ class DraftReader:
                 cut = own_turn(draft)
                 done, rest = sentences(tidy(cut))
                 finished = not truncated or cut != draft  # it started another turn: this one ended
-                new = done[len(self.released) - self.before:] + ([ended(rest)] if rest and finished else [])
-                if self._holds(new):
-                    self.failure = GuardResult((NO_CELEBRATION,))
-                else:
-                    self._release(new)
+                self._check(done[len(self.read):] + ([ended(rest)] if rest and finished else []))
         if self.failure is None:
-            if not self.released:
+            if not self.read:
                 self.failure = GuardResult(("is cut off mid-sentence" if draft.strip() else "is empty",))
             else:
-                verdict = judge_turn(self.shown, self.turn, move, self.prompt.judged)
+                verdict = judge_turn(self.text, self.turn, move, self.prompt.judged)
                 if not verdict.ok:
                     self.failure = verdict
         draft = draft.strip() if move is not None else self.output.strip()
-        # the whole draft, tries joined (as far as it was read)
-        draft = self.shown if self.complete else " ".join(self.released[:self.before] + ([draft] if draft else []))
         if self.failure is None:
-            return Judged(self.shown, move, GuardResult(), draft, self.shown)
-        if not self.released:
-            return Judged(self.turn.planned_text, self.turn.move.move, self.failure, draft)
-        return Judged(self.completed(), self.move or self.turn.move.move, self.failure, draft, self.shown)
+            return Judged(self.text, move, GuardResult(), draft, (self.text,))
+        return Judged(self.turn.planned_text, self.turn.move.move, self.failure, draft, (self.turn.planned_text,))
 
-    def completed(self) -> str:
-        """The shown sentences followed by the planner's words for what they lack of the spine
-        (its verdict, hint, question), checked together; its whole turn if that fails too."""
-        shown = self.shown if self.shown[-1] in ".!?\"')" else self.shown + "."
-        spine = self.turn.spine
-        judged = replace(self.prompt.judged, questions=questions_in(shown) + max(1, spine.questions))
-        fence = replace(draft_fence(self.turn, self.move), max_chars=None)  # a focus or probing turn asks
-        for follow in dict.fromkeys((spine.missing(shown), spine.follow_up, spine.text)):
-            text = joined(shown, follow)
-            if check(text, fence).ok and not check_turn(text, judged) and not spine_reasons(text, spine):
-                return text
-        return joined(shown, spine.text if check(joined(shown, spine.text), self.turn.guard).ok else SAFE_FOCUS)
-
-    def _holds(self, new: list[str]) -> bool:
-        """These sentences wait: the turn must celebrate and nothing up to them does."""
-        return self.prompt.judged.celebrates and not celebrates(" ".join(self.released + new))
-
-    def _release(self, new: list[str]) -> None:
+    def _check(self, new: list[str]) -> None:
         fence = replace(draft_fence(self.turn, self.move), requires_question=False)  # a question may come last
         judgement = self.prompt.judged
         together = replace(judgement, check_form=False, recent=())  # each sentence was read for these
-        # the first sentences shown give the verdict (all at once, when held for a celebration)
-        verdict_missing = not self.released and not verdict_given(" ".join(new), self.turn.spine)
         for sentence in new:
-            if self.complete:
-                return
-            shown = " ".join(self.released + [sentence])
-            verdict = check(shown, fence)
+            so_far = " ".join(self.read + [sentence])
+            verdict = check(so_far, fence)
             reasons = verdict.reasons + check_sentence(sentence, judgement)
             if not reasons:  # what only the sentences together say: "36 - 10 - 4 =" then "6 dishes."
-                reasons = check_sentence(shown, together)
-            if verdict_missing:
+                reasons = check_sentence(so_far, together)
+            if not self.read and not verdict_given(sentence, self.turn.spine):
                 reasons += (NO_VERDICT_FIRST,)
-            if plain(sentence) in {plain(said) for said in self.released}:
+            if plain(sentence) in {plain(said) for said in self.read}:
                 reasons += ("says the same sentence twice",)
-            if questions_in(shown) > max(1, judgement.questions):
+            if questions_in(so_far) > max(1, judgement.questions):
                 reasons += (TOO_MANY_QUESTIONS,)
             if reasons:
                 self.failure = GuardResult(tuple(dict.fromkeys(reasons)), verdict.leaked_final)
                 return
-            self.released.append(sentence)
+            self.read.append(sentence)
 
 
 # Drafts a turn may take before the planner's words go out: a failed draft is tried again,
@@ -591,25 +530,14 @@ def own_turn(draft: str) -> str:
     return draft[:found.start()] if found else draft
 
 
-def retried(earlier: Judged, later: Judged) -> Judged:
-    """The turn after another try at a failed draft: what the learner saw runs on from the
-    earlier try's shown sentences (its fallback never went out)."""
-    seen = earlier.seen[:-1] + later.seen[1 if earlier.shown else 0:]
-    return replace(later, seen=seen)
-
-
 def judge_draft(output: str, turn: TurnPlan, prompt: TurnPrompt, truncated: bool = False,
                 reader: DraftReader | None = None) -> Judged:
-    """Judge a model's whole output for this turn as it would have streamed, word by word,
-    keeping what the learner would have seen at each point (`reader`: another try's)."""
+    """Judge a model's whole output for this turn as it would have streamed, word by word
+    (`reader`: another try's)."""
     reader = reader or DraftReader(turn, prompt)
-    seen: list[str] = [reader.shown] if reader.shown else []
     for boundary in [m.start() for m in re.finditer(r"\s", output)] + [len(output)]:
-        shown = reader.feed(output[:boundary])
-        if shown and (not seen or seen[-1] != shown):
-            seen.append(shown)
-    judged = reader.finish(truncated)
-    return replace(judged, seen=tuple(seen) + (judged.text,))
+        reader.feed(output[:boundary])
+    return reader.finish(truncated)
 
 
 @dataclass(frozen=True)
@@ -638,20 +566,25 @@ def replay(problem: Problem, dialogue: Dialogue, policy: RevealPolicy,
            repeats: RepeatRule = WORDS) -> Iterator[ReplayedTurn]:
     """Walk a recorded dialogue through the planner: its state follows the learner's real
     messages, as in a live conversation (the dialogue opens with the learner's wrong solution);
-    the tutor turns before each point are the human teacher's."""
+    the tutor turns before each point are the human teacher's. A teacher turn right after
+    another (the learner said nothing between) answers the same learner message again, from the
+    same state: the teacher went on talking, the learner asked for no hint."""
     state = PlannerState()
     opening = dialogue.learner.incorrect_solution
     numbers = set(numbers_in(opening))
     pending = [opening] if opening else []
     tutor: list[str] = []
+    answered: tuple[PlannerState, str] | None = None  # the last learner message and the state before it
     for turn in dialogue.turns:
         if turn.role == "learner":
             pending.append(turn.text)
             numbers.update(numbers_in(turn.text))
             continue
-        learner_text = " ".join(pending) if pending else None
-        plan = plan_turn(problem, state, learner_text, policy, hint_requested=learner_text is None,
+        before, learner_text = (state, " ".join(pending)) if pending or answered is None else answered
+        learner_text = learner_text or None
+        plan = plan_turn(problem, before, learner_text, policy, hint_requested=learner_text is None,
                          recent=tutor[-2:], repeats=repeats)
-        yield ReplayedTurn(state, learner_text, plan, turn, frozenset(numbers))
+        yield ReplayedTurn(before, learner_text, plan, turn, frozenset(numbers))
+        answered = (before, learner_text or "")
         state, pending = plan.state, []
         tutor.append(turn.text)

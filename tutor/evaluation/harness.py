@@ -35,7 +35,6 @@ from tutor.domain.tutoring import (
     planner_note,
     replay,
     replay_said,
-    retried,
     solution_steps,
     turn_prompt,
 )
@@ -123,18 +122,15 @@ class EvalTutor:
         first = [judge_draft(output.text, plan, prompt, output.truncated, reader)
                  for plan, prompt, output, reader in zip(plans, prompts, outputs, readers)]
         judged = list(first)
-        for attempt in range(1, self.tries):  # failed drafts again, from what the learner saw
+        for attempt in range(1, self.tries):  # failed drafts again, afresh and sampled
             again = [(i, readers[i].next_try()) for i, turn in enumerate(judged) if not turn.verdict.ok]
             again = [(i, reader) for i, reader in again if reader is not None]
             if not again:
                 break
-            for goes_on in (False, True):  # fresh drafts, then those going on from shown sentences
-                batch = [(i, reader) for i, reader in again if bool(reader.released) == goes_on]
-                params = retry_params(replace(self.params, seed=self.params.seed or 0), attempt, goes_on)
-                outputs = generate_all(self.student, [reader.prompt for _, reader in batch], params) if batch else []
-                for (i, reader), output in zip(batch, outputs):
-                    later = judge_draft(output.text, plans[i], reader.prompt, output.truncated, reader)
-                    judged[i], readers[i] = retried(judged[i], later), reader
+            params = retry_params(replace(self.params, seed=self.params.seed or 0), attempt)
+            outputs = generate_all(self.student, [reader.prompt for _, reader in again], params)
+            for (i, reader), output in zip(again, outputs):
+                judged[i], readers[i] = judge_draft(output.text, plans[i], reader.prompt, output.truncated, reader), reader
         return [TurnResult(plan, once.draft, turn.text, turn.verdict, turn.move, prompt.judged,
                            turn.seen, first_ok=once.verdict.ok)
                 for plan, prompt, once, turn in zip(plans, prompts, first, judged)]
@@ -262,7 +258,8 @@ def evaluate(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, *, k: int 
 
 
 def true_values(problem: Problem) -> set[Fraction]:
-    values = set(givens(problem)) | {step.value for step in solution_steps(problem)}
+    """The problem's quantities: its givens, its worked solution's numbers, its answer."""
+    values = set(givens(problem)) | {n for step in solution_steps(problem) for n in (step.value, *step.operands)}
     final = final_answer_value(problem)
     return values | ({final} if final is not None else set())
 
@@ -277,7 +274,9 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
         for turn in replay(problem, dialogue, tutor.policy):
             requests.append(TurnRequest(problem, turn.before, list(history), turn.learner_text))
             plans.append(turn.plan)
-            contexts.append((problem, turn.teacher.move, final in turn.learner_numbers, set(turn.learner_numbers)))
+            # what the learner said, and what their own calculation came to ("60+4+9" is their 73)
+            said = set(turn.learner_numbers) | ({turn.plan.grade.value} if turn.plan.grade and turn.plan.grade.value else set())
+            contexts.append((problem, turn.teacher.move, final in turn.learner_numbers, said))
             history += turn.said(steps, prompt_format=tutor.prompt_format)
     results = tutor.turns(requests, plans)
     leaks = unguarded = questions = numbers_ok = 0

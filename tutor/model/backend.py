@@ -34,16 +34,12 @@ class GenerationParams:
 # Another try at a draft that failed the checks is sampled (a greedy one would write the same
 # words again): at the serving temperature, also when the first draft was greedy.
 RETRY_TEMPERATURE = GenerationParams().temperature
-# A try that goes on from shown sentences must add words: the failed draft mostly ended there
-# (without the question the turn needed), and the model would end it there again.
-GO_ON_TOKENS = 3
 
 
-def retry_params(params: GenerationParams, attempt: int, goes_on: bool) -> GenerationParams:
+def retry_params(params: GenerationParams, attempt: int) -> GenerationParams:
     """The generation settings of another try at a failed draft (`attempt` 1, 2, ...)."""
     return replace(params, temperature=params.temperature or RETRY_TEMPERATURE,
-                   seed=None if params.seed is None else params.seed + attempt,
-                   min_new_tokens=GO_ON_TOKENS if goes_on else params.min_new_tokens)
+                   seed=None if params.seed is None else params.seed + attempt)
 
 
 class Reply:

@@ -8,10 +8,8 @@ example per turn, each repeating its context.
 
 In the spine format (the default) each note carries the planner's own turn, and each target is
 what the product would send had the human teacher's words been the student's draft: the human's
-sentences as far as they pass every check (tidied), followed by the planner's words for what they
-lack of the turn's spine (its verdict, hint, question); the planner's whole turn where the human's
-first sentence already fails. So every target carries the spine, in human words where there are
-some (`DistillReport.target_sources`).
+words (tidied) where they pass every check and carry the turn's spine (its verdict, hint,
+question), else the planner's own turn (`DistillReport.target_sources`).
 
 With a teacher model, the teacher also tutors simulated learners on bank problems under the
 planner's moves; its turns that pass the guard and the metric filters are kept as targets.
@@ -72,8 +70,7 @@ class DistillReport:
     moves: dict[str, int] = field(default_factory=Counter)  # targets by move
     sources: dict[str, int] = field(default_factory=Counter)  # dialogues by source
     resampled: int = 0  # targets that are the resampled student's words, not the human's
-    # spine format: targets that are the human's words as written, the human's completed by the
-    # planner's, or the planner's alone
+    # spine format: targets that are the human's (or a teacher model's) words, or the planner's
     target_sources: dict[str, int] = field(default_factory=Counter)
     validation_problems: int = 0  # held out
     prompt_format: str = SPINE_FORMAT  # how the records render the planner's notes
@@ -184,13 +181,13 @@ def human_records(pairs: Iterable[tuple[Problem, Dialogue]], report: DistillRepo
 def sent_as(text: str, problem: Problem, turn: ReplayedTurn, history: list[Said], vocabulary: Vocabulary | None,
             repeats: RepeatRule = WORDS) -> tuple[str, str]:
     """What the product would send had `text` been the student's draft of this turn, and whose
-    words it is: "human" (as written, tidied), "human+planner" (the human's passing sentences,
-    then the planner's words for what they lack) or "planner" (nothing of the human's passed)."""
+    words it is: "human" (as written, tidied: it passed every check and carries the spine) or
+    "planner" (the planner's own turn)."""
     said = history + ([Said("learner", turn.learner_text)] if turn.learner_text else [])
     prompt = turn_prompt(problem, turn.plan, said, prompt_format=SPINE_FORMAT,
                          vocabulary=vocabulary or Vocabulary(frozenset(), frozenset()), repeats=repeats)
     judged = judge_draft(text, turn.plan, prompt)
-    source = "human" if judged.verdict.ok else "human+planner" if judged.shown else "planner"
+    source = "human" if judged.verdict.ok else "planner"
     return judged.text, source
 
 
@@ -228,8 +225,7 @@ def teacher_records(problems: Iterable[Problem], teacher: EvalTutor, report: Dis
         requests = [TurnRequest(s["problem"], s["state"], s["history"], s["said"]) for s in active]
         for session, request, result in zip(active, requests, teacher.turns(requests)):
             plan = result.plan
-            source = ("teacher" if result.verdict.ok else "planner" if result.text == plan.planned_text
-                      else "teacher+planner")
+            source = "teacher" if result.verdict.ok else "planner"
             report.target_sources[source] += 1
             report.targets += 1
             report.moves[result.move] += 1
