@@ -54,6 +54,7 @@ def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> l
         faults.append(f"{NOT_ENGLISH}: {', '.join(unknown)}")
     if any(word.lower() not in _FINE_TWICE for word in _DOUBLED_WORD.findall(sentence)):
         faults.append(WORD_TWICE)
-    if not WORD.search(sentence) and sentence.rstrip().endswith("?"):  # "75?", "2 × 160 =?": asks nothing in words
+    words = [word for word in WORD.findall(sentence) if len(word) > 1]  # "x" in "800 x 2" is no word
+    if not words and sentence.rstrip().endswith("?"):  # "75?", "2 × 160 =?": asks nothing in words
         faults.append(NOT_A_SENTENCE)
     return faults

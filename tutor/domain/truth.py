@@ -53,6 +53,12 @@ _WORK_REMAINS = re.compile(
     r"|how (?:many|much|long|far|old)|what (?:is|are|was|were|does|do)\b[^?]*\d)\b", re.I)
 _SOLVED_CLAIM = re.compile(r"\byou(?:'ve| have)?\s+(?:(?:just|now|correctly)\s+)?(?:solved|finished|completed)\b"
                            r"[^.?!]*\b(?:problem|question|it|puzzle)\b|\byou\s+solved\s+it\b", re.I)
+# a number called wrong: "25 is wrong", "11 isn't there", "13 is not possible"
+_DISMISSED = re.compile(r"(?<![\d.,*/+\-=])\s*([$€]?\d[\d,]*(?:\.\d+)?)\s+(?:(?:is\s+not|isn't)\s+(?:quite\s+)?"
+                        r"(?:right|correct|possible|there)|is\s+(?:wrong|incorrect|impossible))\b", re.I)
+# a value given as what something should be: "it should be 100", "the answer is 100"
+_CLAIMED_VALUE = re.compile(r"\b(?:should|must|would|will)\s+be\s+([$€]?\d[\d,]*(?:\.\d+)?)"
+                            r"|\banswer\s+is\s+([$€]?\d[\d,]*(?:\.\d+)?)", re.I)
 _ANOTHER_PROBLEM = re.compile(r"\banother (?:problem|one|question)\b", re.I)
 
 
@@ -158,7 +164,7 @@ class Facts:
 
 
 def facts_of(problem_text: str, steps: Iterable[Step], learner_texts: Iterable[str], *,
-             common: Iterable[str] = (),
+             common: Iterable[str] = (), learner_values: Iterable[Fraction] = (),
              done: Iterable[int] = (), current: int | None = None, solved: bool = False,
              celebrating: bool = False) -> Facts:
     """The facts of a problem (its text, its verified steps) and of what the learner said."""
@@ -183,7 +189,8 @@ def facts_of(problem_text: str, steps: Iterable[Step], learner_texts: Iterable[s
         ties=frozenset(tied), mentioned=frozenset(mentioned), common=frozenset(common),
         counted=frozenset(counted_nouns(" ".join([problem_text, *(step.description for step in steps)]))),
         calculations=tuple(calculations),
-        learner_numbers=frozenset(n for text in learner_texts for n in numbers_in(text)),
+        # what the learner said, and what their calculations came to ("60+4+9": 73)
+        learner_numbers=frozenset({n for text in learner_texts for n in numbers_in(text)} | set(learner_values)),
         learner_explained=any(len(text.split()) >= 8 for text in learner_texts[:-1]),
         # steps the learner has done and said (not ones a later value skipped past)
         done_steps=tuple(steps[i] for i in done if i < len(steps)
@@ -198,6 +205,7 @@ UNMADE_CALCULATION = "suggests a calculation no step makes"
 FALSE_ATTRIBUTION = "says the learner said or did what they did not"
 WORK_REMAINS = "says work remains after the problem is solved"
 SOLVED_TOO_SOON = "says the problem is solved before it is"
+GIVES_STEP_AWAY = "gives the step's value away"
 ASKS_DONE_STEP = "asks for a step the learner has done"
 
 
@@ -227,6 +235,14 @@ def false_statements(sentence: str, facts: Facts) -> list[str]:
         reasons.append(WORK_REMAINS)
     if not facts.celebrating and _SOLVED_CLAIM.search(sentence):
         reasons.append(SOLVED_TOO_SOON)
+    for number in _DISMISSED.findall(normalise(sentence)):  # "25 is wrong" when the learner never said 25
+        if parse_number(number.lstrip("$€")) not in facts.learner_numbers:
+            reasons.append(FALSE_ATTRIBUTION)
+    step = facts.current_step
+    given_as = [number for found in _CLAIMED_VALUE.findall(sentence) for number in found if number]
+    if step is not None and step.value not in facts.learner_numbers and any(
+            parse_number(number.lstrip("$€")) == step.value for number in given_as):
+        reasons.append(GIVES_STEP_AWAY)
     if question and not facts.solved and _asks_done_step(sentence, facts):
         reasons.append(ASKS_DONE_STEP)
     return list(dict.fromkeys(reasons))

@@ -162,6 +162,7 @@ def draft_judgement(problem: Problem, turn: TurnPlan, context: Context, vocabula
     and what is true), the tutor's recent turns (not said or asked again) and clean form."""
     steps = solution_steps(problem)
     facts = facts_of(problem.question, steps, context.learner, common=vocabulary.common,
+                     learner_values=[turn.grade.value] if turn.grade and turn.grade.value is not None else [],
                      done=turn.state.completed,
                      current=turn.state.step,
                      solved=turn.move.intent == "celebrate_solution" and (turn.grade is None or turn.grade.certain),
