@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+HINT = object()  # in `solve_in_browser`'s answers: press the Hint button instead of sending
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -126,10 +127,12 @@ if __name__ == "__main__":
           f"progress: {result.progress!r}\nwarnings: {result.warnings}")
 
 
-def solve_in_browser(url: str, screenshot: Path, answers: list[str], login: tuple[str, str],
+def solve_in_browser(url: str, screenshot: Path, answers: list, login: tuple[str, str],
                      problem_search: str = "Carmen",
-                     reply_timeout_ms: int = 60_000, poll_ms: int = 400) -> list[SeenTurn]:
-    """Pick a problem, send each answer, and return the tutor's reply after each, as it arrived."""
+                     reply_timeout_ms: int = 60_000, poll_ms: int = 400, shot_after: int | None = None) -> list[SeenTurn]:
+    """Pick a problem, send each answer (or press Hint for `HINT`), and return the tutor's reply
+    after each, as it arrived. The page is screenshot at the end (and after `shot_after` turns,
+    beside it as `<name>-<n>.png`)."""
     from playwright.sync_api import expect, sync_playwright
 
     seen = []
@@ -137,12 +140,17 @@ def solve_in_browser(url: str, screenshot: Path, answers: list[str], login: tupl
         browser, page = _open_problem(playwright, url, login, problem_search)
         send = page.get_by_role("button", name="Send")
         for count, answer in enumerate(answers, start=1):
-            page.locator("#message textarea").fill(answer)
-            send.click()
+            if answer is HINT:
+                page.get_by_role("button", name="Hint").click()
+            else:
+                page.locator("#message textarea").fill(answer)
+                send.click()
             expect(page.locator("#chat .message.bot")).to_have_count(count, timeout=reply_timeout_ms)
             bot = page.locator("#chat .message.bot").last
             streamed = _wait_until_settled(page, bot, send, reply_timeout_ms, poll_ms)
             seen.append(SeenTurn(bot.inner_text(), page.locator("#progress").inner_text(), streamed))
+            if count == shot_after:
+                page.screenshot(path=str(screenshot.with_stem(f"{screenshot.stem}-{count}")), full_page=True)
         page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
     return seen

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_flow import chromium_path, drive_learner_page, solve_in_browser
+from tests.browser_flow import HINT, chromium_path, drive_learner_page, solve_in_browser
 from tests.conftest import FIRST_REPLY, PASSWORD, SECOND_REPLY
 from tests.web import serving
 from tutor.domain.faithfulness import affirms, negates
@@ -96,3 +96,26 @@ def test_replies_agree_with_a_wrong_then_right_value_then_the_final_answer(store
     assert [g["draft"] for g in guards] == drafts  # the failed drafts stay stored, with their reasons
     assert not any(g["passed"] for g in guards) and all(g["reasons"] for g in guards)
 
+
+
+def test_three_hint_presses_climb_the_ladder_then_a_wrong_value_is_named_and_a_right_one_confirmed(
+        store, bank, accounts, school, tmp_path):
+    """The planner's own words (the model's draft is empty): on one step, Hint three times shows
+    the step's question, then its operation and operands, then its value; a wrong value for the
+    next step is named, the right one confirmed."""
+    service = TutorService(store, bank, FakeBackend([""]))
+    screenshot = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path)) / "learner-hint-ladder.png"
+    with serving(build_app(service, accounts)) as url:
+        seen = solve_in_browser(url, screenshot, [HINT, HINT, HINT, "is it 100?", "3 x 50 = 150"], ANN,
+                                shot_after=3)
+    focus, partial, bottom_out, wrong, right = (turn.reply for turn in seen)
+    assert "___" in focus and "other people are bidding" in focus and "150" not in focus
+    assert "Multiply 3 by 50" in partial and "150" not in partial
+    assert "3 × 50 = $150" in bottom_out  # the value, as the default policy allows after three presses
+    assert "100" in wrong and not affirms(wrong)  # the wrong value named, by asking about it
+    assert right.startswith("Yes! $150 is correct.")
+    assert screenshot.stat().st_size > 10_000 and screenshot.with_stem(f"{screenshot.stem}-3").exists()
+
+    (conversation,) = service.sessions(school.ann)
+    levels = [m.hint_level for m in service.transcript(conversation) if m.role == "tutor"][:3]
+    assert levels == sorted(levels) and len(set(levels)) == 3  # three rungs, each higher
