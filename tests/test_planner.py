@@ -7,6 +7,7 @@ import pytest
 from tutor.config import PROBLEMS_FILE
 from tutor.domain.arithmetic import format_number
 from tutor.domain.guard import GuardContext, check
+from tutor.domain.hints import partial_hint
 from tutor.domain.planner import BOTTOM_OUT, FOCUS, PARTIAL, PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.problems import ProblemBank
@@ -155,3 +156,9 @@ def test_a_number_the_learner_said_may_be_said_back_even_if_it_is_the_answer():
     kenny = BANK.get("6000069")  # 100 + 50 = 150 dollars, ..., 150 cards (the answer)
     turn = run(kenny, ["150 dollars"])[0]
     assert turn.planned_text.startswith("That's right: $150.") and "He sold ___ cards" in turn.planned_text
+
+
+def test_a_partial_hint_writes_brackets_as_a_child_reads_them():
+    problem = BANK.get("6000069")  # a step 1 - (1 / 3) = 2/3
+    step = next(s for s in solution_steps(problem) if "(" in s.expression)
+    assert "1 − (1 ÷ 3)" in partial_hint(step) and "( " not in partial_hint(step)

@@ -111,12 +111,18 @@ def focus_question(step: Step, variant: int = 0) -> str:
     return forms[variant % len(forms)]
 
 
+def _written(expression: str) -> str:
+    """A step's expression as a child reads it: "1 − (1 ÷ 3)", not "1 - ( 1 / 3 )"."""
+    shown = " ".join(_SYMBOL.get(t, t) for t in expression.split())
+    return shown.replace("( ", "(").replace(" )", ")")
+
+
 def partial_hint(step: Step, variant: int = 0) -> str:
     """The partial rung: the operation and its operands, asked (on the last step the calculation
     is the answer's, so it is only ever inside the question)."""
     operators = [t for t in step.expression.split() if t in _OPERATION]
     operands = [format_number(v) for v in step.operands]
-    shown = " ".join(_SYMBOL.get(t, t) for t in step.expression.split())
+    shown = _written(step.expression)
     if len(operators) == 1 and len(operands) == 2:
         a, b = operands
         forms = (f"{_OPERATION[operators[0]].format(a=a, b=b)}: what is {shown}?",
@@ -154,13 +160,13 @@ def smaller_step(step: Step) -> str:
 def estimate(step: Step) -> str:
     """The partial rung a third way: whether the step's result is more or less than its first
     number (number sense, and a new question, when the learner keeps asking)."""
-    shown = " ".join(_SYMBOL.get(t, t) for t in step.expression.split())
+    shown = _written(step.expression)
     return f"Will {shown} be more or less than {format_number(step.operands[0])}?"
 
 
 def bottom_out(step: Step) -> str:
     """The bottom-out rung: the step's calculation and its value."""
-    shown = " ".join(_SYMBOL.get(t, t) for t in step.expression.split())
+    shown = _written(step.expression)
     return f"Here it is: {shown} = {say_value(step.value, step)}."
 
 
@@ -244,7 +250,7 @@ def _spine(move: Move, steps: tuple[Step, ...], grade: Grade | None, variant: in
     content = rung_text(move.hint_level, step, variant)
     hint = dict(rung=_rung(move.hint_level), step=step, question_step=step, content=content)
     if intent == "confirm_then_focus":
-        expression = " ".join(_SYMBOL.get(t, t) for t in grade.expression.split()) if grade and grade.expression else ""
+        expression = _written(grade.expression) if grade and grade.expression else ""
         if expression and value is None:  # the last step's calculation, not worked out yet
             return Spine(CONFIRM, None, **(hint | {"content": f"What is {expression}?"}),
                          opening="Yes, that's the right calculation.")
