@@ -8,9 +8,11 @@ from tutor.domain.faithfulness import load_vocabulary
 from tutor.domain.tutoring import solution_steps
 from tutor.domain.truth import (
     ASKS_DONE_STEP,
+    CALLS_RIGHT_WRONG,
     COUNTS_ABSENT,
     FALSE_ATTRIBUTION,
     FALSE_TIE,
+    GIVES_STEP_AWAY,
     UNMADE_CALCULATION,
     WORK_REMAINS,
     facts_of,
@@ -85,3 +87,21 @@ def test_a_question_does_not_ask_for_a_step_already_done(bank):
     assert not kinds("What is 2 × 160?", known)
     skipped = facts(hooper, ("320",), done=(0, 1), current=2)  # 160 was never said: it may be asked
     assert not kinds("What is 80 + 80?", skipped)
+
+
+def test_a_number_called_wrong_must_be_a_wrong_value_of_the_learners(bank):
+    hooper = bank.get("5000623")  # 80 + 80 = 160, 2 * 160 = 320, 320 + 160 = 480
+    known = facts(hooper, ("i think its 240", "the other 2 have 80 each so 160"), done=(0,), current=1)
+    assert not kinds("240 isn't right.", known)  # the learner's wrong value
+    assert FALSE_ATTRIBUTION in kinds("25 is wrong, so what do we do next?", known)  # never said
+    assert CALLS_RIGHT_WRONG in kinds("160 isn't there, so multiply 2 by 160.", known)  # a step done right
+    assert CALLS_RIGHT_WRONG in kinds("2 × 160 is not possible, so what is 2 × 160?", known)
+
+
+def test_a_steps_value_is_not_given_away_as_what_something_should_be(bank):
+    hooper = bank.get("5000623")
+    known = facts(hooper, ("idk",), current=0)
+    assert GIVES_STEP_AWAY in kinds("It should be 160, so what comes next?", known)  # v6's first draft
+    assert not kinds("It should be more than 80, shouldn't it?", known)
+    said = facts(hooper, ("is it 160",), current=0)
+    assert not kinds("Yes, it should be 160.", said)  # the learner's own value

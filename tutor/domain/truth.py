@@ -206,6 +206,7 @@ FALSE_ATTRIBUTION = "says the learner said or did what they did not"
 WORK_REMAINS = "says work remains after the problem is solved"
 SOLVED_TOO_SOON = "says the problem is solved before it is"
 GIVES_STEP_AWAY = "gives the step's value away"
+CALLS_RIGHT_WRONG = "calls a value the learner got right wrong"
 ASKS_DONE_STEP = "asks for a step the learner has done"
 
 
@@ -235,9 +236,11 @@ def false_statements(sentence: str, facts: Facts) -> list[str]:
         reasons.append(WORK_REMAINS)
     if not facts.celebrating and _SOLVED_CLAIM.search(sentence):
         reasons.append(SOLVED_TOO_SOON)
-    for number in _DISMISSED.findall(normalise(sentence)):  # "25 is wrong" when the learner never said 25
-        if parse_number(number.lstrip("$€")) not in facts.learner_numbers:
+    for number in map(parse_number, (found.lstrip("$€") for found in _DISMISSED.findall(normalise(sentence)))):
+        if number not in facts.learner_numbers:  # "25 is wrong" when the learner never said 25
             reasons.append(FALSE_ATTRIBUTION)
+        elif number in {step.value for step in facts.done_steps}:  # "11 isn't there" after 11 sets, right
+            reasons.append(CALLS_RIGHT_WRONG)
     step = facts.current_step
     given_as = [number for found in _CLAIMED_VALUE.findall(sentence) for number in found if number]
     if step is not None and step.value not in facts.learner_numbers and any(
