@@ -2,7 +2,15 @@
 
 import pytest
 
-from tutor.domain.form import NOT_ENGLISH, STAGE_DIRECTION, UNBALANCED, WORD_TWICE, form_faults, tidy
+from tutor.domain.form import (
+    NOT_ENGLISH,
+    STAGE_DIRECTION,
+    UNBALANCED,
+    VERDICT_TWICE,
+    WORD_TWICE,
+    form_faults,
+    tidy,
+)
 from tutor.domain.words import is_english, unknown_words, words_of
 
 
@@ -23,6 +31,8 @@ def test_what_tidying_cannot_mend_is_a_fault():
     assert STAGE_DIRECTION in form_faults("Can you see where that came from? (laughs)")
     assert STAGE_DIRECTION not in form_faults("Look at (3 x 50) and at ___.")
     assert WORD_TWICE in form_faults("What is the the total?")
+    assert VERDICT_TWICE in form_faults("That's right: $165 is correct.")  # v6's first drafts
+    assert VERDICT_TWICE not in form_faults("Yes, $150 is right, but 350 isn't.")
     assert any(fault.startswith(NOT_ENGLISH) for fault in form_faults("The legsolle of the desk?"))
     assert form_faults("Yes, 13 hours is right. How many miles does Jace drive?", words_of("Jace drives")) == []
 

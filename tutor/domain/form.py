@@ -29,6 +29,9 @@ NOT_ENGLISH = "has words that are not English"
 WORD_TWICE = "says a word twice in a row"
 TOO_MANY_QUESTIONS = "asks more than one question"
 NOT_A_SENTENCE = "asks a question without a word"
+VERDICT_TWICE = "says it is right twice"
+# "That's right: $165 is correct.", "Correct, 11 is right": one verdict a sentence is enough
+_RIGHT = re.compile(r"\b(?:right|correct)\b", re.I)
 
 
 def tidy(text: str) -> str:
@@ -57,4 +60,6 @@ def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> l
     words = [word for word in WORD.findall(sentence) if len(word) > 1]  # "x" in "800 x 2" is no word
     if not words and sentence.rstrip().endswith("?"):  # "75?", "2 × 160 =?": asks nothing in words
         faults.append(NOT_A_SENTENCE)
+    if len(_RIGHT.findall(sentence)) > 1:
+        faults.append(VERDICT_TWICE)
     return faults
