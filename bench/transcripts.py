@@ -3,11 +3,15 @@
     python -m bench.transcripts --student-model planner --out planner.jsonl
     python -m bench.transcripts --out served.jsonl            # the served champion
     python -m bench.transcripts --blind planner.jsonl served.jsonl --out blind.jsonl --key key.json
+    python -m bench.transcripts --score ratings-1.jsonl ratings-2.jsonl --key key.json --out scores.json
 
 Each script of `bench/child_scripts.json` goes through the same service as `python -m tutor chat`
 (one fresh session per script); every reply is written with the problem, the learner's line and
 what the tutor said before. `--blind` mixes the replies of two runs in a random order without
 their labels (the key goes to a separate file), so a rater cannot tell the tutors apart.
+`--score` reads raters' JSON lines (`{"id", "rating", "why"}`, bench/rating_rubric.md) against
+the key: each run's mean rating (each reply's mean over raters), its share rated 1–2, and its
+weakest replies.
 """
 
 from __future__ import annotations
@@ -52,6 +56,29 @@ def blind(runs: list[list[dict]], seed: int = 0) -> tuple[list[dict], dict]:
     return mixed, key
 
 
+def score(mixed: list[dict], key: dict, ratings: list[list[dict]], runs: list[str], weakest: int = 3) -> dict:
+    """Each run's mean rating over its replies (a reply's rating: its mean over the raters who
+    rated it), how many replies were rated, the share rated 2 or less, and its weakest replies."""
+    by_id: dict[int, list[float]] = {}
+    for rater in ratings:
+        for row in rater:
+            if 1 <= row["rating"] <= 5:
+                by_id.setdefault(int(row["id"]), []).append(row["rating"])
+    rows = {row["id"]: row for row in mixed}
+    report = {}
+    for label, run in enumerate(runs):
+        rated = sorted(((sum(r) / len(r), number) for number, r in by_id.items() if key[str(number)] == label))
+        if not rated:
+            continue
+        report[run] = {
+            "replies": len(rated), "mean": round(sum(mean for mean, _ in rated) / len(rated), 2),
+            "rated_2_or_less": round(sum(mean <= 2 for mean, _ in rated) / len(rated), 3),
+            "weakest": [{"rating": mean, "learner": rows[number]["learner"], "reply": rows[number]["reply"]}
+                        for mean, number in rated[:weakest]],
+        }
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_data_dir_argument(parser)
@@ -59,8 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     add_policy_arguments(parser)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--blind", type=Path, nargs="+", metavar="RUN", help="mix these runs' replies, unlabelled")
-    parser.add_argument("--key", type=Path, help="with --blind: where the key goes")
+    parser.add_argument("--key", type=Path, help="with --blind: where the key goes; with --score: the key to read")
+    parser.add_argument("--score", type=Path, nargs="+", metavar="RATINGS", help="raters' JSON lines to score")
+    parser.add_argument("--mixed", type=Path, help="with --score: the blind file rated (default: the key's name "
+                        "without .key.json)")
     args = parser.parse_args(argv)
+    if args.score:
+        key = json.loads(args.key.read_text())
+        mixed_path = args.mixed or args.key.with_name(args.key.name.replace(".key.json", ".jsonl"))
+        mixed = [json.loads(line) for line in mixed_path.read_text().splitlines()]
+        ratings = [[json.loads(line) for line in path.read_text().splitlines() if line.strip()] for path in args.score]
+        report = score(mixed, key["key"], ratings, key["runs"])
+        args.out.write_text(json.dumps(report, indent=1))
+        for run, figures in report.items():
+            print(f"{run}: mean {figures['mean']} over {figures['replies']} replies, "
+                  f"{figures['rated_2_or_less']:.0%} rated 2 or less")
+        return 0
     if args.blind:
         runs = [[json.loads(line) for line in path.read_text().splitlines()] for path in args.blind]
         mixed, key = blind(runs)
