@@ -1,6 +1,6 @@
 """Many learners at once through the real server (loopback only).
 
-    python -m bench.load [--learners 16] [--turns 4] [--think 10 20] [--concurrency N] [--timeout 900]
+    python -m bench.load [--learners 16] [--turns 4] [--think 10 20] [--concurrency N] [--model VERSION] [--timeout 900]
 
 `python app.py` runs in a child process with a scratch database; each simulated learner logs in
 through the login form and works a different bank problem with its own Gradio client (its own
@@ -53,11 +53,13 @@ def main() -> None:
     parser.add_argument("--think", type=float, nargs=2, default=(10.0, 20.0), metavar=("LOW", "HIGH"),
                         help="seconds a learner reads and types before each message (uniform)")
     parser.add_argument("--concurrency", type=int, default=None, help="the app's --concurrency (default: its own)")
+    parser.add_argument("--model", default=None, help="the version the app serves (default: its champion)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds the whole run may take")
     args = parser.parse_args()
     if not 1 <= args.learners <= 64:
         parser.error("--learners: 1 to 64")
     options = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+    options += ["--model", args.model] if args.model else []
     options += ["--messages-per-minute", "60"]  # the bench's learners answer at machine speed
 
     with tempfile.TemporaryDirectory() as scratch:

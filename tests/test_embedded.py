@@ -115,8 +115,9 @@ def test_distill_resamples_human_turns_with_the_shipped_student(data_dir, tmp_pa
                  "--out", str(out), "--data-dir", str(data_dir)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["dialogues"] == 2 and 0 < report["resampled"] <= report["targets"]
-    plain = tmp_path / "plain"
-    assert main(["distill", "--dialogues", str(few), "--format", "moves+decision", "--out", str(plain),
+    plain = tmp_path / "plain"  # the same dialogues in the shipped student's format, not resampled
+    shipped_format = Registry().manifest(SHIPPED)["prompt_format"]
+    assert main(["distill", "--dialogues", str(few), "--format", shipped_format, "--out", str(plain),
                  "--data-dir", str(data_dir)]) == 0
     ours, theirs = ((folder / "sft.jsonl").read_text().splitlines() for folder in (out, plain))
     changed = sum(a != b for x, y in zip(ours, theirs)
