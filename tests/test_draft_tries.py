@@ -218,16 +218,18 @@ def test_a_turn_that_must_celebrate_opens_with_its_celebration(carmen):
     assert "does not open with the verdict on the learner's value" in first.verdict.reasons
     assert prompt.first_words == CELEBRATION_OPENINGS  # its first token opens with praise
     assert prompt.continued("generic", "Well done.").first_words == ()
-    later = judge_draft("Well done, you solved it! 200 + 300 = 500.", turn, prompt)
-    assert later.verdict.ok and later.seen == ("Well done, you solved it! 200 + 300 = 500.",)
+    bare = judge_draft("Well done, you solved it!", turn, prompt)  # which answer? the learner should know
+    assert "does not open with the verdict on the learner's value" in bare.verdict.reasons
+    later = judge_draft("Well done, $500 is the answer! 200 + 300 = 500.", turn, prompt)
+    assert later.verdict.ok and later.seen == ("Well done, $500 is the answer! 200 + 300 = 500.",)
 
 
 def test_a_celebration_opens_with_a_praise_word_the_model_chooses(store, bank):
-    student = FakeBackend(["Well done, you solved it!"], prompt_format=MOVES_FORMAT)
+    student = FakeBackend(["Well done, you solved it: the desk cost $500!"], prompt_format=MOVES_FORMAT)
     service = TutorService(store, bank, student)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     replies = [reply.text for reply in service.reply(conversation, "The final answer is 500.")]
-    assert replies[-1] == "Well done, you solved it!"
+    assert replies[-1] == "Well done, you solved it: the desk cost $500!"
     assert student.params[0].choices == CELEBRATION_OPENINGS  # the backend holds its first token to them
     stored = store.messages(conversation)[-1]
     assert stored.generation_params["choices"] == list(CELEBRATION_OPENINGS)

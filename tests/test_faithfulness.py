@@ -213,7 +213,7 @@ def test_a_draft_ends_where_the_model_starts_another_turn(carmen):
     judged_turn = judge_draft("500 \n [focus] Well done!", turn, prompt)
     assert "[focus]" not in judged_turn.text and not judged_turn.verdict.ok  # "500" alone celebrates nothing
     assert judged_turn.text == turn.planned_text  # never shown
-    assert judge_draft("Well done, you solved it! [focus] What next?", turn, prompt).text == "Well done, you solved it!"
+    assert judge_draft("Well done, 500 it is! [focus] What next?", turn, prompt).text == "Well done, 500 it is!"
 
 
 def test_a_draft_is_shown_whole_or_not_at_all(carmen):

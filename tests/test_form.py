@@ -3,6 +3,7 @@
 import pytest
 
 from tutor.domain.form import (
+    NO_QUESTION_WORD,
     NOT_ENGLISH,
     STAGE_DIRECTION,
     UNBALANCED,
@@ -33,6 +34,12 @@ def test_what_tidying_cannot_mend_is_a_fault():
     assert WORD_TWICE in form_faults("What is the the total?")
     assert VERDICT_TWICE in form_faults("That's right: $165 is correct.")  # v6's first drafts
     assert VERDICT_TWICE not in form_faults("Yes, $150 is right, but 350 isn't.")
+    # a question asks: v6 wrote these after "idk" and "just tell me"
+    assert NO_QUESTION_WORD in form_faults("960 minus 40 isn't as bad as we thought it would be?")
+    assert NO_QUESTION_WORD in form_faults("1600 minus 1800 is?")
+    for asks in ("Will 960 − 40 be more or less than 960?", "Ok, so can you tell me?", "You added them, right?",
+                 "If she has 3, does she need more?", 'Which number fills "3 × 50 = ___"?'):
+        assert NO_QUESTION_WORD not in form_faults(asks), asks
     assert any(fault.startswith(NOT_ENGLISH) for fault in form_faults("The legsolle of the desk?"))
     assert form_faults("Yes, 13 hours is right. How many miles does Jace drive?", words_of("Jace drives")) == []
 

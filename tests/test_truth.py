@@ -62,6 +62,14 @@ def test_a_suggested_calculation_must_be_one_a_step_makes(carmen):
     assert not kinds("Why did you do 200 + 150?", facts(carmen, ("200 + 150 = 350",)))
 
 
+def test_a_subtraction_or_division_is_suggested_the_way_round_a_step_makes_it(bank):
+    brandon = bank.get("5000361")  # ... 1800 - 1600 = 200
+    known = facts(brandon, ("1600",))
+    assert UNMADE_CALCULATION in kinds("1600 minus 1800 =?", known)  # v6 after "just tell me the answer please"
+    assert not kinds("What is 1800 − 1600?", known)
+    assert not kinds("Why did you do 1600 - 1800?", facts(brandon, ("1600 - 1800 = -200",)))  # the learner's own
+
+
 def test_the_learner_is_not_said_to_have_said_or_done_what_they_did_not(carmen):
     known = facts(carmen, ("I think it is 350",))
     assert FALSE_ATTRIBUTION in kinds("You said 150, so what comes next?", known)

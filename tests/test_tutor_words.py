@@ -66,7 +66,7 @@ def test_a_right_value_must_be_confirmed_first(bank):
 def test_after_the_solution_nothing_says_work_remains_nor_counts_days_the_problem_lacks(bank):
     state = after_steps(0, values=("13",))
     turn, sent = draft(bank.get(JACE), "780 miles",
-                       "Great! Now we just need to think about the total distance over two days.", state)
+                       "Great, 780 miles! Now we just need to think about the total distance over two days.", state)
     assert turn.move.intent == "celebrate_solution" and not sent.verdict.ok
     reasons = " ".join(sent.verdict.reasons)
     assert "says work remains after the problem is solved" in reasons and "counts what the problem does not have: day" in reasons

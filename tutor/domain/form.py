@@ -30,6 +30,17 @@ WORD_TWICE = "says a word twice in a row"
 TOO_MANY_QUESTIONS = "asks more than one question"
 NOT_A_SENTENCE = "asks a question without a word"
 VERDICT_TWICE = "says it is right twice"
+NO_QUESTION_WORD = "asks without a question word"
+# a question asks with a question word, an auxiliary opening a clause ("Can you...", "so is it..."),
+# a tag ("..., right?") or a blank; "960 minus 40 isn't as bad as we thought it would be?" does not
+_QUESTION_WORD = re.compile(r"\b(?:what|how|which|why|where|when|who|whose|whom)\b", re.I)
+_AUX = (r"(?:can|could|do|does|did|is|are|was|were|will|would|should|shall|have|has|had|may|might|must"
+        r"|want|isn't|aren't|don't|doesn't|didn't|won't|wouldn't|can't|shouldn't)")
+# an auxiliary opening a clause, or asking its subject anywhere ("Hi Luca can you ...", "so do we ...")
+_AUXILIARY = re.compile(rf"(?:^|[,:;]\s*)\W*(?:(?:so|and|now|then|ok|okay|well|but|also|great|good|right)\b,?\s+)*{_AUX}\b"
+                        rf"|\b{_AUX}\s+(?:you|we|i|it|that|this|they|he|she|there|the|your|our|his|her|these|those)\b",
+                        re.I)
+_TAG = re.compile(r"\b(?:right|correct|ok|okay|yes|no|agree|see|it|they|you)\s*\?\s*$", re.I)
 # "That's right: $165 is correct.", "Correct, 11 is right": one verdict a sentence is enough
 _RIGHT = re.compile(r"\b(?:right|correct)\b", re.I)
 
@@ -60,6 +71,9 @@ def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> l
     words = [word for word in WORD.findall(sentence) if len(word) > 1]  # "x" in "800 x 2" is no word
     if not words and sentence.rstrip().endswith("?"):  # "75?", "2 × 160 =?": asks nothing in words
         faults.append(NOT_A_SENTENCE)
+    elif (words and sentence.rstrip().endswith("?") and "___" not in sentence and not _QUESTION_WORD.search(sentence)
+          and not _AUXILIARY.search(sentence) and not _TAG.search(sentence)):
+        faults.append(NO_QUESTION_WORD)
     if len(_RIGHT.findall(sentence)) > 1:
         faults.append(VERDICT_TWICE)
     return faults

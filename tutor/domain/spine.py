@@ -75,8 +75,12 @@ def spine_reasons(text: str, spine: Spine) -> tuple[str, ...]:
 
 
 def confirms(sentence: str, spine: Spine) -> bool:
-    """The sentence tells the learner they are right (a celebration: that they solved it)."""
-    return affirms(sentence) or (spine.celebration and celebrates(sentence))
+    """The sentence tells the learner they are right ("Yes, 13 hours is right.", "This is
+    correct."); a celebration, that they solved it, naming the answer ("Yes, 480 pounds is the
+    answer!", not a bare "Good job!": the learner should leave knowing what the answer was)."""
+    if spine.celebration:
+        return (spine.value is None or spine.value in numbers_in(sentence)) and (affirms(sentence) or celebrates(sentence))
+    return affirms(sentence)
 
 
 def names_mistake(parts: list[str], value: Fraction | None) -> bool:

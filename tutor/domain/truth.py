@@ -135,6 +135,14 @@ def _operands(expression: str) -> list[Fraction]:
     return [Fraction(t) for t in expression.split() if t[0].isdigit() or t[0] == "."]
 
 
+def _ordered(expression: str) -> tuple[Fraction, Fraction, str] | None:
+    """A subtraction or division of two numbers as (a, b, operator): "1800 - 1600"."""
+    operands, operators = _operands(expression), _operators(expression)
+    if len(operands) == 2 and len(operators) == 1 and operators <= {"-", "/"}:
+        return operands[0], operands[1], operators.pop()
+    return None
+
+
 def _operators(expression: str) -> set[str]:
     return {t for t in expression.split() if t in ("+", "-", "*", "/")}
 
@@ -151,6 +159,8 @@ class Facts:
     common: frozenset[str] = frozenset()
     # (operands, operators) of each calculation a step or the learner makes
     calculations: tuple[tuple[frozenset[Fraction], frozenset[str]], ...] = ()
+    # (a, b, operator) of each subtraction or division a step or the learner makes: order matters
+    ordered: frozenset[tuple[Fraction, Fraction, str]] = frozenset()
     learner_numbers: frozenset[Fraction] = frozenset()
     learner_explained: bool = False  # the learner has explained some working (so "again" is true)
     done_steps: tuple[Step, ...] = ()
@@ -183,12 +193,15 @@ def facts_of(problem_text: str, steps: Iterable[Step], learner_texts: Iterable[s
     for text in learner_texts:
         calculations += [(frozenset(parts), frozenset(_operators(expression)))
                          for expression, _, parts in whole_expressions(tokens(text))]
+    expressions = [step.expression for step in steps] + [expression for text in learner_texts
+                                                         for expression, _, _ in whole_expressions(tokens(text))]
+    ordered = {order for expression in expressions if (order := _ordered(expression))}
     mentioned = set().union(*(content_stems(_UNITS.sub(_unit, text)) for text in sources)) if sources else set()
     mentioned |= {"dollar" for text in sources if "$" in text} | {"euro" for text in sources if "€" in text}
     return Facts(
         ties=frozenset(tied), mentioned=frozenset(mentioned), common=frozenset(common),
         counted=frozenset(counted_nouns(" ".join([problem_text, *(step.description for step in steps)]))),
-        calculations=tuple(calculations),
+        calculations=tuple(calculations), ordered=frozenset(ordered),
         # what the learner said, and what their calculations came to ("60+4+9": 73)
         learner_numbers=frozenset({n for text in learner_texts for n in numbers_in(text)} | set(learner_values)),
         learner_explained=any(len(text.split()) >= 8 for text in learner_texts[:-1]),
@@ -223,6 +236,9 @@ def false_statements(sentence: str, facts: Facts) -> list[str]:
     for expression in suggested_calculations(sentence):
         parts, operators = set(_operands(expression)), _operators(expression)
         if not any(parts <= made and operators <= ops for made, ops in facts.calculations):
+            reasons.append(f"{UNMADE_CALCULATION}: {expression}")
+        elif (order := _ordered(expression)) and order not in facts.ordered and (
+                (order[1], order[0], order[2]) in facts.ordered):  # "1600 minus 1800" for 1800 - 1600
             reasons.append(f"{UNMADE_CALCULATION}: {expression}")
     for clause in _SAID_OR_DID.findall(sentence):
         if not set(numbers_in(clause)) <= facts.learner_numbers:
