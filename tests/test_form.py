@@ -3,6 +3,7 @@
 import pytest
 
 from tutor.domain.form import (
+    HEADLESS,
     NO_QUESTION_WORD,
     NOT_ENGLISH,
     STAGE_DIRECTION,
@@ -34,6 +35,8 @@ def test_what_tidying_cannot_mend_is_a_fault():
     assert WORD_TWICE in form_faults("What is the the total?")
     assert VERDICT_TWICE in form_faults("That's right: $165 is correct.")  # v6's first drafts
     assert VERDICT_TWICE not in form_faults("Yes, $150 is right, but 350 isn't.")
+    assert HEADLESS in form_faults("40 away from 960: what is 960 − 40?")  # v6, "Take" lost
+    assert HEADLESS not in form_faults("40 pounds went to the dog. What is left?")
     # a question asks: v6 wrote these after "idk" and "just tell me"
     assert NO_QUESTION_WORD in form_faults("960 minus 40 isn't as bad as we thought it would be?")
     assert NO_QUESTION_WORD in form_faults("1600 minus 1800 is?")

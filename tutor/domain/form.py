@@ -31,6 +31,9 @@ TOO_MANY_QUESTIONS = "asks more than one question"
 NOT_A_SENTENCE = "asks a question without a word"
 VERDICT_TWICE = "says it is right twice"
 NO_QUESTION_WORD = "asks without a question word"
+HEADLESS = "starts mid-phrase"
+# a sentence that lost its verb: "40 away from 960: what is 960 − 40?" (from "Take 40 away from 960")
+_HEADLESS = re.compile(r"^\W*[$€]?\d[\d,.]*\s+(?:away\s+from|by|and|from|to|into)\b", re.I)
 # a question asks with a question word, an auxiliary opening a clause ("Can you...", "so is it..."),
 # a tag ("..., right?") or a blank; "960 minus 40 isn't as bad as we thought it would be?" does not
 _QUESTION_WORD = re.compile(r"\b(?:what|how|which|why|where|when|who|whose|whom)\b", re.I)
@@ -74,6 +77,8 @@ def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> l
     elif (words and sentence.rstrip().endswith("?") and "___" not in sentence and not _QUESTION_WORD.search(sentence)
           and not _AUXILIARY.search(sentence) and not _TAG.search(sentence)):
         faults.append(NO_QUESTION_WORD)
+    if _HEADLESS.search(sentence):
+        faults.append(HEADLESS)
     if len(_RIGHT.findall(sentence)) > 1:
         faults.append(VERDICT_TWICE)
     return faults
