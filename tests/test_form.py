@@ -4,6 +4,8 @@ import pytest
 
 from tutor.domain.form import (
     HEADLESS,
+    LABEL,
+    NO_BLANK,
     NO_QUESTION_WORD,
     NOT_ENGLISH,
     STAGE_DIRECTION,
@@ -37,6 +39,10 @@ def test_what_tidying_cannot_mend_is_a_fault():
     assert VERDICT_TWICE not in form_faults("Yes, $150 is right, but 350 isn't.")
     assert HEADLESS in form_faults("40 away from 960: what is 960 − 40?")  # v6, "Take" lost
     assert HEADLESS not in form_faults("40 pounds went to the dog. What is left?")
+    assert HEADLESS in form_faults("5 how did you get?")  # v6, for "How did you get 5?"
+    assert LABEL in form_faults("Expert Answer: Yes, 40 games is the answer!")  # v6
+    assert NO_BLANK in form_faults('What number goes in the blank in "If Brian had 20 video games but lost 5"?')
+    assert NO_BLANK not in form_faults('What number goes in the blank in "He now has ___ video games"?')
     # a question asks: v6 wrote these after "idk" and "just tell me"
     assert NO_QUESTION_WORD in form_faults("960 minus 40 isn't as bad as we thought it would be?")
     assert NO_QUESTION_WORD in form_faults("1600 minus 1800 is?")

@@ -57,3 +57,12 @@ def test_a_celebration_confirms_by_celebrating_and_asks_nothing(carmen):
     assert spine_reasons("Well done, $500 is the answer!", celebration) == ()
     assert NO_CONFIRMATION in spine_reasons("Good job!", celebration)  # which value? v6's first drafts
     assert NO_CONFIRMATION in spine_reasons("The desk costs 500.", celebration)
+
+
+def test_the_question_toward_the_step_asks_for_something(bank):
+    """v6 after "whats next": the rung's calculation, then a question that asks nothing of it."""
+    problem = bank.get("6000069")
+    state = PlannerState(step=2, completed=(0, 1), known_values=("150", "100"))
+    partial = spine(problem, None, state)
+    assert NO_QUESTION_TOWARD_STEP in spine_reasons("1 − (1 ÷ 3) isn't that some kind of shorthand?", partial)
+    assert NO_QUESTION_TOWARD_STEP not in spine_reasons("What do you get when you work out 1 − (1 ÷ 3)?", partial)

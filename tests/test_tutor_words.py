@@ -168,3 +168,19 @@ def test_a_valid_step_on_another_route_is_confirmed_and_the_step_asked_again(ban
     assert turn.move.intent == "confirm_then_focus" and turn.state.step == 0
     assert turn.planned_text.startswith("Yes, 60 × 4 = 240 is right.")
     assert "Jace drives a total of ___ hours" in turn.planned_text
+
+
+def test_a_steps_calculation_not_worked_out_is_confirmed_and_left_to_the_learner(bank):
+    """"is it 2 times 160": right, but the learner never said 320; the tutor does not say it for
+    them (raters: "credits them with a value they didn't give")."""
+    turn, _ = turn_for(bank.get(HOOPER), "is it 2 times 160", after_steps(0, values=("160",)))
+    assert turn.grade.state is LearnerState.CORRECT and turn.grade.value is None
+    assert turn.planned_text.startswith("Yes, that's the right calculation.") and "320" not in turn.planned_text
+    assert "2 × 160" in turn.planned_text and turn.state.step == 1  # the step is still theirs to finish
+
+
+def test_an_earlier_value_said_for_the_step_that_starts_from_it_is_not_called_done(bank):
+    """"960" asked 960 − 40: right before, and where this step starts, not "we have that one"."""
+    problem = bank.get("5000916")  # 5 × 8 = 40, 40 × 6 = 240, 240 × 4 = 960, 960 − 40 = 920
+    turn, _ = turn_for(problem, "960", after_steps(0, 1, 2, values=("40", "240", "960")))
+    assert "this step starts from it" in turn.planned_text and "already" not in turn.planned_text

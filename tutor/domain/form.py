@@ -33,7 +33,13 @@ VERDICT_TWICE = "says it is right twice"
 NO_QUESTION_WORD = "asks without a question word"
 HEADLESS = "starts mid-phrase"
 # a sentence that lost its verb: "40 away from 960: what is 960 − 40?" (from "Take 40 away from 960")
-_HEADLESS = re.compile(r"^\W*[$€]?\d[\d,.]*\s+(?:away\s+from|by|and|from|to|into)\b", re.I)
+_HEADLESS = re.compile(r"^\W*[$€]?\d[\d,.]*\s+(?:away\s+from|by|and|from|to|into|how|what|why|which|where|when|who)\b",
+                       re.I)
+LABEL = "opens with a label"
+# a speaker's or answer's label before the turn: "Expert Answer: Yes, ...", "Tutor: ..."
+_LABEL = re.compile(r"^\W*(?:expert\s+|final\s+|model\s+)?(?:answer|tutor|teacher|assistant|response|reply|expert)\s*:", re.I)
+NO_BLANK = "asks for a blank it does not show"
+_BLANK_ASKED = re.compile(r"\b(?:in|fills?|from)\s+the\s+blank\b|\bmissing\s+from\b", re.I)
 # a question asks with a question word, an auxiliary opening a clause ("Can you...", "so is it..."),
 # a tag ("..., right?") or a blank; "960 minus 40 isn't as bad as we thought it would be?" does not
 _QUESTION_WORD = re.compile(r"\b(?:what|how|which|why|where|when|who|whose|whom)\b", re.I)
@@ -79,6 +85,10 @@ def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> l
         faults.append(NO_QUESTION_WORD)
     if _HEADLESS.search(sentence):
         faults.append(HEADLESS)
+    if _LABEL.search(sentence):
+        faults.append(LABEL)
+    if _BLANK_ASKED.search(sentence) and "___" not in sentence:
+        faults.append(NO_BLANK)
     if len(_RIGHT.findall(sentence)) > 1:
         faults.append(VERDICT_TWICE)
     return faults

@@ -153,6 +153,12 @@ def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fract
     values = attempt_values(text, givens)
     if not values and _ANSWER_CUE.search(text):
         values = stated  # "i think 5", "is it 5?": a given number put forward as the answer
+    said = _said(text)
+    worked_out = {expression for expression, _, _ in stated_calculations(tokens(text))}  # "7 x 2 = 10": a result
+    if current < len(steps) - 1 and _unworked(text, steps[current], said, worked_out):
+        # the step's calculation, not worked out ("is it 2 times 160"): right, and theirs to work
+        # out; the tutor does not credit them with a value they did not say
+        return Grade(LearnerState.CORRECT, None, None, expression=steps[current].expression)
     # The current step first: an intermediate value may equal the final answer (10 then 10).
     if current < len(steps) - 1:
         for value in stated:
@@ -166,11 +172,8 @@ def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fract
     if final_answer is not None and any(_matches(v, final_answer, steps[-1] if steps else None)
                                         for v in concluded):
         return Grade(LearnerState.CORRECT, final_answer, len(steps) - 1 if steps else None, final=True)
-    said = _said(text)
     last = steps[-1] if steps else None
-    worked_out = {expression for expression, _, _ in stated_calculations(tokens(text))}  # "7 x 2 = 10": a result
-    if (last is not None and last.value not in said and _same_calculation(text, last) and current >= len(steps) - 2
-            and last.expression not in worked_out):
+    if last is not None and current >= len(steps) - 2 and _unworked(text, last, said, worked_out):
         # the last step's calculation, not worked out: right, and theirs to work out
         return Grade(LearnerState.CORRECT, None, None, expression=last.expression)
     for index in range(current + 1, len(steps)):
@@ -210,6 +213,11 @@ def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fract
     if asks:
         return Grade(LearnerState.QUESTION)
     return Grade(LearnerState.UNCLEAR)
+
+
+def _unworked(text: str, step: Step, said: set[Fraction], worked_out: set[str]) -> bool:
+    """The message makes the step's calculation without saying its result."""
+    return step.value not in said and _same_calculation(text, step) and step.expression not in worked_out
 
 
 def _said(text: str) -> set[Fraction]:

@@ -254,8 +254,12 @@ def _spine(move: Move, steps: tuple[Step, ...], grade: Grade | None, variant: in
         if expression and value is None:  # the last step's calculation, not worked out yet
             return Spine(CONFIRM, None, **(hint | {"content": f"What is {expression}?"}),
                          opening="Yes, that's the right calculation.")
-        opening = (f"Yes, {expression} = {said} is right." if expression
-                   else f"Yes, {said} is right, and we have that one already.")
+        if expression:
+            opening = f"Yes, {expression} = {said} is right."
+        elif value in step.operands:  # "960" asked 960 − 40: an earlier value, where this step starts
+            opening = f"Yes, {said} is right, and this step starts from it."
+        else:
+            opening = f"Yes, {said} is right, and we have that one already."
         return Spine(CONFIRM, value, opening=opening, **hint)
     if intent == "hint_after_wrong_answer":
         return Spine(NAME_WRONG, value, opening=_pick(_WRONG, variant, v=said), **hint)

@@ -9,6 +9,7 @@ turn is its spine in words; a model's draft is shown only if a check finds each 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -110,10 +111,16 @@ def names_operation(text: str, step: Step) -> bool:
     return any(words & _OPERATION_WORDS[o] or any(s in text for s in _SYMBOLS[o]) for o in operators)
 
 
+# a question toward a step asks for something: a value, a calculation, the learner's working
+# ("1 − (1 ÷ 3) isn't that some kind of shorthand?" asks nothing of the step)
+_ASKS_FOR = re.compile(r"\b(?:what|how|which|why|calculate|work(?:ed)?\s+out|find|figure|equals?|tell|more\s+or\s+less"
+                       r"|(?:did|can|could|would|will|do)\s+you)\b|=|___", re.I)
+
+
 def asks_toward(parts: list[str], spine: Spine) -> bool:
     """One of the questions is about the step the turn moves toward (its numbers, operation or
     words), or about the learner's value when the turn asks about that."""
-    questions = [part for part in parts if part.rstrip().endswith("?")]
+    questions = [part for part in parts if part.rstrip().endswith("?") and _ASKS_FOR.search(part)]
     step = spine.question_step
     for question in questions:
         if spine.about_value and spine.value is not None and spine.value in numbers_in(question):
