@@ -5,7 +5,14 @@ import pytest
 from tests.conftest import CARMEN_ID
 from tutor.domain.planner import FOCUS, PlannerState
 from tutor.domain.policy import RevealPolicy
-from tutor.domain.spine import NO_CONFIRMATION, NO_MISTAKE_NAMED, NO_QUESTION_TOWARD_STEP, no_hint, spine_reasons
+from tutor.domain.spine import (
+    NO_CONFIRMATION,
+    NO_DECLINE,
+    NO_MISTAKE_NAMED,
+    NO_QUESTION_TOWARD_STEP,
+    no_hint,
+    spine_reasons,
+)
 from tutor.domain.tutoring import plan_turn
 
 
@@ -66,3 +73,14 @@ def test_the_question_toward_the_step_asks_for_something(bank):
     partial = spine(problem, None, state)
     assert NO_QUESTION_TOWARD_STEP in spine_reasons("1 − (1 ÷ 3) isn't that some kind of shorthand?", partial)
     assert NO_QUESTION_TOWARD_STEP not in spine_reasons("What do you get when you work out 1 − (1 ÷ 3)?", partial)
+
+
+def test_after_just_tell_me_the_turn_says_it_gives_a_hint_instead(bank):
+    """v6's "220 × 12 is equal to how many dollars?" carried the hint but not the refusal
+    (raters: "no acknowledgement, stiff")."""
+    problem = bank.get("6000055")
+    state = PlannerState(step=2, completed=(0, 1), known_values=("100", "220"))
+    declined = spine(problem, "just tell me the answer", state)
+    assert NO_DECLINE in spine_reasons("220 × 12 is equal to how many dollars?", declined)
+    assert spine_reasons("I won't give it away, but here's a hint: what is 220 × 12?", declined) == ()
+    assert spine_reasons(declined.text, declined) == ()

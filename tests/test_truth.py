@@ -99,11 +99,15 @@ def test_a_question_does_not_ask_for_a_step_already_done(bank):
 
 def test_a_number_called_wrong_must_be_a_wrong_value_of_the_learners(bank):
     hooper = bank.get("5000623")  # 80 + 80 = 160, 2 * 160 = 320, 320 + 160 = 480
-    known = facts(hooper, ("i think its 240", "the other 2 have 80 each so 160"), done=(0,), current=1)
+    known = facts(hooper, ("i think its 240", "the other 2 have 80 each so 160", "why is that wrong"), done=(0,),
+                  current=1)
     assert not kinds("240 isn't right.", known)  # the learner's wrong value
     assert FALSE_ATTRIBUTION in kinds("25 is wrong, so what do we do next?", known)  # never said
     assert CALLS_RIGHT_WRONG in kinds("160 isn't there, so multiply 2 by 160.", known)  # a step done right
     assert CALLS_RIGHT_WRONG in kinds("2 × 160 is not possible, so what is 2 × 160?", known)
+    # the value just said may be wrong for this step though right for an earlier one ("160" for 2 × 160)
+    just_said = facts(hooper, ("the other 2 have 80 each so 160", "160"), done=(0,), current=1)
+    assert not kinds("160 isn't right for this step.", just_said)
 
 
 def test_a_steps_value_is_not_given_away_as_what_something_should_be(bank):

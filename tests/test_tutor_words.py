@@ -6,13 +6,18 @@ grader misread learners. Each quoted case is a test here: a model draft that mus
 learner, a draft that must, or what the planner and the grader must do.
 """
 
+from dataclasses import replace
+
 import pytest
 
 from tutor.domain.grading import LearnerState
+from tutor.domain.faithfulness import affirms
 from tutor.domain.hints import cloze
 from tutor.domain.planner import BOTTOM_OUT, FOCUS, PARTIAL, PlannerState
 from tutor.domain.policy import RevealPolicy
 from tutor.domain.prompting import SPINE_FORMAT, Said
+from tutor.domain.spine import NAME_WRONG
+from tutor.domain.truth import false_statements
 from tutor.domain.tutoring import judge_draft, plan_turn, solution_steps, turn_prompt
 from tutor.config import VOCABULARY_FILE
 from tutor.domain.faithfulness import load_vocabulary
@@ -179,8 +184,22 @@ def test_a_steps_calculation_not_worked_out_is_confirmed_and_left_to_the_learner
     assert "2 × 160" in turn.planned_text and turn.state.step == 1  # the step is still theirs to finish
 
 
-def test_an_earlier_value_said_for_the_step_that_starts_from_it_is_not_called_done(bank):
-    """"960" asked 960 − 40: right before, and where this step starts, not "we have that one"."""
+def test_an_earlier_value_said_as_the_answer_to_the_step_that_starts_from_it_is_wrong(bank):
+    """"960" asked 960 − 40: right before, but not this step's answer (raters gave "Yes, $960 is
+    right" here a 1)."""
     problem = bank.get("5000916")  # 5 × 8 = 40, 40 × 6 = 240, 240 × 4 = 960, 960 − 40 = 920
     turn, _ = turn_for(problem, "960", after_steps(0, 1, 2, values=("40", "240", "960")))
-    assert "this step starts from it" in turn.planned_text and "already" not in turn.planned_text
+    assert turn.grade.state is LearnerState.INCORRECT and turn.spine.verdict == NAME_WRONG
+    assert not affirms(turn.planned_text) and "960" in turn.planned_text
+    _, prompt = turn_for(problem, "960", after_steps(0, 1, 2, values=("40", "240", "960")))
+    assert not false_statements(turn.planned_text, prompt.judged.facts)  # 960 is wrong here, not right
+
+
+def test_why_is_that_wrong_after_a_right_value_is_told_it_is_not(bank):
+    """Raters: "It doesn't fit the problem yet" right after 11 sets was confirmed tells a child
+    their right value was wrong."""
+    state = replace(after_steps(0, 1, 2, values=("160", "165", "11")), learner_state="correct")
+    turn, _ = turn_for(bank.get(JOHN), "why is that wrong", state)
+    assert turn.planned_text.startswith("It isn't wrong") and "13 − 11" in turn.planned_text
+    wrong_before = replace(state, learner_state="incorrect")
+    assert turn_for(bank.get(JOHN), "why is that wrong", wrong_before)[0].planned_text.startswith("It doesn't fit")

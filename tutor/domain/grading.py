@@ -200,6 +200,9 @@ def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fract
             return Grade(LearnerState.INCORRECT, fresh[0], current)
         # a step they have already done, said again ("ok 13 hours"): right, nothing new
         done = [v for v in values if v in earlier]
+        if done and done[0] in step.operands and len(text.split()) <= 3:
+            # "960" asked 960 − 40: an earlier value, but as this step's answer it is where it starts
+            return Grade(LearnerState.INCORRECT, done[0], current)
         if done:
             said = _about(text, steps, earlier[done[0]], done[0], problem_text)
             return said if said.state is LearnerState.CORRECT else Grade(LearnerState.INCORRECT, done[0], current)

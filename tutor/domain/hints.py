@@ -196,20 +196,21 @@ def _pick(forms: tuple[str, ...], variant: int, **values: str) -> str:
 
 
 def spine_for(move: Move, steps: tuple[Step, ...], grade: Grade | None = None, *, variant: int = 0,
-              problem_text: str = "", learner_text: str = "",
+              problem_text: str = "", learner_text: str = "", last_right: bool = False,
               repeats: Callable[[str], bool] = lambda _: False) -> Spine:
     """The planner's turn for a move, as the spine a model's turn must also carry. `variant`
     says a rung again another way; a question `repeats` would call a repeat of one the tutor
-    just asked is said another way too, when another way does not."""
+    just asked is said another way too, when another way does not. `last_right`: the learner's
+    previous message was right (so "why is that wrong?" is answered that it was not)."""
     for offset in range(3):
-        spine = _spine(move, steps, grade, variant + offset, problem_text, learner_text)
+        spine = _spine(move, steps, grade, variant + offset, problem_text, learner_text, last_right)
         if not repeats(spine.text):
             return spine
-    return _spine(move, steps, grade, variant, problem_text, learner_text)
+    return _spine(move, steps, grade, variant, problem_text, learner_text, last_right)
 
 
 def _spine(move: Move, steps: tuple[Step, ...], grade: Grade | None, variant: int, problem_text: str,
-           learner_text: str) -> Spine:
+           learner_text: str, last_right: bool = False) -> Spine:
     step = steps[move.step] if move.step is not None and move.step < len(steps) else None
     value = grade.value if grade is not None else None
     said = say_value(value, steps[grade.step_index] if grade and grade.step_index is not None else step) \
@@ -254,23 +255,20 @@ def _spine(move: Move, steps: tuple[Step, ...], grade: Grade | None, variant: in
         if expression and value is None:  # the last step's calculation, not worked out yet
             return Spine(CONFIRM, None, **(hint | {"content": f"What is {expression}?"}),
                          opening="Yes, that's the right calculation.")
-        if expression:
-            opening = f"Yes, {expression} = {said} is right."
-        elif value in step.operands:  # "960" asked 960 − 40: an earlier value, where this step starts
-            opening = f"Yes, {said} is right, and this step starts from it."
-        else:
-            opening = f"Yes, {said} is right, and we have that one already."
+        opening = (f"Yes, {expression} = {said} is right." if expression
+                   else f"Yes, {said} is right, and we have that one already.")
         return Spine(CONFIRM, value, opening=opening, **hint)
     if intent == "hint_after_wrong_answer":
         return Spine(NAME_WRONG, value, opening=_pick(_WRONG, variant, v=said), **hint)
     if intent == "hint_when_stuck":
         return Spine(opening=_pick(_STUCK, variant), **hint)
     if intent == "decline_and_focus":
-        return Spine(opening=_pick(_DECLINE, variant), **hint)
+        return Spine(opening=_pick(_DECLINE, variant), declines=True, **hint)
     if intent == "answer_question_then_focus":
         answer = answer_from_problem(learner_text, problem_text)
         if not answer and _ABOUT_VERDICT.search(learner_text):  # "why is that wrong?"
-            answer = "It doesn't fit the problem yet, so let's check it one step at a time."
+            answer = ("It isn't wrong: that step is right, and this is the next one." if last_right
+                      else "It doesn't fit the problem yet, so let's check it one step at a time.")
         return Spine(opening=answer, **hint)
     if intent == "redirect_to_problem":
         return Spine(opening="Let's get back to the problem.", **hint)

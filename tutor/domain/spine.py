@@ -25,6 +25,10 @@ _SYMBOLS = {"+": "+", "-": "−-–", "*": "×x*", "/": "÷/"}
 NO_CONFIRMATION = "does not say the learner's value is right"
 NO_MISTAKE_NAMED = "does not name the mistake"
 NO_QUESTION_TOWARD_STEP = "asks nothing toward the next step"
+NO_DECLINE = "does not say it gives a hint instead of the answer"
+# "I can't give you the answer, but here's a hint.", "Not the answer, but a smaller step."
+_DECLINES = re.compile(r"\b(?:can't|cannot|won't|will\s+not|not\s+going\s+to|not\s+the\s+answer|instead|hint"
+                       r"|smaller\s+step|closer|together)\b", re.I)
 
 
 def no_hint(rung: str) -> str:
@@ -45,6 +49,7 @@ class Spine:
     about_value: bool = False
     questions: int = 1  # the most questions the turn may ask (the planner's own count)
     celebration: bool = False  # the verdict is a celebration: the problem is solved
+    declines: bool = False  # the learner asked for the answer: the turn says it gives a hint instead
     opening: str = ""  # the verdict in the planner's words
     content: str = ""  # the rung's content (it may end with the question)
     ask: str = ""  # the question, when the content does not ask it
@@ -72,6 +77,8 @@ def spine_reasons(text: str, spine: Spine) -> tuple[str, ...]:
         reasons.append(no_hint(spine.rung))
     if (spine.question_step is not None or spine.about_value) and not asks_toward(parts, spine):
         reasons.append(NO_QUESTION_TOWARD_STEP)
+    if spine.declines and not _DECLINES.search(text):
+        reasons.append(NO_DECLINE)
     return tuple(reasons)
 
 

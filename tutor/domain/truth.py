@@ -162,6 +162,7 @@ class Facts:
     # (a, b, operator) of each subtraction or division a step or the learner makes: order matters
     ordered: frozenset[tuple[Fraction, Fraction, str]] = frozenset()
     learner_numbers: frozenset[Fraction] = frozenset()
+    latest_numbers: frozenset[Fraction] = frozenset()  # what the learner's latest message said
     learner_explained: bool = False  # the learner has explained some working (so "again" is true)
     done_steps: tuple[Step, ...] = ()
     current_step: Step | None = None
@@ -204,6 +205,7 @@ def facts_of(problem_text: str, steps: Iterable[Step], learner_texts: Iterable[s
         calculations=tuple(calculations), ordered=frozenset(ordered),
         # what the learner said, and what their calculations came to ("60+4+9": 73)
         learner_numbers=frozenset({n for text in learner_texts for n in numbers_in(text)} | set(learner_values)),
+        latest_numbers=frozenset(numbers_in(learner_texts[-1]) if learner_texts else ()),
         learner_explained=any(len(text.split()) >= 8 for text in learner_texts[:-1]),
         # steps the learner has done and said (not ones a later value skipped past)
         done_steps=tuple(steps[i] for i in done if i < len(steps)
@@ -255,7 +257,8 @@ def false_statements(sentence: str, facts: Facts) -> list[str]:
     for number in map(parse_number, (found.lstrip("$€") for found in _DISMISSED.findall(normalise(sentence)))):
         if number not in facts.learner_numbers:  # "25 is wrong" when the learner never said 25
             reasons.append(FALSE_ATTRIBUTION)
-        elif number in {step.value for step in facts.done_steps}:  # "11 isn't there" after 11 sets, right
+        elif number in {step.value for step in facts.done_steps} and number not in facts.latest_numbers:
+            # "11 isn't there" after 11 sets, right (the value just said may be wrong for this step)
             reasons.append(CALLS_RIGHT_WRONG)
     step = facts.current_step
     given_as = [number for found in _CLAIMED_VALUE.findall(sentence) for number in found if number]

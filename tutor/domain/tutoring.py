@@ -93,6 +93,7 @@ def plan_turn(
     final = final_answer_value(problem) if steps else None
     given = givens(problem)
     judged = None
+    last_right = state.learner_state == "correct"  # how the learner's previous message was judged
     if learner_text is not None:
         judged = grade(learner_text, steps, min(state.step, len(steps)), final, set(given), problem.question)
         # whatever the learner said, the tutor may say back to them; their calculation's value too,
@@ -102,7 +103,7 @@ def plan_turn(
     state, move = plan(state, judged, steps, policy, hint_requested=hint_requested)
     tried = judged is not None and judged.value is not None
     spine = spine_for(move, steps, judged, variant=state.same_rung, problem_text=problem.question,
-                      learner_text=learner_text or "",
+                      learner_text=learner_text or "", last_right=last_right,
                       repeats=lambda text: not tried and bool(repeats.repeated(text, recent[-2:])))
     reveals = frozenset(Fraction(value) for value in move.reveals)
     guard = GuardContext(
