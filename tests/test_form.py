@@ -3,6 +3,7 @@
 import pytest
 
 from tutor.domain.form import (
+    EQUALS_QUESTION,
     HEADLESS,
     LABEL,
     NO_BLANK,
@@ -42,6 +43,7 @@ def test_what_tidying_cannot_mend_is_a_fault():
     assert HEADLESS in form_faults("5 how did you get?")  # v6, for "How did you get 5?"
     assert LABEL in form_faults("Expert Answer: Yes, 40 games is the answer!")  # v6
     assert NO_BLANK in form_faults('What number goes in the blank in "If Brian had 20 video games but lost 5"?')
+    assert EQUALS_QUESTION in form_faults("100 + 50 = how much does he have left?")  # v6, after "i dont get it"
     assert NO_BLANK not in form_faults('What number goes in the blank in "He now has ___ video games"?')
     # a question asks: v6 wrote these after "idk" and "just tell me"
     assert NO_QUESTION_WORD in form_faults("960 minus 40 isn't as bad as we thought it would be?")

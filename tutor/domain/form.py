@@ -39,6 +39,8 @@ LABEL = "opens with a label"
 # a speaker's or answer's label before the turn: "Expert Answer: Yes, ...", "Tutor: ..."
 _LABEL = re.compile(r"^\W*(?:expert\s+|final\s+|model\s+)?(?:answer|tutor|teacher|assistant|response|reply|expert)\s*:", re.I)
 NO_BLANK = "asks for a blank it does not show"
+EQUALS_QUESTION = "sets a calculation equal to a question"
+_EQUALS_QUESTION = re.compile(r"=\s*(?:how|what|which|why)\b", re.I)  # "100 + 50 = how much does he have left?"
 _BLANK_ASKED = re.compile(r"\b(?:in|fills?|from)\s+the\s+blank\b|\bmissing\s+from\b", re.I)
 # a question asks with a question word, an auxiliary opening a clause ("Can you...", "so is it..."),
 # a tag ("..., right?") or a blank; "960 minus 40 isn't as bad as we thought it would be?" does not
@@ -89,6 +91,8 @@ def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> l
         faults.append(LABEL)
     if _BLANK_ASKED.search(sentence) and "___" not in sentence:
         faults.append(NO_BLANK)
+    if _EQUALS_QUESTION.search(sentence):
+        faults.append(EQUALS_QUESTION)
     if len(_RIGHT.findall(sentence)) > 1:
         faults.append(VERDICT_TWICE)
     return faults
