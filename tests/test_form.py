@@ -6,6 +6,7 @@ from tutor.domain.form import (
     EQUALS_QUESTION,
     HEADLESS,
     LABEL,
+    LINE_BREAK,
     NO_BLANK,
     NO_QUESTION_WORD,
     NOT_ENGLISH,
@@ -42,6 +43,8 @@ def test_what_tidying_cannot_mend_is_a_fault():
     assert HEADLESS not in form_faults("40 pounds went to the dog. What is left?")
     assert HEADLESS in form_faults("5 how did you get?")  # v6, for "How did you get 5?"
     assert LABEL in form_faults("Expert Answer: Yes, 40 games is the answer!")  # v6
+    assert LABEL in form_faults("Correct Answer: 2640.")  # v6
+    assert LINE_BREAK in form_faults("100\n\nFocusing on the numbers, 100 is not needed here.")  # v6
     assert NO_BLANK in form_faults('What number goes in the blank in "If Brian had 20 video games but lost 5"?')
     assert EQUALS_QUESTION in form_faults("100 + 50 = how much does he have left?")  # v6, after "i dont get it"
     assert NO_BLANK not in form_faults('What number goes in the blank in "He now has ___ video games"?')

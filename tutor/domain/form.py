@@ -37,7 +37,8 @@ _HEADLESS = re.compile(r"^\W*[$€]?\d[\d,.]*\s+(?:away\s+from|by|and|from|to|in
                        re.I)
 LABEL = "opens with a label"
 # a speaker's or answer's label before the turn: "Expert Answer: Yes, ...", "Tutor: ..."
-_LABEL = re.compile(r"^\W*(?:expert\s+|final\s+|model\s+)?(?:answer|tutor|teacher|assistant|response|reply|expert)\s*:", re.I)
+_LABEL = re.compile(r"^\W*(?:[A-Za-z]+\s+)?(?:answer|tutor|teacher|assistant|response|reply|expert)\s*:", re.I)
+LINE_BREAK = "breaks a line"  # a chat turn is one paragraph: "100\n\nFocusing on the numbers..."
 NO_BLANK = "asks for a blank it does not show"
 EQUALS_QUESTION = "sets a calculation equal to a question"
 _EQUALS_QUESTION = re.compile(r"=\s*(?:how|what|which|why)\b", re.I)  # "100 + 50 = how much does he have left?"
@@ -89,6 +90,8 @@ def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> l
         faults.append(HEADLESS)
     if _LABEL.search(sentence):
         faults.append(LABEL)
+    if "\n" in sentence.strip():
+        faults.append(LINE_BREAK)
     if _BLANK_ASKED.search(sentence) and "___" not in sentence:
         faults.append(NO_BLANK)
     if _EQUALS_QUESTION.search(sentence):

@@ -32,8 +32,11 @@ class GenerationParams:
 
 
 # Another try at a draft that failed the checks is sampled (a greedy one would write the same
-# words again): at the serving temperature, also when the first draft was greedy.
-RETRY_TEMPERATURE = GenerationParams().temperature
+# words again), and cool: a draft is shown only whole, and at the serving temperature (0.7) each
+# try is another chance for a fluent false sentence to pass ("100 + 50 = how much does he have
+# left?", read in v6's child-script transcripts), where near the greedy draft the student keeps
+# to the planner's turn it was taught to phrase.
+RETRY_TEMPERATURE = 0.3
 
 
 def retry_params(params: GenerationParams, attempt: int) -> GenerationParams:
