@@ -122,7 +122,9 @@ def test_distill_resamples_human_turns_with_the_shipped_student(data_dir, tmp_pa
     ours, theirs = ((folder / "sft.jsonl").read_text().splitlines() for folder in (out, plain))
     changed = sum(a != b for x, y in zip(ours, theirs)
                   for a, b in zip(json.loads(x)["messages"], json.loads(y)["messages"]))
-    assert changed == report["resampled"]  # only the resampled tutor turns differ
+    # only resampled tutor turns may differ: a spine student's passing draft may be word for word
+    # the planner's turn, which the plain dataset teaches there too
+    assert changed <= report["resampled"]
 
 
 # how far int8 weights may move the model's log-likelihood of the human teachers' turns from
