@@ -81,9 +81,10 @@ def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> l
     if any(word.lower() not in _FINE_TWICE for word in _DOUBLED_WORD.findall(sentence)):
         faults.append(WORD_TWICE)
     words = [word for word in WORD.findall(sentence) if len(word) > 1]  # "x" in "800 x 2" is no word
-    if not words and sentence.rstrip().endswith("?"):  # "75?", "2 × 160 =?": asks nothing in words
+    asks = sentence.rstrip().endswith("?")
+    if asks and not words:  # "75?", "2 × 160 =?": asks nothing in words
         faults.append(NOT_A_SENTENCE)
-    elif (words and sentence.rstrip().endswith("?") and "___" not in sentence and not _QUESTION_WORD.search(sentence)
+    elif (asks and "___" not in sentence and not _QUESTION_WORD.search(sentence)
           and not _AUXILIARY.search(sentence) and not _TAG.search(sentence)):
         faults.append(NO_QUESTION_WORD)
     if _HEADLESS.search(sentence):

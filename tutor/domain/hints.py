@@ -252,7 +252,7 @@ def _spine(move: Move, steps: tuple[Step, ...], grade: Grade | None, variant: in
     hint = dict(rung=_rung(move.hint_level), step=step, question_step=step, content=content)
     if intent == "confirm_then_focus":
         expression = _written(grade.expression) if grade and grade.expression else ""
-        if expression and value is None:  # the last step's calculation, not worked out yet
+        if expression and value is None:  # the step's calculation, not worked out yet ("is it 2 times 160")
             return Spine(CONFIRM, None, **(hint | {"content": f"What is {expression}?"}),
                          opening="Yes, that's the right calculation.")
         opening = (f"Yes, {expression} = {said} is right." if expression

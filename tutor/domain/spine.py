@@ -59,7 +59,6 @@ class Spine:
         return joined(self.opening, self.content, self.ask)
 
 
-
 def joined(*parts: str) -> str:
     return " ".join(part for part in parts if part)
 

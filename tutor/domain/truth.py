@@ -191,12 +191,11 @@ def facts_of(problem_text: str, steps: Iterable[Step], learner_texts: Iterable[s
                      if factor.denominator == 1 and 2 <= factor <= 4]
     calculations += [(frozenset(_operands(step.expression)) | {Fraction(1)}, frozenset("*/")) for step in steps
                      if "/" in _operators(step.expression)]
-    for text in learner_texts:
-        calculations += [(frozenset(parts), frozenset(_operators(expression)))
-                         for expression, _, parts in whole_expressions(tokens(text))]
-    expressions = [step.expression for step in steps] + [expression for text in learner_texts
-                                                         for expression, _, _ in whole_expressions(tokens(text))]
+    learners = [(expression, parts) for text in learner_texts for expression, _, parts in whole_expressions(tokens(text))]
+    calculations += [(frozenset(parts), frozenset(_operators(expression))) for expression, parts in learners]
+    expressions = [step.expression for step in steps] + [expression for expression, _ in learners]
     ordered = {order for expression in expressions if (order := _ordered(expression))}
+    said = {n for text in learner_texts for n in numbers_in(text)}
     mentioned = set().union(*(content_stems(_UNITS.sub(_unit, text)) for text in sources)) if sources else set()
     mentioned |= {"dollar" for text in sources if "$" in text} | {"euro" for text in sources if "€" in text}
     return Facts(
@@ -204,12 +203,11 @@ def facts_of(problem_text: str, steps: Iterable[Step], learner_texts: Iterable[s
         counted=frozenset(counted_nouns(" ".join([problem_text, *(step.description for step in steps)]))),
         calculations=tuple(calculations), ordered=frozenset(ordered),
         # what the learner said, and what their calculations came to ("60+4+9": 73)
-        learner_numbers=frozenset({n for text in learner_texts for n in numbers_in(text)} | set(learner_values)),
+        learner_numbers=frozenset(said | set(learner_values)),
         latest_numbers=frozenset(numbers_in(learner_texts[-1]) if learner_texts else ()),
         learner_explained=any(len(text.split()) >= 8 for text in learner_texts[:-1]),
         # steps the learner has done and said (not ones a later value skipped past)
-        done_steps=tuple(steps[i] for i in done if i < len(steps)
-                         and steps[i].value in {n for text in learner_texts for n in numbers_in(text)}),
+        done_steps=tuple(steps[i] for i in done if i < len(steps) and steps[i].value in said),
         current_step=steps[current] if current is not None and current < len(steps) else None,
         solved=solved, celebrating=celebrating or solved)
 

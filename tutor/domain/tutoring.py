@@ -353,8 +353,8 @@ class TurnPrompt:
         return self.messages[-1].content if self.messages and self.messages[-1].role == "assistant" else ""
 
     def continued(self, move: str, shown: str) -> TurnPrompt:
-        """This turn's prompt with the reply forced to open with `move` and the sentences the
-        learner has already seen: another draft goes on from where the failed one stopped."""
+        """This turn's prompt with the reply forced to open with `move` (and `shown`, words it
+        must go on from): a resampled student drafts under the human teacher's move."""
         head = self.messages[:-1] if self.start else self.messages
         opening = (move_tag(move) if self.format in MOVES_FORMATS else "") + shown
         return replace(self, messages=head + [ChatMessage("assistant", opening)], choices=(move,), openings=())
