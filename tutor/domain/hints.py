@@ -224,7 +224,11 @@ def _spine(move: Move, steps: tuple[Step, ...], grade: Grade | None, variant: in
     if intent == "explain_your_step":
         return Spine(content="Walk me through your first step: what do you calculate, and why?")
     if intent == "confirm_arithmetic_next_step":
-        return Spine(CONFIRM, value, opening=f"Yes, {said} is right.",
+        # no verified solution: the arithmetic is right, which says nothing of the answer
+        # ("Yes, 10 is right." to a wrong final answer misled MRBench's learners)
+        expression = _written(grade.expression) if grade and grade.expression else ""
+        return Spine(CONFIRM, value, opening=f"Your arithmetic is right: {expression} = {said}." if expression
+                     else f"Your arithmetic is right: {said}.",
                      ask="What does that number tell you, and what comes next?")
     if step is None:  # a learner's own problem, no verified steps: their arithmetic is off
         return Spine(NAME_WRONG, value, opening="That calculation isn't right.",
