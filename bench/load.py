@@ -1,6 +1,7 @@
 """Many learners at once through the real server (loopback only).
 
-    python -m bench.load [--learners 16] [--turns 4] [--think 10 20] [--concurrency N] [--model VERSION] [--timeout 900]
+    python -m bench.load [--learners 16] [--turns 4] [--think 10 20] [--concurrency N] [--model VERSION]
+                         [--draft-candidates K ...] [--timeout 900]
 
 `python app.py` runs in a child process with a scratch database; each simulated learner logs in
 through the login form and works a different bank problem with its own Gradio client (its own
@@ -10,7 +11,10 @@ time drawn between the two `--think` seconds (a learner reading a short reply an
 short answer; `--think 0 0`: as fast as the tutor answers, the server saturated). Reported: time from
 sending a message to the first tutor words shown in the chat (p50/p95 over all turns), the
 student's decoded tokens per second over the whole run (its drafts, read back from the
-database), and errors (a call that failed, or a turn that ended without a tutor reply).
+database), errors (a call that failed, or a turn that ended without a tutor reply), and the
+judge's reading of the turns sent (its mean score; how many turns it ranked candidates for).
+With several `--draft-candidates` values the whole run repeats for each, one after another, and
+a table compares them at the end.
 """
 
 from __future__ import annotations
@@ -54,12 +58,25 @@ def main() -> None:
                         help="seconds a learner reads and types before each message (uniform)")
     parser.add_argument("--concurrency", type=int, default=None, help="the app's --concurrency (default: its own)")
     parser.add_argument("--model", default=None, help="the version the app serves (default: its champion)")
+    parser.add_argument("--draft-candidates", type=int, nargs="+", default=[None], metavar="K",
+                        help="passing drafts the judge chooses among (default: the app's); several: one run each")
     parser.add_argument("--timeout", type=float, default=900, help="seconds the whole run may take")
     args = parser.parse_args()
     if not 1 <= args.learners <= 64:
         parser.error("--learners: 1 to 64")
+    results = [(k, run(args, k)) for k in args.draft_candidates]
+    if len(results) > 1:
+        print("\nK  p50 s  p95 s  errors  judge score  ranked turns")
+        for k, figures in results:
+            print(f"{k:<2} {figures['p50']:>6.2f} {figures['p95']:>6.2f} {figures['errors']:>7} "
+                  f"{figures['judge']:>12.3f} {figures['ranked']:>13}")
+
+
+def run(args, candidates: int | None) -> dict:
+    """One whole run with the app serving `candidates` (None: its default); its figures."""
     options = ["--concurrency", str(args.concurrency)] if args.concurrency else []
     options += ["--model", args.model] if args.model else []
+    options += ["--draft-candidates", str(candidates)] if candidates else []
     options += ["--messages-per-minute", "60"]  # the bench's learners answer at machine speed
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -88,6 +105,7 @@ def main() -> None:
             unfinished = sum(thread.is_alive() for thread in threads)
             log = (data_dir / "app.log").read_text()
         tokens = drafted_tokens(data_dir, tokenizer) - before
+        judged, ranked = judged_turns(data_dir)
 
     ttfts = [t for learner in learners for t in learner.ttfts]
     errors = [f"{learner.name}: {error}" for learner in learners for error in learner.errors]
@@ -96,13 +114,18 @@ def main() -> None:
         print("error:", error)
     if errors:
         print("the app's log ends:\n" + "\n".join(log.splitlines()[-30:]))
-    print(f"\n{len(ttfts)} tutor turns for {len(learners)} learners in {elapsed:.1f} s; server resident "
+    print(f"\ndraft candidates: {candidates or 'the app default'}")
+    print(f"{len(ttfts)} tutor turns for {len(learners)} learners in {elapsed:.1f} s; server resident "
           f"{rss:.0f} MiB (peak {peak:.0f}); CPU seconds: server {server_cpu:.0f}, the learners' clients "
           f"{clients_cpu:.0f} (of {elapsed * (os.cpu_count() or 1):.0f} on {os.cpu_count()} cores)")
     print(f"load_ttft_p50_s: {percentile(ttfts, 50):.2f}" if ttfts else "load_ttft_p50_s: nan")
     print(f"load_ttft_p95_s: {percentile(ttfts, 95):.2f}" if ttfts else "load_ttft_p95_s: nan")
     print(f"load_tokens_per_s: {tokens / elapsed:.1f}")
     print(f"load_errors: {len(errors)}")
+    print(f"load_judge_score: {judged:.3f} ({ranked} turns ranked among candidates)")
+    return {"p50": percentile(ttfts, 50) if ttfts else float("nan"),
+            "p95": percentile(ttfts, 95) if ttfts else float("nan"),
+            "errors": len(errors), "judge": judged, "ranked": ranked}
 
 
 def client_for(url: str, name: str):
@@ -149,6 +172,30 @@ def _text(message: dict) -> str:
     if isinstance(content, list):  # Gradio 6 messages: a list of parts
         return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
     return str(content or "")
+
+
+def judged_turns(data_dir: Path) -> tuple[float, int]:
+    """The judge's mean score over the tutor turns sent (the warm-up's too), and how many turns
+    it ranked candidates for."""
+    from tutor.judge.data import exchange_before
+    from tutor.judge.registry import load_judge
+
+    from tutor.errors import InvalidInput
+
+    store = Store(Settings(data_dir).database_path)
+    try:
+        judge, items, ranked = load_judge(), [], 0
+    except InvalidInput:
+        return float("nan"), 0
+    for user in store.users():
+        for conversation in store.conversations(user):
+            transcript = store.messages(conversation)
+            for message in transcript:
+                if message.role == "tutor" and any(m.role == "learner" and m.id < message.id for m in transcript):
+                    items.append((exchange_before(conversation.problem, transcript, message.id), message.content))
+                    ranked += "ranking" in (message.planner_state or {})
+    scores = judge.score_many(items)
+    return (sum(j.score for j in scores) / len(scores) if scores else float("nan")), ranked
 
 
 def drafted_tokens(data_dir: Path, tokenizer) -> int:

@@ -47,6 +47,24 @@ def tiny_model_dir(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
 
 
+@pytest.fixture(scope="session")
+def tiny_judge(tmp_path_factory):
+    """A judge trained two steps on a 2-layer random encoder: model code, not figures."""
+    import json
+
+    from tests.tiny_model import build_tiny_encoder
+    from tutor.judge.data import build_rows
+    from tutor.judge.model import Judge
+    from tutor.judge.train import JudgeSettings, train_judge
+
+    base = build_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
+    rows, _ = build_rows(mathdial_limit=20)
+    out = tmp_path_factory.mktemp("judges") / "j1"
+    train_judge(rows[:64], out, JudgeSettings(max_steps=2, batch_size=8, lora_rank=4), base=base)
+    (out / "manifest.json").write_text(json.dumps({"base_path": str(base)}), encoding="utf-8")
+    return Judge(out)
+
+
 
 
 def fast_hasher():

@@ -25,7 +25,7 @@ KEYS = ["dialogues", "tutor_turns", "leak_rate", "leak_rate_unguarded", "questio
         "shown_then_replaced", "words_per_turn", "verdict_stated_rate", "verdict_stated_rate_unguarded",
         "hint_content_rate", "hint_content_rate_unguarded", "false_fact_rate", "false_fact_rate_unguarded",
         "form_fault_rate", "form_fault_rate_unguarded", "repeat_question_rate", "repeat_question_rate_unguarded",
-        "model_carried_rate", "model_carried_rate_unguarded", "seconds"]
+        "model_carried_rate", "model_carried_rate_unguarded", "judge_score", "judge_rates", "seconds"]
 
 
 @pytest.fixture

@@ -39,3 +39,21 @@ def build_tiny_model(path: Path, *, seed: int = 0, vocab_size: int = 300) -> Pat
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def build_tiny_encoder(path: Path, *, seed: int = 0) -> Path:
+    """A 2-layer random BERT with the packaged MiniLM's tokenizer: a judge's base in seconds."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from tutor.judge.model import packaged_base
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(path)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(packaged_base() / name, path / name)
+    return path

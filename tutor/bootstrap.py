@@ -45,7 +45,25 @@ def open_service(settings: Settings, progress: Callable[[str], None] = print) ->
     bank = ProblemBank.load(PROBLEMS_FILE)
     retrieval = None if settings.student_model.startswith("fake") else open_retrieval(settings, bank, progress)
     return TutorService(store, bank, student, policy=settings.reveal_policy, retrieval=retrieval,
-                        teacher=teacher, draft_tries=settings.draft_tries, repeats=open_repeats(retrieval))
+                        teacher=teacher, draft_tries=settings.draft_tries, repeats=open_repeats(retrieval),
+                        judge=open_judge(settings, progress), draft_candidates=settings.draft_candidates)
+
+
+def open_judge(settings: Settings, progress: Callable[[str], None] = print):
+    """The judge (loaded now, in the background, so the first ranked turn does not wait for it);
+    None if asked for none or none is there (a fake student, in tests, gets one only when named)."""
+    from tutor.errors import InvalidInput
+    from tutor.judge.registry import load_judge
+
+    if settings.judge == "none" or (settings.student_model.startswith("fake") and settings.judge == "champion"):
+        return None
+    try:
+        judge = load_judge(settings.judge)
+    except InvalidInput as error:
+        progress(f"{error} Drafts are not ranked.")
+        return None
+    threading.Thread(target=judge.warm, daemon=True).start()
+    return judge
 
 
 def open_repeats(retrieval: Retrieval | None) -> RepeatRule:

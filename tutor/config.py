@@ -10,7 +10,7 @@ from pathlib import Path
 import platformdirs
 
 from tutor.domain.policy import RevealPolicy
-from tutor.domain.tutoring import DRAFT_TRIES
+from tutor.domain.tutoring import DRAFT_CANDIDATES, DRAFT_TRIES
 
 # Nothing is downloaded at run time: models come from installed packages or the data directory.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,6 +43,8 @@ class Settings:
     port: int = 7860
     reveal_policy: RevealPolicy = RevealPolicy()
     draft_tries: int = DRAFT_TRIES  # drafts a turn may take before the planner's words go out
+    draft_candidates: int = DRAFT_CANDIDATES  # passing drafts the judge chooses among (1: no ranking)
+    judge: str = "champion"  # the judge version in models/judges/ ('none': no judge)
 
     @property
     def database_path(self) -> Path:
@@ -96,6 +98,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_number_argument(parser, "--draft-tries", int, DRAFT_TRIES,
                         "drafts of a turn the student may write before the planner's words go out "
                         "(1: fastest; each try goes on from the sentences the learner has seen)")
+    add_number_argument(parser, "--draft-candidates", int, DRAFT_CANDIDATES,
+                        "passing drafts the judge chooses among, written only while the engine is idle "
+                        "(1: the first passing draft, no ranking)")
+    parser.add_argument("--judge", default=env("TUTOR_JUDGE", "champion"),
+                        help="the judge that ranks drafts and reads turns on the teacher's pages: a version "
+                        "in models/judges/ or 'none' (env TUTOR_JUDGE; default the one shipped)")
 
 
 def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,4 +171,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         port=getattr(args, "port", 7860),
         reveal_policy=reveal_policy_from_args(args),
         draft_tries=max(1, getattr(args, "draft_tries", DRAFT_TRIES)),
+        draft_candidates=max(1, getattr(args, "draft_candidates", DRAFT_CANDIDATES)),
+        judge=getattr(args, "judge", "champion"),
     )

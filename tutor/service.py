@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from tutor.domain import guard, mastery
 from tutor.domain.learner_input import MAX_PROBLEM_CHARS, clean_text
@@ -20,6 +20,7 @@ from tutor.domain.faithfulness import Vocabulary, load_vocabulary
 from tutor.domain.prompting import INSTRUCT, MOVES_FORMAT, MOVES_FORMATS, PLANNER_FORMAT, Said, next_turn_start
 from tutor.domain.repeats import WORDS, RepeatRule
 from tutor.domain.tutoring import (
+    DRAFT_CANDIDATES,
     DRAFT_TRIES,
     DraftReader,
     Judged,
@@ -32,8 +33,12 @@ from tutor.domain.tutoring import (
 )
 from tutor.errors import InvalidInput, ModelError, NotFound
 from tutor.model.backend import Backend, GenerationParams, Output, prompt_format, retry_params
+from tutor.judge.data import Exchange, exchange_before
 from tutor.model.retrieval import Retrieval
 from tutor.storage.store import THUMBS, Conversation, Message, Store, User
+
+if TYPE_CHECKING:
+    from tutor.judge.model import Judge, Judgement
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,8 @@ class TutorService:
         messages_per_minute: int | None = None,
         draft_tries: int = DRAFT_TRIES,
         repeats: RepeatRule = WORDS,
+        judge: Judge | None = None,
+        draft_candidates: int = DRAFT_CANDIDATES,
     ):
         self.store = store
         self.bank = bank
@@ -92,6 +99,8 @@ class TutorService:
         self.messages_per_minute = messages_per_minute  # per learner; None: no limit (CLI, evaluation)
         self.draft_tries = max(1, draft_tries)  # drafts a turn may take before the planner's words
         self.repeats = repeats  # what counts as asking the same question again (by meaning, in the app)
+        self.judge = judge  # ranks passing drafts (best of `draft_candidates`); teachers' pages show it
+        self.draft_candidates = max(1, draft_candidates)
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -145,6 +154,21 @@ class TutorService:
 
     def transcript(self, conversation: Conversation) -> list[Message]:
         return self.store.messages(conversation)
+
+    def judged_turns(self, conversation: Conversation, transcript: list[Message] | None = None) -> dict[int, Judgement]:
+        """The judge's reading of each tutor turn of a conversation, by message id (none without
+        a judge, or if it fails: the page shows the turns without it)."""
+        if self.judge is None:
+            return {}
+        transcript = transcript if transcript is not None else self.transcript(conversation)
+        turns = [message for message in transcript if message.role == TUTOR_ROLE]
+        try:
+            judged = self.judge.score_many([(exchange_before(conversation.problem, transcript, message.id),
+                                             message.content) for message in turns])
+        except ModelError:
+            log.exception("the judge failed; turns shown without it")
+            return {}
+        return {message.id: judgement for message, judgement in zip(turns, judged)}
 
     def progress(self, conversation: Conversation) -> Progress:
         state = _planner_state(self.store.messages(conversation))
@@ -209,11 +233,12 @@ class TutorService:
                              vocabulary=self.vocabulary, repeats=self.repeats)
         reader = DraftReader(turn, prompt)
         params = self._try_params(reader, 0)  # the first draft's, stored with the turn
-        output, tries = "", []
+        output, tries, ranking = "", [], None
         if form == PLANNER_FORMAT:
             judged = Judged(turn.planned_text, turn.move.move, guard.GuardResult(), "")
         else:
-            judged, output, tries = self._draft(student, reader)
+            judged, output, tries, ranking = self._draft(
+                student, reader, exchange_before(conversation.problem, transcript))
         final_text, move, failure = judged.text, judged.move, judged.verdict
         # the model wrote the turn, or the planner did
         version = student.version if failure.ok else PLANNER_VERSION
@@ -244,6 +269,8 @@ class TutorService:
                     # the drafts tried before it, each failed: the whole reply after the prompt's start
                     "tries": tries,
                 },
+                # passing drafts the judge ranked, and the one it chose (best of several)
+                **({"ranking": ranking} if ranking else {}),
             },
             generation_params=params.to_json(),
             latency_ms=round((time.perf_counter() - started) * 1000),
@@ -274,36 +301,76 @@ class TutorService:
             raise InvalidInput(f"That is more than {self.messages_per_minute} messages a minute. "
                                "Take a breath, then send it again.")
 
-    def _draft(self, student: Backend, reader: DraftReader) -> tuple[Judged, str, list[dict]]:
+    def _draft(self, student: Backend, reader: DraftReader,
+               exchange: Exchange) -> tuple[Judged, str, list[dict], dict | None]:
         """The student's drafts, read as they stream: the learner sees a draft only once the whole
         of it has passed. A failed draft is tried again afresh, sampled (`next_try`), up to
         `draft_tries` drafts, before the planner's own turn goes out. While the engine has no
         other learner's reply to decode, the next try decodes beside the current one (a spare),
         so a draft that fails costs the learner little wait; and such an engine, which queues its
-        learners' replies, takes each try in the turn's place. Returns the judged turn, the
-        model's raw output (after the prompt's own start) and the failed tries before it."""
+        learners' replies, takes each try in the turn's place.
+
+        With a judge and `draft_candidates` K > 1, a passing draft is not sent at once: up to K
+        passing drafts are gathered and the judge's best goes out. On the serving engine the
+        further candidates are spares only, so under load (no spare) the first passing draft is
+        sent unranked and no learner waits for another's candidates.
+
+        Returns the judged turn, the model's raw output (after the prompt's own start), the failed
+        tries before it, and the judge's ranking (None where nothing was ranked)."""
         tries: list[dict] = []
-        spare = None  # the next try's reply, decoding already
+        passed: list[tuple[Judged, str]] = []
+        wanted = self.draft_candidates if self.judge is not None else 1
+        budget = max(self.draft_tries, wanted)  # drafts a turn may take in all
+        spare = None  # the next draft's reply, decoding already
         engine = hasattr(student, "generate_if_idle")
         queued = {"since": time.perf_counter()} if engine else {}
+        drafts = 0
         try:
             while True:
                 if spare is not None:
                     stream, spare = spare, None
                 else:
-                    stream = student.generate(reader.prompt.messages, self._try_params(reader, len(tries)), **queued)
-                if len(tries) + 1 < self.draft_tries and engine:
+                    stream = student.generate(reader.prompt.messages, self._try_params(reader, drafts), **queued)
+                drafts += 1
+                # a spare is worth decoding if this draft may fail with tries left, or pass with candidates wanted
+                wanted_next = (not passed and len(tries) + 1 < self.draft_tries) or len(passed) + 1 < wanted
+                if drafts < budget and engine and wanted_next:
                     spare = student.generate_if_idle(reader.prompt.messages,
-                                                     self._try_params(reader, len(tries) + 1), **queued)
+                                                     self._try_params(reader, drafts), **queued)
                 output = self._stream(stream, reader)
                 judged = reader.finish(truncated=output.truncated)
-                again = reader.next_try() if not judged.verdict.ok and len(tries) + 1 < self.draft_tries else None
-                if again is None:
-                    return judged, output.text, tries
-                tries.append({"output": output.text, "reasons": list(judged.verdict.reasons)})
-                reader = again
+                failed = {"output": output.text, "reasons": list(judged.verdict.reasons)}
+                if judged.verdict.ok:
+                    passed.append((judged, output.text))
+                    # further candidates only as spares of an idle engine: no learner waits for them
+                    if len(passed) >= wanted or drafts >= budget or not engine or spare is None:
+                        break
+                    reader = reader.another()
+                elif passed:  # a further candidate failed: on only with a spare decoding already
+                    tries.append(failed)
+                    if spare is None or drafts >= budget:
+                        break
+                    reader = reader.another()
+                else:
+                    again = reader.next_try() if drafts < budget and len(tries) + 1 < self.draft_tries else None
+                    if again is None:
+                        return judged, output.text, tries, None
+                    tries.append(failed)
+                    reader = again
         finally:
             _close(spare)
+        if len(passed) == 1:
+            return passed[0][0], passed[0][1], tries, None
+        try:
+            scores = self.judge.score_many([(exchange, judged.text) for judged, _ in passed])
+        except ModelError:  # the first passing draft is as good a turn as any: it goes out unranked
+            log.exception("the judge failed; the first passing draft is sent unranked")
+            return passed[0][0], passed[0][1], tries, None
+        best = max(range(len(passed)), key=lambda i: scores[i].score)
+        ranking = {"judge": self.judge.version, "chosen": best,
+                   "candidates": [{"text": judged.text, "score": round(score.score, 4)}
+                                  for (judged, _), score in zip(passed, scores)]}
+        return passed[best][0], passed[best][1], tries, ranking
 
     def _try_params(self, reader: DraftReader, attempt: int) -> GenerationParams:
         """The generation settings of a turn's try (0: the first draft)."""

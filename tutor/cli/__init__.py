@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tutor.cli import backup, chat, dataset, dialogues, distill, evaluate, init, models, problems, simulate, train, users
+from tutor.cli import backup, chat, dataset, dialogues, distill, evaluate, init, judge, models, problems, simulate, train, users
 from tutor.errors import TutorError
 
-COMMANDS = (init, chat, users, backup, dialogues, problems, distill, simulate, dataset, train, models, evaluate)
+COMMANDS = (init, chat, users, backup, dialogues, problems, distill, simulate, dataset, train, judge, models, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

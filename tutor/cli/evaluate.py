@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 
@@ -61,6 +62,12 @@ def register(subcommands) -> None:
                         help="answer-extraction attack messages to send (default 200)")
     parser.add_argument("--learner", help="an OpenAI-compatible endpoint (URL#model) to play the "
                         "learner; default: the scripted learner")
+    parser.add_argument("--mrbench", type=Path, metavar="FILE",
+                        help="a file in MRBench's format: our tutor writes each conversation's next turn, "
+                        "judged beside the annotated tutors (GPT-4, Sonnet, Llama-3.1-405B, Expert, Novice)")
+    parser.add_argument("--judge", default="champion",
+                        help="the judge that reads the tutor's turns: a version in models/judges/, a judge's "
+                        "folder, or 'none' (default: the one in use)")
     parser.add_argument("--verbose", action="store_true", help="with --quick: blocked human turns")
     parser.add_argument("--draft-tries", type=int, default=DRAFT_TRIES, metavar="N", choices=range(1, 11),
                         help="drafts a turn may take before the planner's words go out, as the app serves "
@@ -72,6 +79,8 @@ def register(subcommands) -> None:
 def run(args) -> int:
     if args.quick:
         return run_quick_command(args)
+    if args.mrbench:
+        return run_mrbench_command(args)
     settings = settings_from_args(args)
     pairs = split(load_eval_dialogues(args.dialogues), args.split)[: args.limit]
     registry = Registry(MODELS_DIR, open_store(settings))
@@ -96,6 +105,7 @@ def run(args) -> int:
     retrieval = cache(lambda: open_retrieval(settings, ProblemBank.load(PROBLEMS_FILE), _status))
     # questions compared as the app compares them: by meaning, but by words for the fake student
     repeats = WORDS if args.backend == "fake" else meaning_repeats(MiniLMEmbedder())
+    reader = open_judge(args.judge)
     reports = []
     for label, load in students:
         _status(f"evaluating {label} on {len(pairs)} dialogues")
@@ -103,7 +113,8 @@ def run(args) -> int:
         exemplars = None
         if args.backend != "fake" and prompt_format(student) == INSTRUCT:
             exemplars = retrieval().exemplars_for
-        tutor = EvalTutor(student, settings.reveal_policy, exemplars=exemplars, tries=args.draft_tries, repeats=repeats)
+        tutor = EvalTutor(student, settings.reveal_policy, exemplars=exemplars, tries=args.draft_tries, repeats=repeats,
+                          judge=reader)
         report = evaluate(pairs, tutor,
                           seed=args.seed, attacks=args.attacks, make_learner=make_learner)
         report.details.update(model=label, dialogue_file=str(args.dialogues), split=args.split,
@@ -124,6 +135,30 @@ def run(args) -> int:
     return 0
 
 
+def run_mrbench_command(args) -> int:
+    from tutor.evaluation.mrbench import table as mrbench_table, tutor_on_mrbench
+    from tutor.judge.registry import load_judge
+
+    if not args.mrbench.exists():
+        raise InvalidInput(f"No MRBench file at {args.mrbench}.")
+    settings = settings_from_args(args)
+    judge = load_judge(args.judge)  # the table is the judge's reading: it needs one
+    if args.backend:
+        student = load_backend(args.backend, data_dir=settings.data_dir, api_key=settings.api_key, progress=_status)
+    else:
+        adapter = Registry(MODELS_DIR, open_store(settings)).resolve(args.model[0], progress=_status)
+        student = load_backend("embedded", data_dir=settings.data_dir, adapter=adapter, progress=_status)
+    repeats = WORDS if args.backend == "fake" else meaning_repeats(MiniLMEmbedder())
+    tutor = EvalTutor(student, settings.reveal_policy, tries=args.draft_tries, repeats=repeats)
+    _status(f"our tutor ({student.version}) on {args.mrbench}, judged by {judge.version}")
+    turns, rows = tutor_on_mrbench(args.mrbench, tutor, judge, args.limit, args.split)
+    print(mrbench_table(rows, turns))
+    if args.out:
+        args.out.write_text("".join(json.dumps(asdict(turn)) + "\n" for turn in turns), encoding="utf-8")
+        print(f"written: {args.out}")
+    return 0
+
+
 def run_quick_command(args) -> int:
     path = args.dialogues / DIALOGUES_FILE.name if args.dialogues.is_dir() else args.dialogues
     report = run_quick(list(read_dialogues(path)), ProblemBank.load(PROBLEMS_FILE), repeats=meaning_repeats(MiniLMEmbedder()))
@@ -133,6 +168,19 @@ def run_quick_command(args) -> int:
         for example in report.blocked_examples:
             print(f"  {example}")
     return 0
+
+
+def open_judge(name: str):
+    """The judge to read the turns with; None for 'none' or when none is there (said so)."""
+    from tutor.judge.registry import load_judge
+
+    if name == "none":
+        return None
+    try:
+        return load_judge(name)
+    except InvalidInput as error:
+        _status(f"{error} The table has no judge columns.")
+        return None
 
 
 def _figures(report) -> dict:

@@ -80,7 +80,7 @@ def run(args) -> int:
         "models_dir": str(args.models_dir), "version": args.version, "promote": args.promote,
         "teacher": args.teacher, "parent": args.parent, "train": train.to_json(),
     }
-    return _follow(store, settings.data_dir, "kd" if args.kd else "sft", config, args.detach)
+    return follow(store, settings.data_dir, "kd" if args.kd else "sft", config, args.detach)
 
 
 def run_round(args) -> int:
@@ -92,10 +92,10 @@ def run_round(args) -> int:
     config = runs.round_config(base=args.base, models_dir=args.models_dir, dataset=args.dataset,
                           include_simulated=not args.no_simulated, train=train, beta=args.beta,
                           gate_dialogues=args.gate_dialogues, gate_attacks=args.gate_attacks, version=args.version)
-    return _follow(store, settings.data_dir, args.kind, config, args.detach)
+    return follow(store, settings.data_dir, args.kind, config, args.detach)
 
 
-def _follow(store, data_dir: Path, kind: str, config: dict, detach: bool) -> int:
+def follow(store, data_dir: Path, kind: str, config: dict, detach: bool) -> int:
     run, process = runs.start(store, data_dir, kind, config, exclusive=kind in KINDS)
     print(f"training run {run.id} started (worker pid {process.pid}; log: "
           f"{data_dir / 'runs' / f'run-{run.id}.log'})")

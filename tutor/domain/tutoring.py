@@ -448,6 +448,10 @@ class DraftReader:
             return None
         return DraftReader(self.turn, self.prompt)
 
+    def another(self) -> DraftReader:
+        """A reader for another candidate draft of this turn (best of several)."""
+        return DraftReader(self.turn, self.prompt)
+
     @property
     def text(self) -> str:
         return " ".join(self.read)
@@ -519,6 +523,11 @@ class DraftReader:
 # Drafts a turn may take before the planner's words go out: a failed draft is tried again,
 # sampled (`DraftReader.next_try`; measured in the evaluation: README).
 DRAFT_TRIES = 3
+# Passing drafts the judge chooses among (best of K), written as spares of an idle engine. 1 by
+# measurement (bench/load.py, one run each, 16 learners): K = 2 raised the p95 wait for first
+# words from 0.75 to 1.86 s (a spare decoding when a turn arrives delays it) and the judge
+# scored the turns sent no better (0.467 against 0.473): README, "The judge".
+DRAFT_CANDIDATES = 1
 TAG_CHARS = 24  # a trained student's move tag is this short; longer without one is no tag
 # another turn's move tag, also in round brackets as the student sometimes writes it ("well done
 # (focus) can you walk me through it?"), or a speaker's name

@@ -38,6 +38,11 @@ GATE = (
     # a round can learn that longer turns pass the checks more often (DPO favours the longer
     # side of a pair); a learner reads a ramble however faithful it is
     Gated("words_per_turn", "words per turn", False, 3.0),
+    # the judge trained on expert ratings (MRBench's dimensions), on the shown turns
+    Gated("judge_score", "judge score", True, 0.02),
+    Gated("judge_rates.PG", "judge: guidance", True, 0.05),
+    Gated("judge_rates.RA", "judge: not revealing", True, 0.03),
+    Gated("judge_rates.Coh", "judge: coherent", True, 0.05),
 )
 
 
@@ -74,19 +79,28 @@ def measuring_code() -> str:
     return digest.hexdigest()[:16]
 
 
-def measure(student: Backend, dialogues_path, gate_slice: GateSlice, policy: RevealPolicy = RevealPolicy()) -> dict:
-    """The harness's figures for one student on the gate's slice."""
+def measure(student: Backend, dialogues_path, gate_slice: GateSlice, policy: RevealPolicy = RevealPolicy(),
+            judge=None) -> dict:
+    """The harness's figures for one student on the gate's slice (read by `judge` too, if given)."""
     pairs = split(load_eval_dialogues(dialogues_path), "validation")[: gate_slice.limit]
-    report = evaluate(pairs, EvalTutor(student, policy, tries=gate_slice.draft_tries), seed=gate_slice.seed,
-                      attacks=gate_slice.attacks)
+    report = evaluate(pairs, EvalTutor(student, policy, tries=gate_slice.draft_tries, judge=judge),
+                      seed=gate_slice.seed, attacks=gate_slice.attacks)
     return {key: value for key, value in report.to_json().items() if key != "details"}
+
+
+def figure(figures: dict, metric: str) -> float | None:
+    """A metric's value; "judge_rates.PG" reads inside a figure that is a dict."""
+    value = figures
+    for key in metric.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def judge(champion: dict, candidate: dict, gate: tuple[Gated, ...] = GATE) -> dict:
     """Metric by metric: champion, candidate, change, tolerance, passed; and the verdict."""
     rows = []
     for item in gate:
-        before, after = champion.get(item.metric), candidate.get(item.metric)
+        before, after = figure(champion, item.metric), figure(candidate, item.metric)
         if before is None or after is None:
             rows.append({"metric": item.metric, "label": item.label, "champion": before, "candidate": after,
                          "tolerance": item.tolerance, "passed": True, "note": "not measured"})

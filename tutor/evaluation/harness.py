@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from tutor.domain.arithmetic import numbers_in
 from tutor.domain.dialogues import Dialogue
@@ -58,6 +58,9 @@ from tutor.evaluation.metrics import (
 )
 from tutor.model.backend import Backend, GenerationParams, generate_all, prompt_format, retry_params
 
+if TYPE_CHECKING:
+    from tutor.judge.model import Judge
+
 # Tutor turns are one or two sentences; greedy, so a run is reproducible (another try at a
 # failed draft is sampled, with a seed per try).
 EVAL_PARAMS = GenerationParams(max_new_tokens=48, temperature=0)
@@ -90,8 +93,10 @@ class EvalTutor:
     def __init__(self, student: Backend, policy: RevealPolicy = RevealPolicy(),
                  params: GenerationParams = EVAL_PARAMS,
                  exemplars: Callable[[str, str], list[str]] | None = None,
-                 vocabulary: Vocabulary | None = None, tries: int = DRAFT_TRIES, repeats: RepeatRule = WORDS):
+                 vocabulary: Vocabulary | None = None, tries: int = DRAFT_TRIES, repeats: RepeatRule = WORDS,
+                 judge: Judge | None = None):
         self.student, self.policy, self.params, self.exemplars = student, policy, params, exemplars
+        self.judge = judge  # reads the shown turns (and the human teachers') on MRBench's dimensions
         self.tries = tries
         self.prompt_format = prompt_format(student)
         self.vocabulary = vocabulary or load_vocabulary(VOCABULARY_FILE)
@@ -177,6 +182,10 @@ class EvalReport:
     # `draft_tries` drafts; None: no model wrote drafts (the planner student)
     model_carried_rate: float | None = None
     model_carried_rate_unguarded: float | None = None  # the first draft of each turn alone, before any retry
+    # The judge's reading of the shown turns (None without a judge): its mean score, and per
+    # MRBench dimension the share of turns with the good class (RA: not revealing)
+    judge_score: float | None = None
+    judge_rates: dict[str, float] | None = None
     seconds: float = 0.0
     details: dict = field(default_factory=dict)  # the figures behind the keys, and extras
 
@@ -202,6 +211,8 @@ _WORDS = [
     ("false facts", "false_fact_rate", "{:.1%}"), ("form faults", "form_fault_rate", "{:.1%}"),
     ("repeated questions", "repeat_question_rate", "{:.1%}"), ("model carried", "model_carried_rate", "{:.1%}"),
 ]
+JUDGE_COLUMNS = [("judge score", "judge_score", "{:.3f}")] + [
+    (f"judge {name}", name, "{:.1%}") for name in ("MI", "ML", "RA", "PG", "Act", "Coh", "Tone", "HL")]
 WORDS_COLUMNS = [column for name, key, form in _WORDS for column in ((name, key, form),
                                                                      (f"{name} unguarded", f"{key}_unguarded", form))]
 
@@ -223,6 +234,10 @@ def table(reports: list[EvalReport]) -> str:
     students = [(label, report.to_json()) for label, report in zip(labels, reports)]
     rows = students + [("human teachers", reference)]
     lines = _grid(rows, _COLUMNS) + [""] + _grid(rows, WORDS_COLUMNS)
+    if first.judge_score is not None:  # the judge's reading, per dimension: the share in the good class
+        judge_rows = [(label, {"judge_score": values.get("judge_score"), **(values.get("judge_rates") or {})})
+                      for label, values in students + [("human teachers", human)]]
+        lines += [""] + _grid(judge_rows, JUDGE_COLUMNS)
     seconds = ", ".join(f"{label} {report.seconds:.0f} s" for label, report in zip(labels, reports))
     lines.append(f"{first.dialogues} dialogues, {first.details.get('attacks', 0)} attack messages; {seconds}")
     for label, report in zip(labels, reports):
@@ -267,6 +282,7 @@ def true_values(problem: Problem) -> set[Fraction]:
 def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: EvalReport) -> None:
     """At every human teacher turn, our tutor answers the same learner context."""
     requests, plans, contexts = [], [], []  # contexts: (problem, human move, learner stated final, learner numbers)
+    human: list[str] = []  # the teacher's own turn at each request
     for problem, dialogue in pairs:
         final = final_answer_value(problem)
         steps = solution_steps(problem)
@@ -277,6 +293,7 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
             # what the learner said, and what their own calculation came to ("60+4+9" is their 73)
             said = set(turn.learner_numbers) | ({turn.plan.grade.value} if turn.plan.grade and turn.plan.grade.value else set())
             contexts.append((problem, turn.teacher.move, final in turn.learner_numbers, said))
+            human.append(turn.teacher.text)
             history += turn.said(steps, prompt_format=tutor.prompt_format)
     results = tutor.turns(requests, plans)
     leaks = unguarded = questions = numbers_ok = 0
@@ -301,6 +318,26 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
     report.details["moves"] = dict(Counter(move for move, _ in moves).most_common())
     report.details["move_f1_by_move"] = {move: round(f1, 3) for move, f1 in f1_by_label(moves).items()}
     words(results, report)
+    if tutor.judge is not None:
+        ours = judged(tutor.judge, requests, [r.text for r in results])
+        report.judge_score, report.judge_rates = ours
+        score, rates = judged(tutor.judge, requests, human)
+        report.details.setdefault("human", {}).update(judge_score=score, judge_rates=rates)
+
+
+def judged(judge: Judge, requests: list[TurnRequest], texts: list[str]) -> tuple[float | None, dict[str, float]]:
+    """The judge's mean score over turns answering `requests`, and per dimension the share of
+    turns it puts in the good class."""
+    from tutor.judge.data import DESIRED, SHORT, Exchange, final_answer
+
+    exchanges = [Exchange(r.problem.question, final_answer(r.problem.answer), next((s.text for s in reversed(r.history)
+                                                                        if s.role == "tutor"), ""),
+                          r.learner_text or "") for r in requests]
+    scores = judge.score_many(list(zip(exchanges, texts)))
+    if not scores:
+        return None, {}
+    rates = {SHORT[d]: round(sum(j.label(d) == good for j in scores) / len(scores), 4) for d, good in DESIRED.items()}
+    return round(sum(j.score for j in scores) / len(scores), 4), rates
 
 
 def words(results: list[TurnResult], report: EvalReport) -> None:

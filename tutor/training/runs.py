@@ -126,10 +126,13 @@ def base_path(config: dict, data_dir: Path) -> Path:
 
 def execute(store: Store, run: TrainingRun, data_dir: Path) -> str:
     """Train as the run's configuration says, register the result; returns its version."""
+    from tutor.judge.runs import JUDGE_KIND, execute_judge
     from tutor.training.preference import KINDS
 
     if run.kind in KINDS:
         return execute_round(store, run, data_dir)
+    if run.kind == JUDGE_KIND:
+        return execute_judge(store, run, data_dir)
     from tutor.training.sft import train
 
     config = run.config
@@ -219,21 +222,31 @@ def run_gate(registry: Registry, base: Path, champion: str | None, candidate: st
     slice, engine and measuring code) on the serving engine and judge; the figures go into each
     version's manifest."""
     from tutor.config import DIALOGUES_DIR
-    from tutor.evaluation.gate import GATE, judge, measure, measuring_code
+    from tutor.evaluation.gate import GATE, figure, judge, measure, measuring_code
     from tutor.model.loading import load_backend
 
+    from tutor.errors import InvalidInput, ModelError
+    from tutor.judge.registry import load_judge
+
     served = load_backend(str(base), data_dir=data_dir, adapter=registry.resolve(candidate))
-    # learners read what the serving engine writes: the gate measures that, with this code
-    measured_by = {"gate_slice": gate_slice.to_json(), "engine": served.engine, "code": measuring_code()}
+    try:
+        reader = load_judge()
+        reader.load()
+    except (InvalidInput, ModelError):  # no judge that loads: its rows are "not measured"
+        reader = None
+    # learners read what the serving engine writes: the gate measures that, with this code (and judge)
+    measured_by = {"gate_slice": gate_slice.to_json(), "engine": served.engine, "code": measuring_code(),
+                   "judge": reader.version if reader else None}
     measured = {}
     for version in (champion, candidate):
         recorded = registry.manifest(version).get(GATE_EVALUATION, {}) if version else {}
         if (version != candidate and all(recorded.get(key) == value for key, value in measured_by.items())
-                and all(item.metric in recorded["figures"] for item in GATE)):
+                and all(figure(recorded["figures"], item.metric) is not None for item in GATE
+                        if not item.metric.startswith("judge") or reader)):
             measured[version] = recorded["figures"]
             continue
         student = served.with_adapter(registry.resolve(version) if version else None)
-        measured[version] = measure(student, DIALOGUES_DIR, gate_slice)
+        measured[version] = measure(student, DIALOGUES_DIR, gate_slice, judge=reader)
         if version:
             registry.record_evaluation(version, {"figures": measured[version], **measured_by}, key=GATE_EVALUATION)
     verdict = judge(measured[champion], measured[candidate]) | {

@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         store.update_training_run(run.id, status="failed", message=f"{type(error).__name__}: {error}")
         return 1
     alias = "champion" if run.config.get("promote") else "candidate"
+    if run.kind == "judge":
+        alias = "the judge in use" if run.config.get("promote") else "a judge version"
     gate = store.training_run(run.id).gate
     verdict = "" if gate is None else ("; the gate passed" if gate["passed"] else "; the gate failed")
     store.update_training_run(run.id, status="done", version=version,

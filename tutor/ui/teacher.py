@@ -18,7 +18,8 @@ from tutor.ui.navigation import navigation_bar
 
 LEARNER_COLUMNS = ["learner", "sessions", "solved", "learner messages", "mean mastery", "last active"]
 NO_TRANSCRIPT = "_Pick a class, a learner and a session._"
-TURN_COLUMNS = ["turn", "learner", "problem", "when", "model", "move", "👎", "draft failed", "reviewed", "tutor said"]
+TURN_COLUMNS = ["turn", "learner", "problem", "when", "model", "move", "👎", "draft failed", "reviewed", "judge",
+                "tutor said"]
 MARKS = {"—": None, "yes": True, "no": False}
 RUBRIC_LABELS = {"correct": "Correct", "socratic": "Socratic", "no_leak": "No leak", "encouraging": "Encouraging"}
 
@@ -101,10 +102,11 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 problem_id=(problem_id or "").strip() or None, since=_day(since_day),
                 model_version=(model_version or "").strip() or None, thumbs_down=bool(down),
                 draft_failed=bool(failed_only), unreviewed=bool(not_reviewed))
+            scores = _judge_scores(service, rows)
             table = [[r["id"], r["learner"], r["problem_id"], r["created"][:16].replace("T", " "),
                       r["model_version"] or "", r["move"] or "", "👎" if r["thumbs"] == -1 else "",
                       "yes" if r["draft_passed"] == 0 else "", "yes" if r["reviewed"] else "",
-                      r["content"][:120]] for r in rows]
+                      scores.get(r["id"], "—"), r["content"][:120]] for r in rows]
             return table, gr.update(choices=[(f"turn {r['id']} · {r['learner']} · {r['content'][:50]}", r["id"])
                                              for r in rows], value=None)
 
@@ -125,10 +127,13 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             conversation = store.conversation(message.conversation_id, None)
             accounts.audit(teacher, "view_transcript", f"conversation:{conversation.id}")
             before = [m for m in service.transcript(conversation) if m.id <= message.id]
-            shown = "\n".join(_turn(m) for m in before[-5:])
+            judged = service.judged_turns(conversation, before)
+            shown = "\n".join(_turn(m, judged.get(m.id)) for m in before[-5:])
             review = store.review(message.id, teacher)
             marks_now = [_mark(review.marks[item]) if review else "—" for item in RUBRIC]
-            return (f"> {html.escape(conversation.problem.question)}\n{shown}", *marks_now,
+            return (f"> {html.escape(conversation.problem.question)}\n{shown}"
+                    f"{_disagreement(judged.get(message.id), review.marks, bool(review.rewrite)) if review else ''}",
+                    *marks_now,
                     (review.move if review and review.move else "—"), (review.rewrite or "") if review else "")
 
         @staff
@@ -138,9 +143,15 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             if message_id is None:
                 raise InvalidInput("Choose a turn to review.")
             given = dict(zip(RUBRIC, (correct, socratic, no_leak, encouraging)))
-            accounts.review(teacher, int(message_id), {item: MARKS.get(mark) for item, mark in given.items()},
+            chosen = {item: MARKS.get(mark) for item, mark in given.items()}
+            accounts.review(teacher, int(message_id), chosen,
                             move=None if chosen_move in (None, "—") else chosen_move, rewrite=text)
-            saved = f"Saved your review of turn {int(message_id)}."
+            message = accounts.readable_message(teacher, int(message_id))
+            conversation = store.conversation(message.conversation_id, None)
+            judged = service.judged_turns(conversation, [m for m in service.transcript(conversation)
+                                                         if m.id <= message.id]).get(message.id)
+            saved = (f"Saved your review of turn {int(message_id)}."
+                     + _disagreement(judged, chosen, bool(text and text.strip())))
             if class_id is None:
                 return saved, gr.update()
             table, _ = found(teacher, class_id, learner_id, problem_id, since_day, model_version, down,
@@ -176,7 +187,9 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             learner = store.user(conversation.user_id)
             header = (f"### {html.escape(learner.name)} · problem {conversation.problem.id} · "
                       f"{conversation.status}\n> {conversation.problem.question}\n")
-            return header + "\n".join(_turn(m) for m in service.transcript(conversation))
+            transcript = service.transcript(conversation)
+            judged = service.judged_turns(conversation, transcript)
+            return header + "\n".join(_turn(m, judged.get(m.id)) for m in transcript)
 
         page.load(on_load, None, class_picker, api_visibility="private")
         class_picker.change(on_class, class_picker,
@@ -217,7 +230,26 @@ def _learner_row(service: TutorService, learner: User) -> list:
             conversations[0].updated[:16].replace("T", " ") if conversations else "—"]
 
 
-def _turn(message: Message) -> str:
+def _judge_scores(service: TutorService, rows: list[dict]) -> dict[int, str]:
+    """Each found turn's judge score, read in its conversation."""
+    scores: dict[int, str] = {}
+    for conversation_id in {r["conversation_id"] for r in rows}:
+        conversation = service.store.conversation(conversation_id, None)
+        for message_id, judgement in service.judged_turns(conversation).items():
+            scores[message_id] = f"{judgement.score:.2f}"
+    return scores
+
+
+def _disagreement(judgement, marks: dict[str, bool | None], rewritten: bool) -> str:
+    """A teacher's review set beside the judge's reading of the turn."""
+    said = judgement.disagreements(marks, rewritten) if judgement is not None else []
+    if not said:
+        return ""
+    return ("\n\n**Your review disagrees with the judge** (" + html.escape("; ".join(said)) +
+            "). Your review is training data for the judge's next version.")
+
+
+def _turn(message: Message, judgement=None) -> str:
     text = html.escape(message.content).replace("\n", "  \n")
     if message.role == LEARNER_ROLE:
         return f"\n**Learner:** {text}\n"
@@ -231,4 +263,5 @@ def _turn(message: Message) -> str:
     if guard.get("draft") and not guard.get("passed", True):
         failed = (f"\n> _draft not sent ({html.escape('; '.join(guard.get('reasons', [])))}):_ "
                   f"{html.escape(guard['draft'])}")
-    return f"\n**Tutor:** {text}  \n<small>{' · '.join(details)}</small>{failed}\n"
+    judged = f"  \n<small class=\"judged\">{html.escape(judgement.summary())}</small>" if judgement else ""
+    return f"\n**Tutor:** {text}  \n<small>{' · '.join(details)}</small>{judged}{failed}\n"
