@@ -24,9 +24,11 @@ GREEDY = GenerationParams(max_new_tokens=16, temperature=0, repetition_penalty=1
 
 @pytest.fixture(scope="module")
 def lora_dir(tiny_model_dir, tmp_path_factory):
+    import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    torch.manual_seed(0)  # random LoRA weights, the same whichever tests ran before
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"],
                                            init_lora_weights=False))
