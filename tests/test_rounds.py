@@ -263,8 +263,10 @@ def test_a_champions_recorded_gate_figures_are_reused_only_when_this_code_measur
     served.engine = "fake engine"
     monkeypatch.setattr(loading, "load_backend", lambda *args, **kwargs: served)
     measured = []
-    monkeypatch.setattr(gate, "measure", lambda student, dialogues, gate_slice: (
-        measured.append(student.version) or {g.metric: 0.5 for g in GATE}))
+    figures = {g.metric: 0.5 for g in GATE if "." not in g.metric} | {
+        "judge_rates": {g.metric.split(".")[1]: 0.5 for g in GATE if g.metric.startswith("judge_rates.")}}
+    monkeypatch.setattr(gate, "measure", lambda student, dialogues, gate_slice, judge=None: (
+        measured.append(student.version) or figures))
 
     def judged() -> list[str]:
         measured.clear()
@@ -273,8 +275,9 @@ def test_a_champions_recorded_gate_figures_are_reused_only_when_this_code_measur
         return measured[:]
 
     assert judged() == ["fake+v1", "fake+v2"]
-    assert registry.manifest("v1")[runs.GATE_EVALUATION]["code"] == gate.measuring_code()
-    assert judged() == ["fake+v2"]  # the champion's figures, as this code measured them
+    recorded = registry.manifest("v1")[runs.GATE_EVALUATION]
+    assert recorded["code"] == gate.measuring_code() and recorded["judge"] == "j3"  # the shipped judge read them
+    assert judged() == ["fake+v2"]  # the champion's figures, as this code and judge measured them
     monkeypatch.setattr(gate, "measuring_code", lambda: "other code")  # the checks changed since
     assert judged() == ["fake+v1", "fake+v2"]
 
