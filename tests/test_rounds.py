@@ -10,6 +10,7 @@ from tests.conftest import CARMEN_ID, PASSWORD, fast_hasher
 from tutor.accounts import AccountService
 from tutor.errors import InvalidInput
 from tutor.evaluation.gate import GATE
+from tutor.judge.registry import JudgeRegistry
 from tutor.model.backend import GenerationParams
 from tutor.model.registry import Registry
 from tutor.model.transformers_backend import TransformersBackend
@@ -276,7 +277,7 @@ def test_a_champions_recorded_gate_figures_are_reused_only_when_this_code_measur
 
     assert judged() == ["fake+v1", "fake+v2"]
     recorded = registry.manifest("v1")[runs.GATE_EVALUATION]
-    assert recorded["code"] == gate.measuring_code() and recorded["judge"] == "j3"  # the shipped judge read them
+    assert recorded["code"] == gate.measuring_code() and recorded["judge"] == JudgeRegistry().champion()  # it read them
     assert judged() == ["fake+v2"]  # the champion's figures, as this code and judge measured them
     monkeypatch.setattr(gate, "measuring_code", lambda: "other code")  # the checks changed since
     assert judged() == ["fake+v1", "fake+v2"]

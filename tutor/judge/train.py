@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tutor.judge.data import DIMENSIONS, Row
+from tutor.judge.data import DIMENSIONS, SHORT, Row
 from tutor.training.sft import Cancelled
 
 
@@ -38,7 +38,7 @@ class JudgeSettings:
     lora_rank: int = 16
     lora_layers: int = 4  # of MiniLM's 6, the top ones
     max_length: int = 256
-    head_c: tuple[float, ...] = (0.1, 0.3, 1.0)  # stage 2's inverse regularisation, chosen by CV
+    head_c: tuple[float, ...] = (0.1, 0.3, 1.0)  # stage 2's inverse regularisation, chosen by CV per dimension
     seed: int = 0
     max_steps: int | None = None  # tests and quick tries
 
@@ -57,8 +57,8 @@ class JudgeTrainResult:
     seconds: float
     final_loss: float | None
     losses: list[float] = field(default_factory=list)
-    head_c: float | None = None  # stage 2's choice
-    head_cv_macro_f1: float | None = None  # its cross-validated mean macro F1 over the dimensions
+    heads: dict | None = None  # stage 2's choice per dimension (C, class weighting, its CV macro F1)
+    head_cv_macro_f1: float | None = None  # the mean over the dimensions
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -96,7 +96,7 @@ def train_judge(rows: list[Row], out: Path, settings: JudgeSettings = JudgeSetti
         steps, losses = train_encoder(net, tokenizer, rows, settings, on_progress, should_stop)
     net.eval()
     on_progress({"message": "fitting the heads on the annotated responses"})
-    c, cv = refit_heads(net, tokenizer, [row for row in rows if row.source == "mrbench"], settings)
+    heads, cv = refit_heads(net, tokenizer, [row for row in rows if row.source == "mrbench"], settings)
     if parent is not None:
         out.mkdir(parents=True, exist_ok=True)
         shutil.copytree(parent / ADAPTER_DIR, out / ADAPTER_DIR)
@@ -107,7 +107,7 @@ def train_judge(rows: list[Row], out: Path, settings: JudgeSettings = JudgeSetti
     else:
         save(net, out)
     return JudgeTrainResult(steps, round(time.perf_counter() - started, 1), losses[-1] if losses else None, losses,
-                            c, cv)
+                            heads, cv)
 
 
 def train_encoder(net, tokenizer, rows: list[Row], settings: JudgeSettings, on_progress, should_stop):
@@ -159,10 +159,12 @@ def train_encoder(net, tokenizer, rows: list[Row], settings: JudgeSettings, on_p
     return step, losses
 
 
-def refit_heads(net, tokenizer, rows: list[Row], settings: JudgeSettings) -> tuple[float | None, float | None]:
+def refit_heads(net, tokenizer, rows: list[Row], settings: JudgeSettings) -> tuple[dict | None, float | None]:
     """Stage 2: per dimension, a multinomial logistic regression on the encoder's features of the
-    annotated rows, written into the network's heads; C by 5-fold cross-validation grouped by
-    conversation (mean macro F1 over the dimensions). Returns (C, its CV macro F1)."""
+    annotated rows, written into the network's heads. Each dimension's regularisation C and
+    class weighting (none, or balanced: macro F1 counts a rare class as much as a common one) are
+    chosen by 5-fold cross-validation grouped by conversation. Returns each dimension's choice
+    with its CV macro F1, and their mean."""
     import numpy as np
     import torch
     from sklearn.linear_model import LogisticRegression
@@ -171,50 +173,48 @@ def refit_heads(net, tokenizer, rows: list[Row], settings: JudgeSettings) -> tup
 
     from tutor.judge.model import inputs_for
 
-    if len({row.conversation for row in rows}) < 5:
+    if len({row.group or row.conversation for row in rows}) < 5:
         return None, None  # too few to fit or choose anything: the stage-1 heads stay
     with torch.inference_mode():
         features = np.vstack([net.features(**inputs_for(tokenizer, [(r.exchange, r.response)
                                                                     for r in rows[i:i + 32]], settings.max_length)
                                            ).numpy() for i in range(0, len(rows), 32)])
     groups = [row.group or row.conversation for row in rows]
-    labelled = {d: [i for i, row in enumerate(rows) if row.labels.get(d) in classes]
-                for d, classes in DIMENSIONS.items()}
+    grid = [(c, weighting) for c in settings.head_c for weighting in (None, "balanced")]
 
-    def fit(c: float, index: list[int], dimension: str):
+    def fit(choice: tuple, index: list[int], dimension: str):
         targets = [rows[i].labels[dimension] for i in index]
         if len(set(targets)) < 2:
             return None
-        return LogisticRegression(C=c, max_iter=3000).fit(features[index], targets)
+        return LogisticRegression(C=choice[0], class_weight=choice[1], max_iter=3000).fit(features[index], targets)
 
-    def cv_score(c: float) -> float:
-        scores = []
-        for dimension, index in labelled.items():
-            folds = GroupKFold(n_splits=5).split(index, groups=[groups[i] for i in index])
-            truth, guess = [], []
-            for train, held in folds:
-                model = fit(c, [index[i] for i in train], dimension)
-                if model is None:
-                    continue
+    def cv_score(choice: tuple, dimension: str, index: list[int]) -> float:
+        truth, guess = [], []
+        for train, held in GroupKFold(n_splits=5).split(index, groups=[groups[i] for i in index]):
+            model = fit(choice, [index[i] for i in train], dimension)
+            if model is not None:
                 truth += [rows[index[i]].labels[dimension] for i in held]
                 guess += list(model.predict(features[[index[i] for i in held]]))
-            if truth:
-                scores.append(f1_score(truth, guess, average="macro", labels=sorted(set(truth)), zero_division=0))
-        return float(np.mean(scores)) if scores else 0.0
+        return f1_score(truth, guess, average="macro", labels=sorted(set(truth)), zero_division=0) if truth else 0.0
 
-    cv = {c: cv_score(c) for c in settings.head_c}
-    best = max(cv, key=cv.get)
-    weight = torch.zeros_like(net.heads.weight)
-    bias = torch.full_like(net.heads.bias, -30.0)  # a class nobody used is never predicted
+    weight = net.heads.weight.detach().clone()
+    bias = net.heads.bias.detach().clone()
+    chosen = {}
     for slot, (dimension, classes) in enumerate(DIMENSIONS.items()):
-        model = fit(best, labelled[dimension], dimension)
+        index = [i for i, row in enumerate(rows) if row.labels.get(dimension) in classes]
+        if len({groups[i] for i in index}) < 5:
+            continue  # the stage-1 head stays
+        scores = {choice: cv_score(choice, dimension, index) for choice in grid}
+        best = max(scores, key=scores.get)
+        model = fit(best, index, dimension)
         if model is None:
-            weight[3 * slot:3 * slot + 3] = net.heads.weight[3 * slot:3 * slot + 3]
-            bias[3 * slot:3 * slot + 3] = net.heads.bias[3 * slot:3 * slot + 3]
             continue
+        chosen[SHORT[dimension]] = {"C": best[0], "class_weight": best[1], "cv_macro_f1": round(scores[best], 4)}
         coefficients = model.coef_ if len(model.classes_) > 2 else np.vstack([-model.coef_[0] / 2, model.coef_[0] / 2])
         intercepts = model.intercept_ if len(model.classes_) > 2 else np.array([-model.intercept_[0] / 2,
                                                                                  model.intercept_[0] / 2])
+        weight[3 * slot:3 * slot + 3] = 0.0
+        bias[3 * slot:3 * slot + 3] = -30.0  # a class nobody used is never predicted
         for row, name in enumerate(model.classes_):
             target = 3 * slot + classes.index(name)
             weight[target] = torch.tensor(coefficients[row], dtype=weight.dtype)
@@ -222,4 +222,6 @@ def refit_heads(net, tokenizer, rows: list[Row], settings: JudgeSettings) -> tup
     with torch.no_grad():
         net.heads.weight.copy_(weight)
         net.heads.bias.copy_(bias)
-    return best, round(cv[best], 4)
+    if not chosen:
+        return None, None
+    return chosen, round(float(np.mean([c["cv_macro_f1"] for c in chosen.values()])), 4)
