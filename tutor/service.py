@@ -155,13 +155,16 @@ class TutorService:
     def transcript(self, conversation: Conversation) -> list[Message]:
         return self.store.messages(conversation)
 
-    def judged_turns(self, conversation: Conversation, transcript: list[Message] | None = None) -> dict[int, Judgement]:
-        """The judge's reading of each tutor turn of a conversation, by message id (none without
-        a judge, or if it fails: the page shows the turns without it)."""
+    def judged_turns(self, conversation: Conversation, transcript: list[Message] | None = None,
+                     only: set[int] | None = None) -> dict[int, Judgement]:
+        """The judge's reading of each tutor turn of a conversation (or of the turns `only`
+        names), by message id; none without a judge, or if it fails: the page shows the turns
+        without it."""
         if self.judge is None:
             return {}
         transcript = transcript if transcript is not None else self.transcript(conversation)
-        turns = [message for message in transcript if message.role == TUTOR_ROLE]
+        turns = [message for message in transcript
+                 if message.role == TUTOR_ROLE and (only is None or message.id in only)]
         try:
             judged = self.judge.score_many([(exchange_before(conversation.problem, transcript, message.id),
                                              message.content) for message in turns])

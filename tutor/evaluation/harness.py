@@ -328,11 +328,11 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
 def judged(judge: Judge, requests: list[TurnRequest], texts: list[str]) -> tuple[float | None, dict[str, float]]:
     """The judge's mean score over turns answering `requests`, and per dimension the share of
     turns it puts in the good class."""
-    from tutor.judge.data import DESIRED, SHORT, Exchange, final_answer
+    from tutor.judge.data import DESIRED, SHORT, exchange_of, final_answer
 
-    exchanges = [Exchange(r.problem.question, final_answer(r.problem.answer), next((s.text for s in reversed(r.history)
-                                                                        if s.role == "tutor"), ""),
-                          r.learner_text or "") for r in requests]
+    exchanges = [exchange_of(r.problem.question, final_answer(r.problem.answer),
+                             [(s.role, s.text) for s in r.history] + [("learner", r.learner_text or "")])
+                 for r in requests]
     scores = judge.score_many(list(zip(exchanges, texts)))
     if not scores:
         return None, {}

@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from tutor.config import DIALOGUES_DIR, DIALOGUES_FILE
 
@@ -157,14 +157,9 @@ def read_mrbench(path: Path = MRBENCH_FILE) -> list[Conversation]:
     conversations = []
     for record in records(path):
         history = record["conversation_history"]
-        turns = parse_history(history)
         question = _QUESTION.search(history.replace("\xa0", " "))
-        learner = next((text for who, text in reversed(turns) if who == "learner"), "")
-        last = max((i for i, (who, _) in enumerate(turns) if who == "learner"), default=len(turns))
-        tutor = next((text for who, text in reversed(turns[:last]) if who == "tutor"), "")
-        exchange = Exchange(problem=" ".join(question.group(1).split()) if question else "",
-                            answer=final_answer(record.get("ground_truth_solution")),
-                            tutor=tutor, learner=learner)
+        exchange = exchange_of(" ".join(question.group(1).split()) if question else "",
+                               final_answer(record.get("ground_truth_solution")), parse_history(history))
         responses = tuple((item["tutor"], item["response"], item["annotation"]) for item in record["responses"])
         conversations.append(Conversation(record["conversation_id"], exchange, history, responses,
                                           record.get("ground_truth_solution") or ""))
@@ -359,14 +354,20 @@ def refused_labels(reasons: list[str]) -> dict[str, str | None]:
     return labels
 
 
+def exchange_of(problem: str, answer: str, turns: Sequence[tuple[str, str]]) -> Exchange:
+    """The exchange a turn answers, from the (role, text) turns before it ("learner" / "tutor"):
+    the learner's last message and the tutor's turn before that."""
+    last = max((i for i, (role, _) in enumerate(turns) if role == "learner"), default=len(turns))
+    learner = turns[last][1] if last < len(turns) else ""
+    tutor = next((text for role, text in reversed(turns[:last]) if role == "tutor"), "")
+    return Exchange(problem, answer, tutor, learner)
+
+
 def exchange_before(problem, transcript, message_id: int | None = None) -> Exchange:
     """What came before a tutor turn of a stored conversation (`message_id`; None: the next
     turn): the problem, its answer, the tutor's turn before and the learner's last message."""
-    before = [m for m in transcript if message_id is None or m.id < message_id]
-    learner = next((m.content for m in reversed(before) if m.role == "learner"), "")
-    last = max((i for i, m in enumerate(before) if m.role == "learner"), default=len(before))
-    tutor = next((m.content for m in reversed(before[:last]) if m.role == "tutor"), "")
-    return Exchange(problem.question, final_answer(str(problem.answer or "")), tutor, learner)
+    return exchange_of(problem.question, final_answer(str(problem.answer or "")),
+                       [(m.role, m.content) for m in transcript if message_id is None or m.id < message_id])
 
 
 def write_dataset(rows: list[Row], validation: list[Row], out: Path) -> Manifest:
@@ -384,6 +385,3 @@ def write_dataset(rows: list[Row], validation: list[Row], out: Path) -> Manifest
     (out / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
     return manifest
 
-
-def read_rows(path: Path) -> Iterator[Row]:
-    return (Row.from_json(record) for record in records(path))

@@ -222,11 +222,10 @@ def run_gate(registry: Registry, base: Path, champion: str | None, candidate: st
     slice, engine and measuring code) on the serving engine and judge; the figures go into each
     version's manifest."""
     from tutor.config import DIALOGUES_DIR
-    from tutor.evaluation.gate import GATE, figure, judge, measure, measuring_code
-    from tutor.model.loading import load_backend
-
     from tutor.errors import InvalidInput, ModelError
+    from tutor.evaluation.gate import GATE, figure, judge, measure, measuring_code
     from tutor.judge.registry import load_judge
+    from tutor.model.loading import load_backend
 
     served = load_backend(str(base), data_dir=data_dir, adapter=registry.resolve(candidate))
     try:

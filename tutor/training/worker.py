@@ -7,6 +7,7 @@ import sys
 import traceback
 
 from tutor.config import add_data_dir_argument, default_data_dir
+from tutor.judge.runs import JUDGE_KIND
 from tutor.storage.store import Store
 from tutor.training.runs import execute
 from tutor.training.sft import Cancelled
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         store.update_training_run(run.id, status="failed", message=f"{type(error).__name__}: {error}")
         return 1
     alias = "champion" if run.config.get("promote") else "candidate"
-    if run.kind == "judge":
+    if run.kind == JUDGE_KIND:
         alias = "the judge in use" if run.config.get("promote") else "a judge version"
     gate = store.training_run(run.id).gate
     verdict = "" if gate is None else ("; the gate passed" if gate["passed"] else "; the gate failed")

@@ -127,7 +127,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             conversation = store.conversation(message.conversation_id, None)
             accounts.audit(teacher, "view_transcript", f"conversation:{conversation.id}")
             before = [m for m in service.transcript(conversation) if m.id <= message.id]
-            judged = service.judged_turns(conversation, before)
+            judged = service.judged_turns(conversation, before, only={m.id for m in before[-5:]})
             shown = "\n".join(_turn(m, judged.get(m.id)) for m in before[-5:])
             review = store.review(message.id, teacher)
             marks_now = [_mark(review.marks[item]) if review else "—" for item in RUBRIC]
@@ -148,8 +148,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                             move=None if chosen_move in (None, "—") else chosen_move, rewrite=text)
             message = accounts.readable_message(teacher, int(message_id))
             conversation = store.conversation(message.conversation_id, None)
-            judged = service.judged_turns(conversation, [m for m in service.transcript(conversation)
-                                                         if m.id <= message.id]).get(message.id)
+            judged = service.judged_turns(conversation, only={message.id}).get(message.id)
             saved = (f"Saved your review of turn {int(message_id)}."
                      + _disagreement(judged, chosen, bool(text and text.strip())))
             if class_id is None:
@@ -235,7 +234,8 @@ def _judge_scores(service: TutorService, rows: list[dict]) -> dict[int, str]:
     scores: dict[int, str] = {}
     for conversation_id in {r["conversation_id"] for r in rows}:
         conversation = service.store.conversation(conversation_id, None)
-        for message_id, judgement in service.judged_turns(conversation).items():
+        found = {r["id"] for r in rows if r["conversation_id"] == conversation_id}
+        for message_id, judgement in service.judged_turns(conversation, only=found).items():
             scores[message_id] = f"{judgement.score:.2f}"
     return scores
 
