@@ -186,3 +186,12 @@ def m005_review_and_rounds(db):
     db["training_runs"].add_column("losses", str)
     db["training_runs"].add_column("cancel_requested", int, not_null_default=0)
     db["training_runs"].add_column("gate", str)
+
+
+@migrations()
+def m006_names_without_case(db):
+    # "Admin2" beside "admin2" is one name. A database that already holds two such users keeps
+    # them (the app refuses any new one); the index backs the app's check up everywhere else.
+    duplicated = db.execute("select 1 from users group by name collate nocase having count(*) > 1").fetchone()
+    if duplicated is None:
+        db.execute("create unique index users_name_nocase on users(name collate nocase)")

@@ -23,6 +23,10 @@ LEARNER = "learner"
 THUMBS = "thumbs"
 
 
+NOCASE = {"users": " collate nocase"}  # user names are unique whatever their case
+SECRET_COLUMNS = {"password_hash", "token_hash"}  # left out of an export: no use to its reader
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -183,6 +187,8 @@ class Store:
             db.execute(f"PRAGMA synchronous = {'OFF' if self._throwaway else 'FULL'}")
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = 5000")
+            # deleted rows are overwritten with zeros, not left readable in free pages
+            db.execute("PRAGMA secure_delete = ON")
             self._local.db = db
         return db
 
@@ -214,13 +220,15 @@ class Store:
             raise NotFound(f"No {what} {key}.") from None
 
     def _named(self, table: str, name: str, what: str) -> dict:
-        """The row of a table whose `name` column is unique (users, classes)."""
-        for row in self.db[table].rows_where("name = ?", [name]):
+        """The row of a table whose `name` column is unique (users: whatever the case, classes)."""
+        for row in self.db[table].rows_where(f"name = ?{NOCASE.get(table, '')}", [name]):
             return row
         raise NotFound(f"No {what} named {name!r}.")
 
     def _insert_named(self, table: str, what: str, record: dict) -> int:
         """Insert a row with a unique `name`; a taken name is bad input, said plainly."""
+        if self.db[table].count_where(f"name = ?{NOCASE.get(table, '')}", [record["name"]]):
+            raise InvalidInput(f"There is already a {what} named {record['name']!r}.")
         try:
             return self.db[table].insert(record).last_pk
         except sqlite3.IntegrityError:
@@ -324,25 +332,35 @@ class Store:
         self.db["sessions"].update(token_hash, {"last_seen": now(), "expires": expires})
 
     def end_sessions(self, token_hash: str | None = None, user: User | None = None,
-                     expired_before: str | None = None) -> None:
-        """End one session (log out), all of a user's (disabled, new password), or those that
-        expired before a moment."""
+                     expired_before: str | None = None, keep: str | None = None) -> None:
+        """End one session (log out), all of a user's (disabled, new password) but the one
+        `keep` names, or those that expired before a moment."""
         if expired_before is not None:
             self.db["sessions"].delete_where("expires < ?", [expired_before])
         if token_hash is not None:
             self.db["sessions"].delete_where("token_hash = ?", [token_hash])
         if user is not None:
-            self.db["sessions"].delete_where("user_id = ?", [user.id])
+            self.db["sessions"].delete_where("user_id = ? and token_hash is not ?", [user.id, keep])
 
-    def add_login_failure(self, name: str, address: str | None) -> None:
-        self.db["login_failures"].insert({"name": name, "address": address, "at": now()})
+    def add_login_failure(self, name: str, address: str | None, at: str | None = None) -> None:
+        self.db["login_failures"].insert({"name": name, "address": address, "at": at or now()})
 
-    def login_failures(self, since: str, name: str | None = None, address: str | None = None) -> int:
-        column, value = ("name", name) if name is not None else ("address", address)
-        return self.db["login_failures"].count_where(f"{column} = ? and at > ?", [value, since])
+    def login_failures(self, since: str, address: str | None, name: str | None = None) -> tuple[int, str | None]:
+        """(how many failed logins from `address` since a moment, for `name` if given; the last one's time)."""
+        where, values = "address is ? and at > ?", [address, since]
+        if name is not None:
+            where, values = where + " and name = ?", values + [name]
+        row = next(iter(self.db.query(f"select count(*) as n, max(at) as last from login_failures where {where}",
+                                      values)))
+        return row["n"], row["last"]
 
-    def clear_login_failures(self, name: str) -> None:
-        self.db["login_failures"].delete_where("name = ?", [name])
+    def clear_login_failures(self, name: str, addresses: tuple[str | None, ...] | None = None) -> None:
+        """Forget the failed logins for a name: from some addresses (its owner logged in from
+        there), or from everywhere (None: a new password)."""
+        if addresses is None:
+            self.db["login_failures"].delete_where("name = ?", [name])
+        for address in addresses or ():
+            self.db["login_failures"].delete_where("name = ? and address is ?", [name, address])
 
     # audit log and settings
 
@@ -599,8 +617,8 @@ class Store:
         return next(iter(rows))["n"]
 
     def export_user(self, user: User) -> dict:
-        """Everything stored about one user, as plain JSON-able data."""
-        db = self.db
+        """Everything stored about one user, as plain JSON-able data: the conversations as they
+        read, and every row `delete_user` removes, by table."""
         conversations = []
         for conversation in self.conversations(user, limit=-1):
             messages = [{**vars(m), "feedback": [vars(f) for f in self.feedback(m)]}
@@ -611,15 +629,17 @@ class Store:
                 "created": conversation.created, "updated": conversation.updated,
                 "messages": messages,
             })
-        row = db["users"].get(user.id)
+        row = self.db["users"].get(user.id)
+        rows = {table: [{k: v for k, v in r.items() if k not in SECRET_COLUMNS} for r in
+                        self.db.query(f"select rowid as _rowid, * from {table} where {where}", values)]
+                for table, where, values in self._rows_about(user)}
         return {
             "user": {k: row[k] for k in ("id", "name", "role", "created", "disabled")},
             "classes": [c.name for c in self.classes_of(user)],
             "conversations": conversations,
-            "feedback_given": list(db["feedback"].rows_where("user_id = ?", [user.id], order_by="id")),
-            "reviews_given": list(db["reviews"].rows_where("teacher_id = ?", [user.id], order_by="id")),
             "mastery": [{"skill": s, "p_known": p, "observations": n}
                         for s, (p, n) in self.mastery(user).items()],
+            "rows": rows,
         }
 
     def classes_of(self, user: User) -> list[SchoolClass]:
@@ -628,29 +648,46 @@ class Store:
         return [_class(row) for row in rows]
 
     def delete_user(self, user: User) -> None:
-        """Remove the user and every row about them, in one transaction."""
+        """Remove the user and every row about them, in one transaction; then (once no
+        transaction is open) the write-ahead log is folded into the file, whose freed pages
+        secure_delete has zeroed."""
         with self.transaction():
-            run = self.db.execute
-            mine = "select id from conversations where user_id = ?"
-            their_messages = f"select id from messages where conversation_id in ({mine})"
-            problems = [r[0] for r in run("select distinct problem_id from conversations "
-                                          "where user_id = ?", [user.id]).fetchall()]
-            run(f"delete from feedback where user_id = ? or message_id in ({their_messages})",
-                [user.id, user.id])
-            run(f"delete from reviews where teacher_id = ? or message_id in ({their_messages})",
-                [user.id, user.id])
-            run(f"delete from messages where conversation_id in ({mine})", [user.id])
-            run("delete from conversations where user_id = ?", [user.id])
-            for table in ("mastery", "enrolments", "sessions"):
-                run(f"delete from {table} where user_id = ?", [user.id])
-            run("delete from login_failures where name = ?", [user.name])
-            run("update classes set teacher_id = null where teacher_id = ?", [user.id])
-            # problems they typed in themselves, unless someone else is working on them too
-            for problem_id in problems:
-                run("""delete from problems where id = ? and source = 'learner'
-                    and not exists (select 1 from conversations where problem_id = ?)""",
-                    [problem_id, problem_id])
-            run("delete from users where id = ?", [user.id])
+            self.db.execute("update classes set teacher_id = null where teacher_id = ?", [user.id])
+            for table, where, values in self._rows_about(user):
+                self.db.execute(f"delete from {table} where {where}", values)
+        self.checkpoint()
+
+    def _rows_about(self, user: User) -> list[tuple[str, str, list]]:
+        """Every row about one user, as (table, where, values), in an order they can be deleted
+        in: what export_user writes out and delete_user removes, from one list."""
+        mine = "select id from conversations where user_id = ?"
+        their_messages = f"select id from messages where conversation_id in ({mine})"
+        # problems they typed in themselves, unless someone else is working on them too
+        problems = [row[0] for row in self.db.execute(
+            """select id from problems where source = 'learner'
+            and id in (select problem_id from conversations where user_id = ?)
+            and not exists (select 1 from conversations c where c.problem_id = problems.id and c.user_id != ?)""",
+            [user.id, user.id]).fetchall()]
+        return [
+            ("feedback", f"user_id = ? or message_id in ({their_messages})", [user.id, user.id]),
+            # teachers' reviews and rewrites of the tutor's turns to them, and their own reviews
+            ("reviews", f"teacher_id = ? or message_id in ({their_messages})", [user.id, user.id]),
+            ("messages", f"conversation_id in ({mine})", [user.id]),
+            ("conversations", "user_id = ?", [user.id]),
+            ("problems", f"id in ({', '.join('?' * len(problems))})", problems),
+            ("mastery", "user_id = ?", [user.id]),
+            ("enrolments", "user_id = ?", [user.id]),
+            ("sessions", "user_id = ?", [user.id]),
+            ("login_failures", "name = ?", [user.name.lower()]),
+            ("users", "id = ?", [user.id]),
+        ]
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file and empty it: text deleted a moment
+        ago is not left readable in the log. Inside a transaction it waits for its end: the
+        caller that opened it calls again after."""
+        if not self.db.conn.in_transaction:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def purge_transcripts(self, before: str) -> int:
         """Delete the messages (and their feedback) of conversations idle since `before`; the
@@ -664,6 +701,7 @@ class Store:
                     (select id from messages where conversation_id in ({old}))""", [before])
             run(f"delete from messages where conversation_id in ({old})", [before])
             run(f"update conversations set status = 'purged' where id in ({old})", [before])
+        self.checkpoint()
         return count
 
     def backup(self, destination: Path | str) -> None:
