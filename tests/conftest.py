@@ -1,3 +1,5 @@
+from datetime import datetime, timezone
+
 import pytest
 
 from tutor.config import PROBLEMS_FILE
@@ -95,3 +97,29 @@ def school(accounts):
                                    ("bob", "learner", "5B")]:
         people[name], _ = accounts.add_user(None, name, role, PASSWORD, class_name=class_name)
     return SimpleNamespace(**people)
+
+
+class Clock:
+    """A clock a test moves by hand (`clock.now += timedelta(...)`)."""
+
+    def __init__(self):
+        self.now = datetime.now(timezone.utc)
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def site(store, bank, school):
+    """The whole web app served on loopback, over the school's accounts, sessions ending after
+    an idle hour of `clock`: (app, url, clock)."""
+    from tests.web import serving
+    from tutor.accounts import AccountLimits, AccountService
+    from tutor.ui.web import ServerLimits, build_app
+
+    clock = Clock()
+    accounts = AccountService(store, AccountLimits(session_hours=1), hasher=fast_hasher(), clock=clock)
+    service = TutorService(store, bank, FakeBackend(["What do you know so far?"]))
+    app = build_app(service, accounts, ServerLimits(messages_per_minute=100))
+    with serving(app) as url:
+        yield app, url, clock

@@ -10,6 +10,7 @@ import hashlib
 import re
 import secrets
 import threading
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -21,7 +22,7 @@ from tutor.domain.dialogues import MOVES
 from tutor.domain.learner_input import clean_text
 from tutor.domain.policy import RevealPolicy
 from tutor.errors import AccessDenied, InvalidInput, LoginRefused, LoginThrottled, NotFound
-from tutor.storage.store import RUBRIC, Conversation, Message, Review, SchoolClass, Store, User
+from tutor.storage.store import NOCASE, RUBRIC, Conversation, Message, Review, SchoolClass, Store, User
 
 LEARNER, TEACHER, ADMIN = "learner", "teacher", "admin"
 ROLES = (LEARNER, TEACHER, ADMIN)
@@ -38,10 +39,16 @@ EXPIRED = "Your session has expired. Please log in again."
 
 @dataclass(frozen=True)
 class AccountLimits:
+    """Failed logins slow the next try; they never lock anyone out for good. After
+    `name_failures` failures for one name from one address (or `address_failures` from one
+    address, any names) within `failure_window_hours`, the next try from there waits a minute,
+    doubling with each further failure up to `lockout_minutes`. Another address is not slowed by
+    them: an attacker cannot keep the owner of a name out."""
     session_hours: float = 8.0  # a web session ends after this long without a request
-    name_failures: int = 5  # failed logins for one account name within `lockout_minutes` ...
-    address_failures: int = 20  # ... or from one address, before logins are refused
+    name_failures: int = 5
+    address_failures: int = 20
     lockout_minutes: int = 15
+    failure_window_hours: float = 24.0
 
 
 class AccountService:
@@ -56,6 +63,8 @@ class AccountService:
         self.limits = limits
         self.hasher = _Bounded(hasher or PasswordHasher())  # argon2id, RFC 9106 low-memory profile
         self.clock = clock
+        # an unknown name is checked against this, so it takes as long as a wrong password
+        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
 
     # users
 
@@ -63,7 +72,8 @@ class AccountService:
                  class_name: str | None = None) -> tuple[User, str | None]:
         """A new account. Without a password it gets a one-time one, returned, to be changed at
         first login. `class_name` enrols a learner in that class, or makes a teacher its teacher
-        (the class is created if it does not exist)."""
+        (the class is created if it does not exist). Names are unique whatever their case."""
+        name = _canonical(name)
         self._check_name(name)
         self._check_role(role)
         password, one_time = _given_or_one_time(password)
@@ -78,7 +88,7 @@ class AccountService:
     def user_named(self, actor: User | None, name: str) -> User:
         if actor is not None:
             self.require(actor, ADMIN)
-        return self.store.user_named((name or "").strip())
+        return self.store.user_named(_canonical(name))
 
     def set_role(self, actor: User | None, name: str, role: str) -> User:
         self._check_role(role)
@@ -106,27 +116,38 @@ class AccountService:
         self.store.update_user(user, password_hash=self.hasher.hash(password),
                                must_change_password=one_time is not None)
         self.store.end_sessions(user=user)
-        self.store.clear_login_failures(user.name)
+        self.store.clear_login_failures(user.name.lower())
         self.store.audit(actor, "reset_password", _target(user))
         return one_time
 
-    def change_own_password(self, user: User, new_password: str, repeated: str) -> User:
+    def change_own_password(self, user: User, new_password: str, repeated: str, old: str | None = None,
+                            session_token: str | None = None) -> User:
+        """A user's own new password. The current one is asked for, except right after a login with
+        a one-time password; every other session of theirs ends (`session_token`'s stays)."""
+        stored = self.store.password_hash(user)
+        if not user.must_change_password and not _verifies(self.hasher, stored, old or ""):
+            raise InvalidInput("Your current password is not right.")
         if new_password != repeated:
             raise InvalidInput("The two passwords differ.")
         _check_password(new_password)
-        if _verifies(self.hasher, self.store.password_hash(user), new_password):
-            raise InvalidInput("Choose a password different from the one-time password.")
-        return self.store.update_user(user, password_hash=self.hasher.hash(new_password),
+        if _verifies(self.hasher, stored, new_password):
+            raise InvalidInput("Choose a password different from your current one.")
+        user = self.store.update_user(user, password_hash=self.hasher.hash(new_password),
                                       must_change_password=False)
+        self.store.end_sessions(user=user, keep=_token_hash(session_token) if session_token else None)
+        self.store.audit(user, "change_password", _target(user))
+        return user
 
-    def ensure_first_admin(self, demo: bool = True) -> list[tuple[str, str, str]]:
-        """On a database without an admin: make one (a one-time password) and, unless `demo` is
-        off, a demo class with a teacher and a learner. Returns (role, name, password) to print."""
+    def ensure_first_admin(self, demo: bool = True, admin_name: str = ADMIN) -> list[tuple[str, str, str]]:
+        """On a database without an admin: make one named `admin_name` (a one-time password)
+        and, unless `demo` is off, a demo class with a teacher and a learner. Returns (role, name,
+        password) to print."""
         if self.store.count_users(ADMIN):
             return []
+        self._check_name(_canonical(admin_name))
         created = []
         with self.store.transaction():
-            admin, password = self.add_user(None, _free_name(self.store, "admin"), ADMIN)
+            admin, password = self.add_user(None, _free_name(self.store, _canonical(admin_name)), ADMIN)
             created.append((ADMIN, admin.name, password))
             if demo:
                 demo_class = _free_name(self.store, "demo-class", table="classes")
@@ -140,29 +161,43 @@ class AccountService:
     # logging in
 
     def login(self, name: str, password: str, address: str | None = None) -> tuple[User, str]:
-        """A new web session for these credentials: (user, token for the cookie)."""
-        name, password = (name or "").strip()[:100], (password or "")[:MAX_PASSWORD_CHARS]
-        since = _stamp(self.clock() - timedelta(minutes=self.limits.lockout_minutes))
-        if (self.store.login_failures(since, name=name) >= self.limits.name_failures
-                or self.store.login_failures(since, address=address) >= self.limits.address_failures):
-            raise LoginThrottled(f"Too many failed logins. Wait {self.limits.lockout_minutes} "
-                               "minutes, then try again (or ask an admin to reset your password).")
+        """A new web session for these credentials: (user, token for the cookie). An unknown
+        name costs the same password check as a wrong password, so timing tells no one which
+        names exist."""
+        name, password = _canonical(name)[:100], (password or "")[:MAX_PASSWORD_CHARS]
+        wait = self._throttle(name, address)
+        if wait:
+            raise LoginThrottled(f"Too many failed logins. Try again in {_duration(wait)} "
+                                 "(or ask an admin to reset your password).")
         try:
             user = self.store.user_named(name)
             stored = self.store.password_hash(user)
         except NotFound:
             user, stored = None, None
-        if user is None or not _verifies(self.hasher, stored, password):
-            self.store.add_login_failure(name, address)
+        if not _verifies(self.hasher, stored or self._dummy_hash, password) or user is None:
+            self.store.add_login_failure(name.lower(), address, _stamp(self.clock()))
             raise LoginRefused(WRONG_CREDENTIALS)
         if user.disabled:
             raise LoginRefused("This account is disabled. Ask an admin to enable it.")
-        self.store.clear_login_failures(name)
+        self.store.clear_login_failures(name.lower(), (address,))
         if self.hasher.check_needs_rehash(stored):
             self.store.update_user(user, password_hash=self.hasher.hash(password))
         token = secrets.token_urlsafe(32)
         self.store.add_session(_token_hash(token), user, self._expiry())
         return user, token
+
+    def _throttle(self, name: str, address: str | None) -> float:
+        """Seconds before this name may be tried again from this address (0: now)."""
+        now = self.clock()
+        since = _stamp(now - timedelta(hours=self.limits.failure_window_hours))
+        waits = []
+        for failures, last, threshold in (
+                (*self.store.login_failures(since, name=name.lower(), address=address), self.limits.name_failures),
+                (*self.store.login_failures(since, address=address), self.limits.address_failures)):
+            if failures >= threshold:
+                delay = min(60.0 * 2 ** (failures - threshold), 60.0 * self.limits.lockout_minutes)
+                waits.append((datetime.fromisoformat(last) + timedelta(seconds=delay) - now).total_seconds())
+        return max([0.0, *waits])
 
     def session_user(self, token: str | None) -> User:
         """The user a session cookie belongs to; AccessDenied if there is none or it ended."""
@@ -306,6 +341,7 @@ class AccountService:
         with self.store.transaction():
             self.store.delete_user(user)
             self.store.audit(actor, "delete_user", _target(user))
+        self.store.checkpoint()
 
     def retention_days(self) -> int | None:
         value = self.store.setting(RETENTION_DAYS)
@@ -397,6 +433,18 @@ def _given_or_one_time(password: str | None) -> tuple[str, str | None]:
     return password, None
 
 
+def _canonical(name: str | None) -> str:
+    """A name as it is stored and looked up: Unicode look-alikes folded (NFKC: a fullwidth 'ａ'
+    is 'a'), no surrounding blanks. Names are ASCII, so a look-alike from another script is
+    refused by the name rule, and the store compares names without regard to case."""
+    return unicodedata.normalize("NFKC", name or "").strip()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(1, round(seconds))
+    return f"{seconds} seconds" if seconds < 90 else f"{round(seconds / 60)} minutes"
+
+
 def _new_password() -> str:
     return secrets.token_urlsafe(12)
 
@@ -404,7 +452,7 @@ def _new_password() -> str:
 def _free_name(store: Store, name: str, table: str = "users") -> str:
     """`name`, or `name-2`, `name-3`... if taken (a demo user someone renamed into place)."""
     candidate, number = name, 1
-    while store.db[table].count_where("name = ?", [candidate]):
+    while store.db[table].count_where(f"name = ?{NOCASE.get(table, '')}", [candidate]):
         number += 1
         candidate = f"{name}-{number}"
     return candidate
