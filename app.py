@@ -16,6 +16,7 @@ from tutor.config import (
     add_model_arguments,
     add_policy_arguments,
     add_server_arguments,
+    secure_cookies,
     settings_from_args,
 )
 from tutor.ui.web import ServerLimits, build_app
@@ -42,14 +43,14 @@ def main(argv: list[str] | None = None) -> None:
     service = open_service(settings)
     accounts = AccountService(service.store, AccountLimits(session_hours=args.session_hours))
     print(f"Data directory: {settings.data_dir}; student model: {service.student.version}")
-    print_first_accounts(accounts.ensure_first_admin(demo=not args.no_demo))
+    print_first_accounts(accounts.ensure_first_admin(demo=not args.no_demo, admin_name=args.admin_name))
     keep_applying_retention(accounts)
     rounds = open_rounds(settings, service, accounts)
     if rounds is not None:
         keep_checking_schedule(rounds)
-    app = build_app(service, accounts, ServerLimits(args.concurrency, args.queue_size,
-                                                    args.messages_per_minute), rounds)
-    print(f"Open http://{settings.host}:{settings.port}/ and log in.", flush=True)
+    app = build_app(service, accounts, ServerLimits(args.concurrency, args.queue_size, args.messages_per_minute),
+                    rounds, secure_cookies=secure_cookies(args))
+    print(f"Open {args.public_url.rstrip('/') or f'http://{settings.host}:{settings.port}'}/ and log in.", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -96,7 +97,8 @@ def add_learners(data_dir: Path, count: int, password: str) -> list[str]:
 def session_cookie(url: str, name: str, password: str) -> str:
     """Log in through the login form, as a browser does; the session cookie's value."""
     with httpx.Client(base_url=url, timeout=30) as client:
-        response = client.post("/login", data={"name": name, "password": password})
+        form = re.search(r'name=csrf value="([^"]*)"', client.get("/login").text).group(1)  # the form's token
+        response = client.post("/login", data={"name": name, "password": password, "csrf": form})
         if response.status_code != 303 or SESSION_COOKIE not in client.cookies:
             raise RuntimeError(f"login as {name} failed: {response.status_code}")
         return client.cookies[SESSION_COOKIE]

@@ -31,6 +31,7 @@ class FlowResult:
     hint_reply: str
     progress: str
     warnings: list[str]
+    refused_by_policy: list[str]  # what the Content-Security-Policy refused on the way
 
 
 def chromium_path() -> str | None:
@@ -70,12 +71,28 @@ def drive_learner_page(url: str, screenshot: Path, login: tuple[str, str], probl
         warnings = [toast.inner_text()]
         page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
-    return FlowResult(tutor_reply=reply, hint_reply=hint_reply, progress=progress, warnings=warnings)
+    return FlowResult(tutor_reply=reply, hint_reply=hint_reply, progress=progress, warnings=warnings,
+                      refused_by_policy=page.refused_by_policy)
 
 
 def open_browser(playwright):
+    """A browser and a page that keeps, in `page.refused_by_policy`, every console message of
+    something the Content-Security-Policy refused: a page of ours must never need one."""
     browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-    return browser, browser.new_page(viewport={"width": 1280, "height": 1000})
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.refused_by_policy = []
+    page.on("console", lambda message: page.refused_by_policy.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    return browser, page
+
+
+def log_out(page, url: str) -> None:
+    """With the navigation bar's Log out button (a form post with the session's token), or from
+    a page without one through /logout, which asks first."""
+    if page.locator("#logout").count() == 0:
+        page.goto(f"{url}/logout", wait_until="load")
+    page.locator("#logout").click()
+    page.locator("#message").wait_for()
 
 
 def log_in(page, url: str, name: str, password: str) -> None:

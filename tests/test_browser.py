@@ -34,6 +34,7 @@ def test_learner_completes_a_turn_and_rates_it_in_the_browser(service, store, ac
     assert result.hint_reply == SECOND_REPLY  # the fake's second reply
     assert "Step 1 of 4" in result.progress
     assert result.warnings and "Your message is empty" in result.warnings[0]
+    assert result.refused_by_policy == []  # the learner's page runs under the CSP
     assert screenshot.stat().st_size > 10_000
 
     (conversation,) = service.sessions(school.ann)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_flow import chromium_path, log_in, open_browser
+from tests.browser_flow import chromium_path, log_in, log_out, open_browser
 from tests.conftest import CARMEN_ID, PASSWORD
 from tests.test_rounds import deployment, turn  # noqa: F401 (a fixture)
 from tests.web import serving
@@ -56,7 +56,7 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
         page.get_by_role("button", name="Save review").click()
         expect(page.locator("#teacher-result")).to_contain_text(f"Saved your review of turn {disliked.id}")
         page.screenshot(path=str(shots / "teacher-rewrite.png"), full_page=True)
-        page.goto(f"{url}/logout")
+        log_out(page, url)
 
         log_in(page, url, "root", PASSWORD)
         page.get_by_role("tab", name="Model").click()
@@ -76,6 +76,7 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
         page.get_by_role("button", name="Roll back").click()
         expect(page.locator("#served")).to_contain_text("Rolled back: v1 is serving now", timeout=30_000)
         page.screenshot(path=str(shots / "admin-rolled-back.png"), full_page=True)
+        assert page.refused_by_policy == []  # the loss plot and the tables run under the CSP
         browser.close()
 
     review = store.review(disliked.id, people["tom"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_flow import chromium_path, log_in, open_browser
+from tests.browser_flow import chromium_path, log_in, log_out, open_browser
 from tests.conftest import CARMEN_ID
 from tests.web import serving
 from tutor.model.fake import FakeBackend
@@ -49,7 +49,7 @@ def test_each_demo_role_logs_in_and_sees_its_own_page(store, bank, accounts, tmp
             assert response.status == 403
             expect(page.get_by_role("heading")).to_have_text("Not your page")
         page.screenshot(path=str(shots / "learner-refused.png"))
-        page.goto(f"{url}/logout")
+        log_out(page, url)
         expect(page.locator("#message")).to_have_text("You have logged out.")
 
         log_in(page, url, "demo-teacher", passwords["demo-teacher"])
@@ -65,7 +65,7 @@ def test_each_demo_role_logs_in_and_sees_its_own_page(store, bank, accounts, tmp
         expect(transcript).to_contain_text("move")
         page.screenshot(path=str(shots / "teacher-transcript.png"), full_page=True)
         assert page.goto(f"{url}/admin/").status == 403
-        page.goto(f"{url}/logout")
+        log_out(page, url)
 
         log_in(page, url, "admin", passwords["admin"])  # one-time: choose a password first
         expect(page.get_by_role("heading")).to_have_text("Choose your password")
@@ -80,6 +80,7 @@ def test_each_demo_role_logs_in_and_sees_its_own_page(store, bank, accounts, tmp
         expect(page.locator("#admin-result")).to_contain_text("One-time password")
         expect(page.locator("#users")).to_contain_text("new-learner")
         page.screenshot(path=str(shots / "admin-users.png"), full_page=True)
+        assert page.refused_by_policy == []  # every role's page runs under the CSP
         browser.close()
 
     assert store.user_named("new-learner").must_change_password

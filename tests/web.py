@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -40,10 +41,24 @@ def serving(app: FastAPI):
 def login(url: str, name: str, password: str) -> httpx.Client:
     """An HTTP client holding the session cookie of a successful login."""
     client = httpx.Client(base_url=url, timeout=30)
-    response = client.post("/login", data={"name": name, "password": password})
+    response = post_login(client, name, password)
     assert response.status_code == 303, response.text
     assert SESSION_COOKIE in client.cookies
     return client
+
+
+def post_login(client: httpx.Client, name: str, password: str, **fields) -> httpx.Response:
+    """Post the login form the way a browser does: with the token of the form it was shown."""
+    return client.post("/login", data={"name": name, "password": password,
+                                       "csrf": form_field(client.get("/login").text, "csrf"), **fields})
+
+
+def form_field(page: str, name: str) -> str:
+    """The value of a hidden field of an HTML form."""
+    match = re.search(rf'name={name} value="([^"]*)"', page) or re.search(
+        rf'name="{name}" value="([^"]*)"', page)
+    assert match, f"no field {name} on the page"
+    return match.group(1)
 
 
 def anonymous(url: str) -> httpx.Client:

@@ -135,6 +135,24 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="interface to listen on (env TUTOR_HOST; default 127.0.0.1, this machine only)",
     )
     add_number_argument(parser, "--port", int, 7860, "port to listen on")
+    parser.add_argument(
+        "--public-url", default=env("TUTOR_PUBLIC_URL", ""),
+        help="the address users open, when a reverse proxy serves the app (env TUTOR_PUBLIC_URL); "
+        "an https address turns --secure-cookies on",
+    )
+    parser.add_argument(
+        "--secure-cookies", action=argparse.BooleanOptionalAction,
+        default={"1": True, "0": False}.get(env("TUTOR_SECURE_COOKIES", "")),
+        help="send cookies over https only (env TUTOR_SECURE_COOKIES=1|0; default: on when "
+        "--public-url is https)",
+    )
+
+
+def secure_cookies(args: argparse.Namespace) -> bool:
+    """--secure-cookies as given, else whether the public URL is https."""
+    if args.secure_cookies is not None:
+        return args.secure_cookies
+    return args.public_url.lower().startswith("https://")
 
 
 def add_account_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,6 +161,10 @@ def add_account_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-demo", action="store_true", default=env("TUTOR_NO_DEMO") == "1",
         help="on the first run, create only the admin, not the demo class with a teacher and a "
         "learner (env TUTOR_NO_DEMO=1)",
+    )
+    parser.add_argument(
+        "--admin-name", default=env("TUTOR_ADMIN_NAME", "admin"),
+        help="the first admin's name, made on the first run (env TUTOR_ADMIN_NAME; default admin)",
     )
     add_number_argument(parser, "--session-hours", float, 8,
                         "a web session ends after this long without a request")

@@ -3,13 +3,15 @@
 Gradio's own auth knows users but not roles, and any logged-in user can call any event handler
 directly over the API, so the check lives on each handler: `@allow(accounts, ...roles)` takes the
 caller from the request's session cookie (never from an argument the browser sends) and passes
-it in as the handler's first argument. `check_every_handler` refuses to serve a page with an
+it in as the handler's first argument (and the request itself, to a handler that names a
+`request` parameter). `check_every_handler` refuses to serve a page with an
 event handler that was not declared this way.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import logging
 import typing
@@ -36,7 +38,9 @@ def allow(accounts: AccountService, *roles: str) -> Callable:
     """
     def decorate(handler: Callable) -> Callable:
         signature = inspect.signature(handler)
-        shown = list(signature.parameters.values())[1:]  # the caller is not an input
+        wants_request = "request" in signature.parameters
+        # the caller is not an input, nor is the request
+        shown = [p for p in list(signature.parameters.values())[1:] if p.name != "request"]
         request_parameter = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                               annotation=gr.Request)
 
@@ -50,13 +54,13 @@ def allow(accounts: AccountService, *roles: str) -> Callable:
                 *inputs, request = args
                 with _reported():
                     user = caller(request)
-                    yield from handler(user, *inputs)
+                    yield from handler(user, *inputs, **({"request": request} if wants_request else {}))
         else:
             @functools.wraps(handler)
             def wrapper(*args):
                 *inputs, request = args
                 with _reported():
-                    return handler(caller(request), *inputs)
+                    return handler(caller(request), *inputs, **({"request": request} if wants_request else {}))
 
         # Gradio reads the signature and the type hints to tell inputs from what it fills in
         # (gr.Request, gr.LikeData): it must see the wrapper's, resolved in the handler's module.
@@ -89,6 +93,12 @@ class _reported:
             raise gr.Error(str(error)) from None
         log.error("page handler failed", exc_info=(kind, error, traceback))
         raise gr.Error(UNEXPECTED) from None
+
+
+def form_token(session_token: str | None) -> str:
+    """The CSRF token of a logged-in user's forms (password, log out): derived from the session's
+    secret cookie, so a page on another site can neither read nor guess it."""
+    return hashlib.sha256(b"form:" + (session_token or "").encode()).hexdigest()[:32]
 
 
 def handler_roles(fn: Callable | None) -> tuple[str, ...] | None:

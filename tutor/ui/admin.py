@@ -4,9 +4,8 @@ and roll back the served version."""
 
 from __future__ import annotations
 
+import html
 import json
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 
@@ -17,6 +16,7 @@ from tutor.rounds import Rounds, Schedule
 from tutor.service import TutorService
 from tutor.storage.store import TrainingRun, User
 from tutor.ui.access import allow
+from tutor.ui.exports import EXPORT_KEEP_S, PendingExports
 from tutor.ui.navigation import navigation_bar
 
 USER_COLUMNS = ["name", "role", "classes", "disabled", "must change password", "id"]
@@ -24,12 +24,14 @@ AUDIT_COLUMNS = ["at", "who", "action", "target", "detail"]
 RUN_COLUMNS = ["round", "kind", "status", "version", "step", "loss", "started", "message"]
 GATE_COLUMNS = ["metric", "champion", "candidate", "change", "tolerance", "verdict"]
 NO_ROUNDS = "Rounds are off: this deployment serves a student that cannot be trained here."
+EXPORTS_PATH = "/admin/exports"  # the admin-only route an export is downloaded from (tutor.ui.web)
 
 
-def build_admin_page(service: TutorService, accounts: AccountService, rounds: Rounds | None = None) -> gr.Blocks:
+def build_admin_page(service: TutorService, accounts: AccountService, rounds: Rounds | None = None,
+                     exports: PendingExports | None = None) -> gr.Blocks:
     admin_only = allow(accounts, ADMIN)
     store = service.store
-    exports = Path(tempfile.mkdtemp(prefix="tutor-exports-"))  # one file at a time, replaced
+    exports = exports if exports is not None else PendingExports()
 
     def users_table(users: list[User]) -> list[list]:
         def classes(user: User) -> str:  # a teacher's classes are those they teach
@@ -47,8 +49,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         return (message, users_table(users), gr.update(choices=names), gr.update(choices=names),
                 gr.update(choices=[c.name for c in store.classes()]), audit_table())
 
-    # delete_cache: exported files Gradio copied for download do not stay on disk
-    with gr.Blocks(title="Socratic tutor · admin", delete_cache=(600, 600)) as page:
+    with gr.Blocks(title="Socratic tutor · admin") as page:
         navigation_bar(page, accounts, "admin")
         gr.Markdown("# Administration")
         result = gr.Markdown(elem_id="admin-result")
@@ -84,7 +85,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                 export = gr.Button("Export (JSON)")
                 confirm = gr.Textbox(label="Type the name again to delete", max_length=40)
                 delete = gr.Button("Delete user and data", variant="stop")
-            exported = gr.File(label="Export", interactive=False)
+            exported = gr.Markdown(elem_id="export-link", sanitize_html=False)  # our own link
         with gr.Tab("Settings"):
             retention = gr.Number(label="Keep raw transcripts for (days; empty: keep)", precision=0,
                                   minimum=1, maximum=3650)
@@ -165,21 +166,22 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         @admin_only
         def on_export(admin: User, name: str):
             data = accounts.export_user(admin, _chosen(name))
-            for old in exports.iterdir():
-                old.unlink()
-            path = exports / f"{data['user']['name']}.json"
-            path.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+            filename = f"{data['user']['name']}.json"
+            key = exports.add(data["user"]["id"], filename,
+                              json.dumps(data, indent=2, ensure_ascii=False).encode())
+            link = (f'<a href="{EXPORTS_PATH}/{key}" download="{html.escape(filename)}" id="download-export">'
+                    f"Download {html.escape(filename)}</a> (once, within {EXPORT_KEEP_S // 60} minutes)")
             return (*refreshed(f"Exported {data['user']['name']}: "
-                               f"{len(data['conversations'])} conversations."), str(path))
+                               f"{len(data['conversations'])} conversations."), link)
 
         @admin_only
         def on_delete(admin: User, name: str, confirmation: str):
             if not name or (confirmation or "").strip() != name:
                 raise InvalidInput("Type the user's name again to confirm the deletion.")
+            user = accounts.user_named(admin, name)
             accounts.delete_user(admin, name)
-            for old in exports.iterdir():
-                old.unlink()
-            return (*refreshed(f"Deleted {name} and all their data."), None, "")
+            exports.forget_user(user.id)
+            return (*refreshed(f"Deleted {name} and all their data."), "", "")
 
         @admin_only
         def on_save_retention(admin: User, days: float | None):

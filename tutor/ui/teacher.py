@@ -1,9 +1,14 @@
 """The teacher page: your classes and their learners; transcripts; reviewing tutor turns (rubric,
-move tag, rewrite: the labels RLHF rounds learn from); each class's reveal policy."""
+move tag, rewrite: the labels RLHF rounds learn from); each class's reveal policy.
+
+Everything a learner or the model wrote reaches the page through `as_text`: shown as the
+characters typed, never as Markdown or HTML, so no learner can make a teacher's browser fetch an
+image or show a link."""
 
 from __future__ import annotations
 
 import html
+import re
 
 import gradio as gr
 
@@ -22,6 +27,9 @@ TURN_COLUMNS = ["turn", "learner", "problem", "when", "model", "move", "👎", "
                 "tutor said"]
 MARKS = {"—": None, "yes": True, "no": False}
 RUBRIC_LABELS = {"correct": "Correct", "socratic": "Socratic", "no_leak": "No leak", "encouraging": "Encouraging"}
+# every character Markdown or a link finder could read as syntax: `![x](url)`, `<img>`, `www.`,
+# `http://`, `a@b.c`, list and heading markers
+MARKUP = re.compile(r"[\\`*_{}\[\]()#+\-.!|~:@<>&\"'=/]")
 
 
 def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Blocks:
@@ -131,7 +139,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             shown = "\n".join(_turn(m, judged.get(m.id)) for m in before[-5:])
             review = store.review(message.id, teacher)
             marks_now = [_mark(review.marks[item]) if review else "—" for item in RUBRIC]
-            return (f"> {html.escape(conversation.problem.question)}\n{shown}"
+            return (f"> {as_text(conversation.problem.question)}\n{shown}"
                     f"{_disagreement(judged.get(message.id), review.marks, bool(review.rewrite)) if review else ''}",
                     *marks_now,
                     (review.move if review and review.move else "—"), (review.rewrite or "") if review else "")
@@ -184,8 +192,8 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             conversation = accounts.readable_conversation(teacher, int(conversation_id))
             accounts.audit(teacher, "view_transcript", f"conversation:{conversation.id}")
             learner = store.user(conversation.user_id)
-            header = (f"### {html.escape(learner.name)} · problem {conversation.problem.id} · "
-                      f"{conversation.status}\n> {conversation.problem.question}\n")
+            header = (f"### {as_text(learner.name)} · problem {as_text(conversation.problem.id)} · "
+                      f"{conversation.status}\n> {as_text(conversation.problem.question)}\n")
             transcript = service.transcript(conversation)
             judged = service.judged_turns(conversation, transcript)
             return header + "\n".join(_turn(m, judged.get(m.id)) for m in transcript)
@@ -249,8 +257,14 @@ def _disagreement(judgement, marks: dict[str, bool | None], rewritten: bool) -> 
             "). Your review is training data for the judge's next version.")
 
 
+def as_text(text: str) -> str:
+    """Written text for a Markdown component, shown exactly as typed: each character that could
+    be markup becomes an HTML character reference, which Markdown shows and never parses."""
+    return MARKUP.sub(lambda match: f"&#{ord(match.group())};", text).replace("\n", "  \n")
+
+
 def _turn(message: Message, judgement=None) -> str:
-    text = html.escape(message.content).replace("\n", "  \n")
+    text = as_text(message.content)
     if message.role == LEARNER_ROLE:
         return f"\n**Learner:** {text}\n"
     state = message.planner_state or {}
@@ -261,7 +275,7 @@ def _turn(message: Message, judgement=None) -> str:
     guard = state.get("guard") or {}
     failed = ""
     if guard.get("draft") and not guard.get("passed", True):
-        failed = (f"\n> _draft not sent ({html.escape('; '.join(guard.get('reasons', [])))}):_ "
-                  f"{html.escape(guard['draft'])}")
+        failed = (f"\n> _draft not sent ({as_text('; '.join(guard.get('reasons', [])))}):_ "
+                  f"{as_text(guard['draft'])}")
     judged = f"  \n<small class=\"judged\">{html.escape(judgement.summary())}</small>" if judgement else ""
     return f"\n**Tutor:** {text}  \n<small>{' · '.join(details)}</small>{judged}{failed}\n"

@@ -1,16 +1,22 @@
 """The web app: a login page, then one Gradio page per role, all behind one gate.
 
-/login, /password, /logout are plain HTML forms (they must work before anyone is known).
+/login, /password, /logout are plain HTML forms (they must work before anyone is known), each
+posted with a CSRF token: the login form's is a cookie of its own (double submit), the others'
+is derived from the session (tutor.ui.access.form_token); logging out takes a POST.
 /learn/, /teach/, /admin/ are Gradio Blocks. The gate in front of them turns away anyone without
 a live session (a page request goes to /login, an API call gets 401 and no endpoint list), anyone
-whose role does not open that page (403), and every upload. Each event handler checks its caller
-again (tutor.ui.access): the gate is the outer wall, not the only one.
+whose role does not open that page (403), every upload, and a Gradio tab id another login session
+uses. Each event handler checks its caller again (tutor.ui.access): the gate is the outer wall,
+not the only one. Outside the gate, tutor.ui.hardening adds the security headers to every
+response, limits request bodies and refuses malformed API calls.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
+import secrets
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -20,17 +26,23 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from tutor.accounts import AccountService
-from tutor.errors import AccessDenied, InvalidInput, LoginRefused, LoginThrottled
+from tutor.errors import AccessDenied, InvalidInput, LoginRefused, LoginThrottled, NotFound
 from tutor.rounds import Rounds
 from tutor.service import TutorService
 from tutor.storage.store import User
-from tutor.ui.access import SESSION_COOKIE, check_every_handler
-from tutor.ui.admin import build_admin_page
+from tutor.ui.access import SESSION_COOKIE, check_every_handler, form_token
+from tutor.ui.admin import EXPORTS_PATH, build_admin_page
+from tutor.ui.exports import PendingExports
+from tutor.ui.hardening import MAX_BODY_BYTES, TAB_STATE, Hardening, TabOwners
 from tutor.ui.learner import build_learner_page
 from tutor.ui.navigation import PAGES
 from tutor.ui.teacher import build_teacher_page
 
 log = logging.getLogger(__name__)
+
+LOGIN_CSRF_COOKIE = "tutor_login_csrf"
+NAME_SHOWN_CHARS = 100  # a name typed into the login form is shown back at most this long
+FORM_EXPIRED = "This form has expired. Please try again."
 
 HOME = {"learner": "/learn/", "teacher": "/teach/", "admin": "/admin/"}
 REASONS = {  # /login?reason=... : fixed texts, so no one can put words on the page through a link
@@ -46,19 +58,24 @@ class ServerLimits:
     concurrency: int = 4  # tutor turns generated at once (per page)
     queue_size: int = 64  # waiting events per page; beyond it a request is refused at once
     messages_per_minute: int = 12  # per learner
+    body_bytes: int = MAX_BODY_BYTES  # largest request body
 
 
-def build_app(service: TutorService, accounts: AccountService,
-              limits: ServerLimits = ServerLimits(), rounds: Rounds | None = None) -> FastAPI:
-    """`rounds` None: no RLHF rounds here (a student that is not a local model)."""
+def build_app(service: TutorService, accounts: AccountService, limits: ServerLimits = ServerLimits(),
+              rounds: Rounds | None = None, secure_cookies: bool = False) -> FastAPI:
+    """`rounds` None: no RLHF rounds here (a student that is not a local model).
+    `secure_cookies`: cookies only over https (the app is served behind TLS)."""
     service.messages_per_minute = limits.messages_per_minute
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    exports = PendingExports()
     pages = {
         "learn": build_learner_page(service, accounts),
         "teach": build_teacher_page(service, accounts),
-        "admin": build_admin_page(service, accounts, rounds),
+        "admin": build_admin_page(service, accounts, rounds, exports),
     }
     roles_by_path = {f"/{path}": roles for path, _, roles in PAGES}
+    tabs = TabOwners()
+    cookie = {"httponly": True, "samesite": "strict", "secure": secure_cookies}
 
     @app.middleware("http")
     async def gate(request: Request, call_next):
@@ -83,6 +100,10 @@ def build_app(service: TutorService, accounts: AccountService,
             if _wants_page(request):
                 return HTMLResponse(_not_yours(user), status_code=403)
             return JSONResponse({"detail": "This page is not open to your role."}, status_code=403)
+        tab = getattr(request.state, TAB_STATE, None)
+        if tab is not None and not tabs.claim(tab, _digest(request.cookies.get(SESSION_COOKIE))):
+            return JSONResponse({"detail": "This tab belongs to another login session; reload the page."},
+                                status_code=403)
         request.state.user = user  # for Gradio's auth_dependency: the session is read once
         return await call_next(request)
 
@@ -92,21 +113,34 @@ def build_app(service: TutorService, accounts: AccountService,
         return RedirectResponse(HOME[user.role] if user else "/login", status_code=303)
 
     @app.get("/login", response_class=HTMLResponse)
-    def login_form(reason: str = "", next: str = ""):
-        return _login_page(REASONS.get(reason, ""), next, error=False)
+    def login_form(request: Request, reason: str = "", next: str = ""):
+        return _with_login_token(request, REASONS.get(reason, ""), next, error=False, status=200)
 
     @app.post("/login")
-    def login(request: Request, name: str = Form(""), password: str = Form(""), next: str = Form("")):
+    def login(request: Request, name: str = Form(""), password: str = Form(""), next: str = Form(""),
+              csrf: str = Form("")):
+        if not _same(csrf, request.cookies.get(LOGIN_CSRF_COOKIE)):  # a form posted from another site
+            return _with_login_token(request, FORM_EXPIRED, next, error=True, status=403, name=name)
         address = request.client.host if request.client else None
         try:
             user, token = accounts.login(name, password, address)
         except LoginRefused as refused:
             status = 429 if isinstance(refused, LoginThrottled) else 401
-            return HTMLResponse(_login_page(str(refused), next, error=True, name=name), status_code=status)
+            return _with_login_token(request, str(refused), next, error=True, status=status, name=name)
         target = "/password" if user.must_change_password else _safe_next(next, user)
         response = RedirectResponse(target, status_code=303)
         # a browser-session cookie; the server ends the session itself after idle hours
-        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(SESSION_COOKIE, token, **cookie)
+        return response
+
+    def _with_login_token(request: Request, message: str, next_path: str, error: bool, status: int,
+                          name: str = "") -> HTMLResponse:
+        """The login page with its form's CSRF token, set as a cookie too when it is new."""
+        token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+        response = HTMLResponse(_login_page(message, next_path, error, token, name[:NAME_SHOWN_CHARS]),
+                                status_code=status, headers={"cache-control": "no-store"})
+        if token != request.cookies.get(LOGIN_CSRF_COOKIE):
+            response.set_cookie(LOGIN_CSRF_COOKIE, token, **cookie)
         return response
 
     @app.get("/password", response_class=HTMLResponse)
@@ -114,28 +148,59 @@ def build_app(service: TutorService, accounts: AccountService,
         user = _session_user(accounts, request)
         if user is None:
             return RedirectResponse("/login?reason=login", status_code=303)
-        if not user.must_change_password:  # changing a known password is an admin's reset
-            return RedirectResponse(HOME[user.role], status_code=303)
-        return _password_page(user, "")
+        return _password_page(user, request, "")
 
     @app.post("/password")
-    def change_password(request: Request, new: str = Form(""), repeat: str = Form("")):
+    def change_password(request: Request, old: str = Form(""), new: str = Form(""), repeat: str = Form(""),
+                        csrf: str = Form("")):
         user = _session_user(accounts, request)
-        if user is None or not user.must_change_password:
+        session_token = request.cookies.get(SESSION_COOKIE)
+        if user is None:
             return RedirectResponse("/login?reason=login", status_code=303)
+        if not _same(csrf, form_token(session_token)):
+            return HTMLResponse(_password_page(user, request, FORM_EXPIRED), status_code=403)
         try:
-            accounts.change_own_password(user, new, repeat)
+            accounts.change_own_password(user, new, repeat, old=old, session_token=session_token)
         except InvalidInput as error:
-            return HTMLResponse(_password_page(user, str(error)), status_code=400)
-        return RedirectResponse(HOME[user.role], status_code=303)
+            return HTMLResponse(_password_page(user, request, str(error)), status_code=400)
+        if user.must_change_password:
+            return RedirectResponse(HOME[user.role], status_code=303)
+        return HTMLResponse(_password_page(user, request, "", done=True))
 
-    @app.get("/logout")
+    @app.get("/logout", response_class=HTMLResponse)
+    def logout_form(request: Request):
+        """A link to /logout asks first: logging out takes a POST with the session's token."""
+        user = _session_user(accounts, request)
+        if user is None:
+            return RedirectResponse("/login?reason=logged-out", status_code=303)
+        return HTMLResponse(_logout_page(user, request))
+
     @app.post("/logout")
-    def logout(request: Request):
-        accounts.logout(request.cookies.get(SESSION_COOKIE))
+    def logout(request: Request, csrf: str = Form("")):
+        session_token = request.cookies.get(SESSION_COOKIE)
+        user = _session_user(accounts, request)
+        if user is not None and not _same(csrf, form_token(session_token)):
+            return HTMLResponse(_logout_page(user, request, FORM_EXPIRED), status_code=403)
+        accounts.logout(session_token)
         response = RedirectResponse("/login?reason=logged-out", status_code=303)
-        response.delete_cookie(SESSION_COOKIE)
+        response.delete_cookie(SESSION_COOKIE, **cookie)
         return response
+
+    @app.get(EXPORTS_PATH + "/{key}")
+    def download_export(request: Request, key: str):
+        """An admin's export, once: the gate let only an admin with a live session this far."""
+        admin = accounts.require(request.state.user, "admin")
+        export = exports.take(key)
+        try:
+            if export is None:
+                raise NotFound("gone")
+            service.store.user(export.user_id)  # deleted since: nothing to hand out
+        except NotFound:
+            return JSONResponse({"detail": "This export has expired or was downloaded already; "
+                                           "export again."}, status_code=404)
+        accounts.audit(admin, "download_export", f"user:{export.user_id}")
+        return Response(export.content, media_type="application/json", headers={
+            "content-disposition": f'attachment; filename="{export.filename}"', "cache-control": "no-store"})
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -151,6 +216,9 @@ def build_app(service: TutorService, accounts: AccountService,
             mcp_server=False, enable_monitoring=False,
         )
     app.state.pages = pages
+    app.state.exports = exports
+    app.add_middleware(Hardening, handlers={f"/{path}": page.fns.keys() for path, page in pages.items()},
+                       body_limit=limits.body_bytes, secure=secure_cookies)
     return app
 
 
@@ -165,6 +233,14 @@ def _gated_user_name(request: Request) -> str | None:
     """Who the gate let through (None, so Gradio refuses, if the gate did not run)."""
     user = getattr(request.state, "user", None)
     return user.name if user else None
+
+
+def _same(given: str | None, expected: str | None) -> bool:
+    return bool(given and expected) and secrets.compare_digest(given.encode(), expected.encode())
+
+
+def _digest(session_token: str | None) -> str:
+    return hashlib.sha256((session_token or "").encode()).hexdigest()
 
 
 def _wants_page(request: Request) -> bool:
@@ -203,10 +279,11 @@ def _note(message: str, error: bool) -> str:
     return f'<div class="{kind}" role="alert" id="message">{html.escape(message)}</div>'
 
 
-def _login_page(message: str, next_path: str, error: bool, name: str = "") -> str:
+def _login_page(message: str, next_path: str, error: bool, token: str, name: str = "") -> str:
     return _page("Log in", f"""<h1>Socratic tutor</h1><p class=small>Log in to work on problems,
 review your class, or run the tutor.</p>{_note(message, error)}
 <form method=post action=/login><input type=hidden name=next value="{html.escape(next_path)}">
+<input type=hidden name=csrf value="{html.escape(token)}">
 <label for=name>Name</label><input id=name name=name autocomplete=username required
 value="{html.escape(name)}" maxlength=100 autofocus>
 <label for=password>Password</label><input id=password name=password type=password
@@ -215,14 +292,38 @@ autocomplete=current-password required maxlength=200>
 <p class=small>No account? Ask your teacher or the admin for one.</p>""")
 
 
-def _password_page(user: User, message: str) -> str:
-    return _page("Choose a password", f"""<h1>Choose your password</h1>
-<p class=small>{html.escape(user.name)}, you logged in with a one-time password. Choose your own
-(at least 8 characters) to go on.</p>{_note(message, bool(message))}
-<form method=post action=/password><label for=new>New password</label>
+def _password_page(user: User, request: Request, message: str, done: bool = False) -> str:
+    token = html.escape(form_token(request.cookies.get(SESSION_COOKIE)))
+    if done:
+        return _page("Password changed", f"""<h1>Password changed</h1>{_note(
+            "Your password is changed; your other sessions have ended.", False)}
+<p><a href="{HOME[user.role]}">Back to your page</a></p>""")
+    if user.must_change_password:
+        heading, intro, old = "Choose your password", (
+            f"{html.escape(user.name)}, you logged in with a one-time password. Choose your own "
+            "(at least 8 characters) to go on."), ""
+    else:
+        heading, intro = "Change your password", (
+            f"{html.escape(user.name)}, choose a new password (at least 8 characters). Your other "
+            "sessions end; this one stays.")
+        old = """<label for=old>Current password</label><input id=old name=old type=password
+autocomplete=current-password required maxlength=200>"""
+    back = "" if user.must_change_password else f'<p class=small><a href="{HOME[user.role]}">Back</a></p>'
+    return _page(heading, f"""<h1>{heading}</h1><p class=small>{intro}</p>{_note(message, bool(message))}
+<form method=post action=/password><input type=hidden name=csrf value="{token}">{old}
+<label for=new>New password</label>
 <input id=new name=new type=password autocomplete=new-password required maxlength=200>
 <label for=repeat>Repeat it</label><input id=repeat name=repeat type=password
-autocomplete=new-password required maxlength=200><button type=submit>Save and go on</button></form>""")
+autocomplete=new-password required maxlength=200><button type=submit>Save and go on</button></form>{back}""")
+
+
+def _logout_page(user: User, request: Request, message: str = "") -> str:
+    token = html.escape(form_token(request.cookies.get(SESSION_COOKIE)))
+    return _page("Log out", f"""<h1>Log out?</h1>{_note(message, bool(message))}
+<p class=small>You are logged in as {html.escape(user.name)}.</p>
+<form method=post action=/logout><input type=hidden name=csrf value="{token}">
+<button type=submit id=logout>Log out</button></form>
+<p class=small><a href="{HOME[user.role]}">Back to your page</a></p>""")
 
 
 def _not_yours(user: User) -> str:
