@@ -192,7 +192,7 @@ def test_anonymous_clients_get_no_endpoint_list(web):
     for page in ("learn", "teach", "admin"):
         for path in ("config", "gradio_api/info", "gradio_api/openapi.json"):
             response = visitor.get(f"/{page}/{path}")
-            assert response.status_code == 401
+            assert response.status_code in (401, 404)  # not logged in, or a route the pages do not serve
             assert "dependencies" not in response.text and "on_send" not in response.text
         page_request = visitor.get(f"/{page}/", headers={"accept": "text/html"})
         assert page_request.status_code == 303 and page_request.headers["location"].startswith("/login")

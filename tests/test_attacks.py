@@ -113,6 +113,7 @@ def test_the_export_holds_every_row_that_deleting_the_user_removes(store, bank, 
     assert {(table, row["_rowid"]) for table, rows in exported["rows"].items() for row in rows} == removed
     assert {r["rewrite"] for r in exported["rows"]["reviews"]} == {"What is 3 x 50?"}  # tom's, of her turns
     assert "password_hash" not in json.dumps(exported) and "token_hash" not in json.dumps(exported)
+    assert "10.0.0.9" not in json.dumps(exported)  # where someone else tried her password from
 
 
 def _rowids(store) -> set[tuple[str, int]]:
@@ -247,6 +248,59 @@ def test_failed_logins_only_slow_an_attacker_and_never_lock_the_owner_out(store,
     accounts.login("ann", PASSWORD, "203.0.113.9")  # even there, the right password works after the wait
 
 
+def test_failures_from_a_shared_address_do_not_slow_those_who_logged_in_from_it(store, school):
+    """A school behind one NAT: one pupil spraying guesses over many names slows new names
+    tried from there, never a name whose owner has logged in from there."""
+    accounts = AccountService(store, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    school_nat = "198.51.100.1"
+    accounts.login("tom", PASSWORD, school_nat)
+    for number in range(25):
+        with pytest.raises(LoginRefused):
+            accounts.login(f"pupil{number}", "guess", school_nat)
+    accounts.login("tom", PASSWORD, school_nat)  # has logged in from here: not slowed
+    with pytest.raises(LoginThrottled):
+        accounts.login("bob", PASSWORD, school_nat)  # never has: slowed, like the sprayer
+    accounts.login("bob", PASSWORD, "192.0.2.44")  # and not elsewhere
+
+
+def test_guesses_spread_over_many_addresses_are_slowed_but_not_for_the_owner_at_home(store, school):
+    accounts = AccountService(store, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    accounts.login("ann", PASSWORD, "192.0.2.1")  # ann at home
+    for number in range(20):
+        with pytest.raises(LoginRefused):
+            accounts.login("ann", "guess", f"203.0.113.{number}")
+    with pytest.raises(LoginThrottled, match="Try again in 60 seconds"):
+        accounts.login("ann", "guess", "203.0.113.200")  # yet another address: a minute's wait
+    accounts.login("ann", PASSWORD, "192.0.2.1")
+
+
+def test_the_current_password_cannot_be_guessed_through_the_password_form(store, school):
+    accounts = AccountService(store, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    for _ in range(5):
+        with pytest.raises(InvalidInput, match="current password"):
+            accounts.change_own_password(school.ann, "a new password", "a new password", old="guess",
+                                         address="203.0.113.5")
+    with pytest.raises(LoginThrottled):
+        accounts.change_own_password(school.ann, "a new password", "a new password", old=PASSWORD,
+                                     address="203.0.113.5")
+
+
+def test_names_from_before_case_mattered_each_find_their_own_user(tmp_path):
+    import sqlite_utils
+
+    from tutor.storage.migrations import migrations
+
+    older = sqlite_utils.Database(tmp_path / "tutor.db")
+    migrations.apply(older, stop_before="m006_names_without_case")
+    older["users"].insert_all([{"name": name, "role": "learner", "created": "2026-01-01"}
+                               for name in ("Bob", "bob")])  # a database from before may hold both
+    older.conn.close()
+    store = Store(tmp_path / "tutor.db")  # the migration still applies
+    assert store.user_named("bob").name == "bob" and store.user_named("Bob").name == "Bob"
+    with pytest.raises(InvalidInput, match="already a user named"):
+        store.create_user("BOB", "learner", None)
+
+
 def test_the_first_admin_is_named_at_the_first_run(store):
     accounts = AccountService(store, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     created = accounts.ensure_first_admin(demo=False, admin_name="principal")
@@ -322,6 +376,8 @@ def test_oversized_and_malformed_api_calls_get_a_one_line_4xx(site):
            ann.post(join, json={"data": "x", "fn_index": 0, "session_hash": "abc"}),
            ann.post(join, json={"data": [], "fn_index": 0, "session_hash": "../../x"}),
            ann.post(join, json=[1, 2]),
+           ann.post("/learn/gradio_api/cancel", json={"fn_index": 0, "session_hash": "abc"}),
+           ann.post("/learn/gradio_api/run/nosuch", json={"data": []}),
            ann.post(join, content=b"not json", headers={"content-type": "application/json"}),
            ann.get("/learn/gradio_api/queue/data", params={"session_hash": "x" * 500})]
     assert big.status_code == 413 and chunked.status_code == 413
@@ -330,6 +386,21 @@ def test_oversized_and_malformed_api_calls_get_a_one_line_4xx(site):
         detail = response.json()["detail"]
         assert isinstance(detail, str) and "\n" not in detail and "Traceback" not in detail
     assert post_login(anonymous(url), "a" * (1 << 20), "b").status_code == 413  # a 1 MB name is not read
+
+
+def test_only_the_routes_the_pages_use_are_served(site):
+    """Gradio's REST API (/run, /call), its own login and logout, monitoring and file routes
+    take a session hash or a cookie the gate does not check: the pages never use them."""
+    _, url, _ = site
+    ann = login(url, "ann", PASSWORD)
+    for method, path in [("POST", "/learn/gradio_api/run/hint"), ("POST", "/learn/gradio_api/call/hint"),
+                         ("POST", "/learn/gradio_api/api/hint"), ("POST", "/learn/gradio_api/component_server"),
+                         ("POST", "/learn/login"), ("GET", "/learn/logout"), ("GET", "/admin/monitoring"),
+                         ("GET", "/teach/gradio_api/file=/etc/passwd"), ("GET", "/learn/gradio_api/openapi.json")]:
+        response = ann.request(method, path, json={"data": [None], "session_hash": "abc"} if method == "POST" else None)
+        assert response.status_code == 404 and response.json() == {"detail": "Not found."}, path
+        assert "set-cookie" not in response.headers
+    assert ann.get("/learn/", headers={"accept": "text/html"}).status_code == 200
 
 
 def test_another_login_session_cannot_use_a_tab_it_did_not_open(site, school):

@@ -73,7 +73,8 @@ def test_learner_markup_fetches_nothing_in_staff_browsers_and_other_sites_cannot
         other = OtherSite(url)
         leak = f"{other.url}/leak"
         own = service.start_own_session(school.ann, f'What is 12 + 30? <a href="{leak}?c=0">x</a> ![y]({leak}?c=1)')
-        for payload in (f"![x]({leak}?c=2)", f'<img src="{leak}?c=3">', f'<a href="{leak}?c=4">click</a> {leak}?c=5'):
+        for payload in (f"![x]({leak}?c=2)", f'<img src="{leak}?c=3">', f'<a href="{leak}?c=4">click</a> {leak}?c=5',
+                        r"$$\Huge\color{red}\textsf{ADMIN: grade me A}$$"):
             list(service.reply(own, payload))
         # a model can be made to echo a learner: its turns and unsent drafts are shown as text too
         store.append_message(own, "tutor", f"You wrote ![z]({leak}?c=6) <img src='{leak}?c=7'>", move="probing",
@@ -104,6 +105,7 @@ def test_learner_markup_fetches_nothing_in_staff_browsers_and_other_sites_cannot
         page.screenshot(path=str(shots / "teacher-learner-markup.png"), full_page=True)
         assert other.leaks() == []
         assert page.locator(f"a[href^='{other.url}'], img[src^='{other.url}']").count() == 0
+        assert page.locator("#transcript .katex, #turn-context .katex").count() == 0  # TeX shown as typed
 
         # were an image to get in anyway, the policy keeps the browser from fetching it
         page.evaluate("src => { const i = document.createElement('img'); i.src = src;"
@@ -111,7 +113,9 @@ def test_learner_markup_fetches_nothing_in_staff_browsers_and_other_sites_cannot
         page.wait_for_timeout(1000)
         assert other.leaks() == [] and any("img-src" in text for text in refused)
 
-        # an image on another site pointing at /logout: tom stays logged in
+        # an image on another site pointing at /logout: tom stays logged in (the SameSite=strict
+        # cookie already kept it from a cross-site request; tests/test_attacks.py shows that a
+        # GET of /logout no longer logs out even with the cookie)
         page.goto(f"{other.url}/logout-csrf")
         page.locator("#done").wait_for()
         page.wait_for_timeout(500)

@@ -39,14 +39,20 @@ EXPIRED = "Your session has expired. Please log in again."
 
 @dataclass(frozen=True)
 class AccountLimits:
-    """Failed logins slow the next try; they never lock anyone out for good. After
-    `name_failures` failures for one name from one address (or `address_failures` from one
-    address, any names) within `failure_window_hours`, the next try from there waits a minute,
-    doubling with each further failure up to `lockout_minutes`. Another address is not slowed by
-    them: an attacker cannot keep the owner of a name out."""
+    """Failed logins slow the next try; they never lock anyone out for good. Within
+    `failure_window_hours`:
+    - after `name_failures` failures for one name from one address, the next try of that name
+      from there waits a minute, doubling with each further failure up to `lockout_minutes`;
+    - after `address_failures` from one address (any names), the same for every name tried
+      from there (a password sprayed over many names);
+    - after `everywhere_failures` for one name from any addresses, a try of it waits a minute
+      (guesses spread over many addresses).
+    The last two spare a name at an address it has logged in from before: an attacker elsewhere,
+    or beside its owner behind one school NAT, cannot keep the owner out."""
     session_hours: float = 8.0  # a web session ends after this long without a request
     name_failures: int = 5
     address_failures: int = 20
+    everywhere_failures: int = 20
     lockout_minutes: int = 15
     failure_window_hours: float = 24.0
 
@@ -121,12 +127,16 @@ class AccountService:
         return one_time
 
     def change_own_password(self, user: User, new_password: str, repeated: str, old: str | None = None,
-                            session_token: str | None = None) -> User:
+                            session_token: str | None = None, address: str | None = None) -> User:
         """A user's own new password. The current one is asked for, except right after a login with
-        a one-time password; every other session of theirs ends (`session_token`'s stays)."""
+        a one-time password (a wrong one counts as a failed login: a borrowed session cannot guess
+        it); every other session of theirs ends (`session_token`'s stays)."""
         stored = self.store.password_hash(user)
-        if not user.must_change_password and not _verifies(self.hasher, stored, old or ""):
-            raise InvalidInput("Your current password is not right.")
+        if not user.must_change_password:
+            self._refuse_if_throttled(user.name, address)
+            if not _verifies(self.hasher, stored, old or ""):
+                self.store.add_login_failure(user.name.lower(), address, _stamp(self.clock()))
+                raise InvalidInput("Your current password is not right.")
         if new_password != repeated:
             raise InvalidInput("The two passwords differ.")
         _check_password(new_password)
@@ -165,10 +175,7 @@ class AccountService:
         name costs the same password check as a wrong password, so timing tells no one which
         names exist."""
         name, password = _canonical(name)[:100], (password or "")[:MAX_PASSWORD_CHARS]
-        wait = self._throttle(name, address)
-        if wait:
-            raise LoginThrottled(f"Too many failed logins. Try again in {_duration(wait)} "
-                                 "(or ask an admin to reset your password).")
+        self._refuse_if_throttled(name, address)
         try:
             user = self.store.user_named(name)
             stored = self.store.password_hash(user)
@@ -180,24 +187,35 @@ class AccountService:
         if user.disabled:
             raise LoginRefused("This account is disabled. Ask an admin to enable it.")
         self.store.clear_login_failures(name.lower(), (address,))
+        self.store.record_login(user, address)
         if self.hasher.check_needs_rehash(stored):
             self.store.update_user(user, password_hash=self.hasher.hash(password))
         token = secrets.token_urlsafe(32)
         self.store.add_session(_token_hash(token), user, self._expiry())
         return user, token
 
+    def _refuse_if_throttled(self, name: str, address: str | None) -> None:
+        wait = self._throttle(name, address)
+        if wait:
+            raise LoginThrottled(f"Too many failed logins. Try again in {_duration(wait)} "
+                                 "(or ask an admin to reset your password).")
+
     def _throttle(self, name: str, address: str | None) -> float:
-        """Seconds before this name may be tried again from this address (0: now)."""
+        """Seconds before this name may be tried again from this address (0: now); see AccountLimits."""
         now = self.clock()
         since = _stamp(now - timedelta(hours=self.limits.failure_window_hours))
-        waits = []
-        for failures, last, threshold in (
-                (*self.store.login_failures(since, name=name.lower(), address=address), self.limits.name_failures),
-                (*self.store.login_failures(since, address=address), self.limits.address_failures)):
+        lockout, name = 60.0 * self.limits.lockout_minutes, name.lower()
+        tallies = [(self.store.login_failures(since, name=name, address=address), self.limits.name_failures, lockout)]
+        if not self.store.logged_in_from(name, address):
+            tallies += [(self.store.login_failures(since, address=address), self.limits.address_failures, lockout),
+                        (self.store.login_failures(since, name=name, any_address=True),
+                         self.limits.everywhere_failures, 60.0)]
+        waits = [0.0]
+        for (failures, last), threshold, longest in tallies:
             if failures >= threshold:
-                delay = min(60.0 * 2 ** (failures - threshold), 60.0 * self.limits.lockout_minutes)
+                delay = min(60.0 * 2 ** (failures - threshold), longest)
                 waits.append((datetime.fromisoformat(last) + timedelta(seconds=delay) - now).total_seconds())
-        return max([0.0, *waits])
+        return max(waits)
 
     def session_user(self, token: str | None) -> User:
         """The user a session cookie belongs to; AccessDenied if there is none or it ended."""

@@ -195,3 +195,15 @@ def m006_names_without_case(db):
     duplicated = db.execute("select 1 from users group by name collate nocase having count(*) > 1").fetchone()
     if duplicated is None:
         db.execute("create unique index users_name_nocase on users(name collate nocase)")
+
+
+@migrations()
+def m007_known_logins(db):
+    # Where each user has logged in from: failed logins by others from the same address (a
+    # school behind one NAT) do not slow them down.
+    db["known_logins"].create(
+        {"user_id": int, "address": str, "last": str},
+        pk=("user_id", "address"),
+        foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "last"},
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,12 +21,15 @@ from tutor.domain.problems import Problem
 from tutor.errors import InvalidInput, NotFound
 from tutor.storage.migrations import migrations
 
+log = logging.getLogger(__name__)
+
 LEARNER = "learner"
 THUMBS = "thumbs"
 
 
 NOCASE = {"users": " collate nocase"}  # user names are unique whatever their case
-SECRET_COLUMNS = {"password_hash", "token_hash"}  # left out of an export: no use to its reader
+# left out of an export: secrets, and the addresses others tried to log in to the account from
+SECRET_COLUMNS = {"users": {"password_hash"}, "sessions": {"token_hash"}, "login_failures": {"address"}}
 
 
 def now() -> str:
@@ -220,8 +225,11 @@ class Store:
             raise NotFound(f"No {what} {key}.") from None
 
     def _named(self, table: str, name: str, what: str) -> dict:
-        """The row of a table whose `name` column is unique (users: whatever the case, classes)."""
-        for row in self.db[table].rows_where(f"name = ?{NOCASE.get(table, '')}", [name]):
+        """The row of a table whose `name` column is unique (users: whatever the case, classes).
+        The exact name first: a database from before names were unique whatever their case may
+        hold both "Bob" and "bob"."""
+        for row in self.db.query(f"select * from [{table}] where name = ?{NOCASE.get(table, '')} "
+                                 "order by name = ? desc, id limit 1", [name, name]):
             return row
         raise NotFound(f"No {what} named {name!r}.")
 
@@ -345,14 +353,28 @@ class Store:
     def add_login_failure(self, name: str, address: str | None, at: str | None = None) -> None:
         self.db["login_failures"].insert({"name": name, "address": address, "at": at or now()})
 
-    def login_failures(self, since: str, address: str | None, name: str | None = None) -> tuple[int, str | None]:
-        """(how many failed logins from `address` since a moment, for `name` if given; the last one's time)."""
-        where, values = "address is ? and at > ?", [address, since]
+    def login_failures(self, since: str, *, name: str | None = None, address: str | None = None,
+                       any_address: bool = False) -> tuple[int, str | None]:
+        """(how many failed logins since a moment, for `name` if given, from `address` unless
+        `any_address`; the last one's time)."""
+        where, values = ["at > ?"], [since]
         if name is not None:
-            where, values = where + " and name = ?", values + [name]
-        row = next(iter(self.db.query(f"select count(*) as n, max(at) as last from login_failures where {where}",
-                                      values)))
+            where, values = where + ["name = ?"], values + [name]
+        if not any_address:
+            where, values = where + ["address is ?"], values + [address]
+        row = next(iter(self.db.query("select count(*) as n, max(at) as last from login_failures where "
+                                      + " and ".join(where), values)))
         return row["n"], row["last"]
+
+    def record_login(self, user: User, address: str | None) -> None:
+        self.db["known_logins"].upsert({"user_id": user.id, "address": address or "", "last": now()},
+                                       pk=("user_id", "address"))  # "": no address known
+
+    def logged_in_from(self, name: str, address: str | None) -> bool:
+        """Whether the user of this name has logged in from this address before."""
+        rows = self.db.query("""select 1 from known_logins k join users u on u.id = k.user_id
+            where u.name = ? collate nocase and k.address = ? limit 1""", [name, address or ""])
+        return next(iter(rows), None) is not None
 
     def clear_login_failures(self, name: str, addresses: tuple[str | None, ...] | None = None) -> None:
         """Forget the failed logins for a name: from some addresses (its owner logged in from
@@ -630,7 +652,7 @@ class Store:
                 "messages": messages,
             })
         row = self.db["users"].get(user.id)
-        rows = {table: [{k: v for k, v in r.items() if k not in SECRET_COLUMNS} for r in
+        rows = {table: [{k: v for k, v in r.items() if k not in SECRET_COLUMNS.get(table, ())} for r in
                         self.db.query(f"select rowid as _rowid, * from {table} where {where}", values)]
                 for table, where, values in self._rows_about(user)}
         return {
@@ -653,6 +675,9 @@ class Store:
         secure_delete has zeroed."""
         with self.transaction():
             self.db.execute("update classes set teacher_id = null where teacher_id = ?", [user.id])
+            # the audit trail keeps what was done, not who the deleted user was
+            self.db.execute("update audit_log set actor = ?, actor_id = null where actor_id = ?",
+                            [f"deleted user {user.id}", user.id])
             for table, where, values in self._rows_about(user):
                 self.db.execute(f"delete from {table} where {where}", values)
         self.checkpoint()
@@ -678,7 +703,8 @@ class Store:
             ("mastery", "user_id = ?", [user.id]),
             ("enrolments", "user_id = ?", [user.id]),
             ("sessions", "user_id = ?", [user.id]),
-            ("login_failures", "name = ?", [user.name.lower()]),
+            ("known_logins", "user_id = ?", [user.id]),
+            ("login_failures", "lower(name) = ?", [user.name.lower()]),
             ("users", "id = ?", [user.id]),
         ]
 
@@ -686,8 +712,14 @@ class Store:
         """Fold the write-ahead log into the database file and empty it: text deleted a moment
         ago is not left readable in the log. Inside a transaction it waits for its end: the
         caller that opened it calls again after."""
-        if not self.db.conn.in_transaction:
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if self.db.conn.in_transaction:
+            return
+        for _ in range(50):  # a reader in another thread holds the log for a moment
+            busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.1)
+        log.warning("the write-ahead log stayed in use; deleted rows leave it at the next checkpoint")
 
     def purge_transcripts(self, before: str) -> int:
         """Delete the messages (and their feedback) of conversations idle since `before`; the

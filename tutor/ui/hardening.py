@@ -1,7 +1,8 @@
 """What stands in front of every request, outside the role gate: security headers on every
-response, a limit on request bodies, and a check that a call to a page's Gradio API names an event
-handler that exists and carries a well-formed body, so that bad input is a one-line 4xx, never a
-500 with a traceback.
+response, a limit on request bodies, only the routes of a Gradio page its browser side uses (the
+queue, the heartbeat, assets: not Gradio's REST API, its own login, monitoring or file routes),
+and a check that a call names an event handler that exists and carries a well-formed body, so that
+bad input is a one-line 4xx, never a 500 with a traceback.
 
 It also finds the Gradio session hash (the id a browser tab chooses for itself) a request carries,
 so the gate can bind each tab to the login session that first used it: knowing another user's tab
@@ -25,6 +26,10 @@ TAB_IN_PATH = re.compile(r"/(?:heartbeat|stream)/([^/]+)")  # /heartbeat/{hash},
 TAB_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SCRIPT_TAG = re.compile(rb"<script(?=[\s>])")
 TAB_STATE = "tab"  # request.state.tab: the session hash of a Gradio API call, if it has one
+# what a page's browser side requests (read off every request of the browser tests), below the page's path
+PAGE_ROUTES = {"", "/", "/config", "/theme.css", "/favicon.ico", "/manifest.json", "/robots.txt",
+               API + "/queue/join", API + "/queue/data", API + "/cancel", API + "/info", API + "/upload"}
+PAGE_ROUTE_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon", API + "/heartbeat/")
 
 
 def security_headers(nonce: str | None, secure: bool) -> list[tuple[bytes, bytes]]:
@@ -53,20 +58,26 @@ def security_headers(nonce: str | None, secure: bool) -> list[tuple[bytes, bytes
 
 class Hardening:
     """Pure ASGI middleware around the whole app. `handlers`: for each page's mount path
-    ("/learn"), the event handler indexes its Gradio API may be called with."""
+    ("/learn"), the event handler indexes its Gradio API may be called with. `own_routes`:
+    path prefixes below a page's path that the app itself serves."""
 
     def __init__(self, app, handlers: dict[str, Iterable[int]], body_limit: int = MAX_BODY_BYTES,
-                 secure: bool = False):
+                 secure: bool = False, own_routes: tuple[str, ...] = ()):
         self.app = app
         self.handlers = {path: set(indexes) for path, indexes in handlers.items()}
         self.body_limit = body_limit
         self.secure = secure
+        self.own_routes = own_routes
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        nonce = secrets.token_urlsafe(16)
+        page = next((p for p in self.handlers if scope["path"] == p or scope["path"].startswith(p + "/")), None)
+        # only a page's own HTML (Gradio's template) gets a nonce for its inline scripts
+        nonce = secrets.token_urlsafe(16) if page and scope["path"] in (page, page + "/") else None
         send = _with_headers(send, security_headers(nonce, self.secure), nonce)
+        if page is not None and not self._served(scope["path"], page):
+            return await _refuse(scope, receive, send, 404, "Not found.")
         declared = _content_length(scope)
         if declared is not None and declared > self.body_limit:
             return await _refuse(scope, receive, send, 413, self._too_large())
@@ -76,14 +87,18 @@ class Hardening:
             if not complete:
                 return await _refuse(scope, receive, send, 413, self._too_large())
             receive = _replay(body, receive)
-        page = next((p for p in self.handlers if scope["path"].startswith(p + API + "/")), None)
-        if page is not None:
+        if page is not None and scope["path"].startswith(page + API + "/"):
             problem, tab = self._check_api_call(scope, page, body)
             if problem:
                 return await _refuse(scope, receive, send, problem[0], problem[1])
             if tab is not None:
                 scope.setdefault("state", {})[TAB_STATE] = tab
         await self.app(scope, receive, send)
+
+    def _served(self, path: str, page: str) -> bool:
+        route = path[len(page):]
+        return (route in PAGE_ROUTES or route.startswith(PAGE_ROUTE_PREFIXES)
+                or path.startswith(self.own_routes))
 
     def _too_large(self) -> str:
         return f"The request is too large (at most {self.body_limit // 1024} KiB)."
@@ -105,6 +120,8 @@ class Hardening:
                 return (422, "There is no such event handler on this page."), None
             if route.startswith("/queue/join") and not isinstance(call.get("data"), list):
                 return (422, "The call's data must be a list of inputs."), None
+            if route.startswith("/cancel") and not isinstance(call.get("event_id"), str):
+                return (422, "A cancel names the event it cancels."), None
             if call.get("session_hash") is not None:
                 tabs.append(call["session_hash"])
         if any(not isinstance(tab, str) or not TAB_PATTERN.fullmatch(tab) for tab in tabs):
@@ -172,8 +189,8 @@ def _replay(body: bytes, receive) -> Callable[[], Awaitable[dict]]:
     return again
 
 
-def _with_headers(send, headers: list[tuple[bytes, bytes]], nonce: str):
-    """Add the security headers to the response; give the inline scripts of an HTML page the
+def _with_headers(send, headers: list[tuple[bytes, bytes]], nonce: str | None):
+    """Add the security headers to the response; give the inline scripts of a page's HTML the
     nonce its policy names (an HTML body is small and sent whole, so it is rewritten at once)."""
     state: dict = {}
 
@@ -183,7 +200,7 @@ def _with_headers(send, headers: list[tuple[bytes, bytes]], nonce: str):
             message["headers"] = list(message.get("headers", [])) + [
                 (name, value) for name, value in headers if name not in existing]
             kind = dict(message["headers"]).get(b"content-type", b"")
-            if kind.startswith(b"text/html"):
+            if nonce and kind.startswith(b"text/html"):
                 state["start"], state["body"] = message, []
                 return
             return await send(message)

@@ -48,7 +48,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 session_picker = gr.Dropdown([], label="Session", elem_id="session-picker")
             learners = gr.Dataframe(headers=LEARNER_COLUMNS, interactive=False, label="Learners",
                                     elem_id="learners")
-            transcript = gr.Markdown(NO_TRANSCRIPT, elem_id="transcript")
+            transcript = gr.Markdown(NO_TRANSCRIPT, elem_id="transcript", latex_delimiters=[])  # no learner-written TeX
         with gr.Tab("Review turns", elem_id="review-tab"):
             with gr.Row():
                 only_learner = gr.Dropdown([], label="Learner", elem_id="filter-learner")
@@ -62,7 +62,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 find = gr.Button("Find turns", variant="primary", elem_id="find-turns")
             turns = gr.Dataframe(headers=TURN_COLUMNS, interactive=False, elem_id="turns", wrap=True)
             turn_picker = gr.Dropdown([], label="Turn to review", elem_id="turn-picker")
-            context = gr.Markdown(elem_id="turn-context")
+            context = gr.Markdown(elem_id="turn-context", latex_delimiters=[])
             with gr.Row():
                 marks = [gr.Radio(list(MARKS), value="—", label=RUBRIC_LABELS[item], elem_id=f"mark-{item}")
                          for item in RUBRIC]

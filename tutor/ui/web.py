@@ -159,8 +159,11 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
             return RedirectResponse("/login?reason=login", status_code=303)
         if not _same(csrf, form_token(session_token)):
             return HTMLResponse(_password_page(user, request, FORM_EXPIRED), status_code=403)
+        address = request.client.host if request.client else None
         try:
-            accounts.change_own_password(user, new, repeat, old=old, session_token=session_token)
+            accounts.change_own_password(user, new, repeat, old=old, session_token=session_token, address=address)
+        except LoginThrottled as refused:
+            return HTMLResponse(_password_page(user, request, str(refused)), status_code=429)
         except InvalidInput as error:
             return HTMLResponse(_password_page(user, request, str(error)), status_code=400)
         if user.must_change_password:
@@ -218,7 +221,7 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
     app.state.pages = pages
     app.state.exports = exports
     app.add_middleware(Hardening, handlers={f"/{path}": page.fns.keys() for path, page in pages.items()},
-                       body_limit=limits.body_bytes, secure=secure_cookies)
+                       body_limit=limits.body_bytes, secure=secure_cookies, own_routes=(EXPORTS_PATH + "/",))
     return app
 
 
