@@ -51,16 +51,17 @@ def drive_learner_page(url: str, screenshot: Path, login: tuple[str, str], probl
         box.fill(learner_message)
         page.get_by_role("button", name="Send").click()
         send = page.get_by_role("button", name="Send")
+        # the tutor's opening line, then its reply
+        expect(page.locator("#chat .message.bot")).to_have_count(2, timeout=reply_timeout_ms)
         bot = page.locator("#chat .message.bot").last
-        bot.wait_for(timeout=reply_timeout_ms)
-        _wait_until_settled(page, bot, send, reply_timeout_ms)
+        wait_until_settled(page, bot, send, reply_timeout_ms)
         page.locator("#chat button[aria-label='Like']").last.click()
         page.wait_for_timeout(500)
         reply = bot.inner_text()
 
         page.get_by_role("button", name="Hint").click()
-        expect(page.locator("#chat .message.bot")).to_have_count(2, timeout=reply_timeout_ms)
-        _wait_until_settled(page, page.locator("#chat .message.bot").last, send, reply_timeout_ms)
+        expect(page.locator("#chat .message.bot")).to_have_count(3, timeout=reply_timeout_ms)
+        wait_until_settled(page, page.locator("#chat .message.bot").last, send, reply_timeout_ms)
         hint_reply = page.locator("#chat .message.bot").last.inner_text()
         progress = page.locator("#progress").inner_text()
 
@@ -119,7 +120,7 @@ def _open_problem(playwright, url: str, login: tuple[str, str], problem_search: 
     return browser, page
 
 
-def _wait_until_settled(page, message, send, timeout_ms: int, poll_ms: int = 400) -> list[str]:
+def wait_until_settled(page, message, send, timeout_ms: int, poll_ms: int = 400) -> list[str]:
     """Until the streamed reply stops changing and the progress panel is no longer busy (Send
     is disabled while the tutor writes; a fast reply may finish before we ever see it disabled).
     Returns each state of the reply seen on the way."""
@@ -162,9 +163,10 @@ def solve_in_browser(url: str, screenshot: Path, answers: list, login: tuple[str
             else:
                 page.locator("#message textarea").fill(answer)
                 send.click()
-            expect(page.locator("#chat .message.bot")).to_have_count(count, timeout=reply_timeout_ms)
+            # after the tutor's opening line
+            expect(page.locator("#chat .message.bot")).to_have_count(count + 1, timeout=reply_timeout_ms)
             bot = page.locator("#chat .message.bot").last
-            streamed = _wait_until_settled(page, bot, send, reply_timeout_ms, poll_ms)
+            streamed = wait_until_settled(page, bot, send, reply_timeout_ms, poll_ms)
             seen.append(SeenTurn(bot.inner_text(), page.locator("#progress").inner_text(), streamed))
             if count == shot_after:
                 page.screenshot(path=str(screenshot.with_stem(f"{screenshot.stem}-{count}")), full_page=True)

@@ -46,17 +46,17 @@ def rules(ids) -> dict[tuple[str, str], Rule]:
     to_turns = [("on_load", []), ("on_find", find)]
     return {
         ("learn", "links"): Rule([], EVERYONE),
-        ("learn", "on_load"): Rule([], EVERYONE),
+        ("learn", "on_load"): Rule([None], EVERYONE),
         ("learn", "on_start_bank"): Rule([CARMEN_ID], EVERYONE),
         ("learn", "on_start_own"): Rule(["What is 12 + 30?"], EVERYONE),
-        ("learn", "on_open_session"): Rule([ids.conversation], {"ann"}, [("on_load", [])]),
+        ("learn", "on_open_session"): Rule([ids.conversation], {"ann"}, [("on_load", [None])]),
         ("learn", "on_new_session"): Rule([], EVERYONE),
         ("learn", "on_send"): Rule(["I think it is 350", None], EVERYONE, [start]),
         ("learn", "on_hint"): Rule([None], EVERYONE, [start]),
         ("learn", "on_find_similar"): Rule([CARMEN_ID, None], EVERYONE),
         ("learn", "<lambda>"): Rule([ids.similar], EVERYONE, [similar]),
         ("learn", "on_like"): Rule([None], EVERYONE, [start, ("on_send", ["Is it 350?", None])],
-                                   {"index": 1, "value": "", "liked": False}),
+                                   {"index": 2, "value": "", "liked": False}),  # the opening line is 0
         ("learn", "rate"): Rule([ids.conversation, 1, False], {"ann"}),
         ("teach", "links"): Rule([], {"tom", "tess", "root"}),
         ("teach", "on_load"): Rule([], {"tom", "tess", "root"}),

@@ -425,3 +425,18 @@ def test_the_login_page_cannot_be_framed_or_sniffed(site):
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["referrer-policy"] == "same-origin"
+
+
+def test_a_learner_downloads_only_their_own_sessions(site, store, bank, school):
+    _, url, _ = site
+    service = TutorService(store, bank, FakeBackend(["What do you know so far?"]))
+    for learner, text in ((school.ann, "ann's own words"), (school.bob, "bob's own words")):
+        list(service.reply(service.start_bank_session(learner, CARMEN_ID), text))
+    ann = login(url, "ann", PASSWORD)
+    text = ann.get("/learn/my-sessions.txt")
+    assert text.status_code == 200 and "You: ann's own words" in text.text and "bob" not in text.text
+    data = ann.get("/learn/my-sessions.json").json()
+    assert [c["messages"][0]["content"] for c in data["conversations"]] == ["ann's own words"]
+    assert "rows" not in data and "password_hash" not in json.dumps(data)
+    assert anonymous(url).get("/learn/my-sessions.json").status_code == 401
+    assert ann.get("/learn/my-sessions.csv").status_code == 404

@@ -428,6 +428,11 @@ class TutorService:
 
     # feedback
 
+    def thumbs(self, conversation: Conversation) -> dict[int, int]:
+        """The learner's own 👍 (+1) / 👎 (-1) on the tutor turns of their conversation, by message id."""
+        return {f.message_id: f.value for m in self.store.messages(conversation) if m.role == TUTOR_ROLE
+                for f in self.store.feedback(m) if f.kind == THUMBS and f.user_id == conversation.user_id}
+
     def rate(self, user: User, conversation: Conversation, message_id: int, value: int) -> None:
         """A learner's 👍 (+1) or 👎 (-1) on one tutor turn of their own conversation."""
         if value not in (THUMBS_UP, THUMBS_DOWN):

@@ -297,3 +297,13 @@ def phrase(move: Move, steps: tuple[Step, ...], grade: Grade | None = None, vari
     """The planner's text for a move."""
     return spine_for(move, steps, grade, variant=variant).text
 
+
+
+def opening_line(problem_text: str) -> str:
+    """How the tutor opens a session: the question the problem asks, quoted, and an invitation
+    to begin (PEDAGOGY.md: the learner does the thinking from the first turn)."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", problem_text.strip()) if s.strip()]
+    asked = next((s for s in reversed(sentences) if s.endswith("?")), None)
+    if asked is None:
+        return "Let's work on this problem together. How would you begin?"
+    return f'Let\'s work on this together. The problem asks: "{asked}" How would you begin?'

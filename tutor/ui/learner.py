@@ -1,14 +1,20 @@
-"""The learner page: pick or paste a problem, chat with the tutor, rate its turns."""
+"""The learner page: pick or paste a problem, chat with the tutor, rate its turns.
+
+The tutor opens each session with a line quoting the question (shown, not stored: it is the same
+for every learner and no model wrote it); the chat's assistant messages are that line, then the
+stored tutor turns."""
 
 from __future__ import annotations
 
+import html
 import logging
 
 import gradio as gr
 
 from tutor.accounts import ROLES, AccountService
+from tutor.domain.hints import opening_line
 from tutor.domain.learner_input import MAX_MESSAGE_CHARS, MAX_PROBLEM_CHARS
-from tutor.errors import InvalidInput
+from tutor.errors import InvalidInput, NotFound
 from tutor.service import HINT_REQUEST, LEARNER_ROLE, THUMBS_DOWN, THUMBS_UP, Progress, TutorService
 from tutor.storage.store import Conversation, Message, User
 from tutor.ui.access import UNEXPECTED, allow
@@ -23,7 +29,14 @@ LATEX_DELIMITERS = [
     {"left": "\\(", "right": "\\)", "display": False},
 ]
 NO_SESSION = "Choose or paste a problem first, then start a session."
+OWN_EXPORT = "/learn/my-sessions"  # .json and .txt: the learner's own sessions (tutor.ui.web)
 NO_PROGRESS = "### Progress\n_Start a problem to see your progress._"
+OPEN_SESSION_KEY = "tutor-open-session"  # the browser keeps the open session's id here, for a reload
+STATUS = {"active": "in progress", "solved": "solved", "purged": "transcript deleted"}
+# the chat first on a phone, the sidebar on its left on a wider screen; no button that empties
+# the chat (a cleared chat comes back: see on_cleared)
+CSS = ("@media (min-width: 900px) { #sidebar { order: -1; } } "
+       "#chat button[aria-label='Clear'] { display: none; }")
 EXPLAIN_MODE = ("\n\n> **Explain mode:** there is no checked worked solution for this problem, so "
                 "I can't tell you whether a final answer is right. Explain each step you take and "
                 "I'll check the arithmetic you write.")
@@ -34,13 +47,31 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
     problem_choices = [(f"{p.id} · {_shorten(p.question, 90)}", p.id) for p in service.bank]
     anyone = allow(accounts, *ROLES)
 
-    with gr.Blocks(title="Socratic tutor") as page:
+    with gr.Blocks(title="Socratic tutor") as page:  # its CSS is given where it is mounted
         conversation_id = gr.State(None)
+        open_session = gr.BrowserState(None, storage_key=OPEN_SESSION_KEY)
         navigation_bar(page, accounts, "learn")
         gr.Markdown("# Socratic tutor\nWork through a math problem step by step. "
                     "The tutor asks questions instead of giving answers.")
         with gr.Row():
-            with gr.Column(scale=1, min_width=300):
+            with gr.Column(scale=2, min_width=320):
+                problem_view = gr.Markdown(
+                    "_No problem yet: choose one below or on the left._",
+                    latex_delimiters=LATEX_DELIMITERS, elem_id="problem",
+                )
+                chat = gr.Chatbot(
+                    label="Tutor", show_label=False, height=460, latex_delimiters=LATEX_DELIMITERS,
+                    feedback_options=("Like", "Dislike"), elem_id="chat", buttons=["copy"],
+                    placeholder="Start a session, then tell the tutor how you would begin.",
+                )
+                with gr.Row():
+                    message = gr.Textbox(
+                        scale=5, show_label=False, max_length=MAX_MESSAGE_CHARS, autofocus=True,
+                        placeholder="Your answer, a step, or a question…", elem_id="message",
+                    )
+                    send = gr.Button("Send", scale=1, variant="primary")
+                    hint = gr.Button("Hint", scale=1, elem_id="hint")
+            with gr.Column(scale=1, min_width=300, elem_id="sidebar"):
                 problem_picker = gr.Dropdown(
                     problem_choices, value=None, label="Choose a problem (type to search)",
                     filterable=True,
@@ -60,24 +91,9 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                     [], value=None, label="Pick up a past session", interactive=True
                 )
                 new_session = gr.Button("New session")
-                progress_view = gr.Markdown(NO_PROGRESS, elem_id="progress")
-            with gr.Column(scale=2):
-                problem_view = gr.Markdown(
-                    "_No problem yet: choose one on the left._",
-                    latex_delimiters=LATEX_DELIMITERS, elem_id="problem",
-                )
-                chat = gr.Chatbot(
-                    label="Tutor", height=460, latex_delimiters=LATEX_DELIMITERS,
-                    feedback_options=("Like", "Dislike"), elem_id="chat",
-                    placeholder="Start a session, then tell the tutor how you would begin.",
-                )
-                with gr.Row():
-                    message = gr.Textbox(
-                        scale=5, show_label=False, max_length=MAX_MESSAGE_CHARS, autofocus=True,
-                        placeholder="Your answer, a step, or a question…", elem_id="message",
-                    )
-                    send = gr.Button("Send", scale=1, variant="primary")
-                    hint = gr.Button("Hint", scale=1, elem_id="hint")
+                gr.Markdown(f"Download my sessions: [JSON]({OWN_EXPORT}.json) · [text]({OWN_EXPORT}.txt)",
+                            elem_id="download-sessions")
+                progress_view = gr.Markdown(NO_PROGRESS, elem_id="progress", sanitize_html=False)
 
         # callbacks: plain values in, plain values out; all work is done by the service
 
@@ -87,23 +103,24 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 conversation.id,
                 f"**Problem {problem.id}.** {problem.question}"
                 + (EXPLAIN_MODE if not progress.steps else ""),
-                _chat_history(service.transcript(conversation)),
+                _chat(service, conversation),
                 gr.update(choices=_session_choices(service, learner), value=conversation.id),
                 _progress_markdown(progress),
+                conversation.id,
             )
 
-        skip_session = tuple(gr.skip() for _ in range(5))
+        skip_session = tuple(gr.skip() for _ in range(6))
 
         @anyone
         def on_start_bank(learner: User, problem_id: str | None):
             if not problem_id:
                 gr.Warning("Choose a problem from the list first.")
                 return skip_session
-            return _guarded(lambda: show(learner, service.start_bank_session(learner, problem_id)), 5)
+            return _guarded(lambda: show(learner, service.start_bank_session(learner, problem_id)), 6)
 
         @anyone
         def on_start_own(learner: User, text: str):
-            return _guarded(lambda: show(learner, service.start_own_session(learner, text)), 5)
+            return _guarded(lambda: show(learner, service.start_own_session(learner, text)), 6)
 
         @anyone
         def on_open_session(learner: User, session_id: int | None):
@@ -128,7 +145,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
 
         @anyone
         def on_new_session(learner: User):
-            return None, "_No problem yet: choose one on the left._", [], gr.update(value=None), NO_PROGRESS
+            return None, "_No problem yet: choose one below or on the left._", [], gr.update(value=None), NO_PROGRESS, None
 
         def stream_turn(learner: User, session_id: int | None, start_turn, shown_learner_text: str):
             """Stream one tutor turn into the chat; Send and Hint are disabled until it is stored."""
@@ -140,7 +157,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
             # someone else's conversation: the call fails (gr.Error) before anything is stored
             conversation = service.conversation(learner, int(session_id))
             try:
-                history = _chat_history(service.transcript(conversation))
+                history = _chat(service, conversation)["value"]
                 replies = start_turn(conversation)
                 first = next(replies)  # validation happens here, before anything is stored
                 history += [{"role": "user", "content": shown_learner_text}]
@@ -148,7 +165,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 for reply in replies:
                     yield (history + [{"role": "assistant", "content": reply.text}], "", busy, busy,
                            gr.skip())
-                yield (_chat_history(service.transcript(conversation)), "", ready, ready,
+                yield (_chat(service, conversation), "", ready, ready,
                        _progress_markdown(service.progress(conversation)))
             except InvalidInput as error:
                 gr.Warning(str(error))
@@ -188,13 +205,21 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
         @anyone
         def on_like(learner: User, session_id: int | None, data: gr.LikeData):
             index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-            rate_turn(learner, session_id, int(index), data.liked in (True, "Like"))
+            if int(index) == 0:
+                raise InvalidInput("Rate the tutor's replies; its opening line is the same for everyone.")
+            rate_turn(learner, session_id, int(index) - 1, data.liked in (True, "Like"))  # the chat opens with it
 
         @anyone
-        def on_load(learner: User):
-            return gr.update(choices=_session_choices(service, learner))
+        def on_load(learner: User, kept_session: int | None):
+            """The session open before a reload, if the browser kept one and it is this learner's."""
+            if kept_session is not None:
+                try:
+                    return show(learner, service.resume_session(learner, int(kept_session)))
+                except (NotFound, ValueError, TypeError):
+                    pass  # another user's, or gone: start afresh
+            return None, gr.skip(), gr.skip(), gr.update(choices=_session_choices(service, learner)), gr.skip(), None
 
-        session_outputs = [conversation_id, problem_view, chat, session_picker, progress_view]
+        session_outputs = [conversation_id, problem_view, chat, session_picker, progress_view, open_session]
         turn_outputs = [chat, message, send, hint, progress_view]
         start_bank.click(on_start_bank, problem_picker, session_outputs, api_name="start_problem")
         start_own.click(on_start_own, own_problem, session_outputs, api_name="start_own_problem")
@@ -208,8 +233,9 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
         similar.input(anyone(lambda learner, problem_id: problem_id), similar, problem_picker,
                       api_visibility="private")
         chat.like(on_like, conversation_id, None, api_visibility="private")
+        chat.clear(on_open_session, conversation_id, session_outputs, api_visibility="private")
         gr.api(rate, api_name="rate")
-        page.load(on_load, None, session_picker, api_visibility="private")
+        page.load(on_load, open_session, session_outputs, api_visibility="private")
     return page
 
 
@@ -221,6 +247,18 @@ def _guarded(action, outputs: int):
     except InvalidInput as error:
         gr.Warning(str(error))
     return tuple(gr.skip() for _ in range(outputs))
+
+
+def _chat(service: TutorService, conversation: Conversation) -> dict:
+    """The chat of a session: the tutor's opening line, then the transcript, each tutor turn
+    showing the learner's own 👍/👎."""
+    transcript = service.transcript(conversation)
+    thumbs = service.thumbs(conversation)
+    history = [{"role": "assistant", "content": opening_line(conversation.problem.question)}]
+    history += _chat_history(transcript)
+    given = {THUMBS_UP: "Like", THUMBS_DOWN: "Dislike"}
+    return gr.update(value=history, feedback_value=[None] + [
+        given.get(thumbs.get(m.id)) for m in transcript if m.role != LEARNER_ROLE])
 
 
 def _progress_markdown(progress: Progress) -> str:
@@ -235,8 +273,11 @@ def _progress_markdown(progress: Progress) -> str:
     if progress.mastery:
         lines.append("\n**Mastery by skill**\n")
         for skill, p_known in sorted(progress.mastery.items(), key=lambda item: -item[1]):
-            filled = round(p_known * 10)
-            lines.append(f"`{'█' * filled}{'░' * (10 - filled)}` {p_known:.0%} {skill}  ")
+            percent = round(p_known * 100)
+            name = html.escape(skill)
+            # a progress element a screen reader announces as "division: 89 percent"
+            lines.append(f'<progress value="{percent}" max="100" aria-label="{name}"></progress> '
+                         f"{percent}% {name}  ")
     return "\n".join(lines)
 
 
@@ -249,9 +290,21 @@ def _chat_history(transcript: list[Message]) -> list[dict]:
 
 def _session_choices(service: TutorService, learner: User) -> list[tuple[str, int]]:
     return [
-        (f"{c.created[:16].replace('T', ' ')} · {_shorten(c.problem.question, 60)}", c.id)
+        (f"{STATUS.get(c.status, c.status)} · {c.created[:16].replace('T', ' ')} · "
+         f"{_shorten(c.problem.question, 60)}", c.id)
         for c in service.sessions(learner)
     ]
+
+
+def transcripts_as_text(sessions: list[dict]) -> str:
+    """A learner's sessions (as exported) as a text file anyone can read."""
+    parts = []
+    for session in sessions:
+        lines = [f"Problem {session['problem_id']} ({STATUS.get(session['status'], session['status'])}, "
+                 f"started {session['created'][:16].replace('T', ' ')})", session["problem"], ""]
+        lines += [f"{'You' if m['role'] == LEARNER_ROLE else 'Tutor'}: {m['content']}" for m in session["messages"]]
+        parts.append("\n".join(lines))
+    return ("\n\n" + "-" * 40 + "\n\n").join(parts) + "\n"
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from tutor.ui.access import SESSION_COOKIE, check_every_handler, form_token
 from tutor.ui.admin import EXPORTS_PATH, build_admin_page
 from tutor.ui.exports import PendingExports
 from tutor.ui.hardening import MAX_BODY_BYTES, TAB_STATE, Hardening, TabOwners
-from tutor.ui.learner import build_learner_page
+from tutor.ui.learner import CSS as LEARNER_CSS
+from tutor.ui.learner import OWN_EXPORT, build_learner_page, transcripts_as_text
 from tutor.ui.navigation import PAGES
 from tutor.ui.teacher import build_teacher_page
 
@@ -189,6 +191,20 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
         response.delete_cookie(SESSION_COOKIE, **cookie)
         return response
 
+    @app.get(OWN_EXPORT + ".{kind}")
+    def download_own_sessions(request: Request, kind: str):
+        """A learner's own sessions, as JSON or as readable text (the gate let only them here)."""
+        user = request.state.user
+        if kind not in ("json", "txt"):
+            return JSONResponse({"detail": "Not found."}, status_code=404)
+        data = {k: v for k, v in service.store.export_user(user).items() if k != "rows"}  # their sessions, not the audit rows
+        if kind == "json":
+            content, media = json.dumps(data, indent=2, ensure_ascii=False), "application/json"
+        else:
+            content, media = transcripts_as_text(data["conversations"]), "text/plain; charset=utf-8"
+        return Response(content, media_type=media, headers={
+            "content-disposition": f'attachment; filename="{user.name}-sessions.{kind}"', "cache-control": "no-store"})
+
     @app.get(EXPORTS_PATH + "/{key}")
     def download_export(request: Request, key: str):
         """An admin's export, once: the gate let only an admin with a live session this far."""
@@ -216,12 +232,12 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
             app, page, f"/{path}",
             auth_dependency=_gated_user_name,
             show_error=False, max_file_size=0, ssr_mode=False, footer_links=["gradio"],
-            mcp_server=False, enable_monitoring=False,
+            mcp_server=False, enable_monitoring=False, css={"learn": LEARNER_CSS}.get(path),
         )
     app.state.pages = pages
     app.state.exports = exports
     app.add_middleware(Hardening, handlers={f"/{path}": page.fns.keys() for path, page in pages.items()},
-                       body_limit=limits.body_bytes, secure=secure_cookies, own_routes=(EXPORTS_PATH + "/",))
+                       body_limit=limits.body_bytes, secure=secure_cookies, own_routes=(EXPORTS_PATH + "/", OWN_EXPORT + "."))
     return app
 
 

@@ -1,0 +1,94 @@
+"""The learner page as a learner meets it, in headless Chromium, at desktop and phone width: the
+tutor speaks first, a reload keeps the open session and the 👍 given, the chat cannot be emptied,
+sessions say whether they are solved, mastery is a progress element a screen reader can read, the
+chat comes first on a phone, and the learner can download their own sessions. Screenshots kept."""
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.browser_flow import chromium_path, log_in, log_out, open_browser, wait_until_settled
+from tests.conftest import PASSWORD
+from tests.web import serving
+from tutor.model.fake import FakeBackend
+from tutor.service import TutorService
+from tutor.ui.web import build_app
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        chromium_path() is None or importlib.util.find_spec("playwright") is None,
+        reason="needs Debian's chromium and the playwright package",
+    ),
+]
+
+
+def test_a_learner_keeps_their_place_and_their_ratings_and_takes_their_sessions_home(
+        store, bank, accounts, school, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path))
+    service = TutorService(store, bank, FakeBackend(["What do you know so far?"]))
+    with serving(build_app(service, accounts)) as url, sync_playwright() as playwright:
+        browser, page = open_browser(playwright)
+        log_in(page, url, "ann", PASSWORD)
+        picker = page.get_by_label("Choose a problem (type to search)")
+        picker.click()
+        picker.fill("Carmen")
+        page.get_by_role("option").first.click()
+        page.get_by_role("button", name="Start this problem").click()
+
+        bot = page.locator("#chat .message.bot")
+        expect(bot).to_have_count(1)  # the tutor opens the session, quoting the question
+        expect(bot.first).to_contain_text('The problem asks: "How much money, in dollars, does the desk cost her?"')
+        expect(bot.first).to_contain_text("How would you begin?")
+        page.locator("#message textarea").fill("3 * 50 = 150")
+        page.get_by_role("button", name="Send").click()
+        expect(bot).to_have_count(2, timeout=60_000)
+        wait_until_settled(page, bot.last, page.get_by_role("button", name="Send"), 60_000)
+        page.locator("#chat button[aria-label='Like']").last.click()  # the reply's, not the opening line's
+        liked = page.locator("#chat button[aria-label='Liked']")
+        expect(liked).to_have_count(1)
+        expect(page.locator("#chat button[aria-label='Clear']")).to_be_hidden()  # no emptying the chat
+
+        mastery = page.locator("#progress progress")
+        expect(mastery.first).to_have_attribute("aria-label", "multiplication")
+        assert int(mastery.first.get_attribute("value")) > 0 and mastery.first.get_attribute("max") == "100"
+        page.screenshot(path=str(shots / "learner-desktop.png"), full_page=True)
+        chat_box, sidebar_box = page.locator("#chat").bounding_box(), page.locator("#sidebar").bounding_box()
+        assert sidebar_box["x"] < chat_box["x"]  # on a wide screen the sidebar is on the left
+
+        page.reload(wait_until="load")
+        expect(page.locator("#problem")).to_contain_text("Carmen goes to an auction")  # still open
+        expect(bot).to_have_count(2)
+        expect(liked).to_have_count(1)  # the 👍 as given
+        page.get_by_role("combobox", name="Pick up a past session").click()
+        expect(page.get_by_role("option").first).to_contain_text("in progress")
+        page.keyboard.press("Escape")
+
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.wait_for_timeout(500)
+        assert page.locator("#chat").bounding_box()["y"] < page.locator("#sidebar").bounding_box()["y"]
+        page.screenshot(path=str(shots / "learner-phone.png"), full_page=True)
+
+        text = page.request.get(f"{url}/learn/my-sessions.txt")
+        assert text.status == 200 and "attachment" in text.headers["content-disposition"]
+        assert "You: 3 * 50 = 150" in text.text() and "Tutor: " in text.text()
+        sessions = json.loads(page.request.get(f"{url}/learn/my-sessions.json").text())
+        assert sessions["user"]["name"] == "ann" and len(sessions["conversations"]) == 1
+        assert page.refused_by_policy == []
+
+        # the next learner on the same school computer does not get ann's session back
+        page.set_viewport_size({"width": 1280, "height": 1000})
+        log_out(page, url)
+        log_in(page, url, "bob", PASSWORD)
+        expect(page.locator("#navigation")).to_contain_text("bob (learner)")
+        page.wait_for_timeout(1000)
+        expect(page.locator("#problem")).to_contain_text("No problem yet")
+        expect(bot).to_have_count(0)
+        browser.close()
+
+    assert (shots / "learner-phone.png").stat().st_size > 10_000
