@@ -2,6 +2,7 @@ import pytest
 
 from tests.conftest import CARMEN_ID, FIRST_REPLY
 from tutor.domain.prompting import SOCRATIC_SYSTEM_PROMPT
+from tutor.domain.tutoring import solution_steps
 from tutor.errors import InvalidInput, NotFound
 from tutor.model.fake import FakeBackend
 from tutor.service import HINT_REQUEST, PLANNER_VERSION, THUMBS_UP, TutorService
@@ -138,6 +139,17 @@ def test_solving_steps_updates_mastery_and_progress(service):
     progress = service.progress(conversation)
     assert progress.solved and progress.step == 4
     assert service.conversation(service.local_learner(), conversation.id).status == "solved"
+
+
+def test_a_final_answer_alone_moves_only_the_skill_of_the_step_it_answers(service):
+    """The answer (500) skips three steps; the learner did the last one (an addition), not the
+    multiplications before it."""
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    list(service.reply(conversation, "500"))
+    progress = service.progress(conversation)
+    assert progress.solved
+    steps = solution_steps(conversation.problem)
+    assert set(progress.mastery) == {steps[-1].skill} and steps[0].skill not in progress.mastery
 
 
 def test_own_problem_sessions_store_the_pasted_text(service):

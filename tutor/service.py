@@ -398,22 +398,22 @@ class TutorService:
         return Output(text, getattr(stream, "truncated", False))
 
     def _record_mastery(self, conversation: Conversation, before: PlannerState, turn: TurnPlan) -> None:
-        """One BKT observation per step, when it is done: right first time without hints, or not."""
+        """One BKT observation for the step the learner did, when it is done: right first time
+        without hints, or not (a bottom-out: the tutor did it). Steps a later value skipped over
+        are done, but nobody did them: no observation, so a final answer alone does not make
+        every skill of the problem look mastered."""
         steps = solution_steps(conversation.problem)
         newly_done = [i for i in turn.state.completed if i not in before.completed]
         if not newly_done:
             return
+        index = newly_done[-1]  # the step whose value this turn gave; those before it were skipped
+        skill = steps[index].skill
+        first_time = index != before.step or (before.attempts == 0 and before.hint_level == 0)
+        right = turn.move.intent != "bottom_out" and first_time
         user = self.store.user(conversation.user_id)
         with self.store.transaction():  # read-modify-write: no lost update from another session
-            known = self.store.mastery(user)
-            for index in newly_done:
-                skill = steps[index].skill
-                by_learner = turn.move.intent != "bottom_out" or index != newly_done[-1]
-                first_time = index != before.step or (before.attempts == 0 and before.hint_level == 0)
-                p_known, observations = known.get(skill, (mastery.DEFAULT_BKT.prior, 0))
-                p_known = mastery.update(p_known, by_learner and first_time)
-                known[skill] = (p_known, observations + 1)
-                self.store.set_mastery(user, skill, p_known, observations + 1)
+            p_known, observations = self.store.mastery(user).get(skill, (mastery.DEFAULT_BKT.prior, 0))
+            self.store.set_mastery(user, skill, mastery.update(p_known, right), observations + 1)
 
     # the served version
 
