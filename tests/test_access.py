@@ -58,6 +58,9 @@ def rules(ids) -> dict[tuple[str, str], Rule]:
         ("learn", "on_like"): Rule([None], EVERYONE, [start, ("on_send", ["Is it 350?", None])],
                                    {"index": 2, "value": "", "liked": False}),  # the opening line is 0
         ("learn", "rate"): Rule([ids.conversation, 1, False], {"ann"}),
+        # the session and the turn come from the tab's own state (a 👎 given there): none here
+        ("learn", "on_comment"): Rule([None, None, "It gave the answer away."], EVERYONE),
+        ("learn", "on_skip_comment"): Rule([], EVERYONE),
         ("teach", "links"): Rule([], {"tom", "tess", "root"}),
         ("teach", "on_load"): Rule([], {"tom", "tess", "root"}),
         ("teach", "on_class"): Rule([ids.class_5a], {"tom", "root"}, to_ann[:1]),

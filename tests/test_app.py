@@ -116,3 +116,16 @@ def test_find_similar_lists_problems_like_the_picked_one(app_client):
     update = app_client.predict("6000044", None, api_name="/find_similar")
     ids = [value for _, value in update["choices"]]
     assert len(ids) == 5 and "6000044" not in ids
+
+
+def test_a_thumbs_down_asks_what_was_wrong_and_the_teacher_reads_it(app_client, service, store, school):
+    *_, picker, _, _ = app_client.predict(CARMEN_ID, api_name="/start_problem")
+    app_client.predict("I think it costs $350", api_name="/send")
+    session_id = _session_id(picker)
+    app_client.predict(session_id, 1, False, api_name="/rate")
+    conversation = service.conversation(school.ann, session_id)
+    tutor_turn = service.transcript(conversation)[1]
+    service.rate(school.ann, conversation, tutor_turn.id, -1, "  It just said no.  ")
+    assert [f.comment for f in store.feedback(tutor_turn)] == ["It just said no."]
+    (row,) = store.tutor_turns(store.class_named("5A").id)
+    assert (row["thumbs"], row["comment"]) == (-1, "It just said no.")

@@ -69,6 +69,15 @@ def test_a_learner_keeps_their_place_and_their_ratings_and_takes_their_sessions_
         expect(page.get_by_role("option").first).to_contain_text("in progress")
         page.keyboard.press("Escape")
 
+        # changing one's mind: a 👎 asks what was wrong; the teacher reads the answer
+        page.locator("#chat button[aria-label='Dislike']").last.click()
+        expect(page.locator("#dislike-comment")).to_be_visible()
+        page.get_by_placeholder("What was wrong with that reply? (optional)").fill("It did not say why.")
+        page.get_by_role("button", name="Send comment").click()
+        expect(page.locator("#dislike-comment")).to_be_hidden()
+        (row,) = store.tutor_turns(store.class_named("5A").id)
+        assert (row["thumbs"], row["comment"]) == (-1, "It did not say why.")
+
         page.set_viewport_size({"width": 390, "height": 844})
         page.wait_for_timeout(500)
         assert page.locator("#chat").bounding_box()["y"] < page.locator("#sidebar").bounding_box()["y"]

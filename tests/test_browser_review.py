@@ -42,7 +42,7 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
         log_in(page, url, "tom", PASSWORD)
         expect(page.locator("#learners")).to_contain_text("ann")  # the only class opens at once
         page.get_by_role("tab", name="Review turns").click()
-        page.get_by_label("👎 only").check()
+        page.get_by_label("Rated down only").check()
         page.get_by_role("button", name="Find turns").click()
         turns = page.locator("#turns")
         expect(turns).to_contain_text(str(disliked.id))
@@ -61,10 +61,14 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
         log_in(page, url, "root", PASSWORD)
         page.get_by_role("tab", name="Model").click()
         expect(page.locator("#served")).to_contain_text("champion v1")
+        cancel = page.locator("#cancel-round")
+        expect(cancel).to_be_disabled()  # nothing to cancel yet
         page.get_by_role("button", name="Start a round").click()
         progress = page.locator("#round-progress")
         expect(progress).to_contain_text("Round 1 (DPO)")
+        expect(cancel).to_be_enabled()
         expect(progress).to_contain_text("done", timeout=240_000)  # the timer refreshes it
+        expect(cancel).to_be_disabled()
         gate = page.locator("#gate")
         expect(gate).to_contain_text("drafts pass")
         expect(gate).to_contain_text("PASSED")

@@ -79,6 +79,7 @@ def test_each_demo_role_logs_in_and_sees_its_own_page(store, bank, accounts, tmp
         page.get_by_role("button", name="Add user").click()
         expect(page.locator("#admin-result")).to_contain_text("One-time password")
         expect(page.locator("#users")).to_contain_text("new-learner")
+        expect(page.locator("#users")).to_contain_text("never")  # new-learner's last login
         page.screenshot(path=str(shots / "admin-users.png"), full_page=True)
         assert page.refused_by_policy == []  # every role's page runs under the CSP
         browser.close()

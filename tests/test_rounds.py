@@ -141,6 +141,9 @@ def test_a_cancelled_round_registers_nothing_and_the_champion_serves_on(deployme
     assert finished.status == "cancelled" and "nothing was registered" in finished.message
     assert not (rounds.registry.root / "v2").exists() and rounds.champion() == "v1"
     assert service.student.version.endswith("+v1")
+    from tutor.ui.admin import _run_row
+
+    assert _run_row(store.training_run(run.id))[3] == ""  # the admin's table names no version for it
 
 
 def test_the_schedule_is_stored_and_starts_a_round_after_enough_labels(deployment):

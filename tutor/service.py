@@ -46,6 +46,7 @@ LEARNER_ROLE, TUTOR_ROLE = "learner", "tutor"
 SOLVE_PARAMS = GenerationParams(max_new_tokens=400, temperature=0)
 THUMBS_UP, THUMBS_DOWN = 1, -1
 HINT_REQUEST = "Can I have a hint?"
+MAX_COMMENT_CHARS = 500  # what a learner says was wrong with a tutor turn
 PLANNER_VERSION = "planner"  # tutor text written by the planner itself (model draft failed the guard)
 # A turn's first draft is greedy, as the evaluation measures it: the student's likeliest words,
 # which for a student of the spine format keep closest to the planner's turn; another try is sampled.
@@ -433,15 +434,18 @@ class TutorService:
         return {f.message_id: f.value for m in self.store.messages(conversation) if m.role == TUTOR_ROLE
                 for f in self.store.feedback(m) if f.kind == THUMBS and f.user_id == conversation.user_id}
 
-    def rate(self, user: User, conversation: Conversation, message_id: int, value: int) -> None:
-        """A learner's 👍 (+1) or 👎 (-1) on one tutor turn of their own conversation."""
+    def rate(self, user: User, conversation: Conversation, message_id: int, value: int,
+             comment: str | None = None) -> None:
+        """A learner's 👍 (+1) or 👎 (-1) on one tutor turn of their own conversation, with what
+        was wrong if they say (teachers read it beside the turn)."""
         if value not in (THUMBS_UP, THUMBS_DOWN):
             raise InvalidInput("A rating is 👍 or 👎.")
+        comment = clean_text(comment, max_chars=MAX_COMMENT_CHARS, what="comment") if comment and comment.strip() else None
         if conversation.user_id != user.id:
             raise NotFound("Only the tutor's messages in your own conversations can be rated.")
         for message in self.store.messages(conversation):
             if message.id == message_id and message.role == TUTOR_ROLE:
-                self.store.set_feedback(message, user, THUMBS, value)
+                self.store.set_feedback(message, user, THUMBS, value, comment)
                 return
         raise NotFound("Only the tutor's messages in this conversation can be rated.")
 

@@ -370,6 +370,11 @@ class Store:
         self.db["known_logins"].upsert({"user_id": user.id, "address": address or "", "last": now()},
                                        pk=("user_id", "address"))  # "": no address known
 
+    def last_logins(self) -> dict[int, str]:
+        """Each user's last web login, by user id (none yet: absent)."""
+        return {row["user_id"]: row["last"] for row in
+                self.db.query("select user_id, max(last) as last from known_logins group by user_id")}
+
     def logged_in_from(self, name: str, address: str | None) -> bool:
         """Whether the user of this name has logged in from this address before."""
         rows = self.db.query("""select 1 from known_logins k join users u on u.id = k.user_id
@@ -624,6 +629,8 @@ class Store:
                 m.created, c.user_id, u.name as learner, c.problem_id,
                 json_extract(m.planner_state, '$.guard.passed') as draft_passed,
                 (select min(f.value) from feedback f where f.message_id = m.id and f.kind = '{THUMBS}') as thumbs,
+                (select group_concat(f.comment, ' / ') from feedback f
+                 where f.message_id = m.id and f.kind = '{THUMBS}' and f.comment is not null) as comment,
                 exists(select 1 from reviews r where r.message_id = m.id) as reviewed
             from messages m join conversations c on c.id = m.conversation_id
             join enrolments e on e.user_id = c.user_id join users u on u.id = c.user_id

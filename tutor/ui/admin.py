@@ -19,7 +19,7 @@ from tutor.ui.access import allow
 from tutor.ui.exports import EXPORT_KEEP_S, PendingExports
 from tutor.ui.navigation import navigation_bar
 
-USER_COLUMNS = ["name", "role", "classes", "disabled", "must change password", "id"]
+USER_COLUMNS = ["name", "role", "classes", "last login", "disabled", "must change password", "id"]
 AUDIT_COLUMNS = ["at", "who", "action", "target", "detail"]
 RUN_COLUMNS = ["round", "kind", "status", "version", "step", "loss", "started", "message"]
 GATE_COLUMNS = ["metric", "champion", "candidate", "change", "tolerance", "verdict"]
@@ -37,7 +37,9 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         def classes(user: User) -> str:  # a teacher's classes are those they teach
             taught = store.classes(user) if user.role == TEACHER else store.classes_of(user)
             return ", ".join(c.name for c in taught)
-        return [[u.name, u.role, classes(u), u.disabled, u.must_change_password, u.id] for u in users]
+        last = store.last_logins()
+        return [[u.name, u.role, classes(u), (last.get(u.id) or "never")[:16].replace("T", " "), u.disabled,
+                 u.must_change_password, u.id] for u in users]
 
     def audit_table() -> list[list]:
         return [[row["at"][:19].replace("T", " "), row["actor"], row["action"], row["target"] or "",
@@ -100,7 +102,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                 kind = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (👍/👎)", "kto")], value="dpo", label="Round")
                 simulated = gr.Checkbox(True, label="Include simulated sessions")
                 start = gr.Button("Start a round", variant="primary", elem_id="start-round")
-                cancel = gr.Button("Cancel the round", variant="stop", elem_id="cancel-round")
+                cancel = gr.Button("Cancel the round", variant="stop", elem_id="cancel-round", interactive=False)
             progress = gr.Markdown(elem_id="round-progress")
             loss_plot = gr.LinePlot(x="step", y="loss", title="Loss", height=220, elem_id="loss-plot")
             gr.Markdown("#### Evaluation gate: candidate beside champion\nPromotion is refused when a metric "
@@ -202,11 +204,13 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
 
         def model_view(message: str = "") -> tuple:
             if rounds is None:
-                return (NO_ROUNDS, "", None, [], [])
+                return (NO_ROUNDS, "", None, [], [], gr.update(interactive=False))
             recent = rounds.runs()
             latest = recent[0] if recent else None
+            running = latest is not None and latest.active  # nothing to cancel otherwise
             return (_served(rounds) + (f"\n\n{message}" if message else ""), _progress(latest),
-                    _losses(latest), _gate_rows(rounds), [_run_row(r) for r in recent])
+                    _losses(latest), _gate_rows(rounds), [_run_row(r) for r in recent],
+                    gr.update(interactive=running))
 
         @admin_only
         def on_model(admin: User):
@@ -249,7 +253,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
             schedule = rounds.schedule() if rounds else Schedule()
             return schedule.kind, schedule.every_days, schedule.after_labels
 
-        model_outputs = [served, progress, loss_plot, gate, runs_table]
+        model_outputs = [served, progress, loss_plot, gate, runs_table, cancel]
         page.load(on_model, None, model_outputs, api_visibility="private")
         page.load(on_load_schedule, None, [schedule_kind, every_days, after_labels], api_visibility="private")
         timer.tick(on_model, None, model_outputs, api_visibility="private", show_progress="hidden")
@@ -324,7 +328,9 @@ def _gate_rows(rounds: Rounds) -> list[list]:
 
 
 def _run_row(run: TrainingRun) -> list:
-    return [run.id, run.kind, run.status, run.version or "", f"{run.step or 0}/{run.total_steps or '?'}",
+    # a round that failed or was cancelled made no version, whatever name it had reserved
+    version = "" if run.status in ("failed", "cancelled") else run.version or ""
+    return [run.id, run.kind, run.status, version, f"{run.step or 0}/{run.total_steps or '?'}",
             f"{run.loss:.4f}" if run.loss is not None else "", run.created[:16].replace("T", " "),
             run.message or ""]
 

@@ -15,7 +15,8 @@ from tutor.accounts import ROLES, AccountService
 from tutor.domain.hints import opening_line
 from tutor.domain.learner_input import MAX_MESSAGE_CHARS, MAX_PROBLEM_CHARS
 from tutor.errors import InvalidInput, NotFound
-from tutor.service import HINT_REQUEST, LEARNER_ROLE, THUMBS_DOWN, THUMBS_UP, Progress, TutorService
+from tutor.service import (HINT_REQUEST, LEARNER_ROLE, MAX_COMMENT_CHARS, THUMBS_DOWN, THUMBS_UP, Progress,
+                           TutorService)
 from tutor.storage.store import Conversation, Message, User
 from tutor.ui.access import UNEXPECTED, allow
 from tutor.ui.navigation import navigation_bar
@@ -44,11 +45,12 @@ EXPLAIN_MODE = ("\n\n> **Explain mode:** there is no checked worked solution for
 
 def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Blocks:
     """Everyone who logs in can be tutored; each works in their own sessions only."""
-    problem_choices = [(f"{p.id} · {_shorten(p.question, 90)}", p.id) for p in service.bank]
+    problem_choices = [(f"{p.id} · {shorten(p.question, 90)}", p.id) for p in service.bank]
     anyone = allow(accounts, *ROLES)
 
     with gr.Blocks(title="Socratic tutor") as page:  # its CSS is given where it is mounted
         conversation_id = gr.State(None)
+        disliked = gr.State(None)  # the transcript index of the turn a 👎 was just given to
         open_session = gr.BrowserState(None, storage_key=OPEN_SESSION_KEY)
         navigation_bar(page, accounts, "learn")
         gr.Markdown("# Socratic tutor\nWork through a math problem step by step. "
@@ -64,6 +66,11 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                     feedback_options=("Like", "Dislike"), elem_id="chat", buttons=["copy"],
                     placeholder="Start a session, then tell the tutor how you would begin.",
                 )
+                with gr.Row(visible=False, elem_id="dislike-comment") as comment_row:
+                    comment = gr.Textbox(scale=5, show_label=False, max_length=MAX_COMMENT_CHARS,
+                                         placeholder="What was wrong with that reply? (optional)")
+                    send_comment = gr.Button("Send comment", scale=1)
+                    skip_comment = gr.Button("No thanks", scale=1)
                 with gr.Row():
                     message = gr.Textbox(
                         scale=5, show_label=False, max_length=MAX_MESSAGE_CHARS, autofocus=True,
@@ -139,7 +146,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 else:
                     raise InvalidInput("Choose a problem (or start one) to find similar ones.")
                 found = service.similar_problems(source.question, exclude_id=source.id)
-                choices = [(f"{p.id} · {_shorten(p.question, 70)}", p.id) for p in found]
+                choices = [(f"{p.id} · {shorten(p.question, 70)}", p.id) for p in found]
                 return gr.update(choices=choices, value=None, visible=True)
             return _guarded(lambda: (find(),), 1)[0]
 
@@ -184,7 +191,8 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
         def on_hint(learner: User, session_id: int | None):
             yield from stream_turn(learner, session_id, service.hint, HINT_REQUEST)
 
-        def rate_turn(learner: User, session_id: int | None, message_index: int, liked: bool) -> str:
+        def rate_turn(learner: User, session_id: int | None, message_index: int, liked: bool,
+                      comment: str | None = None) -> str:
             if session_id is None:
                 raise InvalidInput(NO_SESSION)
             conversation = service.conversation(learner, int(session_id))
@@ -194,7 +202,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
             if not 0 <= int(message_index) < len(transcript):
                 raise InvalidInput("That message is not in this session.")
             service.rate(learner, conversation, transcript[int(message_index)].id,
-                         THUMBS_UP if liked else THUMBS_DOWN)
+                         THUMBS_UP if liked else THUMBS_DOWN, comment)
             return "thanks"
 
         @anyone
@@ -207,7 +215,22 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
             index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
             if int(index) == 0:
                 raise InvalidInput("Rate the tutor's replies; its opening line is the same for everyone.")
-            rate_turn(learner, session_id, int(index) - 1, data.liked in (True, "Like"))  # the chat opens with it
+            liked = data.liked in (True, "Like")
+            rate_turn(learner, session_id, int(index) - 1, liked)  # the chat opens with the opening line
+            # a 👎 asks, once, what was wrong
+            return (None, gr.update(visible=False)) if liked else (int(index) - 1, gr.update(visible=True))
+
+        @anyone
+        def on_skip_comment(learner: User):
+            return None, gr.update(visible=False), ""
+
+        @anyone
+        def on_comment(learner: User, session_id: int | None, message_index: int | None, text: str):
+            if message_index is None:
+                return None, gr.update(visible=False), ""
+            rate_turn(learner, session_id, int(message_index), False, text)
+            gr.Info("Thanks: your teacher reads this beside the reply.")
+            return None, gr.update(visible=False), ""
 
         @anyone
         def on_load(learner: User, kept_session: int | None):
@@ -232,7 +255,10 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                            api_name="find_similar")
         similar.input(anyone(lambda learner, problem_id: problem_id), similar, problem_picker,
                       api_visibility="private")
-        chat.like(on_like, conversation_id, None, api_visibility="private")
+        chat.like(on_like, conversation_id, [disliked, comment_row], api_visibility="private")
+        send_comment.click(on_comment, [conversation_id, disliked, comment], [disliked, comment_row, comment],
+                           api_name="comment_dislike")
+        skip_comment.click(on_skip_comment, None, [disliked, comment_row, comment], api_visibility="private")
         chat.clear(on_open_session, conversation_id, session_outputs, api_visibility="private")
         gr.api(rate, api_name="rate")
         page.load(on_load, open_session, session_outputs, api_visibility="private")
@@ -291,7 +317,7 @@ def _chat_history(transcript: list[Message]) -> list[dict]:
 def _session_choices(service: TutorService, learner: User) -> list[tuple[str, int]]:
     return [
         (f"{STATUS.get(c.status, c.status)} · {c.created[:16].replace('T', ' ')} · "
-         f"{_shorten(c.problem.question, 60)}", c.id)
+         f"{shorten(c.problem.question, 60)}", c.id)
         for c in service.sessions(learner)
     ]
 
@@ -307,5 +333,5 @@ def transcripts_as_text(sessions: list[dict]) -> str:
     return ("\n\n" + "-" * 40 + "\n\n").join(parts) + "\n"
 
 
-def _shorten(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

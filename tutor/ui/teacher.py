@@ -19,12 +19,15 @@ from tutor.errors import InvalidInput
 from tutor.service import LEARNER_ROLE, TutorService
 from tutor.storage.store import RUBRIC, Message, User
 from tutor.ui.access import allow
+from tutor.ui.learner import STATUS, shorten
 from tutor.ui.navigation import navigation_bar
 
 LEARNER_COLUMNS = ["learner", "sessions", "solved", "learner messages", "mean mastery", "last active"]
 NO_TRANSCRIPT = "_Pick a class, a learner and a session._"
-TURN_COLUMNS = ["turn", "learner", "problem", "when", "model", "move", "👎", "draft failed", "reviewed", "judge",
-                "tutor said"]
+# ratings as words: a 👎 glyph is an empty box where no emoji font is installed
+TURN_COLUMNS = ["turn", "learner", "problem", "when", "model", "move", "rated", "learner's comment", "draft failed",
+                "reviewed", "judge", "tutor said"]
+RATED = {1: "up", -1: "down"}
 MARKS = {"—": None, "yes": True, "no": False}
 RUBRIC_LABELS = {"correct": "Correct", "socratic": "Socratic", "no_leak": "No leak", "encouraging": "Encouraging"}
 # every character Markdown or a link finder could read as syntax: `![x](url)`, `<img>`, `www.`,
@@ -56,7 +59,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 since = gr.Textbox(label="Since (YYYY-MM-DD)", max_length=10)
                 version = gr.Textbox(label="Model version", max_length=80)
             with gr.Row():
-                thumbs_down = gr.Checkbox(label="👎 only", elem_id="filter-thumbs")
+                thumbs_down = gr.Checkbox(label="Rated down only", elem_id="filter-thumbs")
                 failed = gr.Checkbox(label="Failed drafts only")
                 unreviewed = gr.Checkbox(label="Not yet reviewed")
                 find = gr.Button("Find turns", variant="primary", elem_id="find-turns")
@@ -112,7 +115,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 draft_failed=bool(failed_only), unreviewed=bool(not_reviewed))
             scores = _judge_scores(service, rows)
             table = [[r["id"], r["learner"], r["problem_id"], r["created"][:16].replace("T", " "),
-                      r["model_version"] or "", r["move"] or "", "👎" if r["thumbs"] == -1 else "",
+                      r["model_version"] or "", r["move"] or "", RATED.get(r["thumbs"], ""), r["comment"] or "",
                       "yes" if r["draft_passed"] == 0 else "", "yes" if r["reviewed"] else "",
                       scores.get(r["id"], "—"), r["content"][:120]] for r in rows]
             return table, gr.update(choices=[(f"turn {r['id']} · {r['learner']} · {r['content'][:50]}", r["id"])
@@ -182,8 +185,8 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             if learner_id is None:
                 return gr.update(choices=[], value=None)
             conversations = accounts.learner_conversations(teacher, int(learner_id))
-            return gr.update(choices=[(f"{c.created[:16].replace('T', ' ')} · {c.problem.id} · "
-                                       f"{c.status}", c.id) for c in conversations], value=None)
+            return gr.update(choices=[(f"{c.created[:16].replace('T', ' ')} · {STATUS.get(c.status, c.status)} · "
+                                       f"{shorten(c.problem.question, 70)}", c.id) for c in conversations], value=None)
 
         @staff
         def on_session(teacher: User, conversation_id: int | None):
