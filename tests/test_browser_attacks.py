@@ -89,6 +89,7 @@ def test_learner_markup_fetches_nothing_in_staff_browsers_and_other_sites_cannot
                 if "Content Security Policy" in message.text else None)
 
         log_in(page, url, "tom", PASSWORD)
+        page.get_by_role("tab", name="Learners").click()  # after the class dashboard
         page.get_by_role("combobox", name="Learner").first.click()
         page.get_by_role("option", name="ann").click()
         page.get_by_role("combobox", name="Session").click()

@@ -40,6 +40,7 @@ def test_the_teacher_sees_each_turns_judged_dimensions_and_where_their_review_di
     with serving(build_app(service, accounts)) as url, sync_playwright() as playwright:
         browser, page = open_browser(playwright)
         log_in(page, url, "tom", PASSWORD)
+        page.get_by_role("tab", name="Learners").click()  # after the class dashboard
         expect(page.locator("#learners")).to_contain_text("ann")
         page.get_by_role("combobox", name="Learner").first.click()
         page.get_by_role("option", name="ann").click()

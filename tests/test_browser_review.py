@@ -40,6 +40,7 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
     with serving(build_app(service, accounts, rounds=rounds)) as url, sync_playwright() as playwright:
         browser, page = open_browser(playwright)
         log_in(page, url, "tom", PASSWORD)
+        page.get_by_role("tab", name="Learners").click()  # after the class dashboard
         expect(page.locator("#learners")).to_contain_text("ann")  # the only class opens at once
         page.get_by_role("tab", name="Review turns").click()
         page.get_by_label("Rated down only").check()
@@ -69,6 +70,7 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
         expect(cancel).to_be_enabled()
         expect(progress).to_contain_text("done", timeout=240_000)  # the timer refreshes it
         expect(cancel).to_be_disabled()
+        expect(page.locator("#loss-plot svg, #loss-plot canvas").first).to_be_visible()  # Vega drew the losses
         gate = page.locator("#gate")
         expect(gate).to_contain_text("drafts pass")
         expect(gate).to_contain_text("PASSED")

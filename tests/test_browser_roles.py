@@ -54,6 +54,7 @@ def test_each_demo_role_logs_in_and_sees_its_own_page(store, bank, accounts, tmp
 
         log_in(page, url, "demo-teacher", passwords["demo-teacher"])
         expect(page.locator("#navigation")).to_contain_text("demo-teacher (teacher)")
+        page.get_by_role("tab", name="Learners").click()  # after the class dashboard
         learners = page.locator("#learners")
         expect(learners).to_contain_text("demo-learner")  # the only class is opened at once
         page.get_by_role("combobox", name="Learner").click()

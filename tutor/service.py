@@ -71,6 +71,21 @@ class Progress:
     mastery: dict[str, float]  # skill -> P(known)
 
 
+STUCK_ATTEMPTS, STUCK_HINTS = 3, 3  # on one step: a teacher should look
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """A learner stuck on a step of an open session (the teacher's dashboard)."""
+
+    learner: str
+    conversation: Conversation
+    step: int  # 1-based
+    steps: int
+    attempts: int  # failed attempts on it
+    hint_level: int  # highest rung of the hint ladder given on it
+
+
 class TutorService:
     def __init__(
         self,
@@ -428,6 +443,20 @@ class TutorService:
         self.student = switch(adapter)
 
     # feedback
+
+    def stuck(self, learners: list[User], attempts: int = STUCK_ATTEMPTS, hints: int = STUCK_HINTS) -> list[Stuck]:
+        """Learners stuck now: an open session whose current step has had `attempts` failed
+        attempts or `hints` rungs of the hint ladder, most recently active first."""
+        found = []
+        for learner in learners:
+            for conversation in self.store.conversations(learner, limit=5):
+                if conversation.status != "active":
+                    continue
+                state = _planner_state(self.store.messages(conversation))
+                if state.attempts >= attempts or state.hint_level >= hints:
+                    found.append(Stuck(learner.name, conversation, state.step + 1,
+                                       len(solution_steps(conversation.problem)), state.attempts, state.hint_level))
+        return sorted(found, key=lambda s: s.conversation.updated, reverse=True)
 
     def thumbs(self, conversation: Conversation) -> dict[int, int]:
         """The learner's own 👍 (+1) / 👎 (-1) on the tutor turns of their conversation, by message id."""

@@ -523,6 +523,22 @@ class Store:
         rows = self.db["mastery"].rows_where("user_id = ?", [user.id], order_by="skill")
         return {row["skill"]: (row["p_known"], row["observations"]) for row in rows}
 
+    def class_mastery(self, school_class: SchoolClass) -> list[dict]:
+        """(learner, skill, p_known) for every learner of a class with a mastery estimate."""
+        return list(self.db.query(
+            """select u.name as learner, m.skill, m.p_known from mastery m
+            join enrolments e on e.user_id = m.user_id join users u on u.id = m.user_id
+            where e.class_id = ? order by u.name, m.skill""", [school_class.id]))
+
+    def class_activity(self, school_class: SchoolClass, days: int = 30) -> list[dict]:
+        """Sessions started and solved per day by a class's learners, the last `days` days."""
+        return list(self.db.query(
+            """select substr(c.created, 1, 10) as day, count(*) as started,
+                sum(c.status = 'solved') as solved
+            from conversations c join enrolments e on e.user_id = c.user_id
+            where e.class_id = ? and c.created >= date('now', ?) and c.origin = 'live'
+            group by day order by day""", [school_class.id, f"-{int(days)} days"]))
+
     def set_mastery(self, user: User, skill: str, p_known: float, observations: int) -> None:
         self.db["mastery"].upsert(
             {"user_id": user.id, "skill": skill, "p_known": p_known,

@@ -32,11 +32,15 @@ PAGE_ROUTES = {"", "/", "/config", "/theme.css", "/favicon.ico", "/manifest.json
 PAGE_ROUTE_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon", API + "/heartbeat/")
 
 
-def security_headers(nonce: str | None, secure: bool) -> list[tuple[bytes, bytes]]:
+def security_headers(nonce: str | None, secure: bool, plots: bool = False) -> list[tuple[bytes, bytes]]:
     """Every response's headers. Scripts run only from the app itself (its inline ones carry this
     response's nonce), images and connections only to the app: a remote image a learner managed
-    to get into a page is never fetched. No page can be framed by another site."""
+    to get into a page is never fetched. No page can be framed by another site. `plots`: a page
+    with Gradio's plots, which Vega draws by compiling its expressions with Function (eval):
+    allowed there only; no text of a learner's reaches a plot's spec."""
     scripts = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
+    if plots:
+        scripts += " 'unsafe-eval'"
     policy = ("default-src 'self'; "
               f"script-src {scripts}; "
               "style-src 'self' 'unsafe-inline'; "  # Svelte sets inline styles; CSS fetches obey img-src
@@ -59,11 +63,12 @@ def security_headers(nonce: str | None, secure: bool) -> list[tuple[bytes, bytes
 class Hardening:
     """Pure ASGI middleware around the whole app. `handlers`: for each page's mount path
     ("/learn"), the event handler indexes its Gradio API may be called with. `own_routes`:
-    path prefixes below a page's path that the app itself serves."""
+    path prefixes below a page's path that the app itself serves. `plot_pages`: pages with plots."""
 
     def __init__(self, app, handlers: dict[str, Iterable[int]], body_limit: int = MAX_BODY_BYTES,
-                 secure: bool = False, own_routes: tuple[str, ...] = ()):
+                 secure: bool = False, own_routes: tuple[str, ...] = (), plot_pages: tuple[str, ...] = ()):
         self.app = app
+        self.plot_pages = plot_pages
         self.handlers = {path: set(indexes) for path, indexes in handlers.items()}
         self.body_limit = body_limit
         self.secure = secure
@@ -75,7 +80,8 @@ class Hardening:
         page = next((p for p in self.handlers if scope["path"] == p or scope["path"].startswith(p + "/")), None)
         # only a page's own HTML (Gradio's template) gets a nonce for its inline scripts
         nonce = secrets.token_urlsafe(16) if page and scope["path"] in (page, page + "/") else None
-        send = _with_headers(send, security_headers(nonce, self.secure), nonce)
+        send = _with_headers(send, security_headers(nonce, self.secure, plots=nonce is not None and page in self.plot_pages),
+                             nonce)
         if page is not None and not self._served(scope["path"], page):
             return await _refuse(scope, receive, send, 404, "Not found.")
         declared = _content_length(scope)

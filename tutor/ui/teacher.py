@@ -16,13 +16,14 @@ from tutor.accounts import STAFF, AccountService
 from tutor.domain.dialogues import MOVES
 from tutor.domain.policy import RevealPolicy
 from tutor.errors import InvalidInput
-from tutor.service import LEARNER_ROLE, TutorService
+from tutor.service import LEARNER_ROLE, STUCK_ATTEMPTS, STUCK_HINTS, TutorService
 from tutor.storage.store import RUBRIC, Message, User
 from tutor.ui.access import allow
 from tutor.ui.learner import STATUS, shorten
 from tutor.ui.navigation import navigation_bar
 
 LEARNER_COLUMNS = ["learner", "sessions", "solved", "learner messages", "mean mastery", "last active"]
+STUCK_COLUMNS = ["learner", "problem", "step", "failed attempts", "hints", "last active"]
 NO_TRANSCRIPT = "_Pick a class, a learner and a session._"
 # ratings as words: a 👎 glyph is an empty box where no emoji font is installed
 TURN_COLUMNS = ["turn", "learner", "problem", "when", "model", "move", "rated", "learner's comment", "draft failed",
@@ -45,6 +46,15 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                     "your ratings and rewrites teach the next model version.")
         class_picker = gr.Dropdown([], label="Class", elem_id="class-picker")
         result = gr.Markdown(elem_id="teacher-result")
+        with gr.Tab("Class dashboard", elem_id="dashboard-tab"):
+            gr.Markdown(f"#### Stuck now\nOpen sessions whose current step has had {STUCK_ATTEMPTS} failed "
+                        f"attempts or {STUCK_HINTS} hints.")
+            stuck = gr.Dataframe(headers=STUCK_COLUMNS, interactive=False, elem_id="stuck")
+            gr.Markdown("#### Mastery by skill\nEach learner's estimated chance of knowing a skill "
+                        "(from the steps they did themselves).")
+            heatmap = gr.Dataframe(interactive=False, elem_id="mastery-heatmap")
+            activity = gr.BarPlot(x="day", y="sessions", color="kind", title="Sessions per day (last 30 days)",
+                                  height=240, elem_id="activity")
         with gr.Tab("Learners"):
             with gr.Row():
                 learner_picker = gr.Dropdown([], label="Learner", elem_id="learner-picker")
@@ -94,14 +104,16 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
         def on_class(teacher: User, class_id: int | None):
             cleared = ([], gr.update(choices=[], value=None))  # another class: its own turns, none picked
             if class_id is None:
-                return [], gr.update(choices=[], value=None), gr.update(choices=[], value=None), None, None, *cleared
+                return ([], gr.update(choices=[], value=None), gr.update(choices=[], value=None), None, None, *cleared,
+                        *_dashboard(service, None, []))
             members = accounts.members(teacher, int(class_id))
             rows = [_learner_row(service, learner) for learner in members]
             choices = [(m.name, m.id) for m in members]
             chosen = accounts.school_class(teacher, int(class_id)).policy
             policy = RevealPolicy.from_json(chosen) if chosen else service.policy
             return (rows, gr.update(choices=choices, value=None), gr.update(choices=choices, value=None),
-                    policy.bottom_out_after, policy.final_answer_after, *cleared)
+                    policy.bottom_out_after, policy.final_answer_after, *cleared,
+                    *_dashboard(service, accounts.school_class(teacher, int(class_id)), members))
 
         def found(teacher: User, class_id, learner_id, problem_id, since_day, model_version, down, failed_only,
                   not_reviewed):
@@ -203,7 +215,8 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
 
         page.load(on_load, None, class_picker, api_visibility="private")
         class_picker.change(on_class, class_picker,
-                            [learners, learner_picker, only_learner, bottom_out, final_after, turns, turn_picker],
+                            [learners, learner_picker, only_learner, bottom_out, final_after, turns, turn_picker,
+                             stuck, heatmap, activity],
                             api_name="class_learners")
         find.click(on_find, filters, [result, turns, turn_picker], api_name="find_turns")
         turn_picker.change(on_turn, turn_picker, [context, *marks, move, rewrite], api_name="turn")
@@ -212,6 +225,34 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
         learner_picker.change(on_learner, learner_picker, session_picker, api_name="learner_sessions")
         session_picker.change(on_session, session_picker, transcript, api_name="transcript")
     return page
+
+
+def _dashboard(service: TutorService, school_class, members: list[User]) -> tuple:
+    """The class dashboard: who is stuck now, the learners × skills mastery heatmap, sessions per day."""
+    import pandas as pd
+
+    if school_class is None:
+        return [], pd.DataFrame(), pd.DataFrame(columns=["day", "sessions", "kind"])
+    stuck = [[s.learner, shorten(s.conversation.problem.question, 60), f"{s.step} of {s.steps}", s.attempts,
+              s.hint_level, s.conversation.updated[:16].replace("T", " ")] for s in service.stuck(members)]
+    estimates = pd.DataFrame(service.store.class_mastery(school_class), columns=["learner", "skill", "p_known"])
+    table = estimates.pivot(index="learner", columns="skill", values="p_known").reset_index() if len(estimates) \
+        else pd.DataFrame({"learner": [m.name for m in members]})
+    heatmap = table.style.format(lambda v: f"{v:.0%}" if isinstance(v, float) and v == v else "—",
+                                 subset=table.columns[1:]).map(_heat, subset=table.columns[1:])
+    days = service.store.class_activity(school_class)
+    activity = pd.DataFrame([{"day": d["day"], "sessions": d[kind], "kind": kind}
+                             for d in days for kind in ("started", "solved")], columns=["day", "sessions", "kind"])
+    return stuck, heatmap, activity
+
+
+def _heat(value) -> str:
+    """A cell's colour by mastery, with text dark enough to read on it; no estimate: none."""
+    if not isinstance(value, float) or value != value:
+        return ""
+    red, green = (220, 38, 38), (22, 163, 74)
+    mixed = [round(r + (g - r) * value) for r, g in zip(red, green)]
+    return f"background-color: rgba({mixed[0]}, {mixed[1]}, {mixed[2]}, 0.35)"
 
 
 def _day(text: str | None) -> str | None:

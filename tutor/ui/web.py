@@ -237,7 +237,8 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
     app.state.pages = pages
     app.state.exports = exports
     app.add_middleware(Hardening, handlers={f"/{path}": page.fns.keys() for path, page in pages.items()},
-                       body_limit=limits.body_bytes, secure=secure_cookies, own_routes=(EXPORTS_PATH + "/", OWN_EXPORT + "."))
+                       body_limit=limits.body_bytes, secure=secure_cookies, own_routes=(EXPORTS_PATH + "/", OWN_EXPORT + "."),
+                       plot_pages=("/teach", "/admin"))
     return app
 
 

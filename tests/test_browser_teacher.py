@@ -1,0 +1,63 @@
+"""The teacher's class dashboard in headless Chromium: who is stuck now, mastery per learner and
+skill as a heatmap, sessions per day as a plot; and the turns table's ratings and comments in
+words. Screenshots kept."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.browser_flow import chromium_path, log_in, open_browser
+from tests.conftest import CARMEN_ID, PASSWORD
+from tests.web import serving
+from tutor.model.fake import FakeBackend
+from tutor.service import THUMBS_DOWN, TutorService
+from tutor.ui.web import build_app
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        chromium_path() is None or importlib.util.find_spec("playwright") is None,
+        reason="needs Debian's chromium and the playwright package",
+    ),
+]
+
+
+def test_a_teacher_sees_who_is_stuck_and_the_class_mastery_at_a_glance(store, bank, accounts, school, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path))
+    service = TutorService(store, bank, FakeBackend(["What do you know so far?"]))
+    solved = service.start_bank_session(school.ann, CARMEN_ID)
+    for answer in ("3 * 50 = 150", "150", "300", "500"):
+        *_, last = service.reply(solved, answer)
+    service.rate(school.ann, solved, last.message.id, THUMBS_DOWN, "It never said why.")
+    stuck = service.start_bank_session(school.ann, CARMEN_ID)
+    for _ in range(2):  # focus, then partial: the third rung of the ladder on one step
+        list(service.hint(stuck))
+    list(service.reply(service.start_bank_session(school.bob, CARMEN_ID), "3 * 50 = 150"))  # another class
+
+    with serving(build_app(service, accounts)) as url, sync_playwright() as playwright:
+        browser, page = open_browser(playwright)
+        log_in(page, url, "tom", PASSWORD)
+        stuck_table = page.locator("#stuck")
+        expect(stuck_table).to_contain_text("ann")  # the only class opens at once
+        expect(stuck_table).to_contain_text("1 of 4")
+        heatmap = page.locator("#mastery-heatmap")
+        expect(heatmap).to_contain_text("multiplication")
+        expect(heatmap).not_to_contain_text("bob")
+        plot = page.locator("#activity svg, #activity canvas")  # Vega drew it (it fails silently)
+        expect(plot.first).to_be_visible()
+        page.screenshot(path=str(shots / "teacher-dashboard.png"), full_page=True)
+        expect(heatmap).to_contain_text("%")
+
+        page.get_by_role("tab", name="Review turns").click()
+        page.get_by_label("Rated down only").check()
+        page.get_by_role("button", name="Find turns").click()
+        turns = page.locator("#turns")
+        expect(turns).to_contain_text("It never said why.")
+        expect(turns).to_contain_text("down")
+        assert page.refused_by_policy == []  # the plot and the styled table run under the CSP
+        browser.close()
+    assert (shots / "teacher-dashboard.png").stat().st_size > 10_000
