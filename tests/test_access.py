@@ -42,7 +42,7 @@ def rules(ids) -> dict[tuple[str, str], Rule]:
     start = ("on_start_bank", [CARMEN_ID])
     similar = ("on_find_similar", [CARMEN_ID, None])
     to_ann = [("on_load", []), ("on_class", [ids.class_5a]), ("on_learner", [ids.ann])]
-    find = [ids.class_5a, None, "", "", "", False, False, False]  # class 5A's turns, unfiltered
+    find = [ids.class_5a, None, "", "", "", False, False, False, ""]  # class 5A's turns, unfiltered
     to_turns = [("on_load", []), ("on_find", find)]
     return {
         ("learn", "links"): Rule([], EVERYONE),
@@ -90,6 +90,9 @@ def rules(ids) -> dict[tuple[str, str], Rule]:
         ("teach", "on_turn"): Rule([ids.tutor_turn], {"tom", "root"}, to_turns),
         ("teach", "on_review"): Rule([ids.tutor_turn, "yes", "no", "—", "—", "focus", "Which bids came first?",
                                       *find], {"tom", "root"}, to_turns),
+        ("teach", "on_turn_row"): Rule([], {"tom", "tess", "root"}, event_data={
+            "index": [0, 0], "value": ids.tutor_turn, "row_value": [ids.tutor_turn], "col_value": [ids.tutor_turn],
+            "selected": True}),
         ("teach", "on_policy"): Rule([ids.class_5a, 2, None], {"tom", "root"}, to_ann[:1]),
     }
 

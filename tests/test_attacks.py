@@ -50,7 +50,7 @@ def test_learner_markup_reaches_staff_views_only_as_text(site, store, bank, scho
     call(tom, "teach", function_index(app, "teach", "on_learner"), [school.ann.id], tab)
     shown = call(tom, "teach", function_index(app, "teach", "on_session"), [own.id], tab)
     tutor_turn = next(m for m in service.transcript(own) if m.role == "tutor")
-    class_turns = [service.store.class_named("5A").id, None, "", "", "", False, False, False]
+    class_turns = [service.store.class_named("5A").id, None, "", "", "", False, False, False, ""]
     call(tom, "teach", function_index(app, "teach", "on_find"), class_turns, tab)
     context = call(tom, "teach", function_index(app, "teach", "on_turn"), [tutor_turn.id], tab)
     for markdown in (shown.outputs[0], context.outputs[0]):

@@ -58,6 +58,19 @@ def test_a_teacher_sees_who_is_stuck_and_the_class_mastery_at_a_glance(store, ba
         turns = page.locator("#turns")
         expect(turns).to_contain_text("It never said why.")
         expect(turns).to_contain_text("down")
+
+        # search the class's turns by words, click a row to review it, see it saved beside the form
+        page.get_by_label("Rated down only").uncheck()
+        page.locator("#filter-words textarea, #filter-words input").first.fill("300")  # ann's message
+        page.get_by_role("button", name="Find turns").click()
+        expect(page.locator("#teacher-result")).to_contain_text("1 turns.")
+        turns.get_by_role("row").nth(1).get_by_role("gridcell").nth(3).click()
+        expect(page.locator("#turn-context mark")).to_be_visible()  # the turn under review, in its context
+        expect(page.locator("#turn-context")).to_contain_text("300")
+        page.locator("#mark-correct").get_by_label("yes").check()
+        page.get_by_role("button", name="Save review").click()
+        expect(page.locator("#review-saved")).to_contain_text("Saved your review of turn")
+        page.screenshot(path=str(shots / "teacher-review.png"), full_page=True)
         assert page.refused_by_policy == []  # the plot and the styled table run under the CSP
         browser.close()
     assert (shots / "teacher-dashboard.png").stat().st_size > 10_000

@@ -626,8 +626,10 @@ class Store:
 
     def tutor_turns(self, class_id: int, *, learner_id: int | None = None, problem_id: str | None = None,
                     since: str | None = None, model_version: str | None = None, thumbs_down: bool = False,
-                    draft_failed: bool = False, unreviewed: bool = False, limit: int = 200) -> list[dict]:
-        """Tutor turns in the conversations of a class's learners, newest first, filtered."""
+                    draft_failed: bool = False, unreviewed: bool = False, text: str | None = None,
+                    limit: int = 200) -> list[dict]:
+        """Tutor turns in the conversations of a class's learners, newest first, filtered; `text`:
+        words in the turn or in the learner's message it answered (any case)."""
         where, args = ["e.class_id = ?", "m.role = 'tutor'"], [class_id]
         for clause, value in (("c.user_id = ?", learner_id), ("c.problem_id = ?", problem_id),
                               ("m.created >= ?", since), ("m.model_version = ?", model_version)):
@@ -640,6 +642,11 @@ class Store:
             where.append("json_extract(m.planner_state, '$.guard.passed') = 0")
         if unreviewed:
             where.append("reviewed = 0")
+        if text:
+            where.append("""(instr(lower(m.content), lower(?)) > 0 or instr(lower(coalesce(
+                (select l.content from messages l where l.conversation_id = m.conversation_id and l.id < m.id
+                 order by l.id desc limit 1), '')), lower(?)) > 0)""")
+            args += [text, text]
         rows = self.db.query(
             f"""select m.id, m.conversation_id, m.content, m.model_version, m.move, m.hint_level,
                 m.created, c.user_id, u.name as learner, c.problem_id,

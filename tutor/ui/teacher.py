@@ -72,8 +72,11 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 thumbs_down = gr.Checkbox(label="Rated down only", elem_id="filter-thumbs")
                 failed = gr.Checkbox(label="Failed drafts only")
                 unreviewed = gr.Checkbox(label="Not yet reviewed")
+                words = gr.Textbox(label="Words in the turn or the learner's message before it", max_length=100,
+                                   elem_id="filter-words")
                 find = gr.Button("Find turns", variant="primary", elem_id="find-turns")
             turns = gr.Dataframe(headers=TURN_COLUMNS, interactive=False, elem_id="turns", wrap=True)
+            gr.Markdown("_Click a row to review that turn._")
             turn_picker = gr.Dropdown([], label="Turn to review", elem_id="turn-picker")
             context = gr.Markdown(elem_id="turn-context", latex_delimiters=[])
             with gr.Row():
@@ -84,6 +87,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 rewrite = gr.Textbox(label="Rewrite (what the tutor should have said)", lines=2,
                                      max_length=1000, elem_id="rewrite")
             save = gr.Button("Save review", variant="primary", elem_id="save-review")
+            saved_note = gr.Markdown(elem_id="review-saved")  # the confirmation, beside the form
         with gr.Tab("Reveal policy"):
             gr.Markdown("When may the tutor give a step's value or the final answer to this class? "
                         "New sessions use it; the deployment's defaults apply until you save one.")
@@ -116,7 +120,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                     *_dashboard(service, accounts.school_class(teacher, int(class_id)), members))
 
         def found(teacher: User, class_id, learner_id, problem_id, since_day, model_version, down, failed_only,
-                  not_reviewed):
+                  not_reviewed, text):
             if class_id is None:
                 raise InvalidInput("Choose a class first.")
             school_class = accounts.school_class(teacher, int(class_id))
@@ -124,7 +128,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 school_class.id, learner_id=int(learner_id) if learner_id else None,
                 problem_id=(problem_id or "").strip() or None, since=_day(since_day),
                 model_version=(model_version or "").strip() or None, thumbs_down=bool(down),
-                draft_failed=bool(failed_only), unreviewed=bool(not_reviewed))
+                draft_failed=bool(failed_only), unreviewed=bool(not_reviewed), text=(text or "").strip() or None)
             scores = _judge_scores(service, rows)
             table = [[r["id"], r["learner"], r["problem_id"], r["created"][:16].replace("T", " "),
                       r["model_version"] or "", r["move"] or "", RATED.get(r["thumbs"], ""), r["comment"] or "",
@@ -133,36 +137,36 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             return table, gr.update(choices=[(f"turn {r['id']} · {r['learner']} · {r['content'][:50]}", r["id"])
                                              for r in rows], value=None)
 
-        filters = [class_picker, only_learner, problem, since, version, thumbs_down, failed, unreviewed]
+        filters = [class_picker, only_learner, problem, since, version, thumbs_down, failed, unreviewed, words]
 
         @staff
         def on_find(teacher: User, class_id, learner_id, problem_id, since_day, model_version, down, failed_only,
-                    not_reviewed):
+                    not_reviewed, words):
             table, picker = found(teacher, class_id, learner_id, problem_id, since_day, model_version, down,
-                                  failed_only, not_reviewed)
+                                  failed_only, not_reviewed, words)
             return f"{len(table)} turns.", table, picker
 
         @staff
         def on_turn(teacher: User, message_id: int | None):
             if message_id is None:
-                return "", *(["—"] * len(RUBRIC)), "—", ""
+                return "", *(["—"] * len(RUBRIC)), "—", "", ""
             message = accounts.readable_message(teacher, int(message_id))  # checks who may read it
             conversation = store.conversation(message.conversation_id, None)
             accounts.audit(teacher, "view_transcript", f"conversation:{conversation.id}")
             before = [m for m in service.transcript(conversation) if m.id <= message.id]
             judged = service.judged_turns(conversation, before, only={m.id for m in before[-5:]})
-            shown = "\n".join(_turn(m, judged.get(m.id)) for m in before[-5:])
+            shown = "\n".join(_turn(m, judged.get(m.id), under_review=m.id == message.id) for m in before[-5:])
             review = store.review(message.id, teacher)
             marks_now = [_mark(review.marks[item]) if review else "—" for item in RUBRIC]
             return (f"> {as_text(conversation.problem.question)}\n{shown}"
                     f"{_disagreement(judged.get(message.id), review.marks, bool(review.rewrite)) if review else ''}",
                     *marks_now,
-                    (review.move if review and review.move else "—"), (review.rewrite or "") if review else "")
+                    (review.move if review and review.move else "—"), (review.rewrite or "") if review else "", "")
 
         @staff
         def on_review(teacher: User, message_id: int | None, correct, socratic, no_leak, encouraging,
                       chosen_move, text, class_id, learner_id, problem_id, since_day, model_version, down,
-                      failed_only, not_reviewed):
+                      failed_only, not_reviewed, words):
             if message_id is None:
                 raise InvalidInput("Choose a turn to review.")
             given = dict(zip(RUBRIC, (correct, socratic, no_leak, encouraging)))
@@ -175,10 +179,18 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             saved = (f"Saved your review of turn {int(message_id)}."
                      + _disagreement(judged, chosen, bool(text and text.strip())))
             if class_id is None:
-                return saved, gr.update()
+                return saved, gr.update(), saved
             table, _ = found(teacher, class_id, learner_id, problem_id, since_day, model_version, down,
-                             failed_only, not_reviewed)
-            return saved, table
+                             failed_only, not_reviewed, words)
+            return saved, table, saved
+
+        @staff
+        def on_turn_row(teacher: User, data: gr.SelectData):
+            """A click on a row of the turns table picks that turn (its first cell is the turn's id)."""
+            row = data.row_value if data.row_value else None
+            if not row:
+                return gr.skip()
+            return int(row[0])
 
         @staff
         def on_policy(teacher: User, class_id: int | None, steps: float | None, final: float | None):
@@ -219,8 +231,10 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                              stuck, heatmap, activity],
                             api_name="class_learners")
         find.click(on_find, filters, [result, turns, turn_picker], api_name="find_turns")
-        turn_picker.change(on_turn, turn_picker, [context, *marks, move, rewrite], api_name="turn")
-        save.click(on_review, [turn_picker, *marks, move, rewrite, *filters], [result, turns], api_name="review")
+        turn_picker.change(on_turn, turn_picker, [context, *marks, move, rewrite, saved_note], api_name="turn")
+        save.click(on_review, [turn_picker, *marks, move, rewrite, *filters], [result, turns, saved_note],
+                   api_name="review")
+        turns.select(on_turn_row, None, turn_picker, api_visibility="private")
         save_policy.click(on_policy, [class_picker, bottom_out, final_after], result, api_name="class_policy")
         learner_picker.change(on_learner, learner_picker, session_picker, api_name="learner_sessions")
         session_picker.change(on_session, session_picker, transcript, api_name="transcript")
@@ -307,8 +321,10 @@ def as_text(text: str) -> str:
     return MARKUP.sub(lambda match: f"&#{ord(match.group())};", text).replace("\n", "  \n")
 
 
-def _turn(message: Message, judgement=None) -> str:
+def _turn(message: Message, judgement=None, under_review: bool = False) -> str:
     text = as_text(message.content)
+    if under_review:  # marked in its context
+        text = f"<mark id=\"under-review\">{text}</mark> <small>(under review)</small>"
     if message.role == LEARNER_ROLE:
         return f"\n**Learner:** {text}\n"
     state = message.planner_state or {}
