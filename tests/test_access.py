@@ -78,6 +78,7 @@ def rules(ids) -> dict[tuple[str, str], Rule]:
         ("admin", "on_export"): Rule(["zed"], {"root"}, [("on_load", [])]),
         ("admin", "on_delete"): Rule(["zed", "zed"], {"root"}, [("on_load", [])]),
         ("admin", "on_save_retention"): Rule([30], {"root"}),
+        ("admin", "on_audit"): Rule(["login", ""], {"root"}),
         ("admin", "on_purge"): Rule([], {"root"}),
         ("admin", "on_model"): Rule([], {"root"}),
         ("admin", "on_load_schedule"): Rule([], {"root"}),

@@ -338,3 +338,18 @@ def test_a_one_time_password_must_be_changed_before_any_page(site, store, accoun
                                               "csrf": token})
     assert changed.headers["location"] == "/learn/"
     assert browser.get("/learn/", headers={"accept": "text/html"}).status_code == 200
+
+
+def test_the_audit_log_has_logins_failed_logins_and_password_changes_and_filters_them(accounts, store, school):
+    accounts.login("ann", PASSWORD)
+    for name in ("ann", "nobody-by-this-name"):
+        with pytest.raises(LoginRefused):
+            accounts.login(name, "not it")
+    accounts.change_own_password(school.ann, "a brand new one", "a brand new one", old=PASSWORD)
+    logins = [(row["actor"], row["action"], row["target"]) for row in store.audit_log(words="login")]
+    assert logins == [("login form", "login_failed", "unknown name"),
+                      ("login form", "login_failed", f"user:{school.ann.id}"),
+                      ("ann", "login", f"user:{school.ann.id}")]
+    assert "nobody-by-this-name" not in repr(store.audit_log())  # a typed name is not kept
+    assert [row["action"] for row in store.audit_log(words="PASSWORD")] == ["change_password"]
+    assert store.audit_log(since="2999-01-01") == []

@@ -81,6 +81,11 @@ def test_each_demo_role_logs_in_and_sees_its_own_page(store, bank, accounts, tmp
         expect(page.locator("#admin-result")).to_contain_text("One-time password")
         expect(page.locator("#users")).to_contain_text("new-learner")
         expect(page.locator("#users")).to_contain_text("never")  # new-learner's last login
+        page.get_by_role("tab", name="Audit log").click()
+        page.get_by_label("Who, action or target contains").fill("login_failed")
+        page.get_by_role("button", name="Refresh").click()
+        expect(page.locator("#audit")).to_contain_text("login form")  # the learner's wrong password, first
+        expect(page.locator("#audit")).not_to_contain_text("add_user")
         page.screenshot(path=str(shots / "admin-users.png"), full_page=True)
         assert page.refused_by_policy == []  # every role's page runs under the CSP
         browser.close()

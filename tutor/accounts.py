@@ -34,6 +34,7 @@ MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS = 8, 200
 HASHES_AT_ONCE = 2
 RETENTION_DAYS = "retention_days"  # settings key: raw transcripts older than this are purged
 WRONG_CREDENTIALS = "Wrong name or password."
+LOGIN_FORM = "login form"  # who the audit log says tried a failed login (nobody known yet)
 EXPIRED = "Your session has expired. Please log in again."
 
 
@@ -183,8 +184,11 @@ class AccountService:
             user, stored = None, None
         if not _verifies(self.hasher, stored or self._dummy_hash, password) or user is None:
             self.store.add_login_failure(name.lower(), address, _stamp(self.clock()))
+            # the audit names an account by its id, never a name someone typed
+            self.store.audit(None, "login_failed", _target(user) if user else "unknown name", by=LOGIN_FORM)
             raise LoginRefused(WRONG_CREDENTIALS)
         if user.disabled:
+            self.store.audit(None, "login_failed", _target(user), {"reason": "disabled"}, by=LOGIN_FORM)
             raise LoginRefused("This account is disabled. Ask an admin to enable it.")
         self.store.clear_login_failures(name.lower(), (address,))
         self.store.record_login(user, address)
@@ -192,6 +196,7 @@ class AccountService:
             self.store.update_user(user, password_hash=self.hasher.hash(password))
         token = secrets.token_urlsafe(32)
         self.store.add_session(_token_hash(token), user, self._expiry())
+        self.store.audit(user, "login", _target(user))
         return user, token
 
     def _refuse_if_throttled(self, name: str, address: str | None) -> None:

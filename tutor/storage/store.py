@@ -392,14 +392,23 @@ class Store:
     # audit log and settings
 
     def audit(self, actor: User | None, action: str, target: str | None = None,
-              detail: dict | None = None) -> None:
-        """Record a staff action; `actor` None is the server's console (`python -m tutor ...`)."""
+              detail: dict | None = None, by: str = "console") -> None:
+        """Record an action; `actor` None is the server's console (`python -m tutor ...`), or
+        whoever `by` says (the login form)."""
         self.db["audit_log"].insert({"actor_id": actor.id if actor else None,
-                                     "actor": actor.name if actor else "console", "action": action,
+                                     "actor": actor.name if actor else by, "action": action,
                                      "target": target, "detail": _dump(detail), "at": now()})
 
-    def audit_log(self, limit: int = 100) -> list[dict]:
-        rows = self.db["audit_log"].rows_where(order_by="id desc", limit=limit)
+    def audit_log(self, limit: int = 100, words: str | None = None, since: str | None = None) -> list[dict]:
+        """The newest entries; `words`: in who, the action or the target (any case); `since`: a day."""
+        where, args = ["1"], []
+        if words:
+            where.append("instr(lower(actor || ' ' || action || ' ' || coalesce(target, '')), lower(?)) > 0")
+            args.append(words)
+        if since:
+            where.append("at >= ?")
+            args.append(since)
+        rows = self.db["audit_log"].rows_where(" and ".join(where), args, order_by="id desc", limit=limit)
         return [row | {"detail": _load(row["detail"])} for row in rows]
 
     def setting(self, key: str, default: str | None = None) -> str | None:

@@ -18,6 +18,7 @@ from tutor.storage.store import TrainingRun, User
 from tutor.ui.access import allow
 from tutor.ui.exports import EXPORT_KEEP_S, PendingExports
 from tutor.ui.navigation import navigation_bar
+from tutor.ui.teacher import parse_day
 
 USER_COLUMNS = ["name", "role", "classes", "last login", "disabled", "must change password", "id"]
 AUDIT_COLUMNS = ["at", "who", "action", "target", "detail"]
@@ -41,9 +42,10 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         return [[u.name, u.role, classes(u), (last.get(u.id) or "never")[:16].replace("T", " "), u.disabled,
                  u.must_change_password, u.id] for u in users]
 
-    def audit_table() -> list[list]:
+    def audit_table(words: str | None = None, since: str | None = None) -> list[list]:
         return [[row["at"][:19].replace("T", " "), row["actor"], row["action"], row["target"] or "",
-                 json.dumps(row["detail"]) if row["detail"] else ""] for row in store.audit_log(200)]
+                 json.dumps(row["detail"]) if row["detail"] else ""]
+                for row in store.audit_log(200, (words or "").strip() or None, since)]
 
     def refreshed(message: str) -> tuple:
         users = store.users()
@@ -95,6 +97,10 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                 save_retention = gr.Button("Save")
                 purge = gr.Button("Apply retention now")
         with gr.Tab("Audit log"):
+            with gr.Row():
+                audit_words = gr.Textbox(label="Who, action or target contains", max_length=60, elem_id="audit-words")
+                audit_since = gr.Textbox(label="Since (YYYY-MM-DD)", max_length=10)
+                audit_refresh = gr.Button("Refresh", elem_id="audit-refresh")
             audit = gr.Dataframe(headers=AUDIT_COLUMNS, interactive=False, elem_id="audit")
         with gr.Tab("Model", elem_id="model-tab"):
             served = gr.Markdown(elem_id="served")
@@ -184,6 +190,10 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
             accounts.delete_user(admin, name)
             exports.forget_user(user.id)
             return (*refreshed(f"Deleted {name} and all their data."), "", "")
+
+        @admin_only
+        def on_audit(admin: User, words: str, since_day: str):
+            return audit_table(words, parse_day(since_day))
 
         @admin_only
         def on_save_retention(admin: User, days: float | None):
@@ -277,6 +287,8 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         delete.click(on_delete, [subject, confirm], [*managed, exported, confirm], api_name="delete_user")
         save_retention.click(on_save_retention, retention, managed, api_name="set_retention")
         purge.click(on_purge, None, managed, api_name="apply_retention")
+        gr.on([audit_refresh.click, audit_words.submit, audit_since.submit], on_audit, [audit_words, audit_since], audit,
+              api_name="audit_log")
     return page
 
 

@@ -126,7 +126,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             school_class = accounts.school_class(teacher, int(class_id))
             rows = store.tutor_turns(
                 school_class.id, learner_id=int(learner_id) if learner_id else None,
-                problem_id=(problem_id or "").strip() or None, since=_day(since_day),
+                problem_id=(problem_id or "").strip() or None, since=parse_day(since_day),
                 model_version=(model_version or "").strip() or None, thumbs_down=bool(down),
                 draft_failed=bool(failed_only), unreviewed=bool(not_reviewed), text=(text or "").strip() or None)
             scores = _judge_scores(service, rows)
@@ -269,7 +269,7 @@ def _heat(value) -> str:
     return f"background-color: rgba({mixed[0]}, {mixed[1]}, {mixed[2]}, 0.35)"
 
 
-def _day(text: str | None) -> str | None:
+def parse_day(text: str | None) -> str | None:
     text = (text or "").strip()
     if not text:
         return None
