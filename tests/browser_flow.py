@@ -38,6 +38,17 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def browser_tests() -> list:
+    """A browser test module's marks: `pytestmark = browser_tests()`."""
+    import importlib.util
+
+    import pytest
+
+    return [pytest.mark.browser, pytest.mark.skipif(
+        chromium_path() is None or importlib.util.find_spec("playwright") is None,
+        reason="needs Debian's chromium and the playwright package")]
+
+
 def drive_learner_page(url: str, screenshot: Path, login: tuple[str, str], problem_search: str = "Carmen",
                        learner_message: str = "I think the desk costs $350.",
                        reply_timeout_ms: int = 120_000) -> FlowResult:

@@ -1,12 +1,9 @@
 """The learner page in headless Chromium: pick a problem, chat, 👍, a refused empty message."""
 
-import importlib.util
 import os
 from pathlib import Path
 
-import pytest
-
-from tests.browser_flow import HINT, chromium_path, drive_learner_page, solve_in_browser
+from tests.browser_flow import HINT, browser_tests, drive_learner_page, solve_in_browser
 from tests.conftest import FIRST_REPLY, PASSWORD, SECOND_REPLY
 from tests.web import serving
 from tutor.domain.faithfulness import affirms, negates
@@ -16,13 +13,7 @@ from tutor.ui.web import build_app
 
 ANN = ("ann", PASSWORD)  # a learner of the `school` fixture
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        chromium_path() is None or importlib.util.find_spec("playwright") is None,
-        reason="needs Debian's chromium and the playwright package",
-    ),
-]
+pytestmark = browser_tests()
 
 
 def test_learner_completes_a_turn_and_rates_it_in_the_browser(service, store, accounts, school, tmp_path):

@@ -5,28 +5,19 @@ a second site (attacker.test, served here) that counts every request it gets:
 - a form on the other site that posts to /login logs no one in (login CSRF);
 - an image on the other site pointing at /logout logs no one out (logout CSRF)."""
 
-import importlib.util
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
-from tests.browser_flow import CHROMIUM_FLAGS, chromium_path, log_in
+from tests.browser_flow import CHROMIUM_FLAGS, browser_tests, chromium_path, log_in
 from tests.conftest import PASSWORD
 from tests.web import serving
 from tutor.model.fake import FakeBackend
 from tutor.service import TutorService
 from tutor.ui.web import build_app
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        chromium_path() is None or importlib.util.find_spec("playwright") is None,
-        reason="needs Debian's chromium and the playwright package",
-    ),
-]
+pytestmark = browser_tests()
 
 
 class OtherSite:

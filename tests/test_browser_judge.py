@@ -1,26 +1,17 @@
 """In headless Chromium: a teacher reads a session with the judge's reading under each tutor
 turn, reviews a turn against it and is told where the review disagrees. Screenshots are kept."""
 
-import importlib.util
 import os
 from pathlib import Path
 
-import pytest
-
-from tests.browser_flow import chromium_path, log_in, open_browser
+from tests.browser_flow import browser_tests, log_in, open_browser
 from tests.conftest import CARMEN_ID, PASSWORD
 from tests.web import serving
 from tutor.model.fake import FakeBackend
 from tutor.service import TutorService
 from tutor.ui.web import build_app
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        chromium_path() is None or importlib.util.find_spec("playwright") is None,
-        reason="needs Debian's chromium and the playwright package",
-    ),
-]
+pytestmark = browser_tests()
 
 
 def test_the_teacher_sees_each_turns_judged_dimensions_and_where_their_review_disagrees(

@@ -3,27 +3,18 @@ tutor speaks first, a reload keeps the open session and the 👍 given, the chat
 sessions say whether they are solved, mastery is a progress element a screen reader can read, the
 chat comes first on a phone, and the learner can download their own sessions. Screenshots kept."""
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 
-import pytest
-
-from tests.browser_flow import chromium_path, log_in, log_out, open_browser, wait_until_settled
+from tests.browser_flow import browser_tests, log_in, log_out, open_browser, wait_until_settled
 from tests.conftest import PASSWORD
 from tests.web import serving
 from tutor.model.fake import FakeBackend
 from tutor.service import TutorService
 from tutor.ui.web import build_app
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        chromium_path() is None or importlib.util.find_spec("playwright") is None,
-        reason="needs Debian's chromium and the playwright package",
-    ),
-]
+pytestmark = browser_tests()
 
 
 def test_a_learner_keeps_their_place_and_their_ratings_and_takes_their_sessions_home(

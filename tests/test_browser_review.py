@@ -2,26 +2,17 @@
 starts a round (a tiny model trains for real in the worker), watches it finish, reads the gate
 table, promotes the candidate and rolls it back. Screenshots are kept."""
 
-import importlib.util
 import os
 from pathlib import Path
 
-import pytest
-
-from tests.browser_flow import chromium_path, log_in, log_out, open_browser
+from tests.browser_flow import browser_tests, log_in, log_out, open_browser
 from tests.conftest import CARMEN_ID, PASSWORD
 from tests.test_rounds import deployment, turn  # noqa: F401 (a fixture)
 from tests.web import serving
 from tutor.service import THUMBS_DOWN
 from tutor.ui.web import build_app
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        chromium_path() is None or importlib.util.find_spec("playwright") is None,
-        reason="needs Debian's chromium and the playwright package",
-    ),
-]
+pytestmark = browser_tests()
 
 REWRITE = "What do the 3 other people bid in all?"
 

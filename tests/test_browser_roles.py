@@ -1,26 +1,17 @@
 """Each demo role logs in through the login page in headless Chromium and sees its own page;
 a learner cannot reach the teacher's or the admin's. Screenshots are kept."""
 
-import importlib.util
 import os
 from pathlib import Path
 
-import pytest
-
-from tests.browser_flow import chromium_path, log_in, log_out, open_browser
+from tests.browser_flow import browser_tests, log_in, log_out, open_browser
 from tests.conftest import CARMEN_ID
 from tests.web import serving
 from tutor.model.fake import FakeBackend
 from tutor.service import TutorService
 from tutor.ui.web import build_app
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        chromium_path() is None or importlib.util.find_spec("playwright") is None,
-        reason="needs Debian's chromium and the playwright package",
-    ),
-]
+pytestmark = browser_tests()
 
 
 def test_each_demo_role_logs_in_and_sees_its_own_page(store, bank, accounts, tmp_path):

@@ -2,26 +2,17 @@
 skill as a heatmap, sessions per day as a plot; and the turns table's ratings and comments in
 words. Screenshots kept."""
 
-import importlib.util
 import os
 from pathlib import Path
 
-import pytest
-
-from tests.browser_flow import chromium_path, log_in, open_browser
+from tests.browser_flow import browser_tests, log_in, open_browser
 from tests.conftest import CARMEN_ID, PASSWORD
 from tests.web import serving
 from tutor.model.fake import FakeBackend
 from tutor.service import THUMBS_DOWN, TutorService
 from tutor.ui.web import build_app
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        chromium_path() is None or importlib.util.find_spec("playwright") is None,
-        reason="needs Debian's chromium and the playwright package",
-    ),
-]
+pytestmark = browser_tests()
 
 
 def test_a_teacher_sees_who_is_stuck_and_the_class_mastery_at_a_glance(store, bank, accounts, school, tmp_path):
