@@ -353,3 +353,13 @@ def test_the_audit_log_has_logins_failed_logins_and_password_changes_and_filters
     assert "nobody-by-this-name" not in repr(store.audit_log())  # a typed name is not kept
     assert [row["action"] for row in store.audit_log(words="PASSWORD")] == ["change_password"]
     assert store.audit_log(since="2999-01-01") == []
+
+
+def test_an_admin_takes_a_learner_out_of_a_class_and_their_sessions_stay(accounts, store, school):
+    five_a = store.class_named("5A")
+    accounts.unenrol(school.root, "5A", "ann")
+    assert school.ann not in store.members(five_a) and not store.teaches(school.tom, school.ann.id)
+    with pytest.raises(InvalidInput, match="not in 5A"):
+        accounts.unenrol(school.root, "5A", "ann")
+    with pytest.raises(AccessDenied):
+        accounts.unenrol(school.tom, "5A", "bob")  # a teacher is not an admin

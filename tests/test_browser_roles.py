@@ -72,6 +72,12 @@ def test_each_demo_role_logs_in_and_sees_its_own_page(store, bank, accounts, tmp
         expect(page.locator("#admin-result")).to_contain_text("One-time password")
         expect(page.locator("#users")).to_contain_text("new-learner")
         expect(page.locator("#users")).to_contain_text("never")  # new-learner's last login
+        page.get_by_label("Find users (name, role or class)").fill("demo-t")
+        expect(page.locator("#users")).to_contain_text("demo-teacher")
+        expect(page.locator("#users")).not_to_contain_text("new-learner")
+        page.get_by_role("tab", name="Classes").click()
+        expect(page.locator("#admin-result")).not_to_contain_text("One-time password")  # not on every tab
+        expect(page.locator("#classes")).to_contain_text("demo-learner")  # each class with its members
         page.get_by_role("tab", name="Audit log").click()
         page.get_by_label("Who, action or target contains").fill("login_failed")
         page.get_by_role("button", name="Refresh").click()

@@ -343,6 +343,13 @@ class AccountService:
         self.store.enrol(school_class, learner)
         self.store.audit(actor, "enrol", _target(learner), {"class": school_class.name})
 
+    def unenrol(self, actor: User | None, class_name: str, learner_name: str) -> None:
+        learner = self.user_named(actor, learner_name)
+        school_class = self.store.class_named(class_name)
+        if not self.store.unenrol(school_class, learner):
+            raise InvalidInput(f"{learner.name} is not in {school_class.name}.")
+        self.store.audit(actor, "unenrol", _target(learner), {"class": school_class.name})
+
     def audit(self, actor: User, action: str, target: str | None = None, detail: dict | None = None) -> None:
         self.store.audit(actor, action, target, detail)
 

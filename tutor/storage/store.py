@@ -312,6 +312,11 @@ class Store:
         self.db["enrolments"].insert({"class_id": school_class.id, "user_id": learner.id,
                                       "created": now()}, ignore=True)
 
+    def unenrol(self, school_class: SchoolClass, learner: User) -> bool:
+        """Take a learner out of a class (their sessions stay theirs); False if they were not in it."""
+        return self.db.execute("delete from enrolments where class_id = ? and user_id = ?",
+                               [school_class.id, learner.id]).rowcount > 0
+
     def members(self, school_class: SchoolClass) -> list[User]:
         rows = self.db.query(
             """select u.* from users u join enrolments e on e.user_id = u.id

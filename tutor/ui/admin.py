@@ -20,6 +20,7 @@ from tutor.ui.exports import EXPORT_KEEP_S, PendingExports
 from tutor.ui.navigation import navigation_bar
 from tutor.ui.teacher import parse_day
 
+CLASS_COLUMNS = ["class", "teacher", "learners", "members"]
 USER_COLUMNS = ["name", "role", "classes", "last login", "disabled", "must change password", "id"]
 AUDIT_COLUMNS = ["at", "who", "action", "target", "detail"]
 RUN_COLUMNS = ["round", "kind", "status", "version", "step", "loss", "started", "message"]
@@ -47,17 +48,24 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                  json.dumps(row["detail"]) if row["detail"] else ""]
                 for row in store.audit_log(200, (words or "").strip() or None, since)]
 
+    def classes_table() -> list[list]:
+        def teacher_name(school_class) -> str:
+            return store.user(school_class.teacher_id).name if school_class.teacher_id else "—"
+        return [[c.name, teacher_name(c), len(members := store.members(c)), ", ".join(m.name for m in members)]
+                for c in store.classes()]
+
     def refreshed(message: str) -> tuple:
         users = store.users()
         names = [u.name for u in users]
         return (message, users_table(users), gr.update(choices=names), gr.update(choices=names),
-                gr.update(choices=[c.name for c in store.classes()]), audit_table())
+                gr.update(choices=[c.name for c in store.classes()]), audit_table(), classes_table())
 
     with gr.Blocks(title="Socratic tutor · admin") as page:
         navigation_bar(page, accounts, "admin")
         gr.Markdown("# Administration")
         result = gr.Markdown(elem_id="admin-result")
-        with gr.Tab("Users"):
+        with gr.Tab("Users") as users_tab:
+            user_search = gr.Textbox(label="Find users (name, role or class)", max_length=40, elem_id="user-search")
             users = gr.Dataframe(headers=USER_COLUMNS, interactive=False, elem_id="users")
             with gr.Row():
                 new_name = gr.Textbox(label="New user's name", max_length=40)
@@ -71,7 +79,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                 disable = gr.Button("Disable")
                 enable = gr.Button("Enable")
                 reset = gr.Button("Reset password")
-        with gr.Tab("Classes"):
+        with gr.Tab("Classes") as classes_tab:
             with gr.Row():
                 class_name = gr.Textbox(label="Class name", max_length=40)
                 teacher = gr.Textbox(label="Teacher's name (optional)", max_length=40)
@@ -80,7 +88,9 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                 class_picker = gr.Dropdown([], label="Class")
                 learner_name = gr.Textbox(label="Learner's name", max_length=40)
                 enrol = gr.Button("Enrol")
-        with gr.Tab("Learner data"):
+                unenrol = gr.Button("Take out of the class")
+            classes_view = gr.Dataframe(headers=CLASS_COLUMNS, interactive=False, elem_id="classes", wrap=True)
+        with gr.Tab("Learner data") as data_tab:
             gr.Markdown("Export everything stored about a user as JSON, or delete it all: "
                         "conversations, messages, ratings, mastery. Datasets built afterwards "
                         "cannot include a deleted learner.")
@@ -90,19 +100,19 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                 confirm = gr.Textbox(label="Type the name again to delete", max_length=40)
                 delete = gr.Button("Delete user and data", variant="stop")
             exported = gr.Markdown(elem_id="export-link", sanitize_html=False)  # our own link
-        with gr.Tab("Settings"):
+        with gr.Tab("Settings") as settings_tab:
             retention = gr.Number(label="Keep raw transcripts for (days; empty: keep)", precision=0,
                                   minimum=1, maximum=3650)
             with gr.Row():
                 save_retention = gr.Button("Save")
                 purge = gr.Button("Apply retention now")
-        with gr.Tab("Audit log"):
+        with gr.Tab("Audit log") as audit_tab:
             with gr.Row():
                 audit_words = gr.Textbox(label="Who, action or target contains", max_length=60, elem_id="audit-words")
                 audit_since = gr.Textbox(label="Since (YYYY-MM-DD)", max_length=10)
                 audit_refresh = gr.Button("Refresh", elem_id="audit-refresh")
             audit = gr.Dataframe(headers=AUDIT_COLUMNS, interactive=False, elem_id="audit")
-        with gr.Tab("Model", elem_id="model-tab"):
+        with gr.Tab("Model", elem_id="model-tab") as model_tab:
             served = gr.Markdown(elem_id="served")
             with gr.Row():
                 kind = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (👍/👎)", "kto")], value="dpo", label="Round")
@@ -192,6 +202,23 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
             return (*refreshed(f"Deleted {name} and all their data."), "", "")
 
         @admin_only
+        def on_tab(admin: User):
+            return ""  # a message (a one-time password above all) belongs to the tab it was shown on
+
+        @admin_only
+        def on_unenrol(admin: User, class_label: str, name: str):
+            if not class_label:
+                raise InvalidInput("Choose a class.")
+            accounts.unenrol(admin, class_label, (name or "").strip())
+            return refreshed(f"{name.strip()} is no longer in {class_label}.")
+
+        @admin_only
+        def on_user_search(admin: User, words: str):
+            words = (words or "").strip().lower()
+            return [row for row in users_table(store.users())
+                    if not words or any(words in str(cell).lower() for cell in row[:3])]
+
+        @admin_only
         def on_audit(admin: User, words: str, since_day: str):
             return audit_table(words, parse_day(since_day))
 
@@ -274,7 +301,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         save_schedule.click(on_save_schedule, [schedule_kind, every_days, after_labels], model_outputs,
                             api_name="set_schedule")
 
-        managed = [result, users, who, subject, class_picker, audit]
+        managed = [result, users, who, subject, class_picker, audit, classes_view]
         page.load(on_load, None, [*managed[1:], retention], api_visibility="private")
         add.click(on_add, [new_name, new_role, new_class], managed, api_name="add_user")
         set_role.click(on_set_role, [who, role], managed, api_name="set_role")
@@ -283,6 +310,10 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         reset.click(on_reset, who, managed, api_name="reset_password")
         create_class.click(on_create_class, [class_name, teacher], managed, api_name="create_class")
         enrol.click(on_enrol, [class_picker, learner_name], managed, api_name="enrol")
+        unenrol.click(on_unenrol, [class_picker, learner_name], managed, api_name="unenrol")
+        user_search.change(on_user_search, user_search, users, api_name="find_users")
+        for tab in (users_tab, classes_tab, data_tab, settings_tab, audit_tab, model_tab):
+            tab.select(on_tab, None, result, api_visibility="private")
         export.click(on_export, subject, [*managed, exported], api_name="export_user")
         delete.click(on_delete, [subject, confirm], [*managed, exported, confirm], api_name="delete_user")
         save_retention.click(on_save_retention, retention, managed, api_name="set_retention")
