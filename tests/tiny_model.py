@@ -17,6 +17,7 @@ CORPUS = [
 
 def build_tiny_model(path: Path, *, seed: int = 0, vocab_size: int = 300) -> Path:
     """Save a 2-layer Llama with a byte-level BPE tokenizer and a ChatML template to `path`."""
+    import torch
     from tokenizers import ByteLevelBPETokenizer
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -28,47 +29,31 @@ def build_tiny_model(path: Path, *, seed: int = 0, vocab_size: int = 300) -> Pat
         bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
     )
     tokenizer.chat_template = CHATML_TEMPLATE
+    torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,  # heads of 16: ONNX Runtime's least
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
     )
-    initialised(lambda: LlamaForCausalLM(config), seed).save_pretrained(path)
+    LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
-
-
-def initialised(build, seed: int):
-    """`build()` (a model of random weights, seeded), made again until its weights are set: a
-    model built while another thread is loading one (a judge or an embedder warming up) is made
-    under transformers' process-wide no-init patch and keeps uninitialised memory (values near
-    1e38), which broke the tests reading it, now and then, in the full suite."""
-    import time
-
-    import torch
-
-    for _ in range(50):
-        torch.manual_seed(seed)
-        model = build()
-        weights = [p for p in model.parameters() if p.dim() > 1]  # drawn at random: neither huge nor all zero
-        if all(torch.isfinite(p).all() and p.abs().max() < 100 and p.std() > 1e-3 for p in weights):
-            return model
-        time.sleep(0.2)
-    raise RuntimeError("could not build a tiny model with initialised weights")
 
 
 def build_tiny_encoder(path: Path, *, seed: int = 0) -> Path:
     """A 2-layer random BERT with the packaged MiniLM's tokenizer: a judge's base in seconds."""
     import shutil
 
+    import torch
     from transformers import BertConfig, BertModel
 
     from tutor.judge.model import packaged_base
 
+    torch.manual_seed(seed)
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=512)
-    initialised(lambda: BertModel(config), seed).save_pretrained(path)
+    BertModel(config).save_pretrained(path)
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(packaged_base() / name, path / name)
     return path
