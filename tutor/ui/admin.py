@@ -176,9 +176,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
 
         @admin_only
         def on_enrol(admin: User, class_label: str, name: str):
-            if not class_label:
-                raise InvalidInput("Choose a class.")
-            accounts.enrol(admin, class_label, (name or "").strip())
+            accounts.enrol(admin, _chosen(class_label, "a class"), (name or "").strip())
             return refreshed(f"{name.strip()} enrolled in {class_label}.")
 
         @admin_only
@@ -207,9 +205,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
 
         @admin_only
         def on_unenrol(admin: User, class_label: str, name: str):
-            if not class_label:
-                raise InvalidInput("Choose a class.")
-            accounts.unenrol(admin, class_label, (name or "").strip())
+            accounts.unenrol(admin, _chosen(class_label, "a class"), (name or "").strip())
             return refreshed(f"{name.strip()} is no longer in {class_label}.")
 
         @admin_only
@@ -378,7 +374,7 @@ def _run_row(run: TrainingRun) -> list:
             run.message or ""]
 
 
-def _chosen(name: str | None) -> str:
+def _chosen(name: str | None, what: str = "a user") -> str:
     if not name:
-        raise InvalidInput("Choose a user first.")
+        raise InvalidInput(f"Choose {what} first.")
     return name
