@@ -145,7 +145,7 @@ class AccountService:
             raise InvalidInput("Choose a password different from your current one.")
         user = self.store.update_user(user, password_hash=self.hasher.hash(new_password),
                                       must_change_password=False)
-        self.store.end_sessions(user=user, keep=_token_hash(session_token) if session_token else None)
+        self.store.end_sessions(user=user, keep=token_hash(session_token) if session_token else None)
         self.store.audit(user, "change_password", _target(user))
         return user
 
@@ -195,7 +195,7 @@ class AccountService:
         if self.hasher.check_needs_rehash(stored):
             self.store.update_user(user, password_hash=self.hasher.hash(password))
         token = secrets.token_urlsafe(32)
-        self.store.add_session(_token_hash(token), user, self._expiry())
+        self.store.add_session(token_hash(token), user, self._expiry())
         self.store.audit(user, "login", _target(user))
         return user, token
 
@@ -224,7 +224,7 @@ class AccountService:
 
     def session_user(self, token: str | None) -> User:
         """The user a session cookie belongs to; AccessDenied if there is none or it ended."""
-        session = self.store.session(_token_hash(token)) if token else None
+        session = self.store.session(token_hash(token)) if token else None
         if session is None:
             raise AccessDenied("Please log in.")
         if session["expires"] < _stamp(self.clock()):
@@ -238,7 +238,7 @@ class AccountService:
 
     def logout(self, token: str | None) -> None:
         if token:
-            self.store.end_sessions(token_hash=_token_hash(token))
+            self.store.end_sessions(token_hash=token_hash(token))
 
     def _expiry(self) -> str:
         return _stamp(self.clock() + timedelta(hours=self.limits.session_hours))
@@ -488,7 +488,8 @@ def _free_name(store: Store, name: str, table: str = "users") -> str:
     return candidate
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """How a session's cookie token is stored and known (never the token itself)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -458,11 +458,6 @@ class TutorService:
                                        len(solution_steps(conversation.problem)), state.attempts, state.hint_level))
         return sorted(found, key=lambda s: s.conversation.updated, reverse=True)
 
-    def thumbs(self, conversation: Conversation) -> dict[int, int]:
-        """The learner's own 👍 (+1) / 👎 (-1) on the tutor turns of their conversation, by message id."""
-        return {f.message_id: f.value for m in self.store.messages(conversation) if m.role == TUTOR_ROLE
-                for f in self.store.feedback(m) if f.kind == THUMBS and f.user_id == conversation.user_id}
-
     def rate(self, user: User, conversation: Conversation, message_id: int, value: int,
              comment: str | None = None) -> None:
         """A learner's 👍 (+1) or 👎 (-1) on one tutor turn of their own conversation, with what

@@ -15,6 +15,7 @@ from fractions import Fraction
 from tutor.domain.arithmetic import format_number
 from tutor.domain.grading import Grade
 from tutor.domain.planner import BOTTOM_OUT, FOCUS, PARTIAL, Move
+from tutor.domain.repeats import question_sentences
 from tutor.domain.spine import (
     BOTTOM_OUT_RUNG,
     CONFIRM,
@@ -302,8 +303,7 @@ def phrase(move: Move, steps: tuple[Step, ...], grade: Grade | None = None, vari
 def opening_line(problem_text: str) -> str:
     """How the tutor opens a session: the question the problem asks, quoted, and an invitation
     to begin (PEDAGOGY.md: the learner does the thinking from the first turn)."""
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", problem_text.strip()) if s.strip()]
-    asked = next((s for s in reversed(sentences) if s.endswith("?")), None)
-    if asked is None:
+    asked = question_sentences(problem_text)
+    if not asked:
         return "Let's work on this problem together. How would you begin?"
-    return f'Let\'s work on this together. The problem asks: "{asked}" How would you begin?'
+    return f'Let\'s work on this together. The problem asks: "{asked[-1].strip()}" How would you begin?'

@@ -579,6 +579,14 @@ class Store:
         self.db.conn.commit()
         return Feedback(message.id, user.id, kind, value, comment)
 
+    def thumbs(self, conversation: Conversation) -> dict[int, int]:
+        """The conversation's learner's 👍 (+1) / 👎 (-1), by the id of the tutor turn rated."""
+        rows = self.db.execute(
+            """select f.message_id, f.value from feedback f join messages m on m.id = f.message_id
+            where m.conversation_id = ? and f.kind = ? and f.user_id = ?""",
+            [conversation.id, THUMBS, conversation.user_id])
+        return dict(rows.fetchall())
+
     def feedback(self, message: Message) -> list[Feedback]:
         rows = self.db["feedback"].rows_where("message_id = ?", [message.id], order_by="id")
         return [

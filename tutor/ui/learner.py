@@ -35,7 +35,7 @@ NO_PROGRESS = "### Progress\n_Start a problem to see your progress._"
 OPEN_SESSION_KEY = "tutor-open-session"  # the browser keeps the open session's id here, for a reload
 STATUS = {"active": "in progress", "solved": "solved", "purged": "transcript deleted"}
 # the chat first on a phone, the sidebar on its left on a wider screen; no button that empties
-# the chat (a cleared chat comes back: see on_cleared)
+# the chat (a cleared chat comes back: chat.clear reopens the session)
 CSS = ("@media (min-width: 900px) { #sidebar { order: -1; } } "
        "#chat button[aria-label='Clear'] { display: none; }")
 EXPLAIN_MODE = ("\n\n> **Explain mode:** there is no checked worked solution for this problem, so "
@@ -279,7 +279,7 @@ def _chat(service: TutorService, conversation: Conversation) -> dict:
     """The chat of a session: the tutor's opening line, then the transcript, each tutor turn
     showing the learner's own 👍/👎."""
     transcript = service.transcript(conversation)
-    thumbs = service.thumbs(conversation)
+    thumbs = service.store.thumbs(conversation)
     history = [{"role": "assistant", "content": opening_line(conversation.problem.question)}]
     history += _chat_history(transcript)
     given = {THUMBS_UP: "Like", THUMBS_DOWN: "Dislike"}

@@ -13,7 +13,6 @@ response, limits request bodies and refuses malformed API calls.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import logging
@@ -26,7 +25,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tutor.accounts import AccountService
+from tutor.accounts import AccountService, token_hash
 from tutor.errors import AccessDenied, InvalidInput, LoginRefused, LoginThrottled, NotFound
 from tutor.rounds import Rounds
 from tutor.service import TutorService
@@ -103,7 +102,7 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
                 return HTMLResponse(_not_yours(user), status_code=403)
             return JSONResponse({"detail": "This page is not open to your role."}, status_code=403)
         tab = getattr(request.state, TAB_STATE, None)
-        if tab is not None and not tabs.claim(tab, _digest(request.cookies.get(SESSION_COOKIE))):
+        if tab is not None and not tabs.claim(tab, token_hash(request.cookies.get(SESSION_COOKIE) or "")):
             return JSONResponse({"detail": "This tab belongs to another login session; reload the page."},
                                 status_code=403)
         request.state.user = user  # for Gradio's auth_dependency: the session is read once
@@ -123,9 +122,8 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
               csrf: str = Form("")):
         if not _same(csrf, request.cookies.get(LOGIN_CSRF_COOKIE)):  # a form posted from another site
             return _with_login_token(request, FORM_EXPIRED, next, error=True, status=403, name=name)
-        address = request.client.host if request.client else None
         try:
-            user, token = accounts.login(name, password, address)
+            user, token = accounts.login(name, password, _address(request))
         except LoginRefused as refused:
             status = 429 if isinstance(refused, LoginThrottled) else 401
             return _with_login_token(request, str(refused), next, error=True, status=status, name=name)
@@ -161,9 +159,9 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
             return RedirectResponse("/login?reason=login", status_code=303)
         if not _same(csrf, form_token(session_token)):
             return HTMLResponse(_password_page(user, request, FORM_EXPIRED), status_code=403)
-        address = request.client.host if request.client else None
         try:
-            accounts.change_own_password(user, new, repeat, old=old, session_token=session_token, address=address)
+            accounts.change_own_password(user, new, repeat, old=old, session_token=session_token,
+                                         address=_address(request))
         except LoginThrottled as refused:
             return HTMLResponse(_password_page(user, request, str(refused)), status_code=429)
         except InvalidInput as error:
@@ -259,8 +257,8 @@ def _same(given: str | None, expected: str | None) -> bool:
     return bool(given and expected) and secrets.compare_digest(given.encode(), expected.encode())
 
 
-def _digest(session_token: str | None) -> str:
-    return hashlib.sha256((session_token or "").encode()).hexdigest()
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _wants_page(request: Request) -> bool:
