@@ -5,12 +5,22 @@ import pytest
 from tutor.config import PROBLEMS_FILE
 from tutor.domain.problems import Problem, ProblemBank
 from tutor.model.fake import FakeBackend
+from tutor.model.loading import MODEL_LOADS
 from tutor.service import TutorService
 from tutor.storage.store import Store
 
 CARMEN_ID = "6000044"  # a bank problem: Carmen's auction, answer 500
 FIRST_REPLY = "How did you get 350?"
 SECOND_REPLY = "How much do the other people's bids add to the desk's cost?"
+
+
+@pytest.fixture(autouse=True)
+def no_model_load_outlives_its_test():
+    """A test's background loads (a judge or sentence model warmed in a thread) end with the
+    test: a later test's own from_pretrained in the main thread must not run beside them."""
+    yield
+    with MODEL_LOADS:
+        pass
 
 
 @pytest.fixture

@@ -86,3 +86,33 @@ def test_the_minilm_model_loads_on_first_use_not_when_its_indexes_come_from_the_
     retrieval = Retrieval(embedder, dialogues, list(bank), tmp_path, progress=lambda _: None)
     assert not embedder.loaded  # a start with a warm cache does not load the model
     assert len(retrieval.problems.items) == len(list(bank))
+
+
+def test_models_loaded_in_many_threads_leave_transformers_as_they_found_it(tiny_model_dir):
+    """from_pretrained swaps process-wide functions while it loads; loads side by side used to
+    put them back in the wrong order and leave weight tying off for good (a later model's
+    lm_head stayed on the meta device: "Cannot copy out of meta tensor")."""
+    import threading
+
+    import torch
+    from transformers import AutoModelForCausalLM, PreTrainedModel
+
+    tie_weights = PreTrainedModel.tie_weights
+    errors = []
+
+    def load_sentence_models():
+        try:
+            for _ in range(3):
+                MiniLMEmbedder()(["warm up"])
+        except Exception as error:  # reported by the assertion below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=load_sentence_models) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert PreTrainedModel.tie_weights is tie_weights
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert all(parameter.device == torch.device("cpu") for parameter in model.parameters())

@@ -22,6 +22,7 @@ from torch import nn
 from tutor.errors import ModelError
 from tutor.judge.data import DIMENSIONS, GOODNESS, Exchange
 from tutor.judge.features import FEATURES, hand_features
+from tutor.model.loading import MODEL_LOADS
 
 HEADS_FILE = "heads.safetensors"
 ADAPTER_DIR = "adapter"
@@ -119,7 +120,8 @@ def new_net(base: Path | None = None, lora_rank: int = 16, lora_layers: int | No
     from transformers import AutoModel, AutoTokenizer
 
     base = base or packaged_base()
-    encoder = AutoModel.from_pretrained(str(base))
+    with MODEL_LOADS:
+        encoder = AutoModel.from_pretrained(str(base))
     layers = encoder.config.num_hidden_layers
     top = list(range(max(0, layers - lora_layers), layers)) if lora_layers else None
     config = LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=0.1,
@@ -200,7 +202,8 @@ def load_net(folder: Path, base: Path | None = None, heads: bool = True):
     from transformers import AutoModel, AutoTokenizer
 
     base = base or packaged_base()
-    encoder = AutoModel.from_pretrained(str(base))
+    with MODEL_LOADS:
+        encoder = AutoModel.from_pretrained(str(base))
     encoder = PeftModel.from_pretrained(encoder, str(folder / ADAPTER_DIR)).merge_and_unload()
     net = JudgeNet(encoder, encoder.config.hidden_size)
     if heads:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from tutor.errors import ModelError
+from tutor.model.loading import MODEL_LOADS
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -49,13 +50,14 @@ def provision_embedded(data_dir: Path, progress: Callable[[str], None] = print) 
 
     progress("  reading and dequantizing the GGUF weights...")
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-    quantized = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
-    # The GGUF loader marks the model as quantized, which save_pretrained refuses; rebuild a
-    # plain model from the config and copy the (already dequantized) weights into it.
-    config = quantized.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config)
+    with MODEL_LOADS:
+        quantized = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
+        # The GGUF loader marks the model as quantized, which save_pretrained refuses; rebuild a
+        # plain model from the config and copy the (already dequantized) weights into it.
+        config = quantized.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(quantized.state_dict())
     model.generation_config = quantized.generation_config
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -12,6 +13,13 @@ from tutor.model.backend import Backend
 from tutor.model.registry import MANIFEST
 
 log = logging.getLogger(__name__)
+
+# transformers' from_pretrained swaps process-wide functions while it builds a model
+# (PreTrainedModel.tie_weights, torch's init functions, the default device) and puts them back
+# when it is done. Two loads in two threads put them back in the wrong order and leave
+# tie_weights a no-op for the life of the process: every later model with tied embeddings keeps
+# an lm_head on the meta device. Every model load in this process holds this lock.
+MODEL_LOADS = threading.RLock()
 
 
 def load_backend(

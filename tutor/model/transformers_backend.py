@@ -12,6 +12,7 @@ from tutor.domain.prompting import ChatMessage
 from tutor.errors import ModelError
 from tutor.model import chat
 from tutor.model.backend import GenerationParams, Output, Reply
+from tutor.model.loading import MODEL_LOADS
 
 
 class TransformersBackend:
@@ -29,7 +30,8 @@ class TransformersBackend:
         self._torch = torch
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+            with MODEL_LOADS:
+                model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
         except (OSError, ValueError) as error:
             raise ModelError(f"Could not load the model {model_path}: {error}") from error
         self.engine = f"transformers {dtype}"

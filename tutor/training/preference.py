@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from tutor.model.loading import MODEL_LOADS
 from tutor.training.sft import TrainResult, TrainSettings, run_trainer, trainable_adapter, trainer_arguments
 
 DPO, KTO = "dpo", "kto"
@@ -64,7 +65,8 @@ def preference_trainer(kind: str, base_path: Path, champion: Path | None, datase
     tokenizer = AutoTokenizer.from_pretrained(base_path)  # its own chat template: the served prompt
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    with MODEL_LOADS:
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
     model, lora = trainable_adapter(model, settings, champion)  # no champion yet: the base is the reference
     dataset = load_examples(dataset_path, kind)
     common = trainer_arguments(settings, output_dir)

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from tutor.model.loading import MODEL_LOADS
+
 # ChatML (the embedded SmolLM2's template, which renders the same text) with TRL's generation
 # markers around tutor turns, so the loss falls on them only; a turn marked "train": false is
 # context, not a target. The end-of-turn token is inside the markers: the student learns to stop.
@@ -97,7 +99,8 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
     tokenizer.chat_template = TRAINING_CHAT_TEMPLATE
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    with MODEL_LOADS:
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
     dataset = load_dataset_records(dataset_path).shuffle(seed=settings.seed)
     model, lora = trainable_adapter(model, settings, parent_adapter)
     # the trainer's output folder (it saves nothing there) stays out of the version folder, run or crash
@@ -224,7 +227,8 @@ def _gkd_trainer(model, tokenizer, dataset, lora, common: dict, settings: TrainS
     teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_path)
     if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ValueError("--kd needs a teacher with the student's tokenizer (same vocabulary)")
-    teacher = AutoModelForCausalLM.from_pretrained(teacher_path, dtype=torch.float32)
+    with MODEL_LOADS:
+        teacher = AutoModelForCausalLM.from_pretrained(teacher_path, dtype=torch.float32)
     config = GKDConfig(**common, lmbda=settings.kd_lambda, beta=settings.kd_beta, max_new_tokens=48)
     return GKDTrainer(model=model, teacher_model=teacher, args=config, train_dataset=per_turn(dataset),
                       processing_class=tokenizer, peft_config=lora)
