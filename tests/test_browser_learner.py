@@ -92,3 +92,57 @@ def test_a_learner_keeps_their_place_and_their_ratings_and_takes_their_sessions_
         browser.close()
 
     assert (shots / "learner-phone.png").stat().st_size > 10_000
+
+
+def test_a_learner_finds_any_problem_stops_a_slow_reply_and_hears_a_turn_another_way(
+        store, bank, accounts, school, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path))
+    student = FakeBackend(["What do you know so far about the bids?", "Which bids did the 3 other people make?"],
+                          seconds_per_word=0.5)
+    service = TutorService(store, bank, student)
+    with serving(build_app(service, accounts)) as url, sync_playwright() as playwright:
+        browser, page = open_browser(playwright)
+        log_in(page, url, "ann", PASSWORD)
+        picker = page.get_by_label("Choose a problem (type to search)")
+        picker.click()
+        expect(page.get_by_role("option")).to_have_count(len(bank))  # every problem, before any typing
+        picker.fill("Carmen")
+        page.get_by_role("option").first.click()
+        page.get_by_role("button", name="Start this problem").click()
+        bot, user = page.locator("#chat .message.bot"), page.locator("#chat .message.user")
+        expect(bot).to_have_count(1)
+
+        # a slow reply: Stop shows while it is written and drops it; the learner's words stay
+        stop, send = page.locator("#stop"), page.get_by_role("button", name="Send")
+        expect(stop).to_be_hidden()
+        page.locator("#message textarea").fill("idk")
+        send.click()
+        expect(user).to_have_count(1)  # the learner's message at once
+        expect(stop).to_be_visible()
+        expect(send).to_be_disabled()
+        page.screenshot(path=str(shots / "learner-writing.png"))
+        stop.click()
+        expect(stop).to_be_hidden(timeout=10_000)
+        expect(send).to_be_enabled()
+        expect(bot).to_have_count(1)
+        expect(user).to_have_count(1)
+        conversation = store.conversations(store.user_named("ann"))[0]
+        assert [m.content for m in service.transcript(conversation)] == ["idk"]
+
+        # a whole reply, then the same turn said another way, below it
+        student.seconds_per_word = 0
+        page.locator("#message textarea").fill("I don't know")
+        send.click()
+        expect(bot).to_have_count(2, timeout=30_000)
+        wait_until_settled(page, bot.last, send, 30_000)
+        page.get_by_role("button", name="Say it another way").click()
+        expect(bot).to_have_count(3, timeout=30_000)
+        wait_until_settled(page, bot.last, send, 30_000)
+        assert bot.nth(2).inner_text() != bot.nth(1).inner_text()
+        first, second = service.transcript(conversation)[-2:]
+        assert second.planner_state["another_way_of"] == first.id
+        page.screenshot(path=str(shots / "learner-another-way.png"), full_page=True)
+        assert page.refused_by_policy == []
+        browser.close()

@@ -19,9 +19,11 @@ from tutor.config import VOCABULARY_FILE
 from tutor.domain.faithfulness import Vocabulary, load_vocabulary
 from tutor.domain.prompting import INSTRUCT, MOVES_FORMAT, MOVES_FORMATS, PLANNER_FORMAT, Said, next_turn_start
 from tutor.domain.repeats import WORDS, RepeatRule
+from tutor.domain.words import plain
 from tutor.domain.tutoring import (
     DRAFT_CANDIDATES,
     DRAFT_TRIES,
+    HINT_REQUESTED,
     DraftReader,
     Judged,
     TurnPlan,
@@ -59,6 +61,10 @@ class TutorReply:
 
     text: str
     message: Message | None = None
+
+
+class TurnStopped(Exception):
+    """The learner stopped the tutor's reply: none of it is stored."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,7 @@ class TutorService:
         self.draft_candidates = max(1, draft_candidates)
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._running: dict[int, threading.Event] = {}  # conversation id -> its running turn's stop signal
 
     # sessions
 
@@ -219,21 +226,67 @@ class TutorService:
         """The learner asks for the next rung of the hint ladder."""
         return self._turn(conversation, None)
 
-    def _turn(self, conversation: Conversation, text: str | None) -> Iterator[TutorReply]:
+    def say_another_way(self, conversation: Conversation) -> Iterator[TutorReply]:
+        """The tutor's last turn said another way: a fresh, sampled draft of the same planned
+        turn (in other words than every wording so far), stored after it. It records that the
+        learner turned the earlier wording down: a preference pair for the loop (see
+        tutor.training.feedback). Mastery and status do not move again."""
+        return self._turn(conversation, None, another_way=True)
+
+    def stop(self, conversation: Conversation, wait: float = 5.0) -> None:
+        """Stop the conversation's running turn, if one runs: the learner's message stays, the
+        tutor's reply is dropped. Returns once that turn has ended (at most `wait` seconds)."""
+        signal = self._running.get(conversation.id)
+        if signal is None:
+            return
+        signal.set()
+        lock = self._conversation_lock(conversation.id)
+        if lock.acquire(timeout=wait):
+            lock.release()
+
+    def _turn(self, conversation: Conversation, text: str | None, another_way: bool = False) -> Iterator[TutorReply]:
         # One turn at a time per conversation (a double click, Send and Hint, two tabs): each
         # turn starts from the planner state the previous one stored.
         with self._conversation_lock(conversation.id):
-            yield from self._locked_turn(conversation, text)
+            stop = self._running[conversation.id] = threading.Event()
+            try:
+                if another_way:
+                    yield from self._another_way(conversation, stop)
+                else:
+                    yield from self._locked_turn(conversation, text, stop)
+            except TurnStopped:
+                return  # the learner's message stays; nothing else was stored
+            finally:
+                self._running.pop(conversation.id, None)
 
     def _conversation_lock(self, conversation_id: int) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(conversation_id, threading.Lock())
 
-    def _locked_turn(self, conversation: Conversation, text: str | None) -> Iterator[TutorReply]:
+    def _locked_turn(self, conversation: Conversation, text: str | None, stop: threading.Event) -> Iterator[TutorReply]:
         self._check_rate(conversation)
         # committed before the reply starts: a learner's message survives a crash mid-reply
         self.store.append_message(conversation, LEARNER_ROLE, text if text is not None else HINT_REQUEST)
+        yield from self._answer(conversation, self.store.messages(conversation), text, stop)
+
+    def _another_way(self, conversation: Conversation, stop: threading.Event) -> Iterator[TutorReply]:
         transcript = self.store.messages(conversation)
+        wordings = []  # the last tutor turn and the wordings of it asked for before
+        while transcript and transcript[-1].role == TUTOR_ROLE:
+            wordings.append(transcript.pop())
+        if not wordings or not transcript or not wordings[-1].planner_state:
+            raise InvalidInput("There is no reply of the tutor's to say another way yet.")
+        self._check_rate(conversation)
+        # planned again from what the first wording was planned from: the same turn
+        hint = wordings[-1].planner_state.get("learner_state") == HINT_REQUESTED
+        yield from self._answer(conversation, transcript, None if hint else transcript[-1].content, stop,
+                                said_before=wordings)
+
+    def _answer(self, conversation: Conversation, transcript: list[Message], text: str | None,
+                stop: threading.Event, said_before: list[Message] = ()) -> Iterator[TutorReply]:
+        """Plan, draft and store the tutor's answer to the transcript's last learner message
+        (`text`; None: a hint request). `said_before`: this same turn's wordings the learner
+        asked to hear another way (newest first): the drafts are sampled and must differ."""
         before = _planner_state(transcript)
         policy = RevealPolicy.from_json(conversation.policy)
         recent = [message.content for message in transcript if message.role == TUTOR_ROLE][-2:]
@@ -250,15 +303,20 @@ class TutorService:
         prompt = turn_prompt(conversation.problem, turn, _history(transcript, conversation.problem, form),
                              exemplars=exemplars, prompt_format=form, hint_requested=text is None,
                              vocabulary=self.vocabulary, repeats=self.repeats)
-        reader = DraftReader(turn, prompt)
-        params = self._try_params(reader, 0)  # the first draft's, stored with the turn
+        reader = DraftReader(turn, prompt, tuple(m.content for m in said_before))
+        first_try = 1 if said_before else 0  # another way: sampled from the first draft on
+        params = self._try_params(reader, first_try)  # the first draft's, stored with the turn
         output, tries, ranking = "", [], None
         if form == PLANNER_FORMAT:
             judged = Judged(turn.planned_text, turn.move.move, guard.GuardResult(), "")
         else:
             judged, output, tries, ranking = self._draft(
-                student, reader, exchange_before(conversation.problem, transcript))
+                student, reader, exchange_before(conversation.problem, transcript), stop, first_try)
         final_text, move, failure = judged.text, judged.move, judged.verdict
+        if stop.is_set():
+            raise TurnStopped
+        if said_before and plain(final_text) in {plain(m.content) for m in said_before}:
+            raise InvalidInput("That is the clearest way I can put it. Ask for a hint, or say which part is unclear.")
         # the model wrote the turn, or the planner did
         version = student.version if failure.ok else PLANNER_VERSION
         message = self.store.append_message(
@@ -290,12 +348,15 @@ class TutorService:
                 },
                 # passing drafts the judge ranked, and the one it chose (best of several)
                 **({"ranking": ranking} if ranking else {}),
+                # the learner asked for the turn before it said another way
+                **({"another_way_of": said_before[0].id} if said_before else {}),
             },
             generation_params=params.to_json(),
             latency_ms=round((time.perf_counter() - started) * 1000),
         )
         # Mastery and status follow the stored turn, so a turn that never completes counts for nothing.
-        self._record_mastery(conversation, before, turn)
+        if not said_before:
+            self._record_mastery(conversation, before, turn)
         if turn.state.solved and not before.solved:
             self.store.set_status(conversation, "solved")
         self._prepare_next_turn(conversation, transcript + [message])
@@ -320,8 +381,8 @@ class TutorService:
             raise InvalidInput(f"That is more than {self.messages_per_minute} messages a minute. "
                                "Take a breath, then send it again.")
 
-    def _draft(self, student: Backend, reader: DraftReader,
-               exchange: Exchange) -> tuple[Judged, str, list[dict], dict | None]:
+    def _draft(self, student: Backend, reader: DraftReader, exchange: Exchange, stop: threading.Event,
+               first_try: int = 0) -> tuple[Judged, str, list[dict], dict | None]:
         """The student's drafts, read as they stream: the learner sees a draft only once the whole
         of it has passed. A failed draft is tried again afresh, sampled (`next_try`), up to
         `draft_tries` drafts, before the planner's own turn goes out. While the engine has no
@@ -333,6 +394,9 @@ class TutorService:
         passing drafts are gathered and the judge's best goes out. On the serving engine the
         further candidates are spares only, so under load (no spare) the first passing draft is
         sent unranked and no learner waits for another's candidates.
+
+        `stop` set (the learner stopped the reply) ends the drafting: TurnStopped. `first_try`: the
+        try the first draft is (1: sampled, for another way of saying a turn).
 
         Returns the judged turn, the model's raw output (after the prompt's own start), the failed
         tries before it, and the judge's ranking (None where nothing was ranked)."""
@@ -346,17 +410,20 @@ class TutorService:
         drafts = 0
         try:
             while True:
+                if stop.is_set():
+                    raise TurnStopped
                 if spare is not None:
                     stream, spare = spare, None
                 else:
-                    stream = student.generate(reader.prompt.messages, self._try_params(reader, drafts), **queued)
+                    stream = student.generate(reader.prompt.messages, self._try_params(reader, first_try + drafts),
+                                              **queued)
                 drafts += 1
                 # a spare is worth decoding if this draft may fail with tries left, or pass with candidates wanted
                 wanted_next = (not passed and len(tries) + 1 < self.draft_tries) or len(passed) + 1 < wanted
                 if drafts < budget and engine and wanted_next:
                     spare = student.generate_if_idle(reader.prompt.messages,
-                                                     self._try_params(reader, drafts), **queued)
-                output = self._stream(stream, reader)
+                                                     self._try_params(reader, first_try + drafts), **queued)
+                output = self._stream(stream, reader, stop)
                 judged = reader.finish(truncated=output.truncated)
                 failed = {"output": output.text, "reasons": list(judged.verdict.reasons)}
                 if judged.verdict.ok:
@@ -396,11 +463,14 @@ class TutorService:
         params = replace(self.params, choices=reader.prompt.first_words, ruled_out=reader.prompt.ruled_out)
         return retry_params(params, attempt) if attempt else params
 
-    def _stream(self, stream: Iterator[str], reader: DraftReader) -> Output:
-        """One draft through the reader, until it ends or a sentence fails; the model's output."""
+    def _stream(self, stream: Iterator[str], reader: DraftReader, stop: threading.Event) -> Output:
+        """One draft through the reader, until it ends, a sentence fails or the learner stops it
+        (TurnStopped); the model's output."""
         text = ""
         try:
             for piece in stream:
+                if stop.is_set():
+                    raise TurnStopped
                 text += piece
                 reader.feed(text)
                 if reader.stopped:

@@ -50,6 +50,7 @@ from tutor.domain.steps import Step, final_answer_value, worked_solution
 from tutor.domain.truth import facts_of
 
 NO_VERDICT_FIRST = "does not open with the verdict on the learner's value"
+SAID_BEFORE = "says it the way the tutor already did (the learner asked for another way)"
 
 
 @dataclass(frozen=True)
@@ -434,8 +435,10 @@ class DraftReader:
     outputs through it.
     """
 
-    def __init__(self, turn: TurnPlan, prompt: TurnPrompt):
+    def __init__(self, turn: TurnPlan, prompt: TurnPrompt, said_before: tuple[str, ...] = ()):
         self.turn, self.prompt = turn, prompt
+        # the learner asked for this turn said another way: a draft in any of these words fails
+        self.said_before = said_before
         self.output = ""
         self.move: str | None = None
         self.read: list[str] = []  # the draft's sentences so far, each passed
@@ -446,11 +449,11 @@ class DraftReader:
         the model itself failed to run."""
         if self.failure is None or "the model failed" in self.failure.reasons:
             return None
-        return DraftReader(self.turn, self.prompt)
+        return self.another()
 
     def another(self) -> DraftReader:
         """A reader for another candidate draft of this turn (best of several)."""
-        return DraftReader(self.turn, self.prompt)
+        return DraftReader(self.turn, self.prompt, self.said_before)
 
     @property
     def text(self) -> str:
@@ -493,6 +496,8 @@ class DraftReader:
                 verdict = judge_turn(self.text, self.turn, move, self.prompt.judged)
                 if not verdict.ok:
                     self.failure = verdict
+                elif plain(self.text) in {plain(said) for said in self.said_before}:
+                    self.failure = GuardResult((SAID_BEFORE,))
         draft = draft.strip() if move is not None else self.output.strip()
         if self.failure is None:
             return Judged(self.text, move, GuardResult(), draft, (self.text,))

@@ -3,11 +3,14 @@
 DPO pairs (TRL's conversational preference format: prompt, chosen, rejected):
 - a teacher's rewrite is chosen over the turn the learner was shown (a corrected move tag alone
   makes a pair of the same words under the two tags);
+- a turn the learner asked to hear another way is rejected beside the new wording of it (unless
+  the new wording got a 👎 too);
 - a draft that failed the guard or the faithfulness check is rejected beside the text actually
   sent (the check is the labeller; `simulated` when a scripted learner was in the conversation).
 
-KTO examples (TRL's unpaired format: prompt, completion, label): learners' 👍/👎, teachers'
-rubric ratings (good when every judged item holds), and both sides of each check-labelled pair.
+KTO examples (TRL's unpaired format: prompt, completion, label): learners' 👍/👎 (a turn asked
+to be said another way counts as a 👎), teachers' rubric ratings (good when every judged item
+holds), and both sides of each check-labelled pair.
 
 The prompt is exactly what the student was asked (stored with the turn); the moves format's
 forced start (`[` or `[move] `) opens the completion, so prompt + completion is the student's
@@ -73,6 +76,7 @@ class Dataset:
 def collect(turns: list[LabelledTurn], options: DatasetOptions) -> Dataset:
     """Every example the turns support, before duplicates and caps."""
     found = Dataset()
+    by_id = {turn.message.id: turn for turn in turns}
     for turn in turns:
         stored = turn.message.planner_state or {}
         prompt = stored.get("prompt") or {}
@@ -106,6 +110,12 @@ def collect(turns: list[LabelledTurn], options: DatasetOptions) -> Dataset:
                 add(found.kto, {"completion": _said(shown), "label": review.good}, TEACHER, weight)
         for thumbs in turn.feedback:
             add(found.kto, {"completion": _said(shown), "label": thumbs.value > 0}, LEARNER)
+        turned_down = by_id.get(stored.get("another_way_of"))
+        if turned_down is not None and not simulated:
+            first = _completion(turned_down.message.move, turned_down.message.content, options.prompt_format)
+            add(found.kto, {"completion": _said(first), "label": False}, LEARNER)
+            if all(thumbs.value > 0 for thumbs in turn.feedback):
+                add(found.dpo, {"chosen": _said(shown), "rejected": _said(first)}, LEARNER)
         guard = stored.get("guard") or {}
         failed = [tried.get("output") or "" for tried in guard.get("tries", [])]  # drafts tried before the sent one
         if not guard.get("passed", True):

@@ -64,6 +64,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 chat = gr.Chatbot(
                     label="Tutor", show_label=False, height=460, latex_delimiters=LATEX_DELIMITERS,
                     feedback_options=("Like", "Dislike"), elem_id="chat", buttons=["copy"],
+                    group_consecutive_messages=False,  # each turn its own bubble, rated on its own
                     placeholder="Start a session, then tell the tutor how you would begin.",
                 )
                 with gr.Row(visible=False, elem_id="dislike-comment") as comment_row:
@@ -77,11 +78,14 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                         placeholder="Your answer, a step, or a question…", elem_id="message",
                     )
                     send = gr.Button("Send", scale=1, variant="primary")
-                    hint = gr.Button("Hint", scale=1, elem_id="hint")
+                    stop = gr.Button("Stop", scale=1, variant="stop", visible=False, elem_id="stop")
+                with gr.Row():
+                    hint = gr.Button("Hint", size="md", elem_id="hint")
+                    another_way = gr.Button("Say it another way", size="md", elem_id="another-way")
             with gr.Column(scale=1, min_width=300, elem_id="sidebar"):
                 problem_picker = gr.Dropdown(
                     problem_choices, value=None, label="Choose a problem (type to search)",
-                    filterable=True,
+                    filterable=True, num_choices_shown=len(problem_choices),  # all, not the first 100
                 )
                 with gr.Row():
                     start_bank = gr.Button("Start this problem", variant="primary", scale=2)
@@ -154,33 +158,32 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
         def on_new_session(learner: User):
             return None, "_No problem yet: choose one below or on the left._", [], gr.update(value=None), NO_PROGRESS, None
 
-        def stream_turn(learner: User, session_id: int | None, start_turn, shown_learner_text: str):
-            """Stream one tutor turn into the chat; Send and Hint are disabled until it is stored."""
-            busy, ready = gr.update(interactive=False), gr.update(interactive=True)
+        def stream_turn(learner: User, session_id: int | None, start_turn, shown_learner_text: str | None):
+            """One tutor turn into the chat: the learner's message at once, the reply once it has
+            passed its checks and is stored; meanwhile Stop shows and the other buttons wait."""
             if session_id is None:
                 gr.Warning(NO_SESSION)
-                yield gr.skip(), gr.skip(), ready, ready, gr.skip()
+                yield gr.skip(), gr.skip(), *_controls(busy=False), gr.skip()
                 return
             # someone else's conversation: the call fails (gr.Error) before anything is stored
             conversation = service.conversation(learner, int(session_id))
             try:
+                replies = start_turn(conversation)  # bad text: InvalidInput here, nothing stored
                 history = _chat(service, conversation)["value"]
-                replies = start_turn(conversation)
-                first = next(replies)  # validation happens here, before anything is stored
-                history += [{"role": "user", "content": shown_learner_text}]
-                yield history + [{"role": "assistant", "content": first.text}], "", busy, busy, gr.skip()
-                for reply in replies:
-                    yield (history + [{"role": "assistant", "content": reply.text}], "", busy, busy,
-                           gr.skip())
-                yield (_chat(service, conversation), "", ready, ready,
+                if shown_learner_text is not None:
+                    history += [{"role": "user", "content": shown_learner_text}]
+                yield history, "", *_controls(busy=True), gr.skip()
+                for reply in replies:  # none when the learner stops it
+                    yield history + [{"role": "assistant", "content": reply.text}], "", *_controls(busy=True), gr.skip()
+                yield (_chat(service, conversation), "", *_controls(busy=False),
                        _progress_markdown(service.progress(conversation)))
             except InvalidInput as error:
-                gr.Warning(str(error))
-                yield gr.skip(), gr.skip(), ready, ready, gr.skip()
+                gr.Warning(str(error))  # nothing stored: the learner's words go back in the box
+                yield _chat(service, conversation), shown_learner_text or "", *_controls(busy=False), gr.skip()
             except Exception:
                 log.exception("tutor turn failed")
                 gr.Warning(UNEXPECTED)
-                yield gr.skip(), gr.skip(), ready, ready, gr.skip()
+                yield _chat(service, conversation), gr.skip(), *_controls(busy=False), gr.skip()
 
         @anyone
         def on_send(learner: User, text: str, session_id: int | None):
@@ -190,6 +193,20 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
         @anyone
         def on_hint(learner: User, session_id: int | None):
             yield from stream_turn(learner, session_id, service.hint, HINT_REQUEST)
+
+        @anyone
+        def on_another_way(learner: User, session_id: int | None):
+            yield from stream_turn(learner, session_id, service.say_another_way, None)
+
+        @anyone
+        def on_stop(learner: User, session_id: int | None):
+            """The reply being written is dropped; the learner's message stays."""
+            if session_id is None:
+                return gr.skip(), *_controls(busy=False), gr.skip()
+            conversation = service.conversation(learner, int(session_id))
+            service.stop(conversation)
+            gr.Info("Stopped. Your message is kept: write another, or ask for a hint.")
+            return _chat(service, conversation), *_controls(busy=False), _progress_markdown(service.progress(conversation))
 
         def rate_turn(learner: User, session_id: int | None, message_index: int, liked: bool,
                       comment: str | None = None) -> str:
@@ -243,14 +260,18 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
             return None, gr.skip(), gr.skip(), gr.update(choices=_session_choices(service, learner)), gr.skip(), None
 
         session_outputs = [conversation_id, problem_view, chat, session_picker, progress_view, open_session]
-        turn_outputs = [chat, message, send, hint, progress_view]
+        controls = [send, stop, hint, another_way]
+        turn_outputs = [chat, message, *controls, progress_view]
         start_bank.click(on_start_bank, problem_picker, session_outputs, api_name="start_problem")
         start_own.click(on_start_own, own_problem, session_outputs, api_name="start_own_problem")
         session_picker.input(on_open_session, session_picker, session_outputs, api_name="open_session")
         new_session.click(on_new_session, None, session_outputs, api_visibility="private")
-        gr.on([message.submit, send.click], on_send, [message, conversation_id], turn_outputs,
-              api_name="send")
-        hint.click(on_hint, conversation_id, turn_outputs, api_name="hint")
+        turns = [
+            gr.on([message.submit, send.click], on_send, [message, conversation_id], turn_outputs, api_name="send"),
+            hint.click(on_hint, conversation_id, turn_outputs, api_name="hint"),
+            another_way.click(on_another_way, conversation_id, turn_outputs, api_name="say_another_way"),
+        ]
+        stop.click(on_stop, conversation_id, [chat, *controls, progress_view], cancels=turns, api_name="stop")
         find_similar.click(on_find_similar, [problem_picker, conversation_id], similar,
                            api_name="find_similar")
         similar.input(anyone(lambda learner, problem_id: problem_id), similar, problem_picker,
@@ -273,6 +294,13 @@ def _guarded(action, outputs: int):
     except InvalidInput as error:
         gr.Warning(str(error))
     return tuple(gr.skip() for _ in range(outputs))
+
+
+def _controls(busy: bool) -> tuple:
+    """Send, Stop, Hint and "Say it another way": while a reply is written, Stop shows and the
+    others wait."""
+    waiting = gr.update(interactive=not busy)
+    return waiting, gr.update(visible=busy), waiting, waiting
 
 
 def _chat(service: TutorService, conversation: Conversation) -> dict:
