@@ -440,3 +440,45 @@ def test_a_learner_downloads_only_their_own_sessions(site, store, bank, school):
     assert "rows" not in data and "password_hash" not in json.dumps(data)
     assert anonymous(url).get("/learn/my-sessions.json").status_code == 401
     assert ann.get("/learn/my-sessions.csv").status_code == 404
+
+
+def test_a_teachers_turns_download_as_csv_for_their_class_only_and_no_cell_runs_as_a_formula(site, store, bank, school):
+    import csv
+    import io
+
+    _, url, _ = site
+    service = TutorService(store, bank, FakeBackend(["What do you know so far?"]))
+    list(service.reply(service.start_bank_session(school.ann, CARMEN_ID), '=HYPERLINK("http://attacker.test","x")'))
+    list(service.reply(service.start_bank_session(school.bob, CARMEN_ID), "bob's words"))
+    five_a, five_b = store.class_named("5A").id, store.class_named("5B").id
+    tom = login(url, "tom", PASSWORD)
+    got = tom.get("/teach/turns.csv", params={"class_id": five_a, "words": "hyperlink"})
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
+    assert "attachment" in got.headers["content-disposition"]
+    header, *rows = list(csv.reader(io.StringIO(got.text)))
+    assert header[:2] == ["turn", "learner"] and [row[1] for row in rows] == ["ann"]
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+    assert tom.get("/teach/turns.csv", params={"class_id": five_a, "words": "nothing like it"}).text.count("\n") == 1
+    assert tom.get("/teach/turns.csv", params={"class_id": five_b}).status_code == 404  # tess's class
+    assert tom.get("/teach/turns.csv", params={"class_id": five_a, "since": "yesterday"}).status_code == 400
+    assert tom.get("/teach/turns.csv").status_code == 400
+    assert login(url, "ann", PASSWORD).get("/teach/turns.csv", params={"class_id": five_a}).status_code == 403
+    assert anonymous(url).get("/teach/turns.csv", params={"class_id": five_a}).status_code == 401
+    assert [row["actor"] for row in store.audit_log(None, "export_turns")] == ["tom", "tom"]  # the two it got
+
+
+def test_the_admin_downloads_the_whole_filtered_audit_log_and_no_one_else_does(site, store, school):
+    import csv
+    import io
+
+    _, url, _ = site
+    for _ in range(250):  # more than the page shows
+        store.audit(school.root, "set_role", "user:ann", None)
+    root = login(url, "root", PASSWORD)
+    got = root.get("/admin/audit.csv", params={"words": "set_role"})
+    header, *rows = list(csv.reader(io.StringIO(got.text)))
+    assert got.status_code == 200 and header == ["at", "who", "action", "target", "detail"]
+    assert len(rows) == 250 and {row[2] for row in rows} == {"set_role"}
+    assert root.get("/admin/audit.csv", params={"since": "2026-13-01"}).status_code == 400
+    assert login(url, "tom", PASSWORD).get("/admin/audit.csv").status_code == 403
+    assert [row["actor"] for row in store.audit_log(None, "export_audit_log")] == ["root"]

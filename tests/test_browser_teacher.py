@@ -65,3 +65,45 @@ def test_a_teacher_sees_who_is_stuck_and_the_class_mastery_at_a_glance(store, ba
         assert page.refused_by_policy == []  # the plot and the styled table run under the CSP
         browser.close()
     assert (shots / "teacher-dashboard.png").stat().st_size > 10_000
+
+
+def test_a_teachers_table_reads_whole_headers_a_bad_date_leaves_it_standing_and_it_downloads_as_csv(
+        store, bank, accounts, school, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("TUTOR_SCREENSHOT_DIR", tmp_path))
+    service = TutorService(store, bank, FakeBackend(["What do you know so far?"]))
+    conversation = service.start_bank_session(school.ann, CARMEN_ID)
+    *_, last = service.reply(conversation, "3 * 50 = 150")
+    service.rate(school.ann, conversation, last.message.id, THUMBS_DOWN, "Too fast.")
+
+    with serving(build_app(service, accounts)) as url, sync_playwright() as playwright:
+        browser, page = open_browser(playwright)
+        log_in(page, url, "tom", PASSWORD)
+        expect(page.locator("#stuck")).to_be_visible()
+        page.get_by_role("tab", name="Review turns").click()
+        page.get_by_role("button", name="Find turns").click()
+        turns = page.locator("#turns")
+        expect(turns).to_contain_text("Too fast.")
+        for header in turns.locator("thead th").all():  # each header's words on one line at most twice
+            assert header.bounding_box()["height"] < 60, header.inner_text()
+
+        page.get_by_label("Since (YYYY-MM-DD)").fill("yesterday")
+        page.get_by_role("button", name="Find turns").click()
+        expect(page.locator(".toast-body").first).to_contain_text("Write the date as YYYY-MM-DD")
+        page.wait_for_timeout(500)
+        expect(page.get_by_text("Error", exact=True)).to_have_count(0)  # no red pill over the outputs
+        expect(turns).to_contain_text("Too fast.")  # the last table stands
+        page.screenshot(path=str(shots / "teacher-bad-date.png"), full_page=True)
+
+        page.get_by_label("Since (YYYY-MM-DD)").fill("")
+        page.get_by_label("Rated down only").check()
+        page.get_by_role("button", name="Find turns").click()
+        link = page.locator("#turns-csv a")
+        expect(link).to_have_text("Download these turns (CSV)")
+        with page.expect_download() as download:
+            link.click()
+        text = Path(download.value.path()).read_text(encoding="utf-8")
+        assert text.splitlines()[0].startswith("turn,learner,problem") and "Too fast." in text
+        assert page.refused_by_policy == []
+        browser.close()

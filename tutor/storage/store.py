@@ -404,7 +404,7 @@ class Store:
                                      "actor": actor.name if actor else by, "action": action,
                                      "target": target, "detail": _dump(detail), "at": now()})
 
-    def audit_log(self, limit: int = 100, words: str | None = None, since: str | None = None) -> list[dict]:
+    def audit_log(self, limit: int | None = 100, words: str | None = None, since: str | None = None) -> list[dict]:
         """The newest entries; `words`: in who, the action or the target (any case); `since`: a day."""
         where, args = ["1"], []
         if words:

@@ -32,6 +32,8 @@ UNEXPECTED = "Something went wrong on our side; nothing was lost. Please try aga
 def allow(accounts: AccountService, *roles: str) -> Callable:
     """Declare a handler callable by `roles`; it receives the caller (a User) first.
 
+    Bad input (InvalidInput) is said in a notice that goes away by itself, and nothing on the
+    page changes (an error would leave a red "Error" over every output until the next success).
     A refused caller, a missing conversation and any other TutorError become an error the browser
     shows (the call fails, nothing changes); anything else is logged and the browser gets a
     generic message.
@@ -54,13 +56,20 @@ def allow(accounts: AccountService, *roles: str) -> Callable:
                 *inputs, request = args
                 with _reported():
                     user = caller(request)
-                    yield from handler(user, *inputs, **({"request": request} if wants_request else {}))
+                    try:
+                        yield from handler(user, *inputs, **({"request": request} if wants_request else {}))
+                    except InvalidInput as error:
+                        yield _not_accepted(error)
         else:
             @functools.wraps(handler)
             def wrapper(*args):
                 *inputs, request = args
                 with _reported():
-                    return handler(caller(request), *inputs, **({"request": request} if wants_request else {}))
+                    user = caller(request)
+                    try:
+                        return handler(user, *inputs, **({"request": request} if wants_request else {}))
+                    except InvalidInput as error:
+                        return _not_accepted(error)
 
         # Gradio reads the signature and the type hints to tell inputs from what it fills in
         # (gr.Request, gr.LikeData): it must see the wrapper's, resolved in the handler's module.
@@ -76,6 +85,12 @@ def allow(accounts: AccountService, *roles: str) -> Callable:
     return decorate
 
 
+def _not_accepted(error: InvalidInput):
+    """Say why the input was not accepted; every output stays as it was."""
+    gr.Warning(str(error), title="Not accepted")
+    return gr.skip()
+
+
 class _reported:
     """TutorError → gr.Error with its message; a bug → a generic gr.Error, details in the log."""
 
@@ -85,8 +100,6 @@ class _reported:
     def __exit__(self, kind, error, traceback):
         if error is None or isinstance(error, (gr.Error, GeneratorExit)):
             return False
-        if isinstance(error, InvalidInput):
-            raise gr.Error(str(error), title="Not accepted") from None
         if isinstance(error, AccessDenied):
             raise gr.Error(str(error), title="Not allowed") from None
         if isinstance(error, TutorError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+from urllib.parse import urlencode
 
 import gradio as gr
 
@@ -27,6 +28,7 @@ RUN_COLUMNS = ["round", "kind", "status", "version", "step", "loss", "started", 
 GATE_COLUMNS = ["metric", "champion", "candidate", "change", "tolerance", "verdict"]
 NO_ROUNDS = "Rounds are off: this deployment serves a student that cannot be trained here."
 EXPORTS_PATH = "/admin/exports"  # the admin-only route an export is downloaded from (tutor.ui.web)
+AUDIT_CSV = "/admin/audit.csv"  # the audit log as filtered, as CSV (tutor.ui.web)
 
 
 def build_admin_page(service: TutorService, accounts: AccountService, rounds: Rounds | None = None,
@@ -44,9 +46,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                  u.must_change_password, u.id] for u in users]
 
     def audit_table(words: str | None = None, since: str | None = None) -> list[list]:
-        return [[row["at"][:19].replace("T", " "), row["actor"], row["action"], row["target"] or "",
-                 json.dumps(row["detail"]) if row["detail"] else ""]
-                for row in store.audit_log(200, (words or "").strip() or None, since)]
+        return audit_rows(store, words, since, limit=200)
 
     def classes_table() -> list[list]:
         def teacher_name(school_class) -> str:
@@ -112,6 +112,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                 audit_since = gr.Textbox(label="Since (YYYY-MM-DD)", max_length=10)
                 audit_refresh = gr.Button("Refresh", elem_id="audit-refresh")
             audit = gr.Dataframe(headers=AUDIT_COLUMNS, interactive=False, elem_id="audit")
+            audit_csv = gr.Markdown(f"[Download the audit log (CSV)]({AUDIT_CSV})", elem_id="audit-csv")
         with gr.Tab("Model", elem_id="model-tab") as model_tab:
             served = gr.Markdown(elem_id="served")
             with gr.Row():
@@ -216,7 +217,10 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
 
         @admin_only
         def on_audit(admin: User, words: str, since_day: str):
-            return audit_table(words, parse_day(since_day))
+            words, since = (words or "").strip(), parse_day(since_day)
+            query = urlencode({k: v for k, v in (("words", words), ("since", since)) if v})
+            return (audit_table(words, since),
+                    f"[Download the audit log (CSV)]({AUDIT_CSV}{'?' + query if query else ''})")
 
         @admin_only
         def on_save_retention(admin: User, days: float | None):
@@ -314,9 +318,16 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         delete.click(on_delete, [subject, confirm], [*managed, exported, confirm], api_name="delete_user")
         save_retention.click(on_save_retention, retention, managed, api_name="set_retention")
         purge.click(on_purge, None, managed, api_name="apply_retention")
-        gr.on([audit_refresh.click, audit_words.submit, audit_since.submit], on_audit, [audit_words, audit_since], audit,
-              api_name="audit_log")
+        gr.on([audit_refresh.click, audit_words.submit, audit_since.submit], on_audit, [audit_words, audit_since],
+              [audit, audit_csv], api_name="audit_log")
     return page
+
+
+def audit_rows(store, words: str | None = None, since: str | None = None, limit: int | None = 200) -> list[list]:
+    """The newest audit entries as AUDIT_COLUMNS rows; `words` in who, action or target; `since` a day."""
+    return [[row["at"][:19].replace("T", " "), row["actor"], row["action"], row["target"] or "",
+             json.dumps(row["detail"]) if row["detail"] else ""]
+            for row in store.audit_log(limit, (words or "").strip() or None, since)]
 
 
 def _served(rounds: Rounds) -> str:

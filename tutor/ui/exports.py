@@ -1,10 +1,13 @@
-"""A learner's exported data waits here for the admin's download: in this process's memory only,
-never in Gradio's file cache (whose files any logged-in user can fetch by path). An export is
-handed out once, is dropped after `keep_s` seconds, and is never handed out for a user who has
-been deleted since."""
+"""Downloads. A learner's exported data waits here for the admin's download: in this process's
+memory only, never in Gradio's file cache (whose files any logged-in user can fetch by path). An
+export is handed out once, is dropped after `keep_s` seconds, and is never handed out for a user
+who has been deleted since. Tables (a teacher's turns, the audit log) download as CSV, made when
+asked for by a route that checks who asks."""
 
 from __future__ import annotations
 
+import csv
+import io
 import secrets
 import threading
 import time
@@ -52,3 +55,19 @@ class PendingExports:
         oldest = self.clock() - self.keep_s
         for key in [k for k, export in self._waiting.items() if export.made < oldest]:
             del self._waiting[key]
+
+
+# a cell a spreadsheet would run as a formula (CSV injection): learners write these cells' text
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_csv(header: list[str], rows: list[list]) -> str:
+    """A table as CSV a spreadsheet opens safely: text that starts like a formula is quoted with
+    a leading apostrophe, so it shows as typed and never runs."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([f"'{cell}" if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
+                         for cell in row])
+    return out.getvalue()

@@ -125,13 +125,12 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
         @anyone
         def on_start_bank(learner: User, problem_id: str | None):
             if not problem_id:
-                gr.Warning("Choose a problem from the list first.")
-                return skip_session
-            return _guarded(lambda: show(learner, service.start_bank_session(learner, problem_id)), 6)
+                raise InvalidInput("Choose a problem from the list first.")
+            return show(learner, service.start_bank_session(learner, problem_id))
 
         @anyone
         def on_start_own(learner: User, text: str):
-            return _guarded(lambda: show(learner, service.start_own_session(learner, text)), 6)
+            return show(learner, service.start_own_session(learner, text))
 
         @anyone
         def on_open_session(learner: User, session_id: int | None):
@@ -142,17 +141,15 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
         @anyone
         def on_find_similar(learner: User, problem_id: str | None, session_id: int | None):
             """Problems like the one picked in the list, else like the current session's."""
-            def find():
-                if problem_id:
-                    source = service.bank.get(problem_id)
-                elif session_id is not None:
-                    source = service.conversation(learner, int(session_id)).problem
-                else:
-                    raise InvalidInput("Choose a problem (or start one) to find similar ones.")
-                found = service.similar_problems(source.question, exclude_id=source.id)
-                choices = [(f"{p.id} · {shorten(p.question, 70)}", p.id) for p in found]
-                return gr.update(choices=choices, value=None, visible=True)
-            return _guarded(lambda: (find(),), 1)[0]
+            if problem_id:
+                source = service.bank.get(problem_id)
+            elif session_id is not None:
+                source = service.conversation(learner, int(session_id)).problem
+            else:
+                raise InvalidInput("Choose a problem (or start one) to find similar ones.")
+            found = service.similar_problems(source.question, exclude_id=source.id)
+            choices = [(f"{p.id} · {shorten(p.question, 70)}", p.id) for p in found]
+            return gr.update(choices=choices, value=None, visible=True)
 
         @anyone
         def on_new_session(learner: User):
@@ -167,19 +164,22 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 return
             # someone else's conversation: the call fails (gr.Error) before anything is stored
             conversation = service.conversation(learner, int(session_id))
+            shown = False  # the learner's message is in the chat, not yet stored
             try:
                 replies = start_turn(conversation)  # bad text: InvalidInput here, nothing stored
                 history = _chat(service, conversation)["value"]
                 if shown_learner_text is not None:
                     history += [{"role": "user", "content": shown_learner_text}]
                 yield history, "", *_controls(busy=True), gr.skip()
+                shown = True
                 for reply in replies:  # none when the learner stops it
                     yield history + [{"role": "assistant", "content": reply.text}], "", *_controls(busy=True), gr.skip()
                 yield (_chat(service, conversation), "", *_controls(busy=False),
                        _progress_markdown(service.progress(conversation)))
             except InvalidInput as error:
                 gr.Warning(str(error))  # nothing stored: the learner's words go back in the box
-                yield _chat(service, conversation), shown_learner_text or "", *_controls(busy=False), gr.skip()
+                yield (_chat(service, conversation) if shown else gr.skip(), shown_learner_text or "",
+                       *_controls(busy=False), gr.skip())
             except Exception:
                 log.exception("tutor turn failed")
                 gr.Warning(UNEXPECTED)
@@ -284,16 +284,6 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
         gr.api(rate, api_name="rate")
         page.load(on_load, open_session, session_outputs, api_visibility="private")
     return page
-
-
-def _guarded(action, outputs: int):
-    """Run a callback's action; bad input becomes a warning the learner can read (anything else
-    fails the call: see tutor.ui.access)."""
-    try:
-        return action()
-    except InvalidInput as error:
-        gr.Warning(str(error))
-    return tuple(gr.skip() for _ in range(outputs))
 
 
 def _controls(busy: bool) -> tuple:

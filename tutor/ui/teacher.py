@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import asdict, dataclass
+from typing import Mapping
+from urllib.parse import urlencode
 
 import gradio as gr
 
@@ -29,8 +32,12 @@ NO_TRANSCRIPT = "_Pick a class, a learner and a session._"
 TURN_COLUMNS = ["turn", "learner", "problem", "when", "model", "move", "rated", "learner's comment", "draft failed",
                 "reviewed", "judge", "tutor said"]
 RATED = {1: "up", -1: "down"}
+# wide enough for each header's words (a squeezed column wraps its header letter by letter)
+TURN_WIDTHS = ["70px", "100px", "100px", "150px", "110px", "100px", "80px", "200px", "80px", "100px", "80px",
+               "400px"]
 MARKS = {"—": None, "yes": True, "no": False}
 RUBRIC_LABELS = {"correct": "Correct", "socratic": "Socratic", "no_leak": "No leak", "encouraging": "Encouraging"}
+TURNS_CSV = "/teach/turns.csv"  # the turns the review tab found, as CSV (tutor.ui.web)
 # every character Markdown or a link finder could read as syntax: `![x](url)`, `<img>`, `www.`,
 # `http://`, `a@b.c`, list and heading markers
 MARKUP = re.compile(r"[\\`*_{}\[\]()#+\-.!|~:@<>&\"'=/]")
@@ -75,8 +82,11 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 words = gr.Textbox(label="Words in the turn or the learner's message before it", max_length=100,
                                    elem_id="filter-words")
                 find = gr.Button("Find turns", variant="primary", elem_id="find-turns")
-            turns = gr.Dataframe(headers=TURN_COLUMNS, interactive=False, elem_id="turns", wrap=True)
-            gr.Markdown("_Click a row to review that turn._")
+            turns = gr.Dataframe(headers=TURN_COLUMNS, interactive=False, elem_id="turns", wrap=True,
+                                 column_widths=TURN_WIDTHS)
+            with gr.Row():
+                gr.Markdown("_Click a row to review that turn._")
+                csv_link = gr.Markdown(elem_id="turns-csv")
             turn_picker = gr.Dropdown([], label="Turn to review", elem_id="turn-picker")
             context = gr.Markdown(elem_id="turn-context", latex_delimiters=[])
             with gr.Row():
@@ -119,32 +129,18 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                     policy.bottom_out_after, policy.final_answer_after, *cleared,
                     *_dashboard(service, accounts.school_class(teacher, int(class_id)), members))
 
-        def found(teacher: User, class_id, learner_id, problem_id, since_day, model_version, down, failed_only,
-                  not_reviewed, text):
-            if class_id is None:
-                raise InvalidInput("Choose a class first.")
-            school_class = accounts.school_class(teacher, int(class_id))
-            rows = store.tutor_turns(
-                school_class.id, learner_id=int(learner_id) if learner_id else None,
-                problem_id=(problem_id or "").strip() or None, since=parse_day(since_day),
-                model_version=(model_version or "").strip() or None, thumbs_down=bool(down),
-                draft_failed=bool(failed_only), unreviewed=bool(not_reviewed), text=(text or "").strip() or None)
-            scores = _judge_scores(service, rows)
-            table = [[r["id"], r["learner"], r["problem_id"], r["created"][:16].replace("T", " "),
-                      r["model_version"] or "", r["move"] or "", RATED.get(r["thumbs"], ""), r["comment"] or "",
-                      "yes" if r["draft_passed"] == 0 else "", "yes" if r["reviewed"] else "",
-                      scores.get(r["id"], "—"), r["content"][:120]] for r in rows]
-            return table, gr.update(choices=[(f"turn {r['id']} · {r['learner']} · {r['content'][:50]}", r["id"])
-                                             for r in rows], value=None)
-
         filters = [class_picker, only_learner, problem, since, version, thumbs_down, failed, unreviewed, words]
 
         @staff
         def on_find(teacher: User, class_id, learner_id, problem_id, since_day, model_version, down, failed_only,
-                    not_reviewed, words):
-            table, picker = found(teacher, class_id, learner_id, problem_id, since_day, model_version, down,
-                                  failed_only, not_reviewed, words)
-            return f"{len(table)} turns.", table, picker
+                    not_reviewed, text):
+            query = TurnQuery.from_form(class_id, learner_id, problem_id, since_day, model_version, down,
+                                        failed_only, not_reviewed, text)
+            rows = find_turns(service, accounts, teacher, query)
+            picker = gr.update(choices=[(f"turn {r['id']} · {r['learner']} · {r['content'][:50]}", r["id"])
+                                        for r in rows], value=None)
+            return (f"{len(rows)} turns.", turn_table(rows, shortened=True), picker,
+                    f"[Download these turns (CSV)]({query.link()})")
 
         @staff
         def on_turn(teacher: User, message_id: int | None):
@@ -178,11 +174,11 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
             judged = service.judged_turns(conversation, only={message.id}).get(message.id)
             saved = (f"Saved your review of turn {int(message_id)}."
                      + _disagreement(judged, chosen, bool(text and text.strip())))
-            if class_id is None:
+            if class_id is None:  # no class chosen: no table to refresh
                 return saved, gr.update(), saved
-            table, _ = found(teacher, class_id, learner_id, problem_id, since_day, model_version, down,
-                             failed_only, not_reviewed, words)
-            return saved, table, saved
+            rows = find_turns(service, accounts, teacher, TurnQuery.from_form(
+                class_id, learner_id, problem_id, since_day, model_version, down, failed_only, not_reviewed, words))
+            return saved, turn_table(rows, shortened=True), saved
 
         @staff
         def on_turn_row(teacher: User, data: gr.SelectData):
@@ -230,7 +226,7 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
                             [learners, learner_picker, only_learner, bottom_out, final_after, turns, turn_picker,
                              stuck, heatmap, activity],
                             api_name="class_learners")
-        find.click(on_find, filters, [result, turns, turn_picker], api_name="find_turns")
+        find.click(on_find, filters, [result, turns, turn_picker, csv_link], api_name="find_turns")
         turn_picker.change(on_turn, turn_picker, [context, *marks, move, rewrite, saved_note], api_name="turn")
         save.click(on_review, [turn_picker, *marks, move, rewrite, *filters], [result, turns, saved_note],
                    api_name="review")
@@ -239,6 +235,64 @@ def build_teacher_page(service: TutorService, accounts: AccountService) -> gr.Bl
         learner_picker.change(on_learner, learner_picker, session_picker, api_name="learner_sessions")
         session_picker.change(on_session, session_picker, transcript, api_name="transcript")
     return page
+
+
+@dataclass(frozen=True)
+class TurnQuery:
+    """The review tab's filters: what the page shows and what its CSV link downloads."""
+
+    class_id: int
+    learner_id: int | None = None
+    problem_id: str | None = None
+    since: str | None = None  # a day, YYYY-MM-DD
+    model_version: str | None = None
+    thumbs_down: bool = False
+    draft_failed: bool = False
+    unreviewed: bool = False
+    words: str | None = None
+
+    @classmethod
+    def from_form(cls, class_id, learner_id=None, problem_id=None, since=None, model_version=None,
+                  thumbs_down=False, draft_failed=False, unreviewed=False, words=None) -> TurnQuery:
+        if class_id in (None, ""):
+            raise InvalidInput("Choose a class first.")
+        try:
+            return cls(int(class_id), int(learner_id) if learner_id not in (None, "") else None,
+                       (problem_id or "").strip() or None, parse_day(since), (model_version or "").strip() or None,
+                       bool(thumbs_down), bool(draft_failed), bool(unreviewed), (words or "").strip() or None)
+        except (TypeError, ValueError):
+            raise InvalidInput("A class and a learner are given by their numbers.") from None
+
+    @classmethod
+    def from_link(cls, params: Mapping[str, str]) -> TurnQuery:
+        """The query a CSV link names (see `link`)."""
+        flags = {name: params.get(name) == "1" for name in ("thumbs_down", "draft_failed", "unreviewed")}
+        return cls.from_form(params.get("class_id"), params.get("learner_id"), params.get("problem_id"),
+                             params.get("since"), params.get("model_version"), words=params.get("words"), **flags)
+
+    def link(self) -> str:
+        given = {name: int(value) if isinstance(value, bool) else value
+                 for name, value in asdict(self).items() if value not in (None, False)}
+        return f"{TURNS_CSV}?{urlencode(given)}"
+
+
+def find_turns(service: TutorService, accounts: AccountService, teacher: User, query: TurnQuery) -> list[dict]:
+    """The tutor turns of a teacher's class the query finds, newest first, each with its judge score."""
+    school_class = accounts.school_class(teacher, query.class_id)  # NotFound: not this teacher's class
+    rows = service.store.tutor_turns(
+        school_class.id, learner_id=query.learner_id, problem_id=query.problem_id, since=query.since,
+        model_version=query.model_version, thumbs_down=query.thumbs_down, draft_failed=query.draft_failed,
+        unreviewed=query.unreviewed, text=query.words)
+    scores = _judge_scores(service, rows)
+    return [r | {"judge": scores.get(r["id"], "—")} for r in rows]
+
+
+def turn_table(rows: list[dict], shortened: bool = False) -> list[list]:
+    """The turns as TURN_COLUMNS rows; `shortened`: the tutor's words cut for the page's table."""
+    return [[r["id"], r["learner"], r["problem_id"], r["created"][:16].replace("T", " "),
+             r["model_version"] or "", r["move"] or "", RATED.get(r["thumbs"], ""), r["comment"] or "",
+             "yes" if r["draft_passed"] == 0 else "", "yes" if r["reviewed"] else "", r["judge"],
+             shorten(r["content"], 120) if shortened else r["content"]] for r in rows]
 
 
 def _dashboard(service: TutorService, school_class, members: list[User]) -> tuple:

@@ -31,13 +31,13 @@ from tutor.rounds import Rounds
 from tutor.service import TutorService
 from tutor.storage.store import User
 from tutor.ui.access import SESSION_COOKIE, check_every_handler, form_token
-from tutor.ui.admin import EXPORTS_PATH, build_admin_page
-from tutor.ui.exports import PendingExports
+from tutor.ui.admin import AUDIT_COLUMNS, AUDIT_CSV, EXPORTS_PATH, audit_rows, build_admin_page
+from tutor.ui.exports import PendingExports, as_csv
 from tutor.ui.hardening import MAX_BODY_BYTES, TAB_STATE, Hardening, TabOwners
 from tutor.ui.learner import CSS as LEARNER_CSS
 from tutor.ui.learner import OWN_EXPORT, build_learner_page, transcripts_as_text
 from tutor.ui.navigation import PAGES
-from tutor.ui.teacher import build_teacher_page
+from tutor.ui.teacher import TURN_COLUMNS, TURNS_CSV, TurnQuery, build_teacher_page, find_turns, parse_day, turn_table
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +219,31 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
         return Response(export.content, media_type="application/json", headers={
             "content-disposition": f'attachment; filename="{export.filename}"', "cache-control": "no-store"})
 
+    @app.get(TURNS_CSV)
+    def download_turns(request: Request):
+        """The turns a teacher's review tab found (its link names the filters), as CSV."""
+        teacher = request.state.user  # the gate let only staff this far
+        try:
+            query = TurnQuery.from_link(request.query_params)
+            rows = find_turns(service, accounts, teacher, query)
+        except InvalidInput as error:
+            return JSONResponse({"detail": str(error)}, status_code=400)
+        except NotFound as error:
+            return JSONResponse({"detail": str(error)}, status_code=404)
+        accounts.audit(teacher, "export_turns", f"class:{query.class_id}", {"turns": len(rows)})
+        return _csv_download(as_csv(TURN_COLUMNS, turn_table(rows)), "turns.csv")
+
+    @app.get(AUDIT_CSV)
+    def download_audit(request: Request, words: str = "", since: str = ""):
+        """The audit log as the admin filtered it (every entry, not only the page's 200), as CSV."""
+        admin = accounts.require(request.state.user, "admin")
+        try:
+            rows = audit_rows(service.store, words[:60], parse_day(since), limit=None)
+        except InvalidInput as error:
+            return JSONResponse({"detail": str(error)}, status_code=400)
+        accounts.audit(admin, "export_audit_log", None, {"entries": len(rows)})
+        return _csv_download(as_csv(AUDIT_COLUMNS, rows), "audit-log.csv")
+
     @app.get("/healthz")
     def healthz() -> Response:
         return Response("ok", media_type="text/plain")
@@ -235,9 +260,15 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
     app.state.pages = pages
     app.state.exports = exports
     app.add_middleware(Hardening, handlers={f"/{path}": page.fns.keys() for path, page in pages.items()},
-                       body_limit=limits.body_bytes, secure=secure_cookies, own_routes=(EXPORTS_PATH + "/", OWN_EXPORT + "."),
+                       body_limit=limits.body_bytes, secure=secure_cookies,
+                       own_routes=(EXPORTS_PATH + "/", OWN_EXPORT + ".", TURNS_CSV, AUDIT_CSV),
                        plot_pages=("/teach", "/admin"))
     return app
+
+
+def _csv_download(content: str, filename: str) -> Response:
+    return Response(content, media_type="text/csv; charset=utf-8", headers={
+        "content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"})
 
 
 def _session_user(accounts: AccountService, request: Request) -> User | None:
