@@ -363,3 +363,25 @@ def test_an_admin_takes_a_learner_out_of_a_class_and_their_sessions_stay(account
         accounts.unenrol(school.root, "5A", "ann")
     with pytest.raises(AccessDenied):
         accounts.unenrol(school.tom, "5A", "bob")  # a teacher is not an admin
+
+
+def test_an_admin_renames_a_class_gives_it_another_teacher_and_deletes_it_keeping_its_learners(
+        accounts, store, school, bank):
+    service = TutorService(store, bank, FakeBackend())
+    conversation = service.start_bank_session(school.ann, CARMEN_ID)
+    renamed = accounts.edit_class(school.root, "5A", "5A-maths")
+    assert renamed.name == "5A-maths" and renamed.id == store.class_named("5A-maths").id
+    assert [m.name for m in store.members(renamed)] == ["ann"] and store.teaches(school.tom, school.ann.id)
+    with pytest.raises(InvalidInput, match="already a class named '5B'"):
+        accounts.edit_class(school.root, "5A-maths", "5B")
+    with pytest.raises(InvalidInput, match="not a teacher"):
+        accounts.edit_class(school.root, "5A-maths", teacher_name="bob")
+    accounts.edit_class(school.root, "5A-maths", teacher_name="tess")
+    assert store.teaches(school.tess, school.ann.id) and not store.teaches(school.tom, school.ann.id)
+    with pytest.raises(AccessDenied):
+        accounts.delete_class(school.tom, "5A-maths")
+
+    accounts.delete_class(school.root, "5A-maths")
+    assert "5A-maths" not in [c.name for c in store.classes()] and not store.teaches(school.tess, school.ann.id)
+    assert store.user_named("ann") == school.ann and store.conversations(school.ann)[0].id == conversation.id
+    assert [row["action"] for row in store.audit_log(3)] == ["delete_class", "edit_class", "edit_class"]

@@ -55,10 +55,21 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
         expect(page.locator("#served")).to_contain_text("champion v1")
         cancel = page.locator("#cancel-round")
         expect(cancel).to_be_disabled()  # nothing to cancel yet
+        plan = page.locator("#round-plan")  # what a round would train, before it starts
+        expect(plan).to_contain_text("DPO from v1")
+        expect(plan).to_contain_text("teacher 1")
+        expect(plan).to_contain_text("Few examples")
+        page.get_by_role("button", name="Start a round").click()
+        expect(page.locator(".toast-body").first).to_contain_text("rarely learns anything")
+        assert store.training_runs() == []  # a round on so few starts only when the admin says so
+        page.get_by_label("Start even with fewer than 50 examples").check()
         page.get_by_role("button", name="Start a round").click()
         progress = page.locator("#round-progress")
         expect(progress).to_contain_text("Round 1 (DPO)")
+        expect(progress.locator("progress")).to_be_visible()  # a bar from the start (preparing, then steps)
         expect(cancel).to_be_enabled()
+        expect(progress).to_contain_text(" of ", timeout=120_000)  # step k of n
+        page.screenshot(path=str(shots / "admin-round-progress.png"), full_page=True)
         expect(progress).to_contain_text("done", timeout=240_000)  # the timer refreshes it
         expect(cancel).to_be_disabled()
         expect(page.locator("#loss-plot svg, #loss-plot canvas").first).to_be_visible()  # Vega drew the losses

@@ -78,15 +78,34 @@ def test_each_demo_role_logs_in_and_sees_its_own_page(store, bank, accounts, tmp
         page.get_by_role("tab", name="Classes").click()
         expect(page.locator("#admin-result")).not_to_contain_text("One-time password")  # not on every tab
         expect(page.locator("#classes")).to_contain_text("demo-learner")  # each class with its members
+        # a class renamed, given no teacher, then deleted: its learner stays
+        page.get_by_role("combobox", name="Class", exact=True).click()
+        page.get_by_role("option", name="demo-class").click()
+        expect(page.get_by_label("Its teacher (empty: none)")).to_have_value("demo-teacher")
+        page.get_by_label("The class's name", exact=True).fill("demo-class-b")
+        page.get_by_label("Its teacher (empty: none)").fill("")
+        page.get_by_role("button", name="Save the class").click()
+        expect(page.locator("#admin-result")).to_contain_text("Class demo-class-b saved.")
+        expect(page.locator("#classes").get_by_role("row", name="demo-class-b — 1 demo-learner")).to_be_visible()
+        page.screenshot(path=str(shots / "admin-classes.png"), full_page=True)
+        page.get_by_label("Type the class's name again to delete it").fill("demo-class-b")
+        page.get_by_role("button", name="Delete the class").click()
+        expect(page.locator("#admin-result")).to_contain_text("its learners and their sessions stay")
+        expect(page.locator("#classes")).not_to_contain_text("demo-class-b")
         page.get_by_role("tab", name="Audit log").click()
         page.get_by_label("Who, action or target contains").fill("login_failed")
         page.get_by_role("button", name="Refresh").click()
         expect(page.locator("#audit")).to_contain_text("login form")  # the learner's wrong password, first
         expect(page.locator("#audit")).not_to_contain_text("add_user")
+        with page.expect_download() as download:
+            page.locator("#audit-csv a").click()
+        rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+        assert rows[0] == "at,who,action,target,detail" and len(rows) == 2 and "login_failed" in rows[1]
         page.screenshot(path=str(shots / "admin-users.png"), full_page=True)
         assert page.refused_by_policy == []  # every role's page runs under the CSP
         browser.close()
 
     assert store.user_named("new-learner").must_change_password
+    assert store.conversations(store.user_named("demo-learner")) and [c.name for c in store.classes()] == []
     assert ("admin", "add_user") in [(row["actor"], row["action"]) for row in store.audit_log()]
     assert (shots / "admin-users.png").stat().st_size > 10_000

@@ -322,8 +322,8 @@ def test_a_cancel_between_steps_stops_training_and_saves_nothing(deployment, tmp
         train_preference("dpo", tiny_model_dir, rounds.registry.root / "v1", tmp_path / "data" / "dpo.jsonl",
                          tmp_path / "out", TrainSettings(max_steps=5, batch_size=2, max_length=4096),
                          on_progress=lambda progress: steps.append(progress["step"]),
-                         should_stop=lambda: len(steps) >= 1)
-    assert steps == [1, 2] and not (tmp_path / "out").exists()
+                         should_stop=lambda: len(steps) >= 2)
+    assert steps == [0, 1, 2] and not (tmp_path / "out").exists()  # 0: the steps to take, known at the start
 
 
 def test_the_dataset_files_train_as_they_are_with_trls_trainers(deployment, tmp_path, tiny_model_dir):

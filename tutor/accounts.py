@@ -335,6 +335,38 @@ class AccountService:
         self.store.audit(actor, "create_class", f"class:{school_class.id}", {"teacher": teacher_name})
         return school_class
 
+    def edit_class(self, actor: User | None, class_name: str, new_name: str | None = None,
+                   teacher_name: str | None = None) -> SchoolClass:
+        """Rename a class and/or give it another teacher ("" for none; None: unchanged)."""
+        if actor is not None:
+            self.require(actor, ADMIN)
+        school_class = self.store.class_named(class_name)
+        changes = {}
+        if new_name is not None and new_name != school_class.name:
+            self._check_name(new_name, what="class name")
+            school_class = self.store.rename_class(school_class, new_name)
+            changes["name"] = [class_name, new_name]
+        if teacher_name is not None:
+            teacher = self.user_named(actor, teacher_name) if teacher_name else None
+            if teacher is not None and teacher.role != TEACHER:
+                raise InvalidInput(f"{teacher.name} is not a teacher.")
+            self.store.set_class_teacher(school_class, teacher)
+            changes["teacher"] = teacher.name if teacher else None
+        if not changes:
+            raise InvalidInput("Give the class a new name or another teacher.")
+        self.store.audit(actor, "edit_class", f"class:{school_class.id}", changes)
+        return self.store.school_class(school_class.id)
+
+    def delete_class(self, actor: User | None, class_name: str) -> None:
+        """The class goes; its learners stay, with their sessions, in no class of it."""
+        if actor is not None:
+            self.require(actor, ADMIN)
+        school_class = self.store.class_named(class_name)
+        members = len(self.store.members(school_class))
+        self.store.delete_class(school_class)
+        self.store.audit(actor, "delete_class", f"class:{school_class.id}", {"name": school_class.name,
+                                                                             "learners": members})
+
     def enrol(self, actor: User | None, class_name: str, learner_name: str) -> None:
         learner = self.user_named(actor, learner_name)
         if learner.role != LEARNER:

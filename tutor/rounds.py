@@ -26,6 +26,30 @@ from tutor.training.preference import KINDS
 log = logging.getLogger(__name__)
 
 SCHEDULE_KEY = "rounds.schedule"
+# below this many examples a round rarely learns what the gate can see: the admin confirms first
+ADVISED_EXAMPLES = 50
+UNITS = {"dpo": "pairs", "kto": "rated turns"}
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """What a round would train now: its kind, the version it starts from (None: the base) and
+    the examples the feedback dataset holds, by source."""
+
+    kind: str
+    parent: str | None
+    examples: int
+    by_source: dict[str, int]
+
+    @property
+    def few(self) -> bool:
+        return self.examples < ADVISED_EXAMPLES
+
+    def summary(self) -> str:
+        start = self.parent or "the base model"
+        sources = " · ".join(f"{source} {count}" for source, count in self.by_source.items())
+        return (f"{self.kind.upper()} from {start} (also the reference it is held near) on {self.examples} "
+                f"{UNITS[self.kind]}" + (f" ({sources})" if sources else ""))
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,20 @@ class Rounds:
         self._lock = threading.Lock()
 
     # rounds
+
+    def plan(self, kind: str, include_simulated: bool = True) -> RoundPlan:
+        """What a round of `kind` would train if it started now."""
+        from tutor.training.feedback import DPO_FILE, KTO_FILE, DatasetOptions, assemble
+
+        _check_kind(kind)
+        parent = self.registry.alias("champion")
+        options = DatasetOptions(prompt_format=self.registry.prompt_format(parent or "base"),
+                                 include_simulated=include_simulated)
+        kept, _ = assemble(self.store, options)[0][DPO_FILE if kind == "dpo" else KTO_FILE]
+        by_source: dict[str, int] = {}
+        for example in kept:
+            by_source[example.source] = by_source.get(example.source, 0) + 1
+        return RoundPlan(kind, parent, len(kept), by_source)
 
     def start(self, admin: User | None, kind: str, include_simulated: bool = True) -> TrainingRun:
         """Start a round in a worker process (admin None: the schedule). One at a time."""

@@ -215,9 +215,9 @@ class TutorService:
     # the turn
 
     def reply(self, conversation: Conversation, text: str) -> Iterator[TutorReply]:
-        """Store the learner's message, then stream and store the tutor's answer to it.
-
-        Bad input raises InvalidInput before anything is stored.
+        """Store the learner's message, then stream and store the tutor's answer to it: returns
+        once the message is stored (bad input raises InvalidInput, and nothing is stored); the
+        answer comes as the returned iterator is read.
         """
         text = clean_text(text)
         return self._turn(conversation, text)
@@ -245,6 +245,11 @@ class TutorService:
             lock.release()
 
     def _turn(self, conversation: Conversation, text: str | None, another_way: bool = False) -> Iterator[TutorReply]:
+        turn = self._run_turn(conversation, text, another_way)
+        next(turn)  # up to the learner's message, stored: a page that shows it has it kept
+        return turn
+
+    def _run_turn(self, conversation: Conversation, text: str | None, another_way: bool) -> Iterator[TutorReply | None]:
         # One turn at a time per conversation (a double click, Send and Hint, two tabs): each
         # turn starts from the planner state the previous one stored.
         with self._conversation_lock(conversation.id):
@@ -267,6 +272,7 @@ class TutorService:
         self._check_rate(conversation)
         # committed before the reply starts: a learner's message survives a crash mid-reply
         self.store.append_message(conversation, LEARNER_ROLE, text if text is not None else HINT_REQUEST)
+        yield None  # stored
         yield from self._answer(conversation, self.store.messages(conversation), text, stop)
 
     def _another_way(self, conversation: Conversation, stop: threading.Event) -> Iterator[TutorReply]:
@@ -277,6 +283,7 @@ class TutorService:
         if not wordings or not transcript or not wordings[-1].planner_state:
             raise InvalidInput("There is no reply of the tutor's to say another way yet.")
         self._check_rate(conversation)
+        yield None  # nothing of the learner's to store: the request is taken
         # planned again from what the first wording was planned from: the same turn
         hint = wordings[-1].planner_state.get("learner_state") == HINT_REQUESTED
         yield from self._answer(conversation, transcript, None if hint else transcript[-1].content, stop,

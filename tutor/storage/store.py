@@ -289,8 +289,21 @@ class Store:
     def class_named(self, name: str) -> SchoolClass:
         return _class(self._named("classes", name, "class"))
 
-    def set_class_teacher(self, school_class: SchoolClass, teacher: User) -> None:
-        self.db["classes"].update(school_class.id, {"teacher_id": teacher.id})
+    def set_class_teacher(self, school_class: SchoolClass, teacher: User | None) -> None:
+        self.db["classes"].update(school_class.id, {"teacher_id": teacher.id if teacher else None})
+
+    def rename_class(self, school_class: SchoolClass, name: str) -> SchoolClass:
+        """A taken name is bad input, said plainly."""
+        if any(row["id"] != school_class.id for row in self.db["classes"].rows_where("name = ?", [name])):
+            raise InvalidInput(f"There is already a class named {name!r}.")
+        self.db["classes"].update(school_class.id, {"name": name})
+        return self.school_class(school_class.id)
+
+    def delete_class(self, school_class: SchoolClass) -> None:
+        """The class and who is in it; its learners, their sessions and their teacher's account stay."""
+        with self.db.conn:
+            self.db.execute("delete from enrolments where class_id = ?", [school_class.id])
+            self.db.execute("delete from classes where id = ?", [school_class.id])
 
     def set_class_policy(self, school_class: SchoolClass, policy: dict | None) -> None:
         self.db["classes"].update(school_class.id, {"policy": _dump(policy)})

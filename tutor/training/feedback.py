@@ -160,16 +160,25 @@ def finish(examples: list[Example], options: DatasetOptions, dropped: Counter) -
     return sorted(capped, key=lambda e: e.message_id)
 
 
+def assemble(store: Store, options: DatasetOptions) -> tuple[dict[str, tuple[list[Example], Counter]], Counter]:
+    """Each file's examples as a round would train on them, with what was dropped from it and
+    why; and the turns skipped before any example was made."""
+    found = collect(store.labelled_turns(), options)
+    files = {}
+    for name, examples in ((DPO_FILE, found.dpo), (KTO_FILE, found.kto)):
+        dropped: Counter = Counter()
+        files[name] = finish(examples, options, dropped), dropped
+    return files, found.dropped
+
+
 def build(store: Store, out_dir: Path, options: DatasetOptions) -> dict:
     """Write dpo.jsonl, kto.jsonl and manifest.json (counts by source, what was dropped and why,
     each file's sha256 and one hash of the whole round's data); returns the manifest."""
-    found = collect(store.labelled_turns(), options)
+    files, skipped = assemble(store, options)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest: dict = {"created": now(), "options": options.to_json(), "files": {}}
     digest = hashlib.sha256()
-    for name, examples in ((DPO_FILE, found.dpo), (KTO_FILE, found.kto)):
-        dropped: Counter = Counter()
-        kept = finish(examples, options, dropped)
+    for name, (kept, dropped) in files.items():
         path = out_dir / name
         with open(path, "w", encoding="utf-8") as lines:
             for example in kept:
@@ -183,7 +192,7 @@ def build(store: Store, out_dir: Path, options: DatasetOptions) -> dict:
             "learners": len({e.owner_id for e in kept if e.owner_id is not None}),
             "dropped": dict(dropped), "sha256": hashlib.sha256(data).hexdigest(),
         }
-    manifest["skipped_turns"] = dict(found.dropped)
+    manifest["skipped_turns"] = dict(skipped)
     manifest["sha256"] = digest.hexdigest()
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

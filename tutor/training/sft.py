@@ -148,7 +148,7 @@ class Cancelled(Exception):
 
 def run_trainer(trainer, out_dir: Path, scratch: tempfile.TemporaryDirectory,
                 on_progress: Callable[[dict], None], should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
-    """Train with progress reports (step, loss, ETA) after every step, stop early when
+    """Train with progress reports (the steps to take at the start; step, loss, ETA after every step), stop early when
     `should_stop` says so (raising Cancelled), save the adapter."""
     from transformers import TrainerCallback
 
@@ -156,6 +156,9 @@ def run_trainer(trainer, out_dir: Path, scratch: tempfile.TemporaryDirectory,
     losses: list[float] = []
 
     class Progress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            on_progress({"step": 0, "total_steps": state.max_steps})  # the bar's length, before the first step
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not logs or "loss" not in logs:
                 return

@@ -13,7 +13,7 @@ import gradio as gr
 from tutor.accounts import ADMIN, ROLES, TEACHER, AccountService
 from tutor.errors import InvalidInput
 from tutor.evaluation.gate import GATE
-from tutor.rounds import Rounds, Schedule
+from tutor.rounds import ADVISED_EXAMPLES, UNITS, Rounds, Schedule
 from tutor.service import TutorService
 from tutor.storage.store import TrainingRun, User
 from tutor.ui.access import allow
@@ -54,11 +54,12 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         return [[c.name, teacher_name(c), len(members := store.members(c)), ", ".join(m.name for m in members)]
                 for c in store.classes()]
 
-    def refreshed(message: str) -> tuple:
+    def refreshed(message: str, **chosen_class) -> tuple:
+        """Every table and list after a change; `value=`: the class now chosen (renamed, deleted)."""
         users = store.users()
         names = [u.name for u in users]
         return (message, users_table(users), gr.update(choices=names), gr.update(choices=names),
-                gr.update(choices=[c.name for c in store.classes()]), audit_table(), classes_table())
+                gr.update(choices=[c.name for c in store.classes()], **chosen_class), audit_table(), classes_table())
 
     with gr.Blocks(title="Socratic tutor · admin") as page:
         navigation_bar(page, accounts, "admin")
@@ -85,10 +86,17 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                 teacher = gr.Textbox(label="Teacher's name (optional)", max_length=40)
                 create_class = gr.Button("Create class")
             with gr.Row():
-                class_picker = gr.Dropdown([], label="Class")
+                class_picker = gr.Dropdown([], label="Class", elem_id="class-picker")
                 learner_name = gr.Textbox(label="Learner's name", max_length=40)
                 enrol = gr.Button("Enrol")
                 unenrol = gr.Button("Take out of the class")
+            with gr.Row():
+                class_rename = gr.Textbox(label="The class's name", max_length=40, elem_id="class-rename")
+                class_teacher = gr.Textbox(label="Its teacher (empty: none)", max_length=40, elem_id="class-teacher")
+                save_class = gr.Button("Save the class", elem_id="save-class")
+                class_confirm = gr.Textbox(label="Type the class's name again to delete it", max_length=40,
+                                           elem_id="class-confirm")
+                delete_class = gr.Button("Delete the class", variant="stop", elem_id="delete-class")
             classes_view = gr.Dataframe(headers=CLASS_COLUMNS, interactive=False, elem_id="classes", wrap=True)
         with gr.Tab("Learner data") as data_tab:
             gr.Markdown("Export everything stored about a user as JSON, or delete it all: "
@@ -116,11 +124,15 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         with gr.Tab("Model", elem_id="model-tab") as model_tab:
             served = gr.Markdown(elem_id="served")
             with gr.Row():
-                kind = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (👍/👎)", "kto")], value="dpo", label="Round")
+                kind = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (rated turns)", "kto")], value="dpo", label="Round")  # no emoji: boxes without an emoji font
                 simulated = gr.Checkbox(True, label="Include simulated sessions")
                 start = gr.Button("Start a round", variant="primary", elem_id="start-round")
                 cancel = gr.Button("Cancel the round", variant="stop", elem_id="cancel-round", interactive=False)
-            progress = gr.Markdown(elem_id="round-progress")
+            with gr.Row():
+                round_plan = gr.Markdown(elem_id="round-plan")
+                anyway = gr.Checkbox(False, label=f"Start even with fewer than {ADVISED_EXAMPLES} examples",
+                                     elem_id="start-anyway")
+            progress = gr.Markdown(elem_id="round-progress", sanitize_html=False)  # our own <progress>; text escaped
             loss_plot = gr.LinePlot(x="step", y="loss", title="Loss", height=220, elem_id="loss-plot")
             gr.Markdown("#### Evaluation gate: candidate beside champion\nPromotion is refused when a metric "
                         "moves the wrong way by more than its tolerance.")
@@ -205,6 +217,28 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
             return ""  # a message (a one-time password above all) belongs to the tab it was shown on
 
         @admin_only
+        def on_class_picked(admin: User, class_label: str | None):
+            if not class_label:
+                return "", "", ""
+            school_class = store.class_named(class_label)
+            teacher_name = store.user(school_class.teacher_id).name if school_class.teacher_id else ""
+            return school_class.name, teacher_name, ""
+
+        @admin_only
+        def on_save_class(admin: User, class_label: str, new_name: str, teacher_name: str):
+            edited = accounts.edit_class(admin, _chosen(class_label, "a class"), (new_name or "").strip(),
+                                         (teacher_name or "").strip())
+            return refreshed(f"Class **{edited.name}** saved.", value=edited.name)
+
+        @admin_only
+        def on_delete_class(admin: User, class_label: str, confirmation: str):
+            if not class_label or (confirmation or "").strip() != class_label:
+                raise InvalidInput("Type the class's name again to confirm the deletion.")
+            accounts.delete_class(admin, class_label)
+            return (*refreshed(f"Deleted the class {class_label}; its learners and their sessions stay.", value=None),
+                    "", "", "")
+
+        @admin_only
         def on_unenrol(admin: User, class_label: str, name: str):
             accounts.unenrol(admin, _chosen(class_label, "a class"), (name or "").strip())
             return refreshed(f"{name.strip()} is no longer in {class_label}.")
@@ -254,9 +288,22 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
             return model_view()
 
         @admin_only
-        def on_start(admin: User, round_kind: str, with_simulated: bool):
-            run = needs_rounds().start(admin, round_kind, bool(with_simulated))
-            return model_view(f"Round {run.id} started.")
+        def on_plan(admin: User, round_kind: str, with_simulated: bool):
+            if rounds is None:
+                return NO_ROUNDS
+            plan = rounds.plan(round_kind, bool(with_simulated))
+            return (f"**A round now would train** {html.escape(plan.summary())}."
+                    + (f"  \n**Few examples:** below {ADVISED_EXAMPLES} a round rarely learns anything the gate "
+                       "can see; more ratings and rewrites from teachers help most." if plan.few else ""))
+
+        @admin_only
+        def on_start(admin: User, round_kind: str, with_simulated: bool, few_is_fine: bool):
+            plan = needs_rounds().plan(round_kind, bool(with_simulated))
+            if plan.few and not few_is_fine:
+                raise InvalidInput(f"Only {plan.examples} {UNITS[plan.kind]}: below {ADVISED_EXAMPLES} a round rarely "
+                                   f"learns anything. Tick \"Start even with fewer than {ADVISED_EXAMPLES} examples\" to start it anyway.")
+            run = rounds.start(admin, round_kind, bool(with_simulated))
+            return (*model_view(f"Round {run.id} started: {html.escape(plan.summary())}."), False)
 
         @admin_only
         def on_cancel(admin: User):
@@ -294,7 +341,9 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         page.load(on_model, None, model_outputs, api_visibility="private")
         page.load(on_load_schedule, None, [schedule_kind, every_days, after_labels], api_visibility="private")
         timer.tick(on_model, None, model_outputs, api_visibility="private", show_progress="hidden")
-        start.click(on_start, [kind, simulated], model_outputs, api_name="start_round")
+        start.click(on_start, [kind, simulated, anyway], [*model_outputs, anyway], api_name="start_round")
+        gr.on([model_tab.select, kind.input, simulated.input], on_plan, [kind, simulated], round_plan,
+              api_name="round_plan")
         cancel.click(on_cancel, None, model_outputs, api_name="cancel_round")
         promote.click(on_promote, None, model_outputs, api_name="promote")
         rollback.click(on_rollback, None, model_outputs, api_name="rollback")
@@ -311,6 +360,11 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         create_class.click(on_create_class, [class_name, teacher], managed, api_name="create_class")
         enrol.click(on_enrol, [class_picker, learner_name], managed, api_name="enrol")
         unenrol.click(on_unenrol, [class_picker, learner_name], managed, api_name="unenrol")
+        class_picker.input(on_class_picked, class_picker, [class_rename, class_teacher, class_confirm],
+                           api_visibility="private")
+        save_class.click(on_save_class, [class_picker, class_rename, class_teacher], managed, api_name="edit_class")
+        delete_class.click(on_delete_class, [class_picker, class_confirm],
+                           [*managed, class_rename, class_teacher, class_confirm], api_name="delete_class")
         user_search.change(on_user_search, user_search, users, api_name="find_users")
         for tab in (users_tab, classes_tab, data_tab, settings_tab, audit_tab, model_tab):
             tab.select(on_tab, None, result, api_visibility="private")
@@ -346,14 +400,25 @@ def _schedule_text(schedule: Schedule) -> str:
 
 
 def _progress(run: TrainingRun | None) -> str:
+    """The latest round's state in words, with a progress bar while it runs (steps once training
+    has begun; before that, one that says it is preparing)."""
     if run is None:
         return "No round yet."
     line = f"**Round {run.id}** ({run.kind.upper()}) · **{run.status}**"
-    if run.step:
-        line += f" · step {run.step}/{run.total_steps} · loss {run.loss:.4f}"
+    bar = ""
+    if run.total_steps:
+        line += f" · step {run.step or 0} of {run.total_steps}"
+        if run.loss is not None:
+            line += f" · loss {run.loss:.4f}"
         if run.eta_s is not None and run.active:
             line += f" · about {run.eta_s // 60} min {run.eta_s % 60} s left"
-    return line + (f"  \n{run.message}" if run.message else "")
+        if run.active:
+            bar = (f'<progress value="{run.step or 0}" max="{run.total_steps}" '
+                   f'aria-label="training step {run.step or 0} of {run.total_steps}"></progress>')
+    elif run.active:
+        bar = '<progress aria-label="preparing the round"></progress>'  # no value: under way, length unknown
+    message = f"  \n{html.escape(run.message)}" if run.message else ""
+    return line + (f"  \n{bar}" if bar else "") + message
 
 
 def _losses(run: TrainingRun | None):
