@@ -64,7 +64,7 @@ def drive_learner_page(url: str, screenshot: Path, login: tuple[str, str], probl
         send = page.get_by_role("button", name="Send")
         # the tutor's opening line, then its reply
         expect(page.locator("#chat .message.bot")).to_have_count(2, timeout=reply_timeout_ms)
-        bot = page.locator("#chat .message.bot").last
+        bot = page.locator("#chat .message.bot").nth(1)
         wait_until_settled(page, bot, send, reply_timeout_ms)
         page.locator("#chat button[aria-label='Like']").last.click()
         page.wait_for_timeout(500)
@@ -72,8 +72,8 @@ def drive_learner_page(url: str, screenshot: Path, login: tuple[str, str], probl
 
         page.get_by_role("button", name="Hint").click()
         expect(page.locator("#chat .message.bot")).to_have_count(3, timeout=reply_timeout_ms)
-        wait_until_settled(page, page.locator("#chat .message.bot").last, send, reply_timeout_ms)
-        hint_reply = page.locator("#chat .message.bot").last.inner_text()
+        wait_until_settled(page, page.locator("#chat .message.bot").nth(2), send, reply_timeout_ms)
+        hint_reply = page.locator("#chat .message.bot").nth(2).inner_text()
         progress = page.locator("#progress").inner_text()
 
         box.fill("   ")
@@ -176,7 +176,7 @@ def solve_in_browser(url: str, screenshot: Path, answers: list, login: tuple[str
                 send.click()
             # after the tutor's opening line
             expect(page.locator("#chat .message.bot")).to_have_count(count + 1, timeout=reply_timeout_ms)
-            bot = page.locator("#chat .message.bot").last
+            bot = page.locator("#chat .message.bot").nth(count)  # this turn's reply, whatever else renders
             streamed = wait_until_settled(page, bot, send, reply_timeout_ms, poll_ms)
             seen.append(SeenTurn(bot.inner_text(), page.locator("#progress").inner_text(), streamed))
             if count == shot_after:

@@ -39,7 +39,7 @@ def test_a_learner_keeps_their_place_and_their_ratings_and_takes_their_sessions_
         page.locator("#message textarea").fill("3 * 50 = 150")
         page.get_by_role("button", name="Send").click()
         expect(bot).to_have_count(2, timeout=60_000)
-        wait_until_settled(page, bot.last, page.get_by_role("button", name="Send"), 60_000)
+        wait_until_settled(page, bot.nth(1), page.get_by_role("button", name="Send"), 60_000)
         page.locator("#chat button[aria-label='Like']").last.click()  # the reply's, not the opening line's
         liked = page.locator("#chat button[aria-label='Liked']")
         expect(liked).to_have_count(1)
@@ -136,10 +136,10 @@ def test_a_learner_finds_any_problem_stops_a_slow_reply_and_hears_a_turn_another
         page.locator("#message textarea").fill("I don't know")
         send.click()
         expect(bot).to_have_count(2, timeout=30_000)
-        wait_until_settled(page, bot.last, send, 30_000)
+        wait_until_settled(page, bot.nth(1), send, 30_000)
         page.get_by_role("button", name="Say it another way").click()
         expect(bot).to_have_count(3, timeout=30_000)
-        wait_until_settled(page, bot.last, send, 30_000)
+        wait_until_settled(page, bot.nth(2), send, 30_000)
         assert bot.nth(2).inner_text() != bot.nth(1).inner_text()
         first, second = service.transcript(conversation)[-2:]
         assert second.planner_state["another_way_of"] == first.id

@@ -155,7 +155,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
         def on_new_session(learner: User):
             return None, "_No problem yet: choose one below or on the left._", [], gr.update(value=None), NO_PROGRESS, None
 
-        def stream_turn(learner: User, session_id: int | None, start_turn, shown_learner_text: str | None):
+        def stream_turn(learner: User, session_id: int | None, start_turn, learner_text: str | None):
             """One tutor turn into the chat: the learner's message at once, the reply once it has
             passed its checks and is stored; meanwhile Stop shows and the other buttons wait."""
             if session_id is None:
@@ -164,12 +164,10 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                 return
             # someone else's conversation: the call fails (gr.Error) before anything is stored
             conversation = service.conversation(learner, int(session_id))
-            shown = False  # the learner's message is in the chat, not yet stored
+            shown = False  # the learner's message is in the chat
             try:
-                replies = start_turn(conversation)  # bad text: InvalidInput here, nothing stored
+                replies = start_turn(conversation)  # returns once the message is stored; bad text: InvalidInput
                 history = _chat(service, conversation)["value"]
-                if shown_learner_text is not None:
-                    history += [{"role": "user", "content": shown_learner_text}]
                 yield history, "", *_controls(busy=True), gr.skip()
                 shown = True
                 for reply in replies:  # none when the learner stops it
@@ -178,7 +176,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                        _progress_markdown(service.progress(conversation)))
             except InvalidInput as error:
                 gr.Warning(str(error))  # nothing stored: the learner's words go back in the box
-                yield (_chat(service, conversation) if shown else gr.skip(), shown_learner_text or "",
+                yield (_chat(service, conversation) if shown else gr.skip(), learner_text or "",
                        *_controls(busy=False), gr.skip())
             except Exception:
                 log.exception("tutor turn failed")
