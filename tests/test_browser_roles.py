@@ -102,6 +102,10 @@ def test_each_demo_role_logs_in_and_sees_its_own_page(store, bank, accounts, tmp
         rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
         assert rows[0] == "at,who,action,target,detail" and len(rows) == 2 and "login_failed" in rows[1]
         page.screenshot(path=str(shots / "admin-users.png"), full_page=True)
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: the page fits, tables scroll inside
+        page.wait_for_timeout(500)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(shots / "admin-phone.png"), full_page=True)
         assert page.refused_by_policy == []  # every role's page runs under the CSP
         browser.close()
 

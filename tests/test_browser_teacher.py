@@ -42,6 +42,11 @@ def test_a_teacher_sees_who_is_stuck_and_the_class_mastery_at_a_glance(store, ba
         expect(plot.first).to_be_visible()
         page.screenshot(path=str(shots / "teacher-dashboard.png"), full_page=True)
         expect(heatmap).to_contain_text("%")
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: the page fits, tables scroll inside
+        page.wait_for_timeout(500)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(shots / "teacher-phone.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 1000})
 
         page.get_by_role("tab", name="Review turns").click()
         page.get_by_label("Rated down only").check()
