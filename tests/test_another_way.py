@@ -101,3 +101,31 @@ def test_a_stopped_reply_ends_at_once_keeps_the_learners_message_and_stores_no_t
     student.seconds_per_word = 0
     reply = list(service.reply(conversation, "Then what?"))  # the next turn runs as usual
     assert reply[-1].message.content == f"{LOOK} {ASK}"
+
+
+def test_a_turn_said_three_ways_pairs_the_last_over_each_earlier_one_and_asks_no_fourth(store, bank, tmp_path):
+    third = "How much did the 3 other people bid in all?"
+    service, _ = another_way_service(store, bank, f"{LOOK} {ASK}", f"{LOOK} {ASK}", ASK, third)
+    learner = service.local_learner()
+    conversation = service.start_bank_session(learner, CARMEN_ID)
+    list(service.reply(conversation, STUCK))
+    list(service.say_another_way(conversation))  # the same words again are refused on the way: no check label
+    last = list(service.say_another_way(conversation))[-1].message
+    assert last.content == third
+    with pytest.raises(InvalidInput, match="all the ways I have"):
+        list(service.say_another_way(conversation))
+    build(store, tmp_path / "chain", DatasetOptions(prompt_format=MOVES_FORMAT, max_learner_share=1.0))
+    rows = [json.loads(line) for line in (tmp_path / "chain" / "dpo.jsonl").read_text().splitlines()]
+    assert sorted((r["source"], r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in rows) == [
+        ("learner", f"[focus] {third}", f"[focus] {LOOK} {ASK}"),
+        ("learner", f"[focus] {third}", f"[focus] {ASK}")]  # never the middle wording chosen
+
+
+def test_asking_for_another_way_counts_against_the_learners_messages_a_minute(store, bank):
+    service, _ = another_way_service(store, bank, f"{LOOK} {ASK}", ASK)
+    service.messages_per_minute = 2
+    conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
+    list(service.reply(conversation, STUCK))
+    list(service.say_another_way(conversation))
+    with pytest.raises(InvalidInput, match="more than 2 messages a minute"):
+        list(service.say_another_way(conversation))

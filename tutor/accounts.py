@@ -342,19 +342,23 @@ class AccountService:
             self.require(actor, ADMIN)
         school_class = self.store.class_named(class_name)
         changes = {}
-        if new_name is not None and new_name != school_class.name:
+        renamed = new_name is not None and new_name != school_class.name
+        if renamed:
             self._check_name(new_name, what="class name")
-            school_class = self.store.rename_class(school_class, new_name)
             changes["name"] = [class_name, new_name]
-        if teacher_name is not None:
+        if teacher_name is not None:  # checked before anything changes
             teacher = self.user_named(actor, teacher_name) if teacher_name else None
             if teacher is not None and teacher.role != TEACHER:
                 raise InvalidInput(f"{teacher.name} is not a teacher.")
-            self.store.set_class_teacher(school_class, teacher)
             changes["teacher"] = teacher.name if teacher else None
         if not changes:
             raise InvalidInput("Give the class a new name or another teacher.")
-        self.store.audit(actor, "edit_class", f"class:{school_class.id}", changes)
+        with self.store.transaction():
+            if renamed:
+                self.store.rename_class(school_class, new_name)
+            if teacher_name is not None:
+                self.store.set_class_teacher(school_class, teacher)
+            self.store.audit(actor, "edit_class", f"class:{school_class.id}", changes)
         return self.store.school_class(school_class.id)
 
     def delete_class(self, actor: User | None, class_name: str) -> None:

@@ -49,6 +49,7 @@ SOLVE_PARAMS = GenerationParams(max_new_tokens=400, temperature=0)
 THUMBS_UP, THUMBS_DOWN = 1, -1
 HINT_REQUEST = "Can I have a hint?"
 MAX_COMMENT_CHARS = 500  # what a learner says was wrong with a tutor turn
+MAX_WORDINGS = 3  # of one tutor turn: the first and two more ways of saying it
 PLANNER_VERSION = "planner"  # tutor text written by the planner itself (model draft failed the guard)
 # A turn's first draft is greedy, as the evaluation measures it: the student's likeliest words,
 # which for a student of the spine format keep closest to the planner's turn; another try is sampled.
@@ -217,7 +218,9 @@ class TutorService:
     def reply(self, conversation: Conversation, text: str) -> Iterator[TutorReply]:
         """Store the learner's message, then stream and store the tutor's answer to it: returns
         once the message is stored (bad input raises InvalidInput, and nothing is stored); the
-        answer comes as the returned iterator is read.
+        answer comes as the returned iterator is read. The conversation's turn lock is held from
+        the call until the iterator is read to its end or closed: read (or close) one turn's
+        iterator before asking for the next turn of the same conversation in the same thread.
         """
         text = clean_text(text)
         return self._turn(conversation, text)
@@ -282,6 +285,8 @@ class TutorService:
             wordings.append(transcript.pop())
         if not wordings or not transcript or not wordings[-1].planner_state:
             raise InvalidInput("There is no reply of the tutor's to say another way yet.")
+        if len(wordings) >= MAX_WORDINGS:
+            raise InvalidInput("That is all the ways I have for this one. Ask for a hint, or say which part is unclear.")
         self._check_rate(conversation)
         yield None  # nothing of the learner's to store: the request is taken
         # planned again from what the first wording was planned from: the same turn
@@ -384,7 +389,7 @@ class TutorService:
         if self.messages_per_minute is None:
             return
         since = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat(timespec="microseconds")
-        if self.store.learner_messages_since(self.store.user(conversation.user_id), since) >= self.messages_per_minute:
+        if self.store.learner_requests_since(self.store.user(conversation.user_id), since) >= self.messages_per_minute:
             raise InvalidInput(f"That is more than {self.messages_per_minute} messages a minute. "
                                "Take a breath, then send it again.")
 

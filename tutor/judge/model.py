@@ -120,16 +120,17 @@ def new_net(base: Path | None = None, lora_rank: int = 16, lora_layers: int | No
     from transformers import AutoModel, AutoTokenizer
 
     base = base or packaged_base()
-    with MODEL_LOADS:
+    with MODEL_LOADS:  # the heads are built too while no other thread loads (torch's init functions)
         encoder = AutoModel.from_pretrained(str(base))
-    layers = encoder.config.num_hidden_layers
-    top = list(range(max(0, layers - lora_layers), layers)) if lora_layers else None
-    config = LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=0.1,
-                        target_modules=["query", "key", "value", "attention.output.dense",
-                                        "intermediate.dense", "output.dense"],
-                        layers_to_transform=top, layers_pattern="layer" if top else None)
-    encoder = get_peft_model(encoder, config)
-    return JudgeNet(encoder, encoder.config.hidden_size), AutoTokenizer.from_pretrained(str(base))
+        layers = encoder.config.num_hidden_layers
+        top = list(range(max(0, layers - lora_layers), layers)) if lora_layers else None
+        config = LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=0.1,
+                            target_modules=["query", "key", "value", "attention.output.dense",
+                                            "intermediate.dense", "output.dense"],
+                            layers_to_transform=top, layers_pattern="layer" if top else None)
+        encoder = get_peft_model(encoder, config)
+        net = JudgeNet(encoder, encoder.config.hidden_size)
+    return net, AutoTokenizer.from_pretrained(str(base))
 
 
 def save(net: JudgeNet, folder: Path) -> None:
@@ -202,10 +203,10 @@ def load_net(folder: Path, base: Path | None = None, heads: bool = True):
     from transformers import AutoModel, AutoTokenizer
 
     base = base or packaged_base()
-    with MODEL_LOADS:
+    with MODEL_LOADS:  # the adapter and heads too, while no other thread loads (torch's init functions)
         encoder = AutoModel.from_pretrained(str(base))
-    encoder = PeftModel.from_pretrained(encoder, str(folder / ADAPTER_DIR)).merge_and_unload()
-    net = JudgeNet(encoder, encoder.config.hidden_size)
+        encoder = PeftModel.from_pretrained(encoder, str(folder / ADAPTER_DIR)).merge_and_unload()
+        net = JudgeNet(encoder, encoder.config.hidden_size)
     if heads:
         saved = load_file(str(folder / HEADS_FILE))
         net.heads.load_state_dict({k.removeprefix("heads."): v for k, v in saved.items()})

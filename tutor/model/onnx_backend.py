@@ -139,10 +139,10 @@ def save_merged(base_path: Path, adapter_path: Path | None, folder: Path) -> Non
 
     with MODEL_LOADS:
         model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    if adapter_path is not None:
-        from peft import PeftModel
+        if adapter_path is not None:
+            from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
+            model = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(base_path).save_pretrained(folder)
 

@@ -74,11 +74,12 @@ class TransformersBackend:
         from peft import PeftModel
 
         name = chat.adapter_name(adapter_path)
-        if not isinstance(self.model, PeftModel):
-            self._loaded.model = PeftModel.from_pretrained(self.model, str(adapter_path), adapter_name=name).eval()
-        elif name not in self.model.peft_config:
-            self.model.load_adapter(str(adapter_path), adapter_name=name)
-            self.model.eval()
+        with MODEL_LOADS:
+            if not isinstance(self.model, PeftModel):
+                self._loaded.model = PeftModel.from_pretrained(self.model, str(adapter_path), adapter_name=name).eval()
+            elif name not in self.model.peft_config:
+                self.model.load_adapter(str(adapter_path), adapter_name=name)
+                self.model.eval()
 
     def _decode(self, **kwargs):
         """`model.generate` with this backend's adapter (on the generation thread)."""

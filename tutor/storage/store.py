@@ -292,16 +292,19 @@ class Store:
     def set_class_teacher(self, school_class: SchoolClass, teacher: User | None) -> None:
         self.db["classes"].update(school_class.id, {"teacher_id": teacher.id if teacher else None})
 
-    def rename_class(self, school_class: SchoolClass, name: str) -> SchoolClass:
+    def rename_class(self, school_class: SchoolClass, name: str) -> None:
         """A taken name is bad input, said plainly."""
+        taken = InvalidInput(f"There is already a class named {name!r}.")
         if any(row["id"] != school_class.id for row in self.db["classes"].rows_where("name = ?", [name])):
-            raise InvalidInput(f"There is already a class named {name!r}.")
-        self.db["classes"].update(school_class.id, {"name": name})
-        return self.school_class(school_class.id)
+            raise taken
+        try:
+            self.db["classes"].update(school_class.id, {"name": name})
+        except sqlite3.IntegrityError:  # named so by another request meanwhile
+            raise taken from None
 
     def delete_class(self, school_class: SchoolClass) -> None:
         """The class and who is in it; its learners, their sessions and their teacher's account stay."""
-        with self.db.conn:
+        with self.transaction():
             self.db.execute("delete from enrolments where class_id = ?", [school_class.id])
             self.db.execute("delete from classes where id = ?", [school_class.id])
 
@@ -680,7 +683,7 @@ class Store:
         if text:
             where.append("""(instr(lower(m.content), lower(?)) > 0 or instr(lower(coalesce(
                 (select l.content from messages l where l.conversation_id = m.conversation_id and l.id < m.id
-                 order by l.id desc limit 1), '')), lower(?)) > 0)""")
+                 and l.role = 'learner' order by l.id desc limit 1), '')), lower(?)) > 0)""")
             args += [text, text]
         rows = self.db.query(
             f"""select m.id, m.conversation_id, m.content, m.model_version, m.move, m.hint_level,
@@ -697,10 +700,13 @@ class Store:
 
     # limits, privacy, retention, backup
 
-    def learner_messages_since(self, user: User, since: str) -> int:
+    def learner_requests_since(self, user: User, since: str) -> int:
+        """What the learner asked the tutor for since `since`: messages and hints, and turns they
+        asked to hear another way (which store no message of theirs)."""
         rows = self.db.query(
             """select count(*) as n from messages m join conversations c on c.id = m.conversation_id
-            where c.user_id = ? and m.role = 'learner' and m.created > ?""", [user.id, since])
+            where c.user_id = ? and m.created > ? and (m.role = 'learner'
+                or json_extract(m.planner_state, '$.another_way_of') is not null)""", [user.id, since])
         return next(iter(rows))["n"]
 
     def export_user(self, user: User) -> dict:

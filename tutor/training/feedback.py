@@ -3,8 +3,8 @@
 DPO pairs (TRL's conversational preference format: prompt, chosen, rejected):
 - a teacher's rewrite is chosen over the turn the learner was shown (a corrected move tag alone
   makes a pair of the same words under the two tags);
-- a turn the learner asked to hear another way is rejected beside the new wording of it (unless
-  the new wording got a 👎 too);
+- a turn the learner asked to hear another way is rejected beside the wording they stopped at
+  (each earlier wording of it, unless the last one got a 👎 too);
 - a draft that failed the guard or the faithfulness check is rejected beside the text actually
   sent (the check is the labeller; `simulated` when a scripted learner was in the conversation).
 
@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tutor.domain.prompting import INSTRUCT, move_tag
+from tutor.domain.tutoring import SAID_BEFORE
 from tutor.storage.store import LabelledTurn, Store, now
 
 LEARNER, TEACHER, CHECK, SIMULATED = "learner", "teacher", "check", "simulated"
@@ -77,6 +78,7 @@ def collect(turns: list[LabelledTurn], options: DatasetOptions) -> Dataset:
     """Every example the turns support, before duplicates and caps."""
     found = Dataset()
     by_id = {turn.message.id: turn for turn in turns}
+    turned_down = {(turn.message.planner_state or {}).get("another_way_of") for turn in turns}
     for turn in turns:
         stored = turn.message.planner_state or {}
         prompt = stored.get("prompt") or {}
@@ -110,15 +112,17 @@ def collect(turns: list[LabelledTurn], options: DatasetOptions) -> Dataset:
                 add(found.kto, {"completion": _said(shown), "label": review.good}, TEACHER, weight)
         for thumbs in turn.feedback:
             add(found.kto, {"completion": _said(shown), "label": thumbs.value > 0}, LEARNER)
-        turned_down = by_id.get(stored.get("another_way_of"))
-        if turned_down is not None and not simulated:
-            first = _completion(turned_down.message.move, turned_down.message.content, options.prompt_format)
-            add(found.kto, {"completion": _said(first), "label": False}, LEARNER)
-            if all(thumbs.value > 0 for thumbs in turn.feedback):
-                add(found.dpo, {"chosen": _said(shown), "rejected": _said(first)}, LEARNER)
+        if turn.message.id not in turned_down and not simulated:  # the wording the learner stopped at
+            for earlier in _earlier_wordings(turn, by_id):
+                first = _completion(earlier.message.move, earlier.message.content, options.prompt_format)
+                add(found.kto, {"completion": _said(first), "label": False}, LEARNER)
+                if all(thumbs.value > 0 for thumbs in turn.feedback):
+                    add(found.dpo, {"chosen": _said(shown), "rejected": _said(first)}, LEARNER)
         guard = stored.get("guard") or {}
-        failed = [tried.get("output") or "" for tried in guard.get("tries", [])]  # drafts tried before the sent one
-        if not guard.get("passed", True):
+        # drafts tried before the sent one, and the last if it failed; one refused only for
+        # repeating an earlier wording (say it another way) may be a good turn: no label
+        failed = [tried.get("output") or "" for tried in guard.get("tries", []) if tried.get("reasons") != [SAID_BEFORE]]
+        if not guard.get("passed", True) and guard.get("reasons") != [SAID_BEFORE]:
             failed.append(guard.get("output") or "")
         labeller = SIMULATED if simulated else CHECK
         for output in failed:
@@ -196,6 +200,15 @@ def build(store: Store, out_dir: Path, options: DatasetOptions) -> dict:
     manifest["sha256"] = digest.hexdigest()
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def _earlier_wordings(turn: LabelledTurn, by_id: dict[int, LabelledTurn]) -> list[LabelledTurn]:
+    """The wordings of this turn the learner asked to hear another way, newest first."""
+    found = []
+    while (earlier := by_id.get((turn.message.planner_state or {}).get("another_way_of"))) is not None:
+        found.append(earlier)
+        turn = earlier
+    return found
 
 
 def _completion(move: str | None, text: str, prompt_format: str) -> str:

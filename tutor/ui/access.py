@@ -29,11 +29,12 @@ ROLES_ATTRIBUTE = "__tutor_roles__"
 UNEXPECTED = "Something went wrong on our side; nothing was lost. Please try again."
 
 
-def allow(accounts: AccountService, *roles: str) -> Callable:
+def allow(accounts: AccountService, *roles: str, api_only: bool = False) -> Callable:
     """Declare a handler callable by `roles`; it receives the caller (a User) first.
 
     Bad input (InvalidInput) is said in a notice that goes away by itself, and nothing on the
-    page changes (an error would leave a red "Error" over every output until the next success).
+    page changes (an error would leave a red "Error" over every output until the next success);
+    for an `api_only` function (gr.api: no page shows its result) it fails the call instead.
     A refused caller, a missing conversation and any other TutorError become an error the browser
     shows (the call fails, nothing changes); anything else is logged and the browser gets a
     generic message.
@@ -59,7 +60,7 @@ def allow(accounts: AccountService, *roles: str) -> Callable:
                     try:
                         yield from handler(user, *inputs, **({"request": request} if wants_request else {}))
                     except InvalidInput as error:
-                        yield _not_accepted(error)
+                        yield _not_accepted(error, api_only)
         else:
             @functools.wraps(handler)
             def wrapper(*args):
@@ -69,7 +70,7 @@ def allow(accounts: AccountService, *roles: str) -> Callable:
                     try:
                         return handler(user, *inputs, **({"request": request} if wants_request else {}))
                     except InvalidInput as error:
-                        return _not_accepted(error)
+                        return _not_accepted(error, api_only)
 
         # Gradio reads the signature and the type hints to tell inputs from what it fills in
         # (gr.Request, gr.LikeData): it must see the wrapper's, resolved in the handler's module.
@@ -85,8 +86,10 @@ def allow(accounts: AccountService, *roles: str) -> Callable:
     return decorate
 
 
-def _not_accepted(error: InvalidInput):
-    """Say why the input was not accepted; every output stays as it was."""
+def _not_accepted(error: InvalidInput, api_only: bool):
+    """Say why the input was not accepted; every output stays as it was (an API call fails)."""
+    if api_only:
+        raise gr.Error(str(error), title="Not accepted") from None
     gr.Warning(str(error), title="Not accepted")
     return gr.skip()
 

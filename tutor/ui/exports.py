@@ -58,7 +58,7 @@ class PendingExports:
 
 
 # a cell a spreadsheet would run as a formula (CSV injection): learners write these cells' text
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")  # full-width forms too
 
 
 def as_csv(header: list[str], rows: list[list]) -> str:

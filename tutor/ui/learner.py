@@ -15,7 +15,7 @@ from tutor.accounts import ROLES, AccountService
 from tutor.domain.hints import opening_line
 from tutor.domain.learner_input import MAX_MESSAGE_CHARS, MAX_PROBLEM_CHARS
 from tutor.errors import InvalidInput, NotFound
-from tutor.service import (HINT_REQUEST, LEARNER_ROLE, MAX_COMMENT_CHARS, THUMBS_DOWN, THUMBS_UP, Progress,
+from tutor.service import (LEARNER_ROLE, MAX_COMMENT_CHARS, THUMBS_DOWN, THUMBS_UP, Progress,
                            TutorService)
 from tutor.storage.store import Conversation, Message, User
 from tutor.ui.access import UNEXPECTED, allow
@@ -85,7 +85,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
             with gr.Column(scale=1, min_width=300, elem_id="sidebar"):
                 problem_picker = gr.Dropdown(
                     problem_choices, value=None, label="Choose a problem (type to search)",
-                    filterable=True, num_choices_shown=len(problem_choices),  # all, not the first 100
+                    filterable=True, num_choices_shown=len(problem_choices) or None,  # all, not the first 100
                 )
                 with gr.Row():
                     start_bank = gr.Button("Start this problem", variant="primary", scale=2)
@@ -155,9 +155,11 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
         def on_new_session(learner: User):
             return None, "_No problem yet: choose one below or on the left._", [], gr.update(value=None), NO_PROGRESS, None
 
-        def stream_turn(learner: User, session_id: int | None, start_turn, learner_text: str | None):
+        def stream_turn(learner: User, session_id: int | None, start_turn, learner_text: str | None = None):
             """One tutor turn into the chat: the learner's message at once, the reply once it has
-            passed its checks and is stored; meanwhile Stop shows and the other buttons wait."""
+            passed its checks and is stored; meanwhile Stop shows and the other buttons wait.
+            `learner_text`: what Send took from the message box (None: the box is not touched)."""
+            box = gr.skip() if learner_text is None else ""
             if session_id is None:
                 gr.Warning(NO_SESSION)
                 yield gr.skip(), gr.skip(), *_controls(busy=False), gr.skip()
@@ -168,16 +170,18 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
             try:
                 replies = start_turn(conversation)  # returns once the message is stored; bad text: InvalidInput
                 history = _chat(service, conversation)["value"]
-                yield history, "", *_controls(busy=True), gr.skip()
+                yield history, box, *_controls(busy=True), gr.skip()
                 shown = True
                 for reply in replies:  # none when the learner stops it
-                    yield history + [{"role": "assistant", "content": reply.text}], "", *_controls(busy=True), gr.skip()
-                yield (_chat(service, conversation), "", *_controls(busy=False),
+                    yield history + [{"role": "assistant", "content": reply.text}], box, *_controls(busy=True), gr.skip()
+                yield (_chat(service, conversation), box, *_controls(busy=False),
                        _progress_markdown(service.progress(conversation)))
             except InvalidInput as error:
-                gr.Warning(str(error))  # nothing stored: the learner's words go back in the box
-                yield (_chat(service, conversation) if shown else gr.skip(), learner_text or "",
-                       *_controls(busy=False), gr.skip())
+                gr.Warning(str(error))
+                if shown:  # the learner's message is stored: the chat shows it, the box stays empty
+                    yield _chat(service, conversation), box, *_controls(busy=False), gr.skip()
+                else:  # nothing stored: their words go back in the box
+                    yield gr.skip(), learner_text if learner_text is not None else box, *_controls(busy=False), gr.skip()
             except Exception:
                 log.exception("tutor turn failed")
                 gr.Warning(UNEXPECTED)
@@ -190,11 +194,11 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
 
         @anyone
         def on_hint(learner: User, session_id: int | None):
-            yield from stream_turn(learner, session_id, service.hint, HINT_REQUEST)
+            yield from stream_turn(learner, session_id, service.hint)
 
         @anyone
         def on_another_way(learner: User, session_id: int | None):
-            yield from stream_turn(learner, session_id, service.say_another_way, None)
+            yield from stream_turn(learner, session_id, service.say_another_way)
 
         @anyone
         def on_stop(learner: User, session_id: int | None):
@@ -220,7 +224,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
                          THUMBS_UP if liked else THUMBS_DOWN, comment)
             return "thanks"
 
-        @anyone
+        @allow(accounts, *ROLES, api_only=True)
         def rate(learner: User, session_id: int | None, message_index: int, liked: bool) -> str:
             """Rate the tutor turn at `message_index` of the chat: 👍 (liked) or 👎."""
             return rate_turn(learner, session_id, message_index, liked)
