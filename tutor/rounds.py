@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import threading
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -90,10 +91,7 @@ class Rounds:
         options = DatasetOptions(prompt_format=self.registry.prompt_format(parent or "base"),
                                  include_simulated=include_simulated)
         kept, _ = assemble(self.store, options)[0][DPO_FILE if kind == "dpo" else KTO_FILE]
-        by_source: dict[str, int] = {}
-        for example in kept:
-            by_source[example.source] = by_source.get(example.source, 0) + 1
-        return RoundPlan(kind, parent, len(kept), by_source)
+        return RoundPlan(kind, parent, len(kept), dict(Counter(example.source for example in kept)))
 
     def start(self, admin: User | None, kind: str, include_simulated: bool = True) -> TrainingRun:
         """Start a round in a worker process (admin None: the schedule). One at a time."""

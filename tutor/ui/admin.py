@@ -205,8 +205,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
 
         @admin_only
         def on_delete(admin: User, name: str, confirmation: str):
-            if not name or (confirmation or "").strip() != name:
-                raise InvalidInput("Type the user's name again to confirm the deletion.")
+            _confirmed(name, confirmation, "user's")
             user = accounts.user_named(admin, name)
             accounts.delete_user(admin, name)
             exports.forget_user(user.id)
@@ -232,8 +231,7 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
 
         @admin_only
         def on_delete_class(admin: User, class_label: str, confirmation: str):
-            if not class_label or (confirmation or "").strip() != class_label:
-                raise InvalidInput("Type the class's name again to confirm the deletion.")
+            _confirmed(class_label, confirmation, "class's")
             accounts.delete_class(admin, class_label)
             return (*refreshed(f"Deleted the class {class_label}; its learners and their sessions stay.", value=None),
                     "", "", "")
@@ -448,6 +446,12 @@ def _run_row(run: TrainingRun) -> list:
     return [run.id, run.kind, run.status, version, f"{run.step or 0}/{run.total_steps or '?'}",
             f"{run.loss:.4f}" if run.loss is not None else "", run.created[:16].replace("T", " "),
             run.message or ""]
+
+
+def _confirmed(name: str | None, confirmation: str | None, whose: str) -> None:
+    """A deletion goes ahead only when the name chosen is typed again."""
+    if not name or (confirmation or "").strip() != name:
+        raise InvalidInput(f"Type the {whose} name again to confirm the deletion.")
 
 
 def _chosen(name: str | None, what: str = "a user") -> str:

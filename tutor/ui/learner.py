@@ -161,9 +161,7 @@ def build_learner_page(service: TutorService, accounts: AccountService) -> gr.Bl
             `learner_text`: what Send took from the message box (None: the box is not touched)."""
             box = gr.skip() if learner_text is None else ""
             if session_id is None:
-                gr.Warning(NO_SESSION)
-                yield gr.skip(), gr.skip(), *_controls(busy=False), gr.skip()
-                return
+                raise InvalidInput(NO_SESSION)
             # someone else's conversation: the call fails (gr.Error) before anything is stored
             conversation = service.conversation(learner, int(session_id))
             shown = False  # the learner's message is in the chat

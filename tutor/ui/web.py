@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 LOGIN_CSRF_COOKIE = "tutor_login_csrf"
 NAME_SHOWN_CHARS = 100  # a name typed into the login form is shown back at most this long
 FORM_EXPIRED = "This form has expired. Please try again."
+CSV = "text/csv; charset=utf-8"
 
 HOME = {"learner": "/learn/", "teacher": "/teach/", "admin": "/admin/"}
 REASONS = {  # /login?reason=... : fixed texts, so no one can put words on the page through a link
@@ -200,8 +201,7 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
             content, media = json.dumps(data, indent=2, ensure_ascii=False), "application/json"
         else:
             content, media = transcripts_as_text(data["conversations"]), "text/plain; charset=utf-8"
-        return Response(content, media_type=media, headers={
-            "content-disposition": f'attachment; filename="{user.name}-sessions.{kind}"', "cache-control": "no-store"})
+        return _download(content, media, f"{user.name}-sessions.{kind}")
 
     @app.get(EXPORTS_PATH + "/{key}")
     def download_export(request: Request, key: str):
@@ -216,8 +216,7 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
             return JSONResponse({"detail": "This export has expired or was downloaded already; "
                                            "export again."}, status_code=404)
         accounts.audit(admin, "download_export", f"user:{export.user_id}")
-        return Response(export.content, media_type="application/json", headers={
-            "content-disposition": f'attachment; filename="{export.filename}"', "cache-control": "no-store"})
+        return _download(export.content, "application/json", export.filename)
 
     @app.get(TURNS_CSV)
     def download_turns(request: Request):
@@ -231,7 +230,7 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
         except NotFound as error:
             return JSONResponse({"detail": str(error)}, status_code=404)
         accounts.audit(teacher, "export_turns", f"class:{query.class_id}", {"turns": len(rows)})
-        return _csv_download(as_csv(TURN_COLUMNS, turn_table(rows)), "turns.csv")
+        return _download(as_csv(TURN_COLUMNS, turn_table(rows)), CSV, "turns.csv")
 
     @app.get(AUDIT_CSV)
     def download_audit(request: Request, words: str = "", since: str = ""):
@@ -242,7 +241,7 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
         except InvalidInput as error:
             return JSONResponse({"detail": str(error)}, status_code=400)
         accounts.audit(admin, "export_audit_log", None, {"entries": len(rows)})
-        return _csv_download(as_csv(AUDIT_COLUMNS, rows), "audit-log.csv")
+        return _download(as_csv(AUDIT_COLUMNS, rows), CSV, "audit-log.csv")
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -266,8 +265,9 @@ def build_app(service: TutorService, accounts: AccountService, limits: ServerLim
     return app
 
 
-def _csv_download(content: str, filename: str) -> Response:
-    return Response(content, media_type="text/csv; charset=utf-8", headers={
+def _download(content: str | bytes, media_type: str, filename: str) -> Response:
+    """A file the browser saves rather than shows, kept by no cache on the way."""
+    return Response(content, media_type=media_type, headers={
         "content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"})
 
 
