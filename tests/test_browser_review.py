@@ -1,6 +1,7 @@
 """In headless Chromium: a teacher filters their class's turns to 👎 and rewrites one; an admin
 starts a round (a tiny model trains for real in the worker), watches it finish, reads the gate
-table, promotes the candidate and rolls it back. Screenshots are kept."""
+table (a candidate equal to the champion wins nothing and is refused), promotes it on a verdict
+that won and rolls it back. Screenshots are kept."""
 
 import os
 from pathlib import Path
@@ -75,8 +76,18 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
         expect(page.locator("#loss-plot svg, #loss-plot canvas").first).to_be_visible()  # Vega drew the losses
         gate = page.locator("#gate")
         expect(gate).to_contain_text("drafts pass")
-        expect(gate).to_contain_text("PASSED")
+        # the candidate writes what the champion writes: each dialogue's difference is 0, and
+        # so is its interval: no win, no promotion
+        expect(gate).to_contain_text("judge score (primary: needs a win)")
+        expect(gate).to_contain_text("+0.000 to +0.000")
+        expect(gate).to_contain_text("REFUSED: no win on judge score")
         page.screenshot(path=str(shots / "admin-round-gate.png"), full_page=True)
+        page.get_by_role("button", name="Promote the candidate").click()
+        expect(page.locator(".toast-body").first).to_contain_text("does not lie above 0")
+        expect(page.locator("#served")).to_contain_text("champion v1")
+        # the same candidate with a verdict that won (as a better round's would) is served at once
+        run = store.training_runs()[0]
+        store.update_training_run(run.id, gate=run.gate | {"passed": True, "win": run.gate["win"] | {"won": True}})
         page.get_by_role("button", name="Promote the candidate").click()
         expect(page.locator("#served")).to_contain_text("v2 is serving now", timeout=30_000)  # a loaded machine
         expect(page.locator("#served")).to_contain_text("+v2")

@@ -119,7 +119,9 @@ def test_each_failed_try_becomes_a_rejected_draft_beside_the_sent_turn(store, ba
     service = TutorService(store, bank, student)
     conversation = service.start_bank_session(service.local_learner(), CARMEN_ID)
     list(service.reply(conversation, STUCK))
-    build(store, tmp_path, DatasetOptions(prompt_format=MOVES_FORMAT, max_learner_share=1.0))
+    # every pair, length not held (its own test: test_rounds)
+    build(store, tmp_path, DatasetOptions(prompt_format=MOVES_FORMAT, max_learner_share=1.0,
+                                          max_length_ratio=float("inf")))
     pair, = [json.loads(line) for line in (tmp_path / "dpo.jsonl").read_text().splitlines()]
     assert pair["chosen"][0]["content"] == f"[focus] {LOOK} {ASK}"
     assert pair["rejected"][0]["content"] == f"[focus] {LOOK} You are right!"

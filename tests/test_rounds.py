@@ -19,7 +19,7 @@ from tutor.service import THUMBS_DOWN, TutorService
 from tutor.storage.store import Store
 from tutor.training import runs
 from tutor.training.runs import round_config
-from tutor.training.feedback import DatasetOptions, build
+from tutor.training.feedback import DatasetOptions, build, length_ratio
 from tutor.training.sft import TrainSettings, save_adapter
 
 
@@ -54,8 +54,9 @@ def deployment(tmp_path, tiny_model_dir, bank):
     people = {}
     for name, role, class_name in [("root", "admin", None), ("tom", "teacher", "5A"), ("ann", "learner", "5A")]:
         people[name], _ = accounts.add_user(None, name, role, PASSWORD, class_name=class_name)
-    # a learning rate this small leaves the candidate's greedy words the champion's: the gate passes
-    config = round_config(base=str(tiny_model_dir), models_dir=models, gate_dialogues=1, gate_attacks=2,
+    # a learning rate this small leaves the candidate's greedy words the champion's: no regression,
+    # and no win either
+    config = round_config(base=str(tiny_model_dir), models_dir=models, gate_dialogues=1, gate_attacks=2, gate_mrbench=2,
                           train=TrainSettings(max_steps=1, batch_size=2, max_length=4096, learning_rate=1e-12))
     rounds = Rounds(service, accounts, registry, data_dir, config)
     return service, accounts, rounds, people, store
@@ -77,7 +78,7 @@ def test_thumbs_and_a_rewrite_become_a_round_that_is_promoted_and_rolled_back_wh
     assert drafted_by(first).endswith("+v1")
     service.rate(ann, conversation, first.id, THUMBS_DOWN)
     accounts.review(tom, first.id, {"correct": True, "socratic": False}, move="focus",
-                    rewrite="How much do the 3 other people bid in total?")
+                    rewrite="What do the others bid?")  # as long as the turn: length held
 
     run = rounds.start(root, "dpo")
     finished = runs.wait(store, run.id, rounds._processes[run.id], poll_s=0.5)
@@ -96,9 +97,21 @@ def test_thumbs_and_a_rewrite_become_a_round_that_is_promoted_and_rolled_back_wh
     assert rounds.registry.alias("candidate") == "v2" and rounds.champion() == "v1"
     gate = finished.gate
     assert [row["metric"] for row in gate["rows"]] == [g.metric for g in GATE]
-    assert gate["champion"] == "v1" and gate["candidate"] == "v2" and gate["passed"], gate
+    assert gate["champion"] == "v1" and gate["candidate"] == "v2"
     assert rounds.registry.manifest("v2")["gate"] == gate  # champion's and candidate's figures
+    # a candidate that writes what the champion writes regresses nothing and wins nothing: its
+    # judge score is the champion's in every dialogue, an interval of 0 to 0
+    assert all(row["passed"] for row in gate["rows"]), gate
+    assert gate["win"]["interval"] == {"mean": 0.0, "low": 0.0, "high": 0.0, "dialogues": 1, "confidence": 0.95}
+    assert not gate["win"]["won"] and not gate["passed"]
+    mrbench = next(row for row in gate["rows"] if row["metric"] == "mrbench_judge_score")
+    assert mrbench["interval"]["dialogues"] == 2  # our turns on two of MRBench's held-out conversations
+    with pytest.raises(InvalidInput, match="no win on judge score: \\+0.000 \\(95%: \\+0.000 to \\+0.000"):
+        rounds.promote(root, "v2")
+    assert rounds.champion() == "v1"
 
+    # the same candidate with a winning verdict (as a round that won would have) is served at once
+    store.update_training_run(run.id, gate=gate | {"passed": True, "win": gate["win"] | {"won": True}})
     rounds.promote(root, "v2")  # while the service runs: no restart, no new service
     assert rounds.champion() == "v2"
     assert drafted_by(turn(service, conversation, "150")).endswith("+v2")
@@ -179,6 +192,8 @@ def test_datasets_drop_duplicates_cap_each_learner_weigh_teachers_and_forget_del
     assert figures["by_source"] == {"teacher": 6, "check": 2}
     assert figures["examples"] == 8 and figures["rows"] == 20 and figures["dropped"] == {"learner over their share": 4}
     assert all(row["prompt"][0]["role"] == "system" for row in dpo)
+    # the chosen side is not longer on average than the rejected side by more than 15%
+    assert length_ratio(dpo) <= 1.15 and figures["chosen_over_rejected_words"] == round(length_ratio(dpo), 3)
     assert {row["chosen"][0]["content"].startswith("[") for row in dpo} == {True}
     kto = manifest["files"]["kto.jsonl"]
     assert kto["learners"] == 2 and kto["sha256"]
@@ -220,6 +235,28 @@ def test_teachers_review_only_their_learners_turns_and_set_their_class_policy(de
         "bottom_out_after": 1, "final_answer_after": 2}
 
 
+def test_a_dpo_dataset_holds_the_chosen_side_near_the_rejected_sides_length():
+    from collections import Counter
+
+    from tutor.training.feedback import Example, hold_length
+
+    def pair(source: str, chosen: int, rejected: int, weight: int = 1) -> Example:
+        return Example({"prompt": [], "chosen": [{"role": "assistant", "content": "w " * chosen}],
+                        "rejected": [{"role": "assistant", "content": "w " * rejected}]}, source, None, chosen, weight)
+
+    teacher, lopsided, shorter, simulated = (pair("teacher", 15, 10, weight=3), pair("check", 30, 10),
+                                             pair("check", 10, 20), pair("simulated", 12, 10))
+    dropped = Counter()
+    kept = hold_length([teacher, lopsided, shorter, simulated], 1.15, dropped)
+    # chosen 112 words against 60 (1.87x): the simulated pair goes first (least trusted), then
+    # the most lopsided check pair; the teacher's rewrite, weighed 3 times, stays
+    assert kept == [teacher, shorter] and dropped == {"chosen over 1.15x the rejected length": 2}
+    rows = [example.record for example in kept for _ in range(example.weight)]
+    assert length_ratio(rows) == pytest.approx(55 / 50)
+    assert hold_length([lopsided], 1.15, Counter()) == []  # nothing kept is better than a lesson in length
+    assert hold_length([shorter, teacher], 1.15, Counter()) == [shorter, teacher]  # 55 / 50: held already
+
+
 def test_simulated_sessions_label_pairs_that_a_round_can_leave_out(deployment, tmp_path):
     from tutor.config import DIALOGUES_FILE
     from tutor.evaluation.data import load_eval_dialogues, split
@@ -229,28 +266,67 @@ def test_simulated_sessions_label_pairs_that_a_round_can_leave_out(deployment, t
     sessions = simulate(service, split(load_eval_dialogues(DIALOGUES_FILE), "train")[:2], turns=2)
     assert [c.origin for c in store.conversations(store.user_named("simulated-learner"))] == [SIMULATED] * 2
     assert all(len([m for m in service.transcript(c) if m.role == "tutor"]) >= 1 for c in sessions)
-    with_them = build(store, tmp_path / "with", DatasetOptions(prompt_format="moves"))
+    # length not held: the tiny model's 8-token drafts are shorter than any turn sent instead
+    with_them = build(store, tmp_path / "with", DatasetOptions(prompt_format="moves", max_length_ratio=float("inf")))
     assert set(with_them["files"]["dpo.jsonl"]["by_source"]) == {SIMULATED}
+    held = build(store, tmp_path / "held", DatasetOptions(prompt_format="moves"))
+    assert held["files"]["dpo.jsonl"]["examples"] < with_them["files"]["dpo.jsonl"]["examples"]
+    assert (held["files"]["dpo.jsonl"]["chosen_over_rejected_words"] or 0) <= 1.15
     assert with_them["files"]["dpo.jsonl"]["learners"] == 0  # simulated sessions belong to no learner
     without = build(store, tmp_path / "without", DatasetOptions(prompt_format="moves", include_simulated=False))
     assert without["files"]["dpo.jsonl"]["examples"] == 0
     assert without["skipped_turns"]["simulated, left out"] >= 2
 
 
+def scored(figures: dict, per_dialogue: list[float]) -> dict:
+    """Gate figures with the judge's score known dialogue by dialogue."""
+    by_dialogue = {f"d{i}": value for i, value in enumerate(per_dialogue)}
+    return figures | {"judge_score": sum(per_dialogue) / len(per_dialogue), "per_dialogue": {"judge_score": by_dialogue}}
+
+
 def test_the_gate_refuses_a_regression_past_its_tolerance_and_allows_one_within():
     from tutor.evaluation.gate import judge
 
-    champion = {g.metric: 0.5 for g in GATE}
-    within = champion | {"model_carried_rate": 0.49, "attack_leak_rate": 0.5}
+    champion = scored({g.metric: 0.5 for g in GATE}, [0.5] * 10)
+    won = scored({}, [0.6] * 10)  # the candidate wins on the primary metric: only tolerances decide
+    within = champion | {"model_carried_rate": 0.49, "attack_leak_rate": 0.5} | won
     assert judge(champion, within)["passed"]
-    worse = champion | {"move_f1": 0.46}  # 0.04 below, tolerance 0.03
+    worse = champion | {"move_f1": 0.46} | won  # 0.04 below, tolerance 0.03
     verdict = judge(champion, worse)
-    assert not verdict["passed"]
+    assert not verdict["passed"] and verdict["win"]["won"]
     assert [row["metric"] for row in verdict["rows"] if not row["passed"]] == ["move_f1"]
-    leakier = champion | {"attack_leak_rate": 0.51}  # no tolerance for attack leaks
+    leakier = champion | {"attack_leak_rate": 0.51} | won  # no tolerance for attack leaks
     assert not judge(champion, leakier)["passed"]
-    rows = {row["metric"]: row for row in judge(champion, champion | {"model_carried_rate": None})["rows"]}
+    rows = {row["metric"]: row for row in judge(champion, champion | {"model_carried_rate": None} | won)["rows"]}
     assert rows["model_carried_rate"]["note"] == "not measured" and rows["model_carried_rate"]["passed"]
+
+
+def test_promotion_needs_a_win_on_the_judge_score_whose_interval_excludes_zero():
+    import random
+
+    from tutor.evaluation.gate import judge, paired_interval, refusal
+
+    rng = random.Random(0)
+    base = [rng.uniform(0.5, 0.8) for _ in range(53)]
+    champion = scored({g.metric: 0.5 for g in GATE}, base)
+    equal = judge(champion, champion)
+    assert not equal["passed"] and not equal["win"]["won"]  # the champion again is no win
+    assert equal["win"]["interval"] | {} == {"mean": 0.0, "low": 0.0, "high": 0.0, "dialogues": 53, "confidence": 0.95}
+    assert refusal(equal).startswith("no win on judge score: +0.000 (95%: +0.000 to +0.000, 53 dialogues)")
+    # better in most dialogues, by a little: the interval lies above 0
+    better = judge(champion, champion | scored({}, [b + rng.uniform(-0.01, 0.03) for b in base]))
+    assert better["passed"] and 0 < better["win"]["interval"]["low"] < better["win"]["interval"]["high"]
+    # better on average, but only through a few dialogues: the interval reaches below 0
+    lucky = [b + (0.3 if i < 3 else -0.01) for i, b in enumerate(base)]
+    mixed = judge(champion, champion | scored({}, lucky))
+    assert mixed["rows"][[r["metric"] for r in mixed["rows"]].index("judge_score")]["change"] > 0
+    assert mixed["win"]["interval"]["low"] < 0 and not mixed["passed"]
+    # the interval is the bootstrap's: a constant difference has itself as both ends
+    constant = paired_interval({"a": 0.1, "b": 0.2}, {"a": 0.15, "b": 0.25, "c": 9.0})  # only shared dialogues
+    assert constant["dialogues"] == 2 and constant["low"] == pytest.approx(0.05) == constant["high"]
+    # figures without each dialogue's (measured before the gate read them) cannot show a win
+    unpaired = judge({g.metric: 0.5 for g in GATE}, {g.metric: 0.9 for g in GATE})
+    assert not unpaired["passed"] and "not measured dialogue by dialogue" in refusal(unpaired)
 
 
 def test_a_champions_recorded_gate_figures_are_reused_only_when_this_code_measured_them(tmp_path, store, monkeypatch):
@@ -269,8 +345,9 @@ def test_a_champions_recorded_gate_figures_are_reused_only_when_this_code_measur
     measured = []
     figures = {g.metric: 0.5 for g in GATE if "." not in g.metric} | {
         "judge_rates": {g.metric.split(".")[1]: 0.5 for g in GATE if g.metric.startswith("judge_rates.")}}
+    won = {"fake+v1": [0.5, 0.6, 0.7], "fake+v2": [0.6, 0.7, 0.75]}  # the candidate wins in every dialogue
     monkeypatch.setattr(gate, "measure", lambda student, dialogues, gate_slice, judge=None: (
-        measured.append(student.version) or figures))
+        measured.append(student.version) or scored(figures, won[student.version])))
 
     def judged() -> list[str]:
         measured.clear()

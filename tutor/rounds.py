@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tutor.accounts import ADMIN, AccountService
 from tutor.errors import InvalidInput
+from tutor.evaluation.gate import refusal
 from tutor.model.registry import Registry
 from tutor.service import TutorService
 from tutor.storage.store import TrainingRun, User
@@ -156,8 +157,7 @@ class Rounds:
             raise InvalidInput(f"{version} was measured against {gate['champion']}, not against "
                                f"{self.champion() or 'the base'}, which serves now: run a new round.")
         if not gate["passed"]:
-            failed = ", ".join(row["label"] for row in gate["rows"] if not row["passed"])
-            raise InvalidInput(f"The gate refused {version}: {failed} regressed past tolerance.")
+            raise InvalidInput(f"The gate refused {version}: {refusal(gate)}.")
         previous = self.champion()
         self._serve(admin, version)
         self.store.audit(admin, "promote", f"model:{version}", {"previous": previous})

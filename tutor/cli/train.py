@@ -43,8 +43,11 @@ def register(subcommands) -> None:
             parser.set_defaults(upper_layers=0)
         parser.add_argument("--no-simulated", action="store_true", help="leave simulated sessions out")
         parser.add_argument("--beta", type=float, default=0.1, help="how close to stay to the champion")
-        parser.add_argument("--gate-dialogues", type=int, default=12, help="validation dialogues the gate measures")
+        parser.add_argument("--gate-dialogues", type=int, default=None,
+                            help="validation dialogues the gate measures (default: all 53)")
         parser.add_argument("--gate-attacks", type=int, default=40)
+        parser.add_argument("--gate-mrbench", type=int, default=None,
+                            help="MRBench held-out conversations the gate measures (default: all 46; 0: none)")
         parser.set_defaults(run=run_round)
 
 
@@ -90,8 +93,9 @@ def run_round(args) -> int:
     train = TrainSettings(epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
                           max_length=args.max_length, max_steps=args.max_steps, upper_layers=args.upper_layers)
     config = runs.round_config(base=args.base, models_dir=args.models_dir, dataset=args.dataset,
-                          include_simulated=not args.no_simulated, train=train, beta=args.beta,
-                          gate_dialogues=args.gate_dialogues, gate_attacks=args.gate_attacks, version=args.version)
+                               include_simulated=not args.no_simulated, train=train, beta=args.beta,
+                               gate_dialogues=args.gate_dialogues, gate_attacks=args.gate_attacks,
+                               gate_mrbench=args.gate_mrbench, version=args.version)
     return follow(store, settings.data_dir, args.kind, config, args.detach)
 
 
@@ -112,10 +116,13 @@ def print_verdict(gate: dict) -> None:
     """The gate's verdict, metric by metric, champion -> candidate."""
     def figure(value) -> str:
         return "—" if value is None else f"{value:.3f}"
+    from tutor.evaluation.gate import interval_text, refusal
+
     for row in gate["rows"]:
-        print(f"  {row['label']:<18} {figure(row['champion'])} -> {figure(row['candidate'])}  "
-              f"{'ok' if row['passed'] else 'REGRESSED'}")
-    print(f"{gate['candidate']} against {gate['champion']}: {'PASSED' if gate['passed'] else 'REFUSED'}")
+        print(f"  {row['label']:<24} {figure(row['champion'])} -> {figure(row['candidate'])}  "
+              f"{'ok' if row['passed'] else 'REGRESSED'}  {interval_text(row.get('interval'))}")
+    verdict = "PASSED" if gate["passed"] else f"REFUSED: {refusal(gate)}"
+    print(f"{gate['candidate']} against {gate['champion']}: {verdict}")
 
 
 def _show(run: TrainingRun) -> None:

@@ -283,6 +283,7 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
     """At every human teacher turn, our tutor answers the same learner context."""
     requests, plans, contexts = [], [], []  # contexts: (problem, human move, learner stated final, learner numbers)
     human: list[str] = []  # the teacher's own turn at each request
+    owners: list[str] = []  # the dialogue of each request (the gate compares dialogue by dialogue)
     for problem, dialogue in pairs:
         final = final_answer_value(problem)
         steps = solution_steps(problem)
@@ -294,6 +295,7 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
             said = set(turn.learner_numbers) | ({turn.plan.grade.value} if turn.plan.grade and turn.plan.grade.value else set())
             contexts.append((problem, turn.teacher.move, final in turn.learner_numbers, said))
             human.append(turn.teacher.text)
+            owners.append(dialogue.id)
             history += turn.said(steps, prompt_format=tutor.prompt_format)
     results = tutor.turns(requests, plans)
     leaks = unguarded = questions = numbers_ok = 0
@@ -318,16 +320,28 @@ def turn_level(pairs: list[tuple[Problem, Dialogue]], tutor: EvalTutor, report: 
     report.details["moves"] = dict(Counter(move for move, _ in moves).most_common())
     report.details["move_f1_by_move"] = {move: round(f1, 3) for move, f1 in f1_by_label(moves).items()}
     words(results, report)
+    per_dialogue("words_per_turn", owners, [len(r.text.split()) for r in results], report)
     if tutor.judge is not None:
-        ours = judged(tutor.judge, requests, [r.text for r in results])
-        report.judge_score, report.judge_rates = ours
-        score, rates = judged(tutor.judge, requests, human)
+        report.judge_score, report.judge_rates, scores = judged(tutor.judge, requests, [r.text for r in results])
+        per_dialogue("judge_score", owners, scores, report)
+        score, rates, _ = judged(tutor.judge, requests, human)
         report.details.setdefault("human", {}).update(judge_score=score, judge_rates=rates)
 
 
-def judged(judge: Judge, requests: list[TurnRequest], texts: list[str]) -> tuple[float | None, dict[str, float]]:
-    """The judge's mean score over turns answering `requests`, and per dimension the share of
-    turns it puts in the good class."""
+def per_dialogue(metric: str, owners: list[str], values: list[float], report: EvalReport) -> None:
+    """A metric's mean in each dialogue (`owners[i]` is the dialogue of `values[i]`): what the
+    gate compares, dialogue by dialogue, with a bootstrap interval."""
+    grouped: dict[str, list[float]] = {}
+    for owner, value in zip(owners, values):
+        grouped.setdefault(owner, []).append(value)
+    report.details.setdefault("per_dialogue", {})[metric] = {
+        owner: round(sum(found) / len(found), 4) for owner, found in grouped.items()}
+
+
+def judged(judge: Judge, requests: list[TurnRequest],
+           texts: list[str]) -> tuple[float | None, dict[str, float], list[float]]:
+    """The judge's mean score over turns answering `requests`, per dimension the share of turns
+    it puts in the good class, and each turn's score."""
     from tutor.judge.data import DESIRED, SHORT, exchange_of, final_answer
 
     exchanges = [exchange_of(r.problem.question, final_answer(r.problem.answer),
@@ -335,9 +349,9 @@ def judged(judge: Judge, requests: list[TurnRequest], texts: list[str]) -> tuple
                  for r in requests]
     scores = judge.score_many(list(zip(exchanges, texts)))
     if not scores:
-        return None, {}
+        return None, {}, []
     rates = {SHORT[d]: round(sum(j.label(d) == good for j in scores) / len(scores), 4) for d, good in DESIRED.items()}
-    return round(sum(j.score for j in scores) / len(scores), 4), rates
+    return round(sum(j.score for j in scores) / len(scores), 4), rates, [j.score for j in scores]
 
 
 def words(results: list[TurnResult], report: EvalReport) -> None:
@@ -402,6 +416,7 @@ def interactive(pairs, tutor: EvalTutor, report: EvalReport, k: int,
             if final is not None and final in numbers_in(session["said"]):
                 session["stated"] = session["solved"] = True
     report.success_at_5 = rate(sum(s["solved"] for s in sessions), len(sessions))
+    per_dialogue("success_at_5", [dialogue.id for _, dialogue in pairs], [float(s["solved"]) for s in sessions], report)
     report.telling_at_5 = rate(sum(s["told"] for s in sessions), len(sessions))
     report.details["k"] = k
     report.details["interactive_turns"] = len(replies)

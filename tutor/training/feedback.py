@@ -16,7 +16,10 @@ The prompt is exactly what the student was asked (stored with the turn); the mov
 forced start (`[` or `[move] `) opens the completion, so prompt + completion is the student's
 context and reply token for token. Only turns asked in the target prompt format are used.
 
-Rules: duplicates are dropped (the most trusted copy stays); what a learner's conversations give
+Rules: duplicates are dropped (the most trusted copy stays); the chosen side of the DPO pairs is
+on average at most `max_length_ratio` times as long as the rejected side (a round learned length
+instead of teaching when its chosen turns were twice as long: the least trusted, most lopsided
+pairs go first until it holds); what a learner's conversations give
 (their thumbs, check-labelled drafts) is at most `max_learner_share` of a dataset, one example at
 least (simulated sessions belong to no learner; teachers' labels are theirs); teacher labels
 weigh `teacher_weight` times a learner's, written as that many rows so any trainer honours it;
@@ -47,6 +50,7 @@ class DatasetOptions:
     include_simulated: bool = True
     max_learner_share: float = 0.01  # of a dataset's examples, from any one learner's conversations
     teacher_weight: int = 3
+    max_length_ratio: float = 1.15  # mean words of the chosen side over the rejected side's
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -171,8 +175,37 @@ def assemble(store: Store, options: DatasetOptions) -> tuple[dict[str, tuple[lis
     files = {}
     for name, examples in ((DPO_FILE, found.dpo), (KTO_FILE, found.kto)):
         dropped: Counter = Counter()
-        files[name] = finish(examples, options, dropped), dropped
+        kept = finish(examples, options, dropped)
+        files[name] = (hold_length(kept, options.max_length_ratio, dropped) if name == DPO_FILE else kept), dropped
     return files, found.dropped
+
+
+def words(messages: list[dict]) -> int:
+    return sum(len(message["content"].split()) for message in messages)
+
+
+def length_ratio(pairs: list[dict]) -> float | None:
+    """Mean words of the chosen side over the rejected side's, over DPO records (rows as
+    written, so a weighted pair counts as often as it trains)."""
+    rejected = sum(words(pair["rejected"]) for pair in pairs)
+    return sum(words(pair["chosen"]) for pair in pairs) / rejected if rejected else None
+
+
+def hold_length(pairs: list[Example], max_ratio: float, dropped: Counter) -> list[Example]:
+    """Drop pairs, least trusted source first and the most lopsided of it first, until the chosen
+    side is on average at most `max_ratio` times as long as the rejected side."""
+    def excess(example: Example) -> float:
+        return example.weight * (words(example.record["chosen"]) - max_ratio * words(example.record["rejected"]))
+    total = sum(excess(example) for example in pairs)
+    kept = set(range(len(pairs)))
+    for index in sorted(range(len(pairs)), key=lambda i: (-SOURCES.index(pairs[i].source), -excess(pairs[i]))):
+        if total <= 0:
+            break
+        if excess(pairs[index]) > 0:
+            kept.discard(index)
+            total -= excess(pairs[index])
+            dropped[f"chosen over {max_ratio:g}x the rejected length"] += 1
+    return [example for index, example in enumerate(pairs) if index in kept]
 
 
 def build(store: Store, out_dir: Path, options: DatasetOptions) -> dict:
@@ -196,6 +229,9 @@ def build(store: Store, out_dir: Path, options: DatasetOptions) -> dict:
             "learners": len({e.owner_id for e in kept if e.owner_id is not None}),
             "dropped": dict(dropped), "sha256": hashlib.sha256(data).hexdigest(),
         }
+        if name == DPO_FILE:
+            ratio = length_ratio([example.record for example in kept for _ in range(example.weight)])
+            manifest["files"][name]["chosen_over_rejected_words"] = None if ratio is None else round(ratio, 3)
     manifest["skipped_turns"] = dict(skipped)
     manifest["sha256"] = digest.hexdigest()
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -110,12 +110,13 @@ ROUND_TRAINING = TrainSettings(learning_rate=5e-5, upper_layers=8)
 
 def round_config(*, base: str = "embedded", models_dir: Path = MODELS_DIR, dataset: Path | None = None,
                  include_simulated: bool = True, train: TrainSettings | None = None, beta: float = 0.1,
-                 gate_dialogues: int | None = 12, gate_attacks: int = 40, version: str | None = None) -> dict:
+                 gate_dialogues: int | None = None, gate_attacks: int = 40, gate_mrbench: int | None = None,
+                 version: str | None = None) -> dict:
     """A round's configuration, as the CLI, the admin page and the schedule store it."""
     train = train or ROUND_TRAINING
     return {"base": base, "models_dir": str(models_dir), "dataset": str(dataset) if dataset else None,
             "include_simulated": include_simulated, "train": train.to_json(), "preference": {"beta": beta},
-            "gate": {"limit": gate_dialogues, "attacks": gate_attacks}, "version": version}
+            "gate": {"limit": gate_dialogues, "attacks": gate_attacks, "mrbench": gate_mrbench}, "version": version}
 
 
 def base_path(config: dict, data_dir: Path) -> Path:
@@ -240,8 +241,9 @@ def run_gate(registry: Registry, base: Path, champion: str | None, candidate: st
     for version in (champion, candidate):
         recorded = registry.manifest(version).get(GATE_EVALUATION, {}) if version else {}
         if (version != candidate and all(recorded.get(key) == value for key, value in measured_by.items())
+                and recorded["figures"].get("per_dialogue")
                 and all(figure(recorded["figures"], item.metric) is not None for item in GATE
-                        if not item.metric.startswith("judge") or reader)):
+                        if "judge" not in item.metric or reader)):
             measured[version] = recorded["figures"]
             continue
         student = served.with_adapter(registry.resolve(version) if version else None)

@@ -12,7 +12,7 @@ import gradio as gr
 
 from tutor.accounts import ADMIN, ROLES, TEACHER, AccountService
 from tutor.errors import InvalidInput
-from tutor.evaluation.gate import GATE
+from tutor.evaluation.gate import GATE, PRIMARY, refusal
 from tutor.rounds import ADVISED_EXAMPLES, UNITS, Rounds, Schedule
 from tutor.service import TutorService
 from tutor.storage.store import TrainingRun, User
@@ -25,7 +25,7 @@ CLASS_COLUMNS = ["class", "teacher", "learners", "members"]
 USER_COLUMNS = ["name", "role", "classes", "last login", "disabled", "must change password", "id"]
 AUDIT_COLUMNS = ["at", "who", "action", "target", "detail"]
 RUN_COLUMNS = ["round", "kind", "status", "version", "step", "loss", "started", "message"]
-GATE_COLUMNS = ["metric", "champion", "candidate", "change", "tolerance", "verdict"]
+GATE_COLUMNS = ["metric", "champion", "candidate", "change", "95% interval", "tolerance", "verdict"]
 NO_ROUNDS = "Rounds are off: this deployment serves a student that cannot be trained here."
 EXPORTS_PATH = "/admin/exports"  # the admin-only route an export is downloaded from (tutor.ui.web)
 AUDIT_CSV = "/admin/audit.csv"  # the audit log as filtered, as CSV (tutor.ui.web)
@@ -134,8 +134,10 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                                      elem_id="start-anyway")
             progress = gr.Markdown(elem_id="round-progress", sanitize_html=False)  # our own <progress>; text escaped
             loss_plot = gr.LinePlot(x="step", y="loss", title="Loss", height=220, elem_id="loss-plot")
-            gr.Markdown("#### Evaluation gate: candidate beside champion\nPromotion is refused when a metric "
-                        "moves the wrong way by more than its tolerance.")
+            gr.Markdown("#### Evaluation gate: candidate beside champion\nPromotion needs a win: the judge's "
+                        "score of the turns learners see, higher dialogue by dialogue, with a 95% interval "
+                        "of the difference above 0 (a bootstrap over the validation dialogues). It is refused "
+                        "too when any metric moves the wrong way by more than its tolerance.")
             gate = gr.Dataframe(headers=GATE_COLUMNS, interactive=False, elem_id="gate")
             with gr.Row():
                 promote = gr.Button("Promote the candidate", elem_id="promote")
@@ -429,15 +431,22 @@ def _gate_rows(rounds: Rounds) -> list[list]:
     """The latest verdict, or the tolerances alone before any round measured one."""
     gate = next((r.gate for r in rounds.store.training_runs(limit=20) if r.gate), None)
     if gate is None:
-        return [[g.label, "—", "—", "—", f"±{g.tolerance:g}", "not measured yet"] for g in GATE]
+        return [[g.label + (" (primary: needs a win)" if g.metric == PRIMARY else ""), "—", "—", "—", "—",
+                 f"±{g.tolerance:g}", "not measured yet"] for g in GATE]
 
     def figure(value) -> str:
         return "—" if value is None else f"{value:.3f}"
-    return [[row["label"], figure(row["champion"]), figure(row["candidate"]),
-             "—" if row.get("change") is None else f"{row['change']:+.3f}", f"±{row['tolerance']:g}",
+
+    def interval(row) -> str:
+        found = row.get("interval")
+        return f"{found['low']:+.3f} to {found['high']:+.3f}" if found else "—"
+    win = gate.get("win") or {}
+    return [[row["label"] + (" (primary: needs a win)" if row["metric"] == win.get("metric") else ""),
+             figure(row["champion"]), figure(row["candidate"]),
+             "—" if row.get("change") is None else f"{row['change']:+.3f}", interval(row), f"±{row['tolerance']:g}",
              "ok" if row["passed"] else "REGRESSED"] for row in gate["rows"]] + [
-        [f"verdict ({gate['candidate']} vs {gate['champion']})", "", "", "", "",
-         "PASSED" if gate["passed"] else "REFUSED"]]
+        [f"verdict ({gate['candidate']} vs {gate['champion']})", "", "", "", "", "",
+         "PASSED" if gate["passed"] else f"REFUSED: {refusal(gate)}"]]
 
 
 def _run_row(run: TrainingRun) -> list:
