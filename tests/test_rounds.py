@@ -3,6 +3,7 @@ dataset, a DPO round trains from the champion in a worker, the gate measures it,
 promotes it while the service runs and rolls it back; new turns carry the served version."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -233,6 +234,57 @@ def test_teachers_review_only_their_learners_turns_and_set_their_class_policy(de
         accounts.set_class_policy(tess, five_a.id, RevealPolicy())
     assert service.start_bank_session(people["ann"], CARMEN_ID).policy == {
         "bottom_out_after": 1, "final_answer_after": 2}
+
+
+def test_the_judges_ranking_of_passing_drafts_labels_pairs(deployment, tmp_path):
+    service, accounts, rounds, people, store = deployment
+    conversation = service.start_bank_session(people["ann"], CARMEN_ID)
+    sent = turn(service, conversation, "350")
+    state = sent.planner_state | {"ranking": {"judge": "j4", "chosen": 1, "candidates": [
+        {"text": "Close. What did the others bid?", "score": 0.66},  # within the margin: no pair
+        {"text": sent.content, "score": 0.7},
+        {"text": "Check your sum.", "score": 0.6}]}}  # the judge scored it 0.1 lower
+    store.db["messages"].update(sent.id, {"planner_state": json.dumps(state)})
+    options = DatasetOptions(prompt_format="moves", max_learner_share=1.0, max_length_ratio=float("inf"))
+    figures = build(store, tmp_path, options)["files"]["dpo.jsonl"]
+    judged = [json.loads(line) for line in (tmp_path / "dpo.jsonl").read_text().splitlines()
+              if json.loads(line)["source"] == "judge"]
+    assert figures["by_source"]["judge"] == 1
+    assert judged[0]["chosen"][0]["content"].endswith(sent.content)
+    assert judged[0]["rejected"][0]["content"] == f"[{sent.move}] Check your sum."
+    stricter = build(store, tmp_path / "strict", replace(options, judge_margin=0.2))
+    assert "judge" not in stricter["files"]["dpo.jsonl"]["by_source"]
+
+
+def test_mrbench_teacher_pairs_come_from_training_conversations_pass_our_checks_and_join_a_round(store, tmp_path):
+    from tutor.domain.prompting import SPINE_FORMAT
+    from tutor.evaluation.mrbench import RATED_WELL, teacher_pairs
+    from tutor.judge.data import DESIRED, MRBENCH_FILE, quality_of, read_mrbench, records, split_of
+
+    conversations = read_mrbench()
+    train = [c for c in conversations if split_of(c.group) == "train"]
+    held_out = {c.id for c in conversations if split_of(c.group) == "validation"}
+    mine = tmp_path / "mrbench.jsonl"
+    mine.write_text("".join(json.dumps(record) + "\n" for record in records(MRBENCH_FILE)
+                            if record["conversation_id"] in held_out | {c.id for c in train[:40]}))
+    pairs, tally = teacher_pairs(SPINE_FORMAT, mine)
+    assert tally["conversations"] == 40 and tally["pairs"] == len(pairs) > 0  # the held-out ones never count
+    assert tally["rated well"] > tally["failed a check"] > 0
+    rated = {text.strip(): (annotation, conversation) for conversation in train[:40]
+             for _, text, annotation in conversation.responses}
+    for pair in pairs:
+        (chosen,), (rejected,) = pair["chosen"], pair["rejected"]
+        assert pair["prompt"][0]["role"] == "system" and pair["prompt"][-1]["role"] == "user"
+        start = chosen["content"][:chosen["content"].index("] ") + 2]  # the forced start: the planner's move
+        assert start.startswith("[") and rejected["content"].startswith(start)
+        good, conversation = rated[chosen["content"][len(start):]]
+        bad, same = rated[rejected["content"][len(start):]]
+        assert same is conversation and all(good[d] == DESIRED[d] for d in RATED_WELL)
+        assert quality_of(bad) <= quality_of(good) - 0.25
+    options = DatasetOptions(prompt_format=SPINE_FORMAT, mrbench=True)
+    manifest = build(store, tmp_path / "round", options)
+    assert manifest["files"]["dpo.jsonl"]["by_source"]["mrbench"] > 0
+    assert manifest["skipped_turns"]["mrbench: conversations"] == len(train)  # the whole training split
 
 
 def test_a_dpo_dataset_holds_the_chosen_side_near_the_rejected_sides_length():

@@ -83,29 +83,31 @@ class Rounds:
 
     # rounds
 
-    def plan(self, kind: str, include_simulated: bool = True) -> RoundPlan:
-        """What a round of `kind` would train if it started now."""
+    def plan(self, kind: str, include_simulated: bool = True, mrbench: bool = False) -> RoundPlan:
+        """What a round of `kind` would train if it started now (`mrbench`: with MRBench's rated
+        teacher turns as pairs)."""
         from tutor.training.feedback import DPO_FILE, KTO_FILE, DatasetOptions, assemble
 
         _check_kind(kind)
         parent = self.registry.alias("champion")
         options = DatasetOptions(prompt_format=self.registry.prompt_format(parent or "base"),
-                                 include_simulated=include_simulated)
+                                 include_simulated=include_simulated, mrbench=mrbench)
         kept, _ = assemble(self.store, options)[0][DPO_FILE if kind == "dpo" else KTO_FILE]
         return RoundPlan(kind, parent, len(kept), dict(Counter(example.source for example in kept)))
 
-    def start(self, admin: User | None, kind: str, include_simulated: bool = True) -> TrainingRun:
+    def start(self, admin: User | None, kind: str, include_simulated: bool = True, mrbench: bool = False) -> TrainingRun:
         """Start a round in a worker process (admin None: the schedule). One at a time."""
         if admin is not None:
             self.accounts.require(admin, ADMIN)
         _check_kind(kind)
         self.reap()
-        config = self.round_config | {"include_simulated": include_simulated,
+        config = self.round_config | {"include_simulated": include_simulated, "mrbench": mrbench,
                                       "parent": self.registry.alias("champion")}
         run, process = runs.start(self.store, self.data_dir, kind, config, exclusive=True)
         with self._lock:
             self._processes[run.id] = process
-        self.store.audit(admin, "start_round", f"run:{run.id}", {"kind": kind, "simulated": include_simulated})
+        self.store.audit(admin, "start_round", f"run:{run.id}", {"kind": kind, "simulated": include_simulated,
+                                                                 "mrbench": mrbench})
         return run
 
     def cancel(self, admin: User, run_id: int) -> TrainingRun:

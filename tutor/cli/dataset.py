@@ -19,6 +19,7 @@ def register(subcommands) -> None:
     make.add_argument("--model", default="champion",
                       help="the version the round continues from: its prompt format picks the turns")
     make.add_argument("--no-simulated", action="store_true", help="leave simulated sessions out")
+    make.add_argument("--mrbench", action="store_true", help="add MRBench's rated teacher turns as DPO pairs")
     make.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     add_data_dir_argument(make)
     make.set_defaults(run=run)
@@ -30,7 +31,7 @@ def run(args) -> int:
     registry = Registry(args.models_dir, store)
     out = args.out or default_out(settings.data_dir)
     options = DatasetOptions(prompt_format=registry.prompt_format(args.model),
-                             include_simulated=not args.no_simulated)
+                             include_simulated=not args.no_simulated, mrbench=args.mrbench)
     manifest = build(store, out, options)
     for name in (DPO_FILE, KTO_FILE):
         figures = manifest["files"][name]

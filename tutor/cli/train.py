@@ -42,6 +42,8 @@ def register(subcommands) -> None:
         else:  # KTO runs TRL's own loss, which trains every layer
             parser.set_defaults(upper_layers=0)
         parser.add_argument("--no-simulated", action="store_true", help="leave simulated sessions out")
+        parser.add_argument("--mrbench", action="store_true",
+                            help="add MRBench's rated teacher turns as DPO pairs (offline teacher data)")
         parser.add_argument("--beta", type=float, default=0.1, help="how close to stay to the champion")
         parser.add_argument("--gate-dialogues", type=int, default=None,
                             help="validation dialogues the gate measures (default: all 53)")
@@ -93,7 +95,8 @@ def run_round(args) -> int:
     train = TrainSettings(epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
                           max_length=args.max_length, max_steps=args.max_steps, upper_layers=args.upper_layers)
     config = runs.round_config(base=args.base, models_dir=args.models_dir, dataset=args.dataset,
-                               include_simulated=not args.no_simulated, train=train, beta=args.beta,
+                               include_simulated=not args.no_simulated, mrbench=args.mrbench, train=train,
+                               beta=args.beta,
                                gate_dialogues=args.gate_dialogues, gate_attacks=args.gate_attacks,
                                gate_mrbench=args.gate_mrbench, version=args.version)
     return follow(store, settings.data_dir, args.kind, config, args.detach)

@@ -28,6 +28,7 @@ from tutor.domain.tutoring import (
     DRAFT_TRIES,
     DraftReader,
     TurnPlan,
+    TurnPrompt,
     draft_judgement,
     givens,
     judge_draft,
@@ -107,17 +108,19 @@ class EvalTutor:
         return plan_turn(request.problem, request.state, request.learner_text, self.policy,
                          hint_requested=request.learner_text is None, recent=recent, repeats=self.repeats)
 
+    def prompt(self, request: TurnRequest, plan: TurnPlan) -> TurnPrompt:
+        """What the student is asked for the planned turn."""
+        r = request
+        return turn_prompt(r.problem, plan, r.history + ([Said("learner", r.learner_text)] if r.learner_text else []),
+                           exemplars=self.exemplars(plan.move.move, f"{r.learner_text or ''} {plan.planned_text}")
+                           if self.exemplars and self.prompt_format == INSTRUCT else [],
+                           prompt_format=self.prompt_format, hint_requested=r.learner_text is None,
+                           vocabulary=self.vocabulary, repeats=self.repeats)
+
     def turns(self, requests: list[TurnRequest], plans: list[TurnPlan] | None = None) -> list[TurnResult]:
         """Each request's turn; `plans` when the caller already planned them."""
         plans = plans or [self.plan(r) for r in requests]
-        prompts = [
-            turn_prompt(r.problem, plan, r.history + ([Said("learner", r.learner_text)] if r.learner_text else []),
-                        exemplars=self.exemplars(plan.move.move, f"{r.learner_text or ''} {plan.planned_text}")
-                        if self.exemplars and self.prompt_format == INSTRUCT else [],
-                        prompt_format=self.prompt_format, hint_requested=r.learner_text is None,
-                        vocabulary=self.vocabulary, repeats=self.repeats)
-            for r, plan in zip(requests, plans)
-        ]
+        prompts = [self.prompt(r, plan) for r, plan in zip(requests, plans)]
         if self.prompt_format == PLANNER_FORMAT:
             return [TurnResult(plan, "", plan.planned_text, GuardResult(), plan.move.move,
                                prompt.judged, (plan.planned_text,), drafted=False)

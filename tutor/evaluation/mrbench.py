@@ -20,9 +20,22 @@ from tutor.domain.problems import Problem
 from tutor.domain.prompting import Said
 from tutor.domain.tutoring import solution_steps
 from tutor.evaluation.harness import EvalTutor, TurnRequest
-from tutor.judge.data import DESIRED, DIMENSIONS, SHORT, Conversation, parse_history, read_mrbench, split_of
+from tutor.judge.data import (
+    DESIRED,
+    DIMENSIONS,
+    MRBENCH_FILE,
+    SHORT,
+    Conversation,
+    parse_history,
+    quality_of,
+    read_mrbench,
+    split_of,
+)
 
 ANNOTATED_TUTORS = ("GPT4", "Sonnet", "Llama31405B", "Expert", "Novice")
+# A teacher turn worth imitating, as the annotators rated it: it identifies the mistake, guides,
+# says what to do next, and keeps the answer back
+RATED_WELL = ("Mistake_Identification", "Providing_Guidance", "Actionability", "Revealing_of_the_Answer")
 
 
 @dataclass(frozen=True)
@@ -125,3 +138,45 @@ def table(rows: list[Row], turns: list[TutorTurn]) -> str:
     lines.append(f"{len(turns)} conversations: {verified} with verified steps, {len(turns) - verified} in explain "
                  f"mode; the model's draft sent in {model}, the planner's words in {len(turns) - model}")
     return "\n".join(lines)
+
+
+def teacher_pairs(prompt_format: str, path: Path = MRBENCH_FILE, min_gap: float = 0.25,
+                  per_chosen: int = 2) -> tuple[list[dict], dict[str, int]]:
+    """Offline teacher data (the PedAlign recipe): on each of MRBench's training conversations
+    (the judge's; its held-out ones stay out), a response the annotators rated well — by GPT-4,
+    Sonnet, Llama-405B, a human expert... — and passing every check our own turn must pass, is
+    chosen over the `per_chosen` responses to the same conversation rated worst, at least
+    `min_gap` lower in annotated quality. Each is asked as the student would be asked there (our
+    planner's turn on the learner's last message, in `prompt_format`). Returns DPO records and a
+    tally of what was kept and left out."""
+    from tutor.domain.tutoring import judge_draft
+    from tutor.model.fake import FakeBackend
+
+    tutor = EvalTutor(FakeBackend(prompt_format=prompt_format))  # its prompts, never its words
+    records, tally = [], {"conversations": 0, "rated well": 0, "failed a check": 0, "no worse response": 0}
+    for conversation in read_mrbench(path):
+        if split_of(conversation.group) != "train":
+            continue
+        tally["conversations"] += 1
+        request, = requests_for([conversation])
+        plan = tutor.plan(request)
+        prompt = tutor.prompt(request, plan)
+        messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
+        start = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
+        context = messages[:-1] if start else messages
+        rated = [(text.strip(), quality_of(annotation), annotation) for _, text, annotation in conversation.responses]
+        for text, quality, annotation in rated:
+            if quality is None or not all(annotation.get(d) == DESIRED[d] for d in RATED_WELL):
+                continue
+            tally["rated well"] += 1
+            if not judge_draft(text, plan, prompt).verdict.ok:
+                tally["failed a check"] += 1
+                continue
+            worse = sorted((q, other) for other, q, _ in rated if q is not None and q <= quality - min_gap)
+            if not worse:
+                tally["no worse response"] += 1
+            for _, other in worse[:per_chosen]:
+                records.append({"prompt": context, "chosen": [{"role": "assistant", "content": start + text}],
+                                "rejected": [{"role": "assistant", "content": start + other}]})
+    tally["pairs"] = len(records)
+    return records, tally

@@ -6,7 +6,11 @@ DPO pairs (TRL's conversational preference format: prompt, chosen, rejected):
 - a turn the learner asked to hear another way is rejected beside the wording they stopped at
   (each earlier wording of it, unless the last one got a 👎 too);
 - a draft that failed the guard or the faithfulness check is rejected beside the text actually
-  sent (the check is the labeller; `simulated` when a scripted learner was in the conversation).
+  sent (the check is the labeller; `simulated` when a scripted learner was in the conversation);
+- where the judge ranked several passing drafts of a turn (best of K), the one sent is chosen
+  over each it scored at least `judge_margin` lower (the judge is the labeller);
+- with `mrbench`, offline teacher data: MRBench's well-rated teacher turns over worse-rated ones
+  on the same conversation, asked as the student would be asked there.
 
 KTO examples (TRL's unpaired format: prompt, completion, label): learners' 👍/👎 (a turn asked
 to be said another way counts as a 👎), teachers' rubric ratings (good when every judged item
@@ -39,8 +43,9 @@ from tutor.domain.prompting import INSTRUCT, move_tag
 from tutor.domain.tutoring import SAID_BEFORE
 from tutor.storage.store import LabelledTurn, Store, now
 
-LEARNER, TEACHER, CHECK, SIMULATED = "learner", "teacher", "check", "simulated"
-SOURCES = (TEACHER, LEARNER, CHECK, SIMULATED)  # most trusted first: which copy of a duplicate stays
+LEARNER, TEACHER, CHECK, JUDGE, SIMULATED = "learner", "teacher", "check", "judge", "simulated"
+MRBENCH = "mrbench"  # expert and LLM teachers' turns as MRBench's annotators rated them
+SOURCES = (TEACHER, MRBENCH, LEARNER, CHECK, JUDGE, SIMULATED)  # most trusted first: which copy of a duplicate stays
 DPO_FILE, KTO_FILE, MANIFEST_FILE = "dpo.jsonl", "kto.jsonl", "manifest.json"
 
 
@@ -51,6 +56,8 @@ class DatasetOptions:
     max_learner_share: float = 0.01  # of a dataset's examples, from any one learner's conversations
     teacher_weight: int = 3
     max_length_ratio: float = 1.15  # mean words of the chosen side over the rejected side's
+    judge_margin: float = 0.05  # how much lower the judge must score a passing draft to reject it
+    mrbench: bool = False  # add MRBench's rated teacher turns as pairs (tutor.evaluation.mrbench.teacher_pairs)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -128,6 +135,14 @@ def collect(turns: list[LabelledTurn], options: DatasetOptions) -> Dataset:
         failed = [tried.get("output") or "" for tried in guard.get("tries", []) if tried.get("reasons") != [SAID_BEFORE]]
         if not guard.get("passed", True) and guard.get("reasons") != [SAID_BEFORE]:
             failed.append(guard.get("output") or "")
+        ranking = stored.get("ranking") or {}
+        candidates = ranking.get("candidates") or []
+        if 0 <= ranking.get("chosen", -1) < len(candidates):
+            best = candidates[ranking["chosen"]]["score"]
+            for candidate in candidates:
+                worse = _completion(turn.message.move, candidate["text"], options.prompt_format)
+                if best - candidate["score"] >= options.judge_margin and worse.strip() != shown.strip():
+                    add(found.dpo, {"chosen": _said(shown), "rejected": _said(worse)}, JUDGE)
         labeller = SIMULATED if simulated else CHECK
         for output in failed:
             draft = start + output
@@ -172,6 +187,12 @@ def assemble(store: Store, options: DatasetOptions) -> tuple[dict[str, tuple[lis
     """Each file's examples as a round would train on them, with what was dropped from it and
     why; and the turns skipped before any example was made."""
     found = collect(store.labelled_turns(), options)
+    if options.mrbench:
+        from tutor.evaluation.mrbench import teacher_pairs
+
+        records, tally = teacher_pairs(options.prompt_format)
+        found.dpo += [Example(record, MRBENCH, None, 0) for record in records]
+        found.dropped.update({f"mrbench: {what}": count for what, count in tally.items()})
     files = {}
     for name, examples in ((DPO_FILE, found.dpo), (KTO_FILE, found.kto)):
         dropped: Counter = Counter()

@@ -109,13 +109,14 @@ ROUND_TRAINING = TrainSettings(learning_rate=5e-5, upper_layers=8)
 
 
 def round_config(*, base: str = "embedded", models_dir: Path = MODELS_DIR, dataset: Path | None = None,
-                 include_simulated: bool = True, train: TrainSettings | None = None, beta: float = 0.1,
-                 gate_dialogues: int | None = None, gate_attacks: int = 40, gate_mrbench: int | None = None,
-                 version: str | None = None) -> dict:
+                 include_simulated: bool = True, mrbench: bool = False, train: TrainSettings | None = None,
+                 beta: float = 0.1, gate_dialogues: int | None = None, gate_attacks: int = 40,
+                 gate_mrbench: int | None = None, version: str | None = None) -> dict:
     """A round's configuration, as the CLI, the admin page and the schedule store it."""
     train = train or ROUND_TRAINING
     return {"base": base, "models_dir": str(models_dir), "dataset": str(dataset) if dataset else None,
-            "include_simulated": include_simulated, "train": train.to_json(), "preference": {"beta": beta},
+            "include_simulated": include_simulated, "mrbench": mrbench, "train": train.to_json(),
+            "preference": {"beta": beta},
             "gate": {"limit": gate_dialogues, "attacks": gate_attacks, "mrbench": gate_mrbench}, "version": version}
 
 
@@ -176,7 +177,8 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
     store.update_training_run(run.id, status="running", message="building the dataset")
     if not config.get("dataset"):
         options = DatasetOptions(prompt_format=registry.prompt_format(parent or "base"),
-                                 include_simulated=config.get("include_simulated", True))
+                                 include_simulated=config.get("include_simulated", True),
+                                 mrbench=config.get("mrbench", False))
         build(store, dataset_dir, options)
     data = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
     file = dataset_dir / (DPO_FILE if run.kind == DPO else KTO_FILE)

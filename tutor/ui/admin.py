@@ -125,7 +125,9 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
             served = gr.Markdown(elem_id="served")
             with gr.Row():
                 kind = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (rated turns)", "kto")], value="dpo", label="Round")  # no emoji: boxes without an emoji font
-                simulated = gr.Checkbox(True, label="Include simulated sessions")
+                with gr.Column(min_width=200):
+                    simulated = gr.Checkbox(True, label="Include simulated sessions")
+                    teachers = gr.Checkbox(False, label="Add MRBench's rated teacher turns (DPO)", elem_id="mrbench")
                 start = gr.Button("Start a round", variant="primary", elem_id="start-round")
                 cancel = gr.Button("Cancel the round", variant="stop", elem_id="cancel-round", interactive=False)
             with gr.Row():
@@ -288,21 +290,21 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
             return model_view()
 
         @admin_only
-        def on_plan(admin: User, round_kind: str, with_simulated: bool):
+        def on_plan(admin: User, round_kind: str, with_simulated: bool, with_teachers: bool):
             if rounds is None:
                 return NO_ROUNDS
-            plan = rounds.plan(round_kind, bool(with_simulated))
+            plan = rounds.plan(round_kind, bool(with_simulated), bool(with_teachers))
             return (f"**A round now would train** {html.escape(plan.summary())}."
                     + (f"  \n**Few examples:** below {ADVISED_EXAMPLES} a round rarely learns anything the gate "
                        "can see; more ratings and rewrites from teachers help most." if plan.few else ""))
 
         @admin_only
-        def on_start(admin: User, round_kind: str, with_simulated: bool, few_is_fine: bool):
-            plan = needs_rounds().plan(round_kind, bool(with_simulated))
+        def on_start(admin: User, round_kind: str, with_simulated: bool, with_teachers: bool, few_is_fine: bool):
+            plan = needs_rounds().plan(round_kind, bool(with_simulated), bool(with_teachers))
             if plan.few and not few_is_fine:
                 raise InvalidInput(f"Only {plan.examples} {UNITS[plan.kind]}: below {ADVISED_EXAMPLES} a round rarely "
                                    f"learns anything. Tick \"Start even with fewer than {ADVISED_EXAMPLES} examples\" to start it anyway.")
-            run = rounds.start(admin, round_kind, bool(with_simulated))
+            run = rounds.start(admin, round_kind, bool(with_simulated), bool(with_teachers))
             return (*model_view(f"Round {run.id} started: {html.escape(plan.summary())}."), False)
 
         @admin_only
@@ -341,8 +343,9 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         page.load(on_model, None, model_outputs, api_visibility="private")
         page.load(on_load_schedule, None, [schedule_kind, every_days, after_labels], api_visibility="private")
         timer.tick(on_model, None, model_outputs, api_visibility="private", show_progress="hidden")
-        start.click(on_start, [kind, simulated, anyway], [*model_outputs, anyway], api_name="start_round")
-        gr.on([model_tab.select, kind.input, simulated.input], on_plan, [kind, simulated], round_plan,
+        start.click(on_start, [kind, simulated, teachers, anyway], [*model_outputs, anyway], api_name="start_round")
+        gr.on([model_tab.select, kind.input, simulated.input, teachers.input], on_plan, [kind, simulated, teachers],
+              round_plan,
               api_name="round_plan")
         cancel.click(on_cancel, None, model_outputs, api_name="cancel_round")
         promote.click(on_promote, None, model_outputs, api_name="promote")
