@@ -186,16 +186,19 @@ def test_the_served_int8_engine_keeps_the_gate_figures_of_the_exact_one(data_dir
     it passed on the whole split."""
     from tutor.config import DIALOGUES_DIR
     from tutor.evaluation.gate import GateSlice, judge, measure
+    from tutor.judge.registry import load_judge
     from tutor.model.onnx_backend import EXACT, QUANTIZATION, OnnxBackend
 
     base = provision_embedded(data_dir)
     champion = Registry(MODELS_DIR).resolve(SHIPPED)
+    reader = load_judge()
     figures = {quantization: measure(OnnxBackend(base, champion, data_dir=data_dir, quantization=quantization),
-                                     DIALOGUES_DIR, GateSlice(limit=None))
+                                     DIALOGUES_DIR, GateSlice(limit=None), judge=reader)
                for quantization in (EXACT, QUANTIZATION)}
     assert figures[EXACT]["dialogues"] >= 50, figures[EXACT]
     verdict = judge(figures[EXACT], figures[QUANTIZATION])
     for row in verdict["rows"]:  # shown with pytest -s
         print(f"{row['label']}: {row['champion']} -> {row['candidate']} (tolerance {row['tolerance']})")
-    assert verdict["passed"], [row for row in verdict["rows"] if not row["passed"]]
+    # int8 need not win (no promotion is asked of it): it must regress nothing past tolerance
+    assert all(row["passed"] for row in verdict["rows"]), [row for row in verdict["rows"] if not row["passed"]]
     assert all(row.get("note") != "not measured" for row in verdict["rows"])

@@ -3,6 +3,7 @@ dataset, a DPO round trains from the champion in a worker, the gate measures it,
 promotes it while the service runs and rolls it back; new turns carry the served version."""
 
 import json
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -287,9 +288,43 @@ def test_mrbench_teacher_pairs_come_from_training_conversations_pass_our_checks_
     assert manifest["skipped_turns"]["mrbench: conversations"] == len(train)  # the whole training split
 
 
-def test_a_dpo_dataset_holds_the_chosen_side_near_the_rejected_sides_length():
-    from collections import Counter
+def test_a_self_imitation_round_trains_the_champion_on_its_own_drafts_the_judge_keeps(deployment):
+    from tutor.training.feedback import IMITATION_FILE, imitation
 
+    service, accounts, rounds, people, store = deployment
+    conversation = service.start_bank_session(people["ann"], CARMEN_ID)
+    ranked, passed, failed = (turn(service, conversation, text) for text in ("350", "150", "I don't know"))
+    state = ranked.planner_state | {"ranking": {"judge": "j4", "chosen": 0, "candidates": [
+        {"text": "What did the other three bid in all?", "score": 0.7},  # kept
+        {"text": "Okay.", "score": 0.3}]}}  # the judge scored it too low
+    store.db["messages"].update(ranked.id, {"planner_state": json.dumps(state)})
+    sent_whole = passed.planner_state | {"guard": passed.planner_state["guard"] | {"passed": True}}
+    store.db["messages"].update(passed.id, {"planner_state": json.dumps(sent_whole), "model_version": "tiny+v1"})
+    options = DatasetOptions(prompt_format="moves", max_learner_share=1.0)
+    scored = []
+    dropped = Counter()
+    kept = imitation(store.labelled_turns(), options, lambda turn, text: scored.append(text) or 0.65, dropped)
+    # the ranked turn's best candidate, and the draft sent whole (scored now); the planner's turn is no draft
+    assert [example.record["messages"][-1]["content"] for example in kept] == [
+        f"[{ranked.move}] What did the other three bid in all?", f"[{passed.move}] {passed.content}"]
+    assert scored == [passed.content] and dropped["judged below 0.6"] == 1
+    assert dropped["no draft passed the checks"] == 1  # `failed`: the planner's words went out
+    context = kept[0].record["messages"][:-1]
+    assert context[0]["role"] == "system" and all(m.get("train") is False for m in context if m["role"] == "assistant")
+    # ann's conversation gives one example at most (1% of a round, at least one)
+    assert rounds.plan("self-imitation").examples == 1
+
+    run = rounds.start(people["root"], "self-imitation", include_simulated=True)
+    finished = runs.wait(store, run.id, rounds._processes[run.id], poll_s=0.5)
+    assert finished.status == "done", finished.message
+    manifest = rounds.registry.manifest(finished.version)
+    assert manifest["kind"] == "self-imitation" and manifest["parent"] == "v1"
+    data = manifest["data"]["feedback"]["files"][IMITATION_FILE]
+    assert data["by_source"] == {"judge": 1} and data["dropped"]["learner over their share"] <= 1
+    assert finished.gate["candidate"] == finished.version and "win" in finished.gate
+
+
+def test_a_dpo_dataset_holds_the_chosen_side_near_the_rejected_sides_length():
     from tutor.training.feedback import Example, hold_length
 
     def pair(source: str, chosen: int, rejected: int, weight: int = 1) -> Example:

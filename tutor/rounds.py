@@ -23,14 +23,14 @@ from tutor.model.registry import Registry
 from tutor.service import TutorService
 from tutor.storage.store import TrainingRun, User
 from tutor.training import runs
-from tutor.training.preference import KINDS
+from tutor.training.preference import ROUNDS, SELF_IMITATION
 
 log = logging.getLogger(__name__)
 
 SCHEDULE_KEY = "rounds.schedule"
 # below this many examples a round rarely learns what the gate can see: the admin confirms first
 ADVISED_EXAMPLES = 50
-UNITS = {"dpo": "pairs", "kto": "rated turns"}
+UNITS = {"dpo": "pairs", "kto": "rated turns", SELF_IMITATION: "passing drafts (the judge keeps those it scores 0.6 or more)"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class RoundPlan:
     def summary(self) -> str:
         start = self.parent or "the base model"
         sources = " · ".join(f"{source} {count}" for source, count in self.by_source.items())
-        return (f"{self.kind.upper()} from {start} (also the reference it is held near) on {self.examples} "
+        held = " (also the reference it is held near)" if self.kind != SELF_IMITATION else ""
+        return (f"{self.kind.upper()} from {start}{held} on {self.examples} "
                 f"{UNITS[self.kind]}" + (f" ({sources})" if sources else ""))
 
 
@@ -86,13 +87,17 @@ class Rounds:
     def plan(self, kind: str, include_simulated: bool = True, mrbench: bool = False) -> RoundPlan:
         """What a round of `kind` would train if it started now (`mrbench`: with MRBench's rated
         teacher turns as pairs)."""
-        from tutor.training.feedback import DPO_FILE, KTO_FILE, DatasetOptions, assemble
+        from tutor.training.feedback import DPO_FILE, KTO_FILE, DatasetOptions, assemble, finish, imitation
 
         _check_kind(kind)
         parent = self.registry.alias("champion")
         options = DatasetOptions(prompt_format=self.registry.prompt_format(parent or "base"),
                                  include_simulated=include_simulated, mrbench=mrbench)
-        kept, _ = assemble(self.store, options)[0][DPO_FILE if kind == "dpo" else KTO_FILE]
+        if kind == SELF_IMITATION:  # counted before the judge reads them (the round scores them)
+            kept = finish(imitation(self.store.labelled_turns(), options, lambda turn, text: 1.0, Counter()),
+                          options, Counter())
+        else:
+            kept, _ = assemble(self.store, options)[0][DPO_FILE if kind == "dpo" else KTO_FILE]
         return RoundPlan(kind, parent, len(kept), dict(Counter(example.source for example in kept)))
 
     def start(self, admin: User | None, kind: str, include_simulated: bool = True, mrbench: bool = False) -> TrainingRun:
@@ -212,7 +217,7 @@ class Rounds:
         if not schedule.on or self.store.active_training_run() is not None:
             return None
         moment = moment or datetime.now(timezone.utc)
-        last = next((r for r in self.store.training_runs(limit=50) if r.kind in KINDS), None)
+        last = next((r for r in self.store.training_runs(limit=50) if r.kind in ROUNDS), None)
         since = last.created if last else None
         if schedule.every_days and (since is None or
                                     datetime.fromisoformat(since) <= moment - timedelta(days=schedule.every_days)):
@@ -233,5 +238,5 @@ class Rounds:
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise InvalidInput(f"A round is {' or '.join(k.upper() for k in KINDS)}.")
+    if kind not in ROUNDS:
+        raise InvalidInput(f"A round is {' or '.join(k.upper() for k in ROUNDS)}.")

@@ -1,5 +1,5 @@
-"""`train sft|kd|dpo|kto`: LoRA fine-tuning on the distilled dataset, or an RLHF round on the
-feedback dataset, in a worker process."""
+"""`train sft|kd|dpo|kto|self-imitation`: LoRA fine-tuning on the distilled dataset, or an RLHF
+round on the feedback dataset, in a worker process."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tutor.config import MODELS_DIR, add_data_dir_argument, settings_from_args
 from tutor.model.registry import Registry
 from tutor.storage.store import TrainingRun
 from tutor.training import runs
-from tutor.training.preference import KINDS
+from tutor.training.preference import ROUNDS, SELF_IMITATION
 from tutor.training.sft import TrainSettings
 
 
@@ -32,14 +32,16 @@ def register(subcommands) -> None:
                      "instead of a new one from the base")
     sft.set_defaults(run=run)
     for kind, about in (("dpo", "DPO on preference pairs (teachers' rewrites, check-labelled drafts)"),
-                        ("kto", "KTO on 👍/👎 examples (learners, teachers' ratings, checks)")):
+                        ("kto", "KTO on 👍/👎 examples (learners, teachers' ratings, checks)"),
+                        (SELF_IMITATION, "SFT on the champion's own passing drafts that the judge scores "
+                                         "0.6 or more (I2D2)")):
         parser = kinds.add_parser(kind, help=f"an RLHF round: {about}, from the champion; "
                                   "then the evaluation gate")
         add_training_arguments(parser, runs.ROUND_TRAINING, dataset_help="a `dataset build` folder (default: built now)")
         if kind == "dpo":
             parser.add_argument("--upper-layers", type=int, default=runs.ROUND_TRAINING.upper_layers,
                                 help="train the adapter in the top N layers only (0: all; fewer: faster)")
-        else:  # KTO runs TRL's own loss, which trains every layer
+        else:  # KTO runs TRL's own loss, and SFT, which train every layer
             parser.set_defaults(upper_layers=0)
         parser.add_argument("--no-simulated", action="store_true", help="leave simulated sessions out")
         parser.add_argument("--mrbench", action="store_true",
@@ -103,7 +105,7 @@ def run_round(args) -> int:
 
 
 def follow(store, data_dir: Path, kind: str, config: dict, detach: bool) -> int:
-    run, process = runs.start(store, data_dir, kind, config, exclusive=kind in KINDS)
+    run, process = runs.start(store, data_dir, kind, config, exclusive=kind in ROUNDS)
     print(f"training run {run.id} started (worker pid {process.pid}; log: "
           f"{data_dir / 'runs' / f'run-{run.id}.log'})")
     if detach:

@@ -38,6 +38,7 @@ import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from tutor.domain.prompting import INSTRUCT, move_tag
 from tutor.domain.tutoring import SAID_BEFORE
@@ -47,6 +48,7 @@ LEARNER, TEACHER, CHECK, JUDGE, SIMULATED = "learner", "teacher", "check", "judg
 MRBENCH = "mrbench"  # expert and LLM teachers' turns as MRBench's annotators rated them
 SOURCES = (TEACHER, MRBENCH, LEARNER, CHECK, JUDGE, SIMULATED)  # most trusted first: which copy of a duplicate stays
 DPO_FILE, KTO_FILE, MANIFEST_FILE = "dpo.jsonl", "kto.jsonl", "manifest.json"
+IMITATION_FILE = "imitate.jsonl"  # a self-imitation round's SFT targets
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class DatasetOptions:
     max_length_ratio: float = 1.15  # mean words of the chosen side over the rejected side's
     judge_margin: float = 0.05  # how much lower the judge must score a passing draft to reject it
     mrbench: bool = False  # add MRBench's rated teacher turns as pairs (tutor.evaluation.mrbench.teacher_pairs)
+    keep_score: float = 0.6  # self-imitation: the judge's score a passing draft needs to be imitated
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -92,17 +95,10 @@ def collect(turns: list[LabelledTurn], options: DatasetOptions) -> Dataset:
     turned_down = {(turn.message.planner_state or {}).get("another_way_of") for turn in turns}
     for turn in turns:
         stored = turn.message.planner_state or {}
-        prompt = stored.get("prompt") or {}
-        if prompt.get("format") != options.prompt_format:
-            found.dropped["other prompt format"] += 1
+        if (asked := _asked(turn, options, found.dropped)) is None:
             continue
+        context, start = asked
         simulated = turn.origin == SIMULATED
-        if simulated and not options.include_simulated:
-            found.dropped["simulated, left out"] += 1
-            continue
-        messages = prompt["messages"]
-        start = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
-        context = messages[:-1] if start else messages
         owner = None if simulated else turn.owner_id
 
         def add(kind: list[Example], record: dict, source: str, weight: int = 1) -> None:
@@ -151,6 +147,73 @@ def collect(turns: list[LabelledTurn], options: DatasetOptions) -> Dataset:
                 add(found.kto, {"completion": _said(draft), "label": False}, labeller)
                 add(found.kto, {"completion": _said(shown), "label": True}, labeller)
     return found
+
+
+def _asked(turn: LabelledTurn, options: DatasetOptions, dropped: Counter) -> tuple[list[dict], str] | None:
+    """What the student was asked for a turn: the context and the reply's forced start; None
+    (counted in `dropped`) for a turn asked in another format, or simulated and left out."""
+    prompt = (turn.message.planner_state or {}).get("prompt") or {}
+    if prompt.get("format") != options.prompt_format:
+        dropped["other prompt format"] += 1
+        return None
+    if turn.origin == SIMULATED and not options.include_simulated:
+        dropped["simulated, left out"] += 1
+        return None
+    messages = prompt["messages"]
+    start = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
+    return (messages[:-1] if start else messages), start
+
+
+def imitation(turns: list[LabelledTurn], options: DatasetOptions, score: Callable[[LabelledTurn, str], float],
+              dropped: Counter) -> list[Example]:
+    """Self-imitation (I2D2): the student's own drafts that the critic keeps — every check passed
+    (a draft sent whole, or one of the passing candidates the judge ranked) and `score` (the
+    judge's, in the turn's exchange) at least `keep_score` — as SFT targets asked as it was asked
+    (earlier tutor turns in the prompt are context, not targets)."""
+    found = []
+    for turn in turns:
+        if (asked := _asked(turn, options, dropped)) is None:
+            continue
+        context, _ = asked
+        stored = turn.message.planner_state or {}
+        ranking = stored.get("ranking") or {}
+        if ranking.get("candidates"):
+            drafts = [(candidate["text"], candidate["score"]) for candidate in ranking["candidates"]]
+        elif (stored.get("guard") or {}).get("passed") and turn.message.model_version != "planner":
+            drafts = [(turn.message.content, None)]
+        else:
+            dropped["no draft passed the checks"] += 1
+            continue
+        for text, judged in drafts:
+            if (judged if judged is not None else score(turn, text)) < options.keep_score:
+                dropped[f"judged below {options.keep_score:g}"] += 1
+                continue
+            messages = [m | {"train": False} if m["role"] == "assistant" else m for m in context]
+            target = {"role": "assistant", "content": _completion(turn.message.move, text, options.prompt_format),
+                      "train": True}
+            found.append(Example({"messages": messages + [target]}, JUDGE,
+                                 None if turn.origin == SIMULATED else turn.owner_id, turn.message.id))
+    return found
+
+
+def build_imitation(store: Store, out_dir: Path, options: DatasetOptions, judge) -> dict:
+    """Write a self-imitation round's imitate.jsonl and manifest.json (`judge` scores drafts the
+    judge did not rank when they were written); returns the manifest."""
+    from tutor.judge.data import exchange_before
+
+    transcripts: dict[int, tuple] = {}
+
+    def score(turn: LabelledTurn, text: str) -> float:
+        message = turn.message
+        if message.conversation_id not in transcripts:
+            conversation = store.conversation(message.conversation_id, None)
+            transcripts[message.conversation_id] = conversation, store.messages(conversation)
+        conversation, transcript = transcripts[message.conversation_id]
+        return judge.score(exchange_before(conversation.problem, transcript, message.id), text).score
+
+    dropped: Counter = Counter()
+    kept = finish(imitation(store.labelled_turns(), options, score, dropped), options, dropped)
+    return _write(out_dir, options, {IMITATION_FILE: (kept, dropped)}, Counter())
 
 
 def finish(examples: list[Example], options: DatasetOptions, dropped: Counter) -> list[Example]:
@@ -233,6 +296,11 @@ def build(store: Store, out_dir: Path, options: DatasetOptions) -> dict:
     """Write dpo.jsonl, kto.jsonl and manifest.json (counts by source, what was dropped and why,
     each file's sha256 and one hash of the whole round's data); returns the manifest."""
     files, skipped = assemble(store, options)
+    return _write(out_dir, options, files, skipped)
+
+
+def _write(out_dir: Path, options: DatasetOptions, files: dict[str, tuple[list[Example], Counter]],
+           skipped: Counter) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest: dict = {"created": now(), "options": options.to_json(), "files": {}}
     digest = hashlib.sha256()

@@ -19,7 +19,11 @@ from tutor.model.loading import MODEL_LOADS
 from tutor.training.sft import TrainResult, TrainSettings, run_trainer, trainable_adapter, trainer_arguments
 
 DPO, KTO = "dpo", "kto"
-KINDS = (DPO, KTO)
+KINDS = (DPO, KTO)  # TRL's preference trainers
+# Self-imitation (I2D2): supervised fine-tuning of the champion on its own passing drafts that the
+# judge scores well (tutor.training.feedback.imitation)
+SELF_IMITATION = "self-imitation"
+ROUNDS = (*KINDS, SELF_IMITATION)  # what a round can be
 FIELDS = {DPO: ("prompt", "chosen", "rejected"), KTO: ("prompt", "completion", "label")}
 
 

@@ -129,9 +129,9 @@ def base_path(config: dict, data_dir: Path) -> Path:
 def execute(store: Store, run: TrainingRun, data_dir: Path) -> str:
     """Train as the run's configuration says, register the result; returns its version."""
     from tutor.judge.runs import JUDGE_KIND, execute_judge
-    from tutor.training.preference import KINDS
+    from tutor.training.preference import ROUNDS
 
-    if run.kind in KINDS:
+    if run.kind in ROUNDS:
         return execute_round(store, run, data_dir)
     if run.kind == JUDGE_KIND:
         return execute_judge(store, run, data_dir)
@@ -166,8 +166,9 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
     the candidate, measure it against the champion at the gate. The champion keeps serving
     whatever happens; promotion is an admin's decision (refused if the gate failed)."""
     from tutor.evaluation.gate import GateSlice
-    from tutor.training.feedback import DPO_FILE, KTO_FILE, DatasetOptions, build
-    from tutor.training.preference import DPO, PreferenceSettings, train_preference
+    from tutor.training.feedback import DPO_FILE, IMITATION_FILE, KTO_FILE, DatasetOptions, build, build_imitation
+    from tutor.training.preference import DPO, SELF_IMITATION, PreferenceSettings, train_preference
+    from tutor.training.sft import train
 
     config = run.config
     registry = Registry(Path(config.get("models_dir") or MODELS_DIR), store)
@@ -179,9 +180,14 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
         options = DatasetOptions(prompt_format=registry.prompt_format(parent or "base"),
                                  include_simulated=config.get("include_simulated", True),
                                  mrbench=config.get("mrbench", False))
-        build(store, dataset_dir, options)
+        if run.kind == SELF_IMITATION:  # the critic: the checks (passed already) and the judge
+            from tutor.judge.registry import load_judge
+
+            build_imitation(store, dataset_dir, options, load_judge())
+        else:
+            build(store, dataset_dir, options)
     data = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
-    file = dataset_dir / (DPO_FILE if run.kind == DPO else KTO_FILE)
+    file = dataset_dir / {DPO: DPO_FILE, SELF_IMITATION: IMITATION_FILE}.get(run.kind, KTO_FILE)
     examples = data["files"][file.name]["examples"]
     if examples < config.get("min_examples", 1):
         raise ValueError(f"only {examples} {run.kind.upper()} examples; the round needs "
@@ -193,25 +199,30 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
     settings = TrainSettings.from_json(config.get("train", {}))
     preference = PreferenceSettings(**config.get("preference", {}))
     store.update_training_run(run.id, version=version,
-                              message=f"training {run.kind.upper()} on {examples} examples from {parent or 'the base'} "
-                              f"(the reference: {parent or 'the base'})")
+                              message=f"training {run.kind.upper()} on {examples} examples from {parent or 'the base'}"
+                              + (f" (the reference: {parent or 'the base'})" if run.kind != SELF_IMITATION else ""))
     cancelled = lambda: store.training_run(run.id).cancel_requested  # noqa: E731
     try:
-        result = train_preference(run.kind, base, champion, file, out, settings, preference,
-                                  on_progress=lambda progress: store.update_training_run(run.id, **progress),
-                                  should_stop=cancelled)
+        progress = lambda update: store.update_training_run(run.id, **update)  # noqa: E731
+        if run.kind == SELF_IMITATION:  # the champion's adapter trained on, on its own kept drafts
+            result = train(base, file, out, settings, on_progress=progress, should_stop=cancelled,
+                           parent_adapter=champion)
+        else:
+            result = train_preference(run.kind, base, champion, file, out, settings, preference,
+                                      on_progress=progress, should_stop=cancelled)
         if cancelled():  # asked after the last step: still nothing is registered
             raise Cancelled("cancelled after training; nothing was registered")
         manifest = build_manifest(base, file, run.kind, settings, result, run_id=run.id, parent=parent,
                                   report=data, prompt_format=registry.prompt_format(parent or "base"))
-        manifest["training"]["preference"] = preference.to_json()
+        if run.kind != SELF_IMITATION:
+            manifest["training"]["preference"] = preference.to_json()
         registry.register(version, manifest, alias="candidate")
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
     finally:
         if not config.get("dataset"):  # learners' words leave the disk with the round (the hash stays)
-            for name in (DPO_FILE, KTO_FILE):
+            for name in (DPO_FILE, KTO_FILE, IMITATION_FILE):
                 (dataset_dir / name).unlink(missing_ok=True)
     store.update_training_run(run.id, message=f"registered {version}; measuring it at the gate")
     gate_slice = GateSlice(**config.get("gate", {}))

@@ -124,7 +124,9 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         with gr.Tab("Model", elem_id="model-tab") as model_tab:
             served = gr.Markdown(elem_id="served")
             with gr.Row():
-                kind = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (rated turns)", "kto")], value="dpo", label="Round")  # no emoji: boxes without an emoji font
+                kind = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (rated turns)", "kto"),
+                                 ("Self-imitation (its own drafts the judge keeps)", "self-imitation")],
+                                value="dpo", label="Round")  # no emoji: boxes without an emoji font
                 with gr.Column(min_width=200):
                     simulated = gr.Checkbox(True, label="Include simulated sessions")
                     teachers = gr.Checkbox(False, label="Add MRBench's rated teacher turns (DPO)", elem_id="mrbench")
@@ -146,7 +148,8 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                 rollback = gr.Button("Roll back", elem_id="rollback")
             with gr.Accordion("Schedule", open=False):
                 with gr.Row():
-                    schedule_kind = gr.Radio([("DPO", "dpo"), ("KTO", "kto")], value="dpo", label="Round")
+                    schedule_kind = gr.Radio([("DPO", "dpo"), ("KTO", "kto"), ("Self-imitation", "self-imitation")],
+                                             value="dpo", label="Round")
                     every_days = gr.Number(label="Every N days (empty: off)", minimum=0)
                     after_labels = gr.Number(label="After M new labels (empty: off)", precision=0, minimum=0)
                     save_schedule = gr.Button("Save schedule")
