@@ -142,7 +142,8 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                         "score of the turns learners see, higher dialogue by dialogue, with a 95% interval "
                         "of the difference above 0 (a bootstrap over the validation dialogues). It is refused "
                         "too when any metric moves the wrong way by more than its tolerance.")
-            gate = gr.Dataframe(headers=GATE_COLUMNS, interactive=False, elem_id="gate")
+            # tall enough for every row and the verdict below them, unscrolled
+            gate = gr.Dataframe(headers=GATE_COLUMNS, interactive=False, elem_id="gate", max_height=900)
             with gr.Row():
                 promote = gr.Button("Promote the candidate", elem_id="promote")
                 rollback = gr.Button("Roll back", elem_id="rollback")
