@@ -81,6 +81,7 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
         expect(gate).to_contain_text("judge score (primary: needs a win)")
         expect(gate).to_contain_text("+0.000 to +0.000")
         expect(gate).to_contain_text("REFUSED: no win on judge score")
+        expect(progress).to_contain_text("the gate failed: no win on judge score: +0.000 (95%: +0.000 to +0.000")
         page.screenshot(path=str(shots / "admin-round-gate.png"), full_page=True)
         page.get_by_role("button", name="Promote the candidate").click()
         expect(page.locator(".toast-body").first).to_contain_text("does not lie above 0")

@@ -165,7 +165,7 @@ def interval_text(interval: dict | None) -> str:
     if not interval:
         return ""
     return (f"{interval['mean']:+.3f} ({interval['confidence']:.0%}: {interval['low']:+.3f} to {interval['high']:+.3f}, "
-            f"{interval['dialogues']} dialogues)")
+            f"{interval['dialogues']} dialogue{'s' if interval['dialogues'] != 1 else ''})")
 
 
 def refusal(gate: dict) -> str:

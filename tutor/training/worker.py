@@ -34,7 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     if run.kind == JUDGE_KIND:
         alias = "the judge in use" if run.config.get("promote") else "a judge version"
     gate = store.training_run(run.id).gate
-    verdict = "" if gate is None else ("; the gate passed" if gate["passed"] else "; the gate failed")
+    if gate is None:
+        verdict = ""
+    else:
+        from tutor.evaluation.gate import refusal
+
+        verdict = "; the gate passed" if gate["passed"] else f"; the gate failed: {refusal(gate)}"
     store.update_training_run(run.id, status="done", version=version,
                               message=f"registered {version} as {alias}{verdict}")
     return 0
