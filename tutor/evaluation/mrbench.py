@@ -151,6 +151,7 @@ def teacher_pairs(prompt_format: str, path: Path = MRBENCH_FILE, min_gap: float 
     tally of what was kept and left out."""
     from tutor.domain.tutoring import judge_draft
     from tutor.model.fake import FakeBackend
+    from tutor.training.feedback import split_start
 
     tutor = EvalTutor(FakeBackend(prompt_format=prompt_format))  # its prompts, never its words
     records, tally = [], {"conversations": 0, "rated well": 0, "failed a check": 0, "no worse response": 0}
@@ -161,9 +162,7 @@ def teacher_pairs(prompt_format: str, path: Path = MRBENCH_FILE, min_gap: float 
         request, = requests_for([conversation])
         plan = tutor.plan(request)
         prompt = tutor.prompt(request, plan)
-        messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
-        start = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
-        context = messages[:-1] if start else messages
+        context, start = split_start([{"role": m.role, "content": m.content} for m in prompt.messages])
         rated = [(text.strip(), quality_of(annotation), annotation) for _, text, annotation in conversation.responses]
         for text, quality, annotation in rated:
             if quality is None or not all(annotation.get(d) == DESIRED[d] for d in RATED_WELL):

@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from tutor.config import DIALOGUES_DIR, DIALOGUES_FILE
 
@@ -291,18 +291,27 @@ def build_rows(store=None, mrbench: Path = MRBENCH_FILE, seed: int = 0,
     return rows, validation
 
 
-def stored_rows(store) -> list[Row]:
-    """The product's own verdicts: drafts its checks refused, and teachers' reviews — a rubric
-    mark where it maps onto a dimension, a rewrite as a good turn beside the one it replaced."""
-    rows = []
-    transcripts: dict[int, list] = {}
-    for labelled in store.labelled_turns():
-        message = labelled.message
+def stored_exchanges(store) -> Callable:
+    """A reader of stored tutor turns: the exchange each answers (each conversation read once)."""
+    transcripts: dict[int, tuple] = {}
+
+    def exchange(message) -> Exchange:
         if message.conversation_id not in transcripts:
             conversation = store.conversation(message.conversation_id, None)
             transcripts[message.conversation_id] = (conversation, store.messages(conversation))
         conversation, transcript = transcripts[message.conversation_id]
-        exchange = exchange_before(conversation.problem, transcript, message.id)
+        return exchange_before(conversation.problem, transcript, message.id)
+    return exchange
+
+
+def stored_rows(store) -> list[Row]:
+    """The product's own verdicts: drafts its checks refused, and teachers' reviews — a rubric
+    mark where it maps onto a dimension, a rewrite as a good turn beside the one it replaced."""
+    rows = []
+    exchange_of_turn = stored_exchanges(store)
+    for labelled in store.labelled_turns():
+        message = labelled.message
+        exchange = exchange_of_turn(message)
         source = f"store:{message.conversation_id}"
         for tried in ((message.planner_state or {}).get("guard") or {}).get("tries", []):
             text = _MOVE_TAG.sub("", tried.get("output", "")).strip()

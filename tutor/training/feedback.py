@@ -159,7 +159,12 @@ def _asked(turn: LabelledTurn, options: DatasetOptions, dropped: Counter) -> tup
     if turn.origin == SIMULATED and not options.include_simulated:
         dropped["simulated, left out"] += 1
         return None
-    messages = prompt["messages"]
+    return split_start(prompt["messages"])
+
+
+def split_start(messages: list[dict]) -> tuple[list[dict], str]:
+    """A prompt's context and its reply's forced start (the moves format's last, assistant
+    message; "" where there is none)."""
     start = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
     return (messages[:-1] if start else messages), start
 
@@ -199,20 +204,13 @@ def imitation(turns: list[LabelledTurn], options: DatasetOptions, score: Callabl
 def build_imitation(store: Store, out_dir: Path, options: DatasetOptions, judge) -> dict:
     """Write a self-imitation round's imitate.jsonl and manifest.json (`judge` scores drafts the
     judge did not rank when they were written); returns the manifest."""
-    from tutor.judge.data import exchange_before
+    from tutor.judge.data import stored_exchanges
 
-    transcripts: dict[int, tuple] = {}
-
-    def score(turn: LabelledTurn, text: str) -> float:
-        message = turn.message
-        if message.conversation_id not in transcripts:
-            conversation = store.conversation(message.conversation_id, None)
-            transcripts[message.conversation_id] = conversation, store.messages(conversation)
-        conversation, transcript = transcripts[message.conversation_id]
-        return judge.score(exchange_before(conversation.problem, transcript, message.id), text).score
-
+    exchange = stored_exchanges(store)
     dropped: Counter = Counter()
-    kept = finish(imitation(store.labelled_turns(), options, score, dropped), options, dropped)
+    kept = finish(imitation(store.labelled_turns(), options,
+                            lambda turn, text: judge.score(exchange(turn.message), text).score, dropped),
+                  options, dropped)
     return _write(out_dir, options, {IMITATION_FILE: (kept, dropped)}, Counter())
 
 
