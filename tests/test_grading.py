@@ -96,3 +96,69 @@ def test_a_longer_calculation_holding_the_steps_is_not_that_step(bank):
     graded = grade("i think its 60+4+9", solution_steps(jace), 0, final_answer_value(jace), set(givens(jace)),
                    jace.question)
     assert (graded.state, graded.value) == (LearnerState.INCORRECT, 73)  # not partially right: 4 + 9 inside it
+
+
+# The final answer's value is the learner's answer only when they say it of what the question
+# asks and conclude with it: on MathDial's validation dialogues the planner said "Yes, $20 is the
+# answer! You solved the whole problem" to learners whose answer was $80 or "20 key chains".
+SOAP = Problem("soap", "Jake can wash his car with 1 bottle of car wash soap 4 times.  If each bottle costs $4.00, "
+               "and he washes his car once a week for 20 weeks, how much does he spend on car soap?", "20",
+               ("1 bottle of soap will last for 4 washes and he needs enough bottles for 20 weeks so 20/4 = 5 bottles",
+                "Each bottle cost $4.00 and he needs 5 bottles so he will spend $4*5 = $20.00 on car soap"))
+KEY_CHAINS = Problem("keys", "Matt can buy key chains in packs of 10 for $20 or in packs of 4 for $12. How much money "
+                     "can he save if he chooses to buy 20 key chains at a lower price?", "20",
+                     ("The cost of each key chain in packs of 10 for $20 is $20/10=$2.",
+                      "The cost of each key chain in packs of 4 for $12 is $12/4=$3.",
+                      "There is a price difference of $3-$2=$1 per key chain between the two choices.",
+                      "By buying 20 key chains at a lower price, Matt can save 20x$1=$20."))
+CARDS = Problem("cards", "Kenny is selling his Pokemon cards to buy a ticket to an amusement park, which costs $100. "
+                "He has a collection of cards and plans to sell them for $1.5 each. He keeps 1/3 of them and gets to "
+                "go to the amusement park with $50 in spending cash. How many cards did he start with?", "150",
+                ("He made $150 selling the cards because 100 + 50 = 150", "He sold 100 cards because 150 / 1.5 = 100",
+                 "The cards he sold were 2/3 of his collection because 1 - (1/3) = 2/3",
+                 "He started with 150 cards because 100 / (2/3) = 150"))
+LULU = Problem("lulu", "Lulu has $65 in her piggy bank. She spent $5 on ice cream. She then spent half of the "
+               "remainder of the money on a t-shirt. Afterwards, she went to the bank and deposited a fifth of her "
+               "remaining money. How much cash was Lulu left with?", "24",
+               ("Lulu had 65-5 = 60 dollars left after eating ice cream.", "Lulu had 60/2 = 30 dollars left.",
+                "Lulu deposited 30/5 = 6 dollars", "Lulu was left with 30-6 = 24 in cash."))
+FEED = Problem("feed", "Every day, Wendi feeds each of her chickens three cups of feed. In the morning, she gives her "
+               "flock of chickens 15 cups of feed.  In the afternoon, she gives her chickens another 25 cups of feed.  "
+               "How many cups of feed does she need to give her chickens in the final meal of the day if the size "
+               "of Wendi's flock is 20 chickens?", "20",
+               ("If each chicken eats 3 cups of feed per day, then for 20 chickens they would need 3*20=60 cups of "
+                "feed per day.", "If she feeds the flock 15 cups of feed in the morning, and 25 cups in the afternoon, "
+                "then the final meal would require 60-15-25=20 cups of chicken feed."))
+
+
+@pytest.mark.parametrize("problem, text", [
+    (KEY_CHAINS, "Matt would need to buy 5 packs of 4 key chains to get 20 key chains."),  # the answer is $20
+    (CARDS, "So, 3x/2 = $150 and solving for x, we get x = 100. This means that Kenny started with 100 cards."),
+])
+def test_the_answers_value_said_of_another_quantity_does_not_finish_the_problem(problem, text):
+    result = judge(text, problem, current=2)
+    assert not result.final and not (result.state is LearnerState.CORRECT
+                                     and result.step_index == len(worked_solution(problem).steps) - 1)
+
+
+def test_a_message_that_goes_on_from_the_answers_value_to_another_answer_is_wrong():
+    result = judge("Over 20 weeks, Jake washes his car 20 x 1 = 20 times. So he will spend 20 x $4.00 = $80.00 "
+                   "on car soap over 20 weeks.", SOAP)
+    assert (result.state, result.value, result.final) == (LearnerState.INCORRECT, 80, False)
+
+
+@pytest.mark.parametrize("problem, text, current", [
+    (SOAP, "Each wash costs $4.00/4 = $1.00. Therefore, 20 washes would cost 20 x $1.00 = $20.00.", 0),
+    (LULU, "I will have $24 left over. $30 - $6 = $24.", 2),  # "24 in cash" is money
+    (FEED, "3 x 20 = 60 cups of feed. She has already given 15 + 25 = 40 cups, so she needs to give "
+           "60 - 40 = 20 cups of feed in the final meal.", 1),  # 40 cups on the way is no other answer
+    (CARDS, "He had 100/2/3 = 150 cards.", 2),
+])
+def test_the_answer_said_of_what_the_question_asks_still_finishes_the_problem(problem, text, current):
+    result = judge(text, problem, current)
+    assert result.state is LearnerState.CORRECT and result.value == final_answer_value(problem)
+
+
+def test_a_decimal_slip_names_the_slipped_value():
+    result = judge("I got 3 and then 150")
+    assert (result.state, result.value) == (LearnerState.PARTIAL, 150)

@@ -171,7 +171,11 @@ def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fract
     concluded = [v for v in attempt_values(conclusion, set()) if v in _said(conclusion)]
     if final_answer is not None and any(_matches(v, final_answer, steps[-1] if steps else None)
                                         for v in concluded):
-        return Grade(LearnerState.CORRECT, final_answer, len(steps) - 1 if steps else None, final=True)
+        ours, other = _said_as_the_answer(text, final_answer, steps, givens, problem_text)
+        if ours and other is None:
+            return Grade(LearnerState.CORRECT, final_answer, len(steps) - 1 if steps else None, final=True)
+        if ours:
+            return Grade(LearnerState.INCORRECT, other, min(current, len(steps) - 1), certain=False)
     last = steps[-1] if steps else None
     if last is not None and current >= len(steps) - 2 and _unworked(text, last, said, worked_out):
         # the last step's calculation, not worked out: right, and theirs to work out
@@ -181,11 +185,18 @@ def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fract
             if index == len(steps) - 1 and value not in said:
                 continue
             if _matches(value, steps[index].value, steps[index]):
+                if index == len(steps) - 1:
+                    ours, other = _said_as_the_answer(text, value, steps, givens, problem_text)
+                    if not ours:
+                        continue
+                    if other is not None:
+                        return Grade(LearnerState.INCORRECT, other, current, certain=False)
                 return _concluded(_about(text, steps, index, value, problem_text), text, steps, givens)
     if current < len(steps) and values:
         step = steps[current]
-        if _same_calculation(text, step) or any(_decimal_slip(v, step.value) for v in values):
-            return Grade(LearnerState.PARTIAL, values[0], current)
+        slipped = [v for v in values if _decimal_slip(v, step.value)]  # "500" for 50: that is what is off
+        if slipped or _same_calculation(text, step):
+            return Grade(LearnerState.PARTIAL, (slipped or values)[0], current)
         earlier = {step.value: index for index, step in enumerate(steps[:current])}
         true_results = {stated for _, value, stated in stated_calculations(tokens(text)) if value == stated}
         fresh = [v for v in values if v not in earlier]
@@ -216,6 +227,56 @@ def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fract
     if asks:
         return Grade(LearnerState.QUESTION)
     return Grade(LearnerState.UNCLEAR)
+
+
+# what a number in a message is a number of: money, or the words after it ("20 key chains")
+_QUANTITY = re.compile(r"([$€]\s*)?(?<![\d.])(\d[\d,]*(?:\.\d+)?)(?![\d%/])(?:\s*([A-Za-z]+)(?:\s+([A-Za-z]+))?)?")
+_MONEY = frozenset({"$"})
+_MONEY_WORDS = frozenset({"dollar", "buck", "cash", "money", "cent"})  # stems
+
+
+def _mentions(text: str, stems: set[str]) -> list[tuple[Fraction, frozenset[str]]]:
+    """Each number in a text, in order, with what it counts: {"$"} for money, else the stems
+    of the (up to two) words after it that the problem uses ("20 key chains": key, chain);
+    empty where it is said bare."""
+    found = []
+    for match in _QUANTITY.finditer(text):
+        try:
+            number = Fraction(match.group(2).replace(",", ""))
+        except (ValueError, ZeroDivisionError):
+            continue
+        words = [w for w in (match.group(3), match.group(4)) if w]
+        if match.group(1) or {stem(w) for w in words} & _MONEY_WORDS:
+            found.append((number, _MONEY))
+        else:
+            found.append((number, frozenset(stem(w) for w in words) & stems))
+    return found
+
+
+def _said_as_the_answer(text: str, value: Fraction, steps: tuple[Step, ...], givens: set[Fraction],
+                        problem_text: str) -> tuple[bool, Fraction | None]:
+    """Whether a message says the final answer's value as the quantity the question asks for
+    (not where every mention is money and the answer is not, or the other way round: "20 key
+    chains" when the answer is $20), and the other value it goes on to give as that quantity,
+    if any ("20 x $4 = $80" after the $20 the answer is): then that is the learner's answer."""
+    if not steps:
+        return True, None
+    last = steps[-1]
+    stems = content_stems(problem_text) | content_stems(" ".join(step.description for step in steps))
+    # the solution line's last mention of its value counts what it found ("20 key chains ... = $20": money)
+    kind = next((k for n, k in reversed(_mentions(last.description, stems)) if n == last.value and k), frozenset())
+    if not kind:
+        return True, None
+    mentions = _mentions(text, stems)
+    said = [k for n, k in mentions if _matches(n, value, last)]
+    if said and all(k and ((k == _MONEY) != (kind == _MONEY)) for k in said):
+        return False, None
+    # after the last time the value is said as the answer ("20 weeks" is not $20), if it is
+    after = max((i for i, (n, k) in enumerate(mentions) if _matches(n, value, last) and (not k or k & kind)),
+                default=-1)
+    right = {step.value for step in steps} | givens
+    other = [number for number, counts in mentions[after + 1:] if number not in right and counts & kind]
+    return True, (other[-1] if other else None)  # the last: what the message concludes with
 
 
 def _unworked(text: str, step: Step, said: set[Fraction], worked_out: set[str]) -> bool:
