@@ -134,6 +134,8 @@ FEED = Problem("feed", "Every day, Wendi feeds each of her chickens three cups o
 @pytest.mark.parametrize("problem, text", [
     (KEY_CHAINS, "Matt would need to buy 5 packs of 4 key chains to get 20 key chains."),  # the answer is $20
     (CARDS, "So, 3x/2 = $150 and solving for x, we get x = 100. This means that Kenny started with 100 cards."),
+    (FEED, "The answer is actually 60 cups of feed for the final meal, since each chicken needs 3 cups of feed "
+           "and there are 20 chickens."),  # 20 chickens, not 20 cups
 ])
 def test_the_answers_value_said_of_another_quantity_does_not_finish_the_problem(problem, text):
     result = judge(text, problem, current=2)

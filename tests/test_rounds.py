@@ -5,6 +5,7 @@ promotes it while the service runs and rolls it back; new turns carry the served
 import json
 from collections import Counter
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
@@ -257,6 +258,38 @@ def test_the_judges_ranking_of_passing_drafts_labels_pairs(deployment, tmp_path)
     assert "judge" not in stricter["files"]["dpo.jsonl"]["by_source"]
 
 
+def test_the_planners_words_are_chosen_over_a_sent_draft_the_judge_scores_lower(deployment, tmp_path, monkeypatch):
+    from tutor.training import feedback
+
+    service, accounts, rounds, people, store = deployment
+    conversation = service.start_bank_session(people["ann"], CARMEN_ID)
+    worse, better, planned = (turn(service, conversation, text) for text in ("350", "150", "I don't know"))
+    for sent, draft in ((worse, "Hmm. Try again."), (better, "Good. Now what did the others bid together?")):
+        state = sent.planner_state | {"guard": sent.planner_state["guard"] | {"passed": True}}
+        store.db["messages"].update(sent.id, {"planner_state": json.dumps(state), "content": draft,
+                                              "model_version": "tiny+v1"})
+    scores = {"Hmm. Try again.": 0.4, "Good. Now what did the others bid together?": 0.75}
+    judged = []
+
+    class Judge:  # the planner's words 0.7: above the first draft by 0.3, below the second
+        def score(self, exchange, text):
+            judged.append(text)
+            return SimpleNamespace(score=scores.get(text, 0.7))
+    monkeypatch.setattr("tutor.judge.registry.load_judge", lambda *a, **k: Judge())
+    options = DatasetOptions(prompt_format="moves", max_learner_share=1.0, max_length_ratio=float("inf"),
+                             planner_pairs=True)
+    figures = build(store, tmp_path, options)["files"]["dpo.jsonl"]
+    pairs = [json.loads(line) for line in (tmp_path / "dpo.jsonl").read_text().splitlines()
+             if json.loads(line)["source"] == "judge"]
+    assert figures["by_source"].get("judge") == 1 and len(pairs) == 1
+    assert pairs[0]["chosen"][0]["content"] == f"[{worse.move}] {worse.planner_state['planned_text']}"
+    assert pairs[0]["rejected"][0]["content"] == f"[{worse.move}] Hmm. Try again."
+    assert pairs[0]["message_id"] == worse.id
+    assert planned.content not in judged  # a turn the planner wrote has no draft to judge
+    without = build(store, tmp_path / "without", replace(options, planner_pairs=False))
+    assert "judge" not in without["files"]["dpo.jsonl"]["by_source"]
+
+
 def test_mrbench_teacher_pairs_come_from_training_conversations_pass_our_checks_and_join_a_round(store, tmp_path):
     from tutor.domain.prompting import SPINE_FORMAT
     from tutor.evaluation.mrbench import RATED_WELL, teacher_pairs
@@ -363,6 +396,22 @@ def test_simulated_sessions_label_pairs_that_a_round_can_leave_out(deployment, t
     without = build(store, tmp_path / "without", DatasetOptions(prompt_format="moves", include_simulated=False))
     assert without["files"]["dpo.jsonl"]["examples"] == 0
     assert without["skipped_turns"]["simulated, left out"] >= 2
+
+
+def test_a_replayed_learner_says_the_dialogues_own_messages_in_order(deployment):
+    from tutor.config import DIALOGUES_FILE
+    from tutor.evaluation.data import load_eval_dialogues, split
+    from tutor.evaluation.simulate import simulate
+
+    service, accounts, rounds, people, store = deployment
+    problem, dialogue = next((p, d) for p, d in split(load_eval_dialogues(DIALOGUES_FILE), "train")
+                             if sum(t.role == "learner" for t in d.turns) >= 2)
+    [conversation] = simulate(service, [(problem, dialogue)], turns=3, learner="replay")
+    said = [m.content for m in service.transcript(conversation) if m.role == "learner"]
+    own = [t.text for t in dialogue.turns if t.role == "learner" and t.text.strip()]
+    assert said[0] == dialogue.learner.incorrect_solution.strip()
+    # then the dialogue's learner, whatever our tutor said, until solved or three tutor turns
+    assert said[1:] == own[:len(said) - 1] and 1 <= len(said) <= 3
 
 
 def scored(figures: dict, per_dialogue: list[float]) -> dict:

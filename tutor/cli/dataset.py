@@ -20,6 +20,8 @@ def register(subcommands) -> None:
                       help="the version the round continues from: its prompt format picks the turns")
     make.add_argument("--no-simulated", action="store_true", help="leave simulated sessions out")
     make.add_argument("--mrbench", action="store_true", help="add MRBench's rated teacher turns as DPO pairs")
+    make.add_argument("--planner-pairs", action="store_true",
+                      help="add the planner's words over sent drafts the judge scores lower (DPO pairs)")
     make.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     add_data_dir_argument(make)
     make.set_defaults(run=run)
@@ -31,7 +33,8 @@ def run(args) -> int:
     registry = Registry(args.models_dir, store)
     out = args.out or default_out(settings.data_dir)
     options = DatasetOptions(prompt_format=registry.prompt_format(args.model),
-                             include_simulated=not args.no_simulated, mrbench=args.mrbench)
+                             include_simulated=not args.no_simulated, mrbench=args.mrbench,
+                             planner_pairs=args.planner_pairs)
     manifest = build(store, out, options)
     for name in (DPO_FILE, KTO_FILE):
         figures = manifest["files"][name]

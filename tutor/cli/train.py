@@ -46,6 +46,8 @@ def register(subcommands) -> None:
         parser.add_argument("--no-simulated", action="store_true", help="leave simulated sessions out")
         parser.add_argument("--mrbench", action="store_true",
                             help="add MRBench's rated teacher turns as DPO pairs (offline teacher data)")
+        parser.add_argument("--planner-pairs", action="store_true",
+                            help="add the planner's words over sent drafts the judge scores lower (DPO pairs)")
         parser.add_argument("--beta", type=float, default=0.1, help="how close to stay to the champion")
         parser.add_argument("--gate-dialogues", type=int, default=None,
                             help="validation dialogues the gate measures (default: all 53)")
@@ -98,7 +100,7 @@ def run_round(args) -> int:
                           max_length=args.max_length, max_steps=args.max_steps, upper_layers=args.upper_layers)
     config = runs.round_config(base=args.base, models_dir=args.models_dir, dataset=args.dataset,
                                include_simulated=not args.no_simulated, mrbench=args.mrbench, train=train,
-                               beta=args.beta,
+                               planner_pairs=args.planner_pairs, beta=args.beta,
                                gate_dialogues=args.gate_dialogues, gate_attacks=args.gate_attacks,
                                gate_mrbench=args.gate_mrbench, version=args.version)
     return follow(store, settings.data_dir, args.kind, config, args.detach)

@@ -176,6 +176,8 @@ def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fract
             return Grade(LearnerState.CORRECT, final_answer, len(steps) - 1 if steps else None, final=True)
         if ours:
             return Grade(LearnerState.INCORRECT, other, min(current, len(steps) - 1), certain=False)
+        # the answer's value, of another quantity: neither their answer nor a wrong one
+        values = [v for v in values if v != final_answer]
     last = steps[-1] if steps else None
     if last is not None and current >= len(steps) - 2 and _unworked(text, last, said, worked_out):
         # the last step's calculation, not worked out: right, and theirs to work out
@@ -188,7 +190,8 @@ def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fract
                 if index == len(steps) - 1:
                     ours, other = _said_as_the_answer(text, value, steps, givens, problem_text)
                     if not ours:
-                        continue
+                        values = [v for v in values if v != value]
+                        break
                     if other is not None:
                         return Grade(LearnerState.INCORRECT, other, current, certain=False)
                 return _concluded(_about(text, steps, index, value, problem_text), text, steps, givens)
@@ -230,7 +233,7 @@ def _grade(text: str, steps: tuple[Step, ...], current: int, final_answer: Fract
 
 
 # what a number in a message is a number of: money, or the words after it ("20 key chains")
-_QUANTITY = re.compile(r"([$€]\s*)?(?<![\d.])(\d[\d,]*(?:\.\d+)?)(?![\d%/])(?:\s*([A-Za-z]+)(?:\s+([A-Za-z]+))?)?")
+_QUANTITY = re.compile(r"([$€]\s*)?(?<![\d.,])(\d+(?:,\d{3})*(?:\.\d+)?)(?![\d%/])(?:\s*([A-Za-z]+)(?:\s+([A-Za-z]+))?)?")
 _MONEY = frozenset({"$"})
 _MONEY_WORDS = frozenset({"dollar", "buck", "cash", "money", "cent"})  # stems
 
@@ -257,7 +260,8 @@ def _said_as_the_answer(text: str, value: Fraction, steps: tuple[Step, ...], giv
                         problem_text: str) -> tuple[bool, Fraction | None]:
     """Whether a message says the final answer's value as the quantity the question asks for
     (not where every mention is money and the answer is not, or the other way round: "20 key
-    chains" when the answer is $20), and the other value it goes on to give as that quantity,
+    chains" when the answer is $20; nor where every mention counts something else while another
+    number counts what the answer does), and the other value it goes on to give as that quantity,
     if any ("20 x $4 = $80" after the $20 the answer is): then that is the learner's answer."""
     if not steps:
         return True, None
@@ -271,6 +275,8 @@ def _said_as_the_answer(text: str, value: Fraction, steps: tuple[Step, ...], giv
     said = [k for n, k in mentions if _matches(n, value, last)]
     if said and all(k and ((k == _MONEY) != (kind == _MONEY)) for k in said):
         return False, None
+    if said and all(k and not k & kind for k in said) and any(k & kind for _, k in mentions):
+        return False, None  # "60 cups for the final meal, since ... there are 20 chickens": 20 is no cups
     # after the last time the value is said as the answer ("20 weeks" is not $20), if it is
     after = max((i for i, (n, k) in enumerate(mentions) if _matches(n, value, last) and (not k or k & kind)),
                 default=-1)

@@ -58,6 +58,9 @@ class ScriptedLearner:
     def opening(self) -> str:
         return f"I think the answer is {self.wrong}."
 
+    def finished(self) -> bool:  # it answers for as long as the tutor asks
+        return False
+
     def respond(self, tutor_text: str, turn: TurnPlan) -> str:
         state = turn.state
         if state.solved or not self.steps:
@@ -76,6 +79,25 @@ class ScriptedLearner:
             return f"Is it {format_number(step.value)}{step.unit}?"
         return self.rng.choice([f"I still think it's {self.wrong}.", "I'm not sure.",
                                 f"Maybe {self.wrong}?"])
+
+
+class ReplayLearner:
+    """A MathDial learner's own messages, in order, whatever the tutor says: real learners'
+    words (long worked solutions, half-right reasoning, "I see, so 20 x 1 = 20") in the
+    conversations our tutor leads, so the turns it writes there are on-policy."""
+
+    def __init__(self, problem: Problem, dialogue: Dialogue, seed: int = 0):
+        self.said = [turn.text for turn in dialogue.turns if turn.role == "learner" and turn.text.strip()]
+        self.opening_text = dialogue.learner.incorrect_solution.strip() or (self.said.pop(0) if self.said else "")
+
+    def opening(self) -> str:
+        return self.opening_text or "I'm not sure how to start."
+
+    def respond(self, tutor_text: str, turn: TurnPlan) -> str:
+        return self.said.pop(0) if self.said else "Okay, thanks!"
+
+    def finished(self) -> bool:
+        return not self.said
 
 
 LEARNER_PROMPT = """\

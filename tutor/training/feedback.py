@@ -10,7 +10,10 @@ DPO pairs (TRL's conversational preference format: prompt, chosen, rejected):
 - where the judge ranked several passing drafts of a turn (best of K), the one sent is chosen
   over each it scored at least `judge_margin` lower (the judge is the labeller);
 - with `mrbench`, offline teacher data: MRBench's well-rated teacher turns over worse-rated ones
-  on the same conversation, asked as the student would be asked there.
+  on the same conversation, asked as the student would be asked there;
+- with `planner_pairs`, where a draft passed every check and was sent, the planner's own words
+  for the turn are chosen over it when the judge scores them at least `judge_margin` higher
+  (the judge is the labeller; the student learns the planner's wording where it teaches better).
 
 KTO examples (TRL's unpaired format: prompt, completion, label): learners' 👍/👎 (a turn asked
 to be said another way counts as a 👎), teachers' rubric ratings (good when every judged item
@@ -61,6 +64,7 @@ class DatasetOptions:
     judge_margin: float = 0.05  # how much lower the judge must score a passing draft to reject it
     mrbench: bool = False  # add MRBench's rated teacher turns as pairs (tutor.evaluation.mrbench.teacher_pairs)
     keep_score: float = 0.6  # self-imitation: the judge's score a passing draft needs to be imitated
+    planner_pairs: bool = False  # the planner's words over a sent draft the judge scores lower
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -201,16 +205,43 @@ def imitation(turns: list[LabelledTurn], options: DatasetOptions, score: Callabl
     return found
 
 
-def build_imitation(store: Store, out_dir: Path, options: DatasetOptions, judge) -> dict:
-    """Write a self-imitation round's imitate.jsonl and manifest.json (`judge` scores drafts the
-    judge did not rank when they were written); returns the manifest."""
+def planner_pairs(turns: list[LabelledTurn], options: DatasetOptions, score: Callable[[LabelledTurn, str], float],
+                  dropped: Counter) -> list[Example]:
+    """DPO pairs: the planner's words for a turn chosen over the draft that passed the checks and
+    was sent instead, where `score` (the judge's, in the turn's exchange) puts them at least
+    `judge_margin` higher."""
+    found = []
+    for turn in turns:
+        stored = turn.message.planner_state or {}
+        planned = (stored.get("planned_text") or "").strip()
+        if not planned or turn.message.model_version == "planner" or not (stored.get("guard") or {}).get("passed"):
+            continue
+        if planned == turn.message.content.strip() or (asked := _asked(turn, options, Counter())) is None:
+            continue
+        if score(turn, planned) - score(turn, turn.message.content) < options.judge_margin:
+            dropped["planner's words not judged better"] += 1
+            continue
+        context, _ = asked
+        move = turn.message.move
+        found.append(Example({"prompt": context, "chosen": _said(_completion(move, planned, options.prompt_format)),
+                              "rejected": _said(_completion(move, turn.message.content, options.prompt_format))},
+                             JUDGE, None if turn.origin == SIMULATED else turn.owner_id, turn.message.id))
+    return found
+
+
+def judge_scorer(store: Store, judge) -> Callable[[LabelledTurn, str], float]:
+    """The judge's score of a text as a stored turn's words, in that turn's exchange."""
     from tutor.judge.data import stored_exchanges
 
     exchange = stored_exchanges(store)
+    return lambda turn, text: judge.score(exchange(turn.message), text).score
+
+
+def build_imitation(store: Store, out_dir: Path, options: DatasetOptions, judge) -> dict:
+    """Write a self-imitation round's imitate.jsonl and manifest.json (`judge` scores drafts the
+    judge did not rank when they were written); returns the manifest."""
     dropped: Counter = Counter()
-    kept = finish(imitation(store.labelled_turns(), options,
-                            lambda turn, text: judge.score(exchange(turn.message), text).score, dropped),
-                  options, dropped)
+    kept = finish(imitation(store.labelled_turns(), options, judge_scorer(store, judge), dropped), options, dropped)
     return _write(out_dir, options, {IMITATION_FILE: (kept, dropped)}, Counter())
 
 
@@ -247,7 +278,12 @@ def finish(examples: list[Example], options: DatasetOptions, dropped: Counter) -
 def assemble(store: Store, options: DatasetOptions) -> tuple[dict[str, tuple[list[Example], Counter]], Counter]:
     """Each file's examples as a round would train on them, with what was dropped from it and
     why; and the turns skipped before any example was made."""
-    found = collect(store.labelled_turns(), options)
+    turns = store.labelled_turns()
+    found = collect(turns, options)
+    if options.planner_pairs:
+        from tutor.judge.registry import load_judge
+
+        found.dpo += planner_pairs(turns, options, judge_scorer(store, load_judge()), found.dropped)
     if options.mrbench:
         from tutor.evaluation.mrbench import teacher_pairs
 

@@ -110,12 +110,13 @@ ROUND_TRAINING = TrainSettings(learning_rate=5e-5, upper_layers=8)
 
 def round_config(*, base: str = "embedded", models_dir: Path = MODELS_DIR, dataset: Path | None = None,
                  include_simulated: bool = True, mrbench: bool = False, train: TrainSettings | None = None,
-                 beta: float = 0.1, gate_dialogues: int | None = None, gate_attacks: int = 40,
+                 planner_pairs: bool = False, beta: float = 0.1, gate_dialogues: int | None = None, gate_attacks: int = 40,
                  gate_mrbench: int | None = None, version: str | None = None) -> dict:
     """A round's configuration, as the CLI, the admin page and the schedule store it."""
     train = train or ROUND_TRAINING
     return {"base": base, "models_dir": str(models_dir), "dataset": str(dataset) if dataset else None,
-            "include_simulated": include_simulated, "mrbench": mrbench, "train": train.to_json(),
+            "include_simulated": include_simulated, "mrbench": mrbench, "planner_pairs": planner_pairs,
+            "train": train.to_json(),
             "preference": {"beta": beta},
             "gate": {"limit": gate_dialogues, "attacks": gate_attacks, "mrbench": gate_mrbench}, "version": version}
 
@@ -179,7 +180,8 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
     if not config.get("dataset"):
         options = DatasetOptions(prompt_format=registry.prompt_format(parent or "base"),
                                  include_simulated=config.get("include_simulated", True),
-                                 mrbench=config.get("mrbench", False))
+                                 mrbench=config.get("mrbench", False),
+                                 planner_pairs=config.get("planner_pairs", False))
         if run.kind == SELF_IMITATION:  # the critic: the checks (passed already) and the judge
             from tutor.judge.registry import load_judge
 
