@@ -259,7 +259,6 @@ def test_the_judges_ranking_of_passing_drafts_labels_pairs(deployment, tmp_path)
 
 
 def test_the_planners_words_are_chosen_over_a_sent_draft_the_judge_scores_lower(deployment, tmp_path, monkeypatch):
-
     service, accounts, rounds, people, store = deployment
     conversation = service.start_bank_session(people["ann"], CARMEN_ID)
     worse, better, planned = (turn(service, conversation, text) for text in ("350", "150", "I don't know"))
