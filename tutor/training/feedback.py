@@ -188,7 +188,7 @@ def imitation(turns: list[LabelledTurn], options: DatasetOptions, score: Callabl
         ranking = stored.get("ranking") or {}
         if ranking.get("candidates"):
             drafts = [(candidate["text"], candidate["score"]) for candidate in ranking["candidates"]]
-        elif (stored.get("guard") or {}).get("passed") and turn.message.model_version != "planner":
+        elif _sent_whole(turn):
             drafts = [(turn.message.content, None)]
         else:
             dropped["no draft passed the checks"] += 1
@@ -214,7 +214,7 @@ def planner_pairs(turns: list[LabelledTurn], options: DatasetOptions, score: Cal
     for turn in turns:
         stored = turn.message.planner_state or {}
         planned = (stored.get("planned_text") or "").strip()
-        if not planned or turn.message.model_version == "planner" or not (stored.get("guard") or {}).get("passed"):
+        if not planned or not _sent_whole(turn):
             continue
         if planned == turn.message.content.strip() or (asked := _asked(turn, options, Counter())) is None:
             continue
@@ -227,6 +227,12 @@ def planner_pairs(turns: list[LabelledTurn], options: DatasetOptions, score: Cal
                               "rejected": _said(_completion(move, turn.message.content, options.prompt_format))},
                              JUDGE, None if turn.origin == SIMULATED else turn.owner_id, turn.message.id))
     return found
+
+
+def _sent_whole(turn: LabelledTurn) -> bool:
+    """The student's draft passed every check and was sent as it was written."""
+    stored = turn.message.planner_state or {}
+    return bool((stored.get("guard") or {}).get("passed")) and turn.message.model_version != "planner"
 
 
 def judge_scorer(store: Store, judge) -> Callable[[LabelledTurn, str], float]:

@@ -110,8 +110,8 @@ ROUND_TRAINING = TrainSettings(learning_rate=5e-5, upper_layers=8)
 
 def round_config(*, base: str = "embedded", models_dir: Path = MODELS_DIR, dataset: Path | None = None,
                  include_simulated: bool = True, mrbench: bool = False, train: TrainSettings | None = None,
-                 planner_pairs: bool = False, beta: float = 0.1, gate_dialogues: int | None = None, gate_attacks: int = 40,
-                 gate_mrbench: int | None = None, version: str | None = None) -> dict:
+                 planner_pairs: bool = False, beta: float = 0.1, gate_dialogues: int | None = None,
+                 gate_attacks: int = 40, gate_mrbench: int | None = None, version: str | None = None) -> dict:
     """A round's configuration, as the CLI, the admin page and the schedule store it."""
     train = train or ROUND_TRAINING
     return {"base": base, "models_dir": str(models_dir), "dataset": str(dataset) if dataset else None,
