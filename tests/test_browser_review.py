@@ -1,8 +1,10 @@
 """In headless Chromium: a teacher filters their class's turns to 👎 and rewrites one; an admin
-starts a round (a tiny model trains for real in the worker), watches it finish, reads the gate
-table (a candidate equal to the champion wins nothing and is refused), promotes it on a verdict
-that won and rolls it back. Screenshots are kept."""
+starts a round with the judge's planner-or-draft pairs ticked (a tiny model trains for real in
+the worker), watches it finish, reads the gate table (a candidate equal to the champion wins
+nothing and is refused), promotes it on a verdict that won and rolls it back. Screenshots are
+kept."""
 
+import json
 import os
 from pathlib import Path
 
@@ -60,6 +62,8 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
         expect(plan).to_contain_text("DPO from v1")
         expect(plan).to_contain_text("teacher 1")
         expect(plan).to_contain_text("Few examples")
+        page.get_by_label("Add the judge's choice between the planner's words and each sent draft (DPO)").check()
+        expect(plan).to_contain_text("and pairs of the planner's words and the sent drafts")
         page.get_by_role("button", name="Start a round").click()
         expect(page.locator(".toast-body").first).to_contain_text("rarely learns anything")
         assert store.training_runs() == []  # a round on so few starts only when the admin says so
@@ -99,6 +103,10 @@ def test_a_teacher_rewrites_a_thumbs_down_turn_and_an_admin_runs_gates_promotes_
         assert page.refused_by_policy == []  # the loss plot and the tables run under the CSP
         browser.close()
 
+    (run,) = store.training_runs()
+    assert run.config["planner_pairs"] is True  # the tick reached the round: its data was built with them
+    assert json.loads((rounds.data_dir / "rounds" / f"run-{run.id}" / "manifest.json").read_text())[
+        "options"]["planner_pairs"] is True
     review = store.review(disliked.id, people["tom"])
     assert review.rewrite == REWRITE and review.marks["correct"] is True and review.marks["socratic"] is False
     assert [(c["version"], c["reason"]) for c in store.alias_changes("champion")][:2] == [

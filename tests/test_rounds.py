@@ -258,31 +258,35 @@ def test_the_judges_ranking_of_passing_drafts_labels_pairs(deployment, tmp_path)
     assert "judge" not in stricter["files"]["dpo.jsonl"]["by_source"]
 
 
-def test_the_planners_words_are_chosen_over_a_sent_draft_the_judge_scores_lower(deployment, tmp_path, monkeypatch):
+def test_the_judge_chooses_between_the_planners_words_and_a_sent_draft(deployment, tmp_path, monkeypatch):
     service, accounts, rounds, people, store = deployment
     conversation = service.start_bank_session(people["ann"], CARMEN_ID)
-    worse, better, planned = (turn(service, conversation, text) for text in ("350", "150", "I don't know"))
-    for sent, draft in ((worse, "Hmm. Try again."), (better, "Good. Now what did the others bid together?")):
+    worse, better, alike, planned = (turn(service, conversation, text) for text in ("350", "150", "200", "I don't know"))
+    drafts = [(worse, "Hmm. Try again."), (better, "Good. Now what did the others bid together?"),
+              (alike, "What is 350 take away 150?")]
+    for sent, draft in drafts:
         state = sent.planner_state | {"guard": sent.planner_state["guard"] | {"passed": True}}
         store.db["messages"].update(sent.id, {"planner_state": json.dumps(state), "content": draft,
                                               "model_version": "tiny+v1"})
-    scores = {"Hmm. Try again.": 0.4, "Good. Now what did the others bid together?": 0.75}
+    scores = {draft: score for (_, draft), score in zip(drafts, (0.4, 0.8, 0.72))}
     judged = []
 
-    class Judge:  # the planner's words 0.7: above the first draft by 0.3, below the second
+    class Judge:  # the planner's words 0.7: above the first draft, below the second, alike the third
         def score(self, exchange, text):
             judged.append(text)
             return SimpleNamespace(score=scores.get(text, 0.7))
     monkeypatch.setattr("tutor.judge.registry.load_judge", lambda *a, **k: Judge())
     options = DatasetOptions(prompt_format="moves", max_learner_share=1.0, max_length_ratio=float("inf"),
                              planner_pairs=True)
-    figures = build(store, tmp_path, options)["files"]["dpo.jsonl"]
-    pairs = [json.loads(line) for line in (tmp_path / "dpo.jsonl").read_text().splitlines()
-             if json.loads(line)["source"] == "judge"]
-    assert figures["by_source"].get("judge") == 1 and len(pairs) == 1
-    assert pairs[0]["chosen"][0]["content"] == f"[{worse.move}] {worse.planner_state['planned_text']}"
-    assert pairs[0]["rejected"][0]["content"] == f"[{worse.move}] Hmm. Try again."
-    assert pairs[0]["message_id"] == worse.id
+    manifest = build(store, tmp_path, options)
+    pairs = {pair["message_id"]: (pair["chosen"][0]["content"], pair["rejected"][0]["content"])
+             for line in (tmp_path / "dpo.jsonl").read_text().splitlines() if (pair := json.loads(line))["source"] == "judge"}
+    assert manifest["files"]["dpo.jsonl"]["by_source"].get("judge") == 2
+    def planner_words(sent):
+        return f"[{sent.move}] {sent.planner_state['planned_text']}"
+    assert pairs == {worse.id: (planner_words(worse), f"[{worse.move}] Hmm. Try again."),
+                     better.id: (f"[{better.move}] Good. Now what did the others bid together?", planner_words(better))}
+    assert manifest["skipped_turns"]["planner's words and draft judged alike"] == 1
     assert planned.content not in judged  # a turn the planner wrote has no draft to judge
     without = build(store, tmp_path / "without", replace(options, planner_pairs=False))
     assert "judge" not in without["files"]["dpo.jsonl"]["by_source"]
@@ -352,6 +356,42 @@ def test_a_self_imitation_round_trains_the_champion_on_its_own_drafts_the_judge_
     assert manifest["kind"] == "self-imitation" and manifest["parent"] == "v1"
     data = manifest["data"]["feedback"]["files"][IMITATION_FILE]
     assert data["by_source"] == {"judge": 1} and data["dropped"]["learner over their share"] <= 1
+    assert finished.gate["candidate"] == finished.version and "win" in finished.gate
+
+
+def test_a_conditional_round_learns_every_rated_turn_a_bad_one_under_the_control_line(deployment):
+    from tutor.training.feedback import BAD_CONDITION, CONDITIONAL_FILE, assemble, assemble_conditional
+
+    service, accounts, rounds, people, store = deployment
+    conversation = service.start_bank_session(people["ann"], CARMEN_ID)
+    first = turn(service, conversation, "I think it's 350")
+    accounts.review(people["tom"], first.id, {"correct": True, "socratic": False}, rewrite="What do the others bid?")
+    options = DatasetOptions(prompt_format="moves", max_learner_share=1.0)
+    files, _ = assemble(store, options)
+    (pair,), _ = files["dpo.jsonl"]
+    kept, _, _ = assemble_conditional(store, options)
+    by_target = {example.record["messages"][-1]["content"]: example.record["messages"] for example in kept}
+    rewrite, shown = pair.record["chosen"][0]["content"], pair.record["rejected"][0]["content"]
+    assert rewrite.endswith("What do the others bid?") and shown.endswith(first.content)
+    # the rewrite is learned as the student is asked; the turn the teacher rewrote, under the
+    # control line (it is the KTO file's 👎 too: one copy)
+    assert by_target[rewrite][:-1] == pair.record["prompt"] and BAD_CONDITION not in by_target[rewrite][0]["content"]
+    bad = by_target[shown]
+    assert bad[0]["content"] == pair.record["prompt"][0]["content"] + "\n" + BAD_CONDITION
+    assert bad[1:-1] == pair.record["prompt"][1:]
+    for messages in by_target.values():
+        assert messages[-1]["train"] is True and messages[-1]["role"] == "assistant"
+        assert all(m.get("train") is False for m in messages[:-1] if m["role"] == "assistant")
+    assert BAD_CONDITION not in json.dumps(store.message(first.id).planner_state)  # never in a served prompt
+    assert rounds.plan("conditional").examples == len(kept) == len(by_target)
+
+    run = rounds.start(people["root"], "conditional")
+    finished = runs.wait(store, run.id, rounds._processes[run.id], poll_s=0.5)
+    assert finished.status == "done", finished.message
+    manifest = rounds.registry.manifest(finished.version)
+    assert manifest["kind"] == "conditional" and manifest["parent"] == "v1"
+    assert manifest["data"]["file"] == CONDITIONAL_FILE and "preference" not in manifest["training"]
+    assert manifest["data"]["feedback"]["files"][CONDITIONAL_FILE]["by_source"]["teacher"] == 2
     assert finished.gate["candidate"] == finished.version and "win" in finished.gate
 
 

@@ -23,14 +23,15 @@ from tutor.model.registry import Registry
 from tutor.service import TutorService
 from tutor.storage.store import TrainingRun, User
 from tutor.training import runs
-from tutor.training.preference import ROUNDS, SELF_IMITATION
+from tutor.training.preference import CONDITIONAL, ROUNDS, SELF_IMITATION, SUPERVISED
 
 log = logging.getLogger(__name__)
 
 SCHEDULE_KEY = "rounds.schedule"
 # below this many examples a round rarely learns what the gate can see: the admin confirms first
 ADVISED_EXAMPLES = 50
-UNITS = {"dpo": "pairs", "kto": "rated turns", SELF_IMITATION: "passing drafts (the judge keeps those it scores 0.6 or more)"}
+UNITS = {"dpo": "pairs", "kto": "rated turns", SELF_IMITATION: "passing drafts (the judge keeps those it scores 0.6 or more)",
+         CONDITIONAL: "rated turns, each under its rating"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class RoundPlan:
     def summary(self) -> str:
         start = self.parent or "the base model"
         sources = " · ".join(f"{source} {count}" for source, count in self.by_source.items())
-        held = " (also the reference it is held near)" if self.kind != SELF_IMITATION else ""
+        held = " (also the reference it is held near)" if self.kind not in SUPERVISED else ""
         return (f"{self.kind.upper()} from {start}{held} on {self.examples} "
                 f"{UNITS[self.kind]}" + (f" ({sources})" if sources else ""))
 
@@ -86,8 +87,10 @@ class Rounds:
 
     def plan(self, kind: str, include_simulated: bool = True, mrbench: bool = False) -> RoundPlan:
         """What a round of `kind` would train if it started now (`mrbench`: with MRBench's rated
-        teacher turns as pairs)."""
-        from tutor.training.feedback import DPO_FILE, KTO_FILE, DatasetOptions, assemble, finish, imitation
+        teacher turns as pairs). Pairs of the planner's words over a draft (`planner_pairs`) are
+        not counted here: the judge scores them when the round builds its data."""
+        from tutor.training.feedback import (DPO_FILE, KTO_FILE, DatasetOptions, assemble, assemble_conditional,
+                                             finish, imitation)
 
         _check_kind(kind)
         parent = self.registry.alias("champion")
@@ -96,23 +99,27 @@ class Rounds:
         if kind == SELF_IMITATION:  # counted before the judge reads them (the round scores them)
             kept = finish(imitation(self.store.labelled_turns(), options, lambda turn, text: 1.0, Counter()),
                           options, Counter())
+        elif kind == CONDITIONAL:
+            kept = assemble_conditional(self.store, options)[0]
         else:
             kept, _ = assemble(self.store, options)[0][DPO_FILE if kind == "dpo" else KTO_FILE]
         return RoundPlan(kind, parent, len(kept), dict(Counter(example.source for example in kept)))
 
-    def start(self, admin: User | None, kind: str, include_simulated: bool = True, mrbench: bool = False) -> TrainingRun:
-        """Start a round in a worker process (admin None: the schedule). One at a time."""
+    def start(self, admin: User | None, kind: str, include_simulated: bool = True, mrbench: bool = False,
+              planner_pairs: bool = False) -> TrainingRun:
+        """Start a round in a worker process (admin None: the schedule). One at a time.
+        `planner_pairs` (DPO): add pairs of the planner's words and each sent draft, the judge's choice chosen."""
         if admin is not None:
             self.accounts.require(admin, ADMIN)
         _check_kind(kind)
         self.reap()
         config = self.round_config | {"include_simulated": include_simulated, "mrbench": mrbench,
-                                      "parent": self.registry.alias("champion")}
+                                      "planner_pairs": planner_pairs, "parent": self.registry.alias("champion")}
         run, process = runs.start(self.store, self.data_dir, kind, config, exclusive=True)
         with self._lock:
             self._processes[run.id] = process
         self.store.audit(admin, "start_round", f"run:{run.id}", {"kind": kind, "simulated": include_simulated,
-                                                                 "mrbench": mrbench})
+                                                                 "mrbench": mrbench, "planner_pairs": planner_pairs})
         return run
 
     def cancel(self, admin: User, run_id: int) -> TrainingRun:

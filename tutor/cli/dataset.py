@@ -21,7 +21,8 @@ def register(subcommands) -> None:
     make.add_argument("--no-simulated", action="store_true", help="leave simulated sessions out")
     make.add_argument("--mrbench", action="store_true", help="add MRBench's rated teacher turns as DPO pairs")
     make.add_argument("--planner-pairs", action="store_true",
-                      help="add the planner's words over sent drafts the judge scores lower (DPO pairs)")
+                      help="add pairs of the planner's words and each sent draft, the one the judge scores "
+                      "higher chosen (DPO)")
     make.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     add_data_dir_argument(make)
     make.set_defaults(run=run)

@@ -1,4 +1,4 @@
-"""`train sft|kd|dpo|kto|self-imitation`: LoRA fine-tuning on the distilled dataset, or an RLHF
+"""`train sft|kd|dpo|kto|self-imitation|conditional`: LoRA fine-tuning on the distilled dataset, or an RLHF
 round on the feedback dataset, in a worker process."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from tutor.config import MODELS_DIR, add_data_dir_argument, settings_from_args
 from tutor.model.registry import Registry
 from tutor.storage.store import TrainingRun
 from tutor.training import runs
-from tutor.training.preference import ROUNDS, SELF_IMITATION
+from tutor.training.preference import CONDITIONAL, ROUNDS, SELF_IMITATION
 from tutor.training.sft import TrainSettings
 
 
@@ -34,7 +34,9 @@ def register(subcommands) -> None:
     for kind, about in (("dpo", "DPO on preference pairs (teachers' rewrites, check-labelled drafts)"),
                         ("kto", "KTO on 👍/👎 examples (learners, teachers' ratings, checks)"),
                         (SELF_IMITATION, "SFT on the champion's own passing drafts that the judge scores "
-                                         "0.6 or more (I2D2)")):
+                                         "0.6 or more (I2D2)"),
+                        (CONDITIONAL, "conditional training: SFT on every rated turn, a bad one under a "
+                                      "control line the served prompt never has")):
         parser = kinds.add_parser(kind, help=f"an RLHF round: {about}, from the champion; "
                                   "then the evaluation gate")
         add_training_arguments(parser, runs.ROUND_TRAINING, dataset_help="a `dataset build` folder (default: built now)")
@@ -47,7 +49,8 @@ def register(subcommands) -> None:
         parser.add_argument("--mrbench", action="store_true",
                             help="add MRBench's rated teacher turns as DPO pairs (offline teacher data)")
         parser.add_argument("--planner-pairs", action="store_true",
-                            help="add the planner's words over sent drafts the judge scores lower (DPO pairs)")
+                            help="add pairs of the planner's words and each sent draft, the one the judge "
+                            "scores higher chosen (DPO)")
         parser.add_argument("--beta", type=float, default=0.1, help="how close to stay to the champion")
         parser.add_argument("--gate-dialogues", type=int, default=None,
                             help="validation dialogues the gate measures (default: all 53)")

@@ -11,13 +11,17 @@ DPO pairs (TRL's conversational preference format: prompt, chosen, rejected):
   over each it scored at least `judge_margin` lower (the judge is the labeller);
 - with `mrbench`, offline teacher data: MRBench's well-rated teacher turns over worse-rated ones
   on the same conversation, asked as the student would be asked there;
-- with `planner_pairs`, where a draft passed every check and was sent, the planner's own words
-  for the turn are chosen over it when the judge scores them at least `judge_margin` higher
-  (the judge is the labeller; the student learns the planner's wording where it teaches better).
+- with `planner_pairs`, where a draft passed every check and was sent, it and the planner's own
+  words for the turn make a pair when the judge scores one at least `judge_margin` higher, the
+  higher chosen (the judge is the labeller; the student learns the planner's wording where it
+  teaches better, and keeps its own where that does).
 
 KTO examples (TRL's unpaired format: prompt, completion, label): learners' 👍/👎 (a turn asked
 to be said another way counts as a 👎), teachers' rubric ratings (good when every judged item
 holds), and both sides of each check-labelled pair.
+
+SFT examples of the rounds that train by SFT: self-imitation's kept drafts (`imitation`), and
+conditional training's rated turns, each under its rating (`conditional`).
 
 The prompt is exactly what the student was asked (stored with the turn); the moves format's
 forced start (`[` or `[move] `) opens the completion, so prompt + completion is the student's
@@ -52,6 +56,10 @@ MRBENCH = "mrbench"  # expert and LLM teachers' turns as MRBench's annotators ra
 SOURCES = (TEACHER, MRBENCH, LEARNER, CHECK, JUDGE, SIMULATED)  # most trusted first: which copy of a duplicate stays
 DPO_FILE, KTO_FILE, MANIFEST_FILE = "dpo.jsonl", "kto.jsonl", "manifest.json"
 IMITATION_FILE = "imitate.jsonl"  # a self-imitation round's SFT targets
+CONDITIONAL_FILE = "conditional.jsonl"  # a conditional-training round's SFT examples
+# Conditional training's control line: a turn rated bad is learned under it. No served prompt has
+# it, so the served prompt is the good condition and every version is still asked the same way.
+BAD_CONDITION = "Rated: a poor tutor turn."
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ class DatasetOptions:
     judge_margin: float = 0.05  # how much lower the judge must score a passing draft to reject it
     mrbench: bool = False  # add MRBench's rated teacher turns as pairs (tutor.evaluation.mrbench.teacher_pairs)
     keep_score: float = 0.6  # self-imitation: the judge's score a passing draft needs to be imitated
-    planner_pairs: bool = False  # the planner's words over a sent draft the judge scores lower
+    planner_pairs: bool = False  # the planner's words and a sent draft, the one the judge scores higher chosen
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -207,24 +215,28 @@ def imitation(turns: list[LabelledTurn], options: DatasetOptions, score: Callabl
 
 def planner_pairs(turns: list[LabelledTurn], options: DatasetOptions, score: Callable[[LabelledTurn, str], float],
                   dropped: Counter) -> list[Example]:
-    """DPO pairs: the planner's words for a turn chosen over the draft that passed the checks and
-    was sent instead, where `score` (the judge's, in the turn's exchange) puts them at least
-    `judge_margin` higher."""
+    """DPO pairs of the two texts that passed every check for a turn, the draft that was sent and
+    the planner's own words, where `score` (the judge's, in the turn's exchange) puts one at least
+    `judge_margin` above the other: the planner's words chosen where they teach better, the
+    student's own draft where it does (so a round learns the planner's wording where it is
+    better, and keeps its own where that is)."""
     found = []
     for turn in turns:
         stored = turn.message.planner_state or {}
-        planned = (stored.get("planned_text") or "").strip()
+        planned, draft = (stored.get("planned_text") or "").strip(), turn.message.content
         if not planned or not _sent_whole(turn):
             continue
-        if planned == turn.message.content.strip() or (asked := _asked(turn, options, Counter())) is None:
+        if planned == draft.strip() or (asked := _asked(turn, options, Counter())) is None:
             continue
-        if score(turn, planned) - score(turn, turn.message.content) < options.judge_margin:
-            dropped["planner's words not judged better"] += 1
+        lead = score(turn, planned) - score(turn, draft)
+        if abs(lead) < options.judge_margin:
+            dropped["planner's words and draft judged alike"] += 1
             continue
+        chosen, rejected = (planned, draft) if lead > 0 else (draft, planned)
         context, _ = asked
         move = turn.message.move
-        found.append(Example({"prompt": context, "chosen": _said(_completion(move, planned, options.prompt_format)),
-                              "rejected": _said(_completion(move, turn.message.content, options.prompt_format))},
+        found.append(Example({"prompt": context, "chosen": _said(_completion(move, chosen, options.prompt_format)),
+                              "rejected": _said(_completion(move, rejected, options.prompt_format))},
                              JUDGE, None if turn.origin == SIMULATED else turn.owner_id, turn.message.id))
     return found
 
@@ -249,6 +261,47 @@ def build_imitation(store: Store, out_dir: Path, options: DatasetOptions, judge)
     dropped: Counter = Counter()
     kept = finish(imitation(store.labelled_turns(), options, judge_scorer(store, judge), dropped), options, dropped)
     return _write(out_dir, options, {IMITATION_FILE: (kept, dropped)}, Counter())
+
+
+def conditional(examples: list[Example]) -> list[Example]:
+    """Conditional training (Korbak et al., "Pretraining Language Models with Human Preferences"):
+    every rated turn is an SFT target, its rating a condition in the prompt. Rated bad (a 👎, a
+    failed draft, the rejected side of a pair), it is learned after `BAD_CONDITION` in the
+    instructions; rated good, under the prompt as served. The student learns the language of
+    both, and to write the bad kind only when told to, which it never is. A turn rated both ways
+    (a teacher's 👎 on the text the checks chose) keeps the most trusted source's rating."""
+    found, rated = [], set()
+    for example in sorted(examples, key=lambda e: SOURCES.index(e.source)):
+        record = example.record
+        sides = ([(record["completion"], record["label"])] if "completion" in record
+                 else [(record["chosen"], True), (record["rejected"], False)])
+        system, *dialogue = record["prompt"]
+        if system["role"] != "system":
+            system, dialogue = {"role": "system", "content": ""}, record["prompt"]
+        context = [m | {"train": False} if m["role"] == "assistant" else m for m in dialogue]
+        for (completion,), good in sides:
+            if (turn := json.dumps([record["prompt"], completion], sort_keys=True)) in rated:
+                continue
+            rated.add(turn)
+            condition = system if good else system | {"content": f"{system['content']}\n{BAD_CONDITION}".lstrip()}
+            found.append(Example({"messages": [condition, *context, completion | {"train": True}]},
+                                 example.source, example.owner_id, example.message_id, example.weight))
+    return found
+
+
+def assemble_conditional(store: Store, options: DatasetOptions) -> tuple[list[Example], Counter, Counter]:
+    """A conditional-training round's examples: the rated turns of kto.jsonl and both sides of
+    dpo.jsonl's pairs, each under its condition; with what was dropped, and the turns skipped."""
+    files, skipped = assemble(store, options)
+    dropped: Counter = Counter()
+    examples = conditional([example for kept, _ in files.values() for example in kept])
+    return finish(examples, options, dropped), dropped, skipped
+
+
+def build_conditional(store: Store, out_dir: Path, options: DatasetOptions) -> dict:
+    """Write a conditional-training round's conditional.jsonl and manifest.json; returns the manifest."""
+    kept, dropped, skipped = assemble_conditional(store, options)
+    return _write(out_dir, options, {CONDITIONAL_FILE: (kept, dropped)}, skipped)
 
 
 def finish(examples: list[Example], options: DatasetOptions, dropped: Counter) -> list[Example]:

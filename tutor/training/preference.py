@@ -23,7 +23,11 @@ KINDS = (DPO, KTO)  # TRL's preference trainers
 # Self-imitation (I2D2): supervised fine-tuning of the champion on its own passing drafts that the
 # judge scores well (tutor.training.feedback.imitation)
 SELF_IMITATION = "self-imitation"
-ROUNDS = (*KINDS, SELF_IMITATION)  # what a round can be
+# Conditional training: SFT of the champion on every rated turn, a bad one under a control line in
+# its prompt (tutor.training.feedback.conditional)
+CONDITIONAL = "conditional"
+SUPERVISED = (SELF_IMITATION, CONDITIONAL)  # rounds that train by SFT, with no reference model
+ROUNDS = (*KINDS, *SUPERVISED)  # what a round can be
 FIELDS = {DPO: ("prompt", "chosen", "rejected"), KTO: ("prompt", "completion", "label")}
 
 

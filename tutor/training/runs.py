@@ -167,8 +167,10 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
     the candidate, measure it against the champion at the gate. The champion keeps serving
     whatever happens; promotion is an admin's decision (refused if the gate failed)."""
     from tutor.evaluation.gate import GateSlice
-    from tutor.training.feedback import DPO_FILE, IMITATION_FILE, KTO_FILE, DatasetOptions, build, build_imitation
-    from tutor.training.preference import DPO, SELF_IMITATION, PreferenceSettings, train_preference
+    from tutor.training.feedback import (CONDITIONAL_FILE, DPO_FILE, IMITATION_FILE, KTO_FILE, DatasetOptions, build,
+                                         build_conditional, build_imitation)
+    from tutor.training.preference import (CONDITIONAL, DPO, SELF_IMITATION, SUPERVISED, PreferenceSettings,
+                                           train_preference)
     from tutor.training.sft import train
 
     config = run.config
@@ -186,10 +188,13 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
             from tutor.judge.registry import load_judge
 
             build_imitation(store, dataset_dir, options, load_judge())
+        elif run.kind == CONDITIONAL:
+            build_conditional(store, dataset_dir, options)
         else:
             build(store, dataset_dir, options)
     data = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
-    file = dataset_dir / {DPO: DPO_FILE, SELF_IMITATION: IMITATION_FILE}.get(run.kind, KTO_FILE)
+    file = dataset_dir / {DPO: DPO_FILE, SELF_IMITATION: IMITATION_FILE, CONDITIONAL: CONDITIONAL_FILE}.get(
+        run.kind, KTO_FILE)
     examples = data["files"][file.name]["examples"]
     if examples < config.get("min_examples", 1):
         raise ValueError(f"only {examples} {run.kind.upper()} examples; the round needs "
@@ -202,11 +207,11 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
     preference = PreferenceSettings(**config.get("preference", {}))
     store.update_training_run(run.id, version=version,
                               message=f"training {run.kind.upper()} on {examples} examples from {parent or 'the base'}"
-                              + (f" (the reference: {parent or 'the base'})" if run.kind != SELF_IMITATION else ""))
+                              + (f" (the reference: {parent or 'the base'})" if run.kind not in SUPERVISED else ""))
     cancelled = lambda: store.training_run(run.id).cancel_requested  # noqa: E731
     try:
         progress = lambda update: store.update_training_run(run.id, **update)  # noqa: E731
-        if run.kind == SELF_IMITATION:  # the champion's adapter trained on, on its own kept drafts
+        if run.kind in SUPERVISED:  # the champion's adapter trained on (SFT), on its kept drafts or rated turns
             result = train(base, file, out, settings, on_progress=progress, should_stop=cancelled,
                            parent_adapter=champion)
         else:
@@ -216,7 +221,7 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
             raise Cancelled("cancelled after training; nothing was registered")
         manifest = build_manifest(base, file, run.kind, settings, result, run_id=run.id, parent=parent,
                                   report=data, prompt_format=registry.prompt_format(parent or "base"))
-        if run.kind != SELF_IMITATION:
+        if run.kind not in SUPERVISED:
             manifest["training"]["preference"] = preference.to_json()
         registry.register(version, manifest, alias="candidate")
     except BaseException:
@@ -224,7 +229,7 @@ def execute_round(store: Store, run: TrainingRun, data_dir: Path) -> str:
         raise
     finally:
         if not config.get("dataset"):  # learners' words leave the disk with the round (the hash stays)
-            for name in (DPO_FILE, KTO_FILE, IMITATION_FILE):
+            for name in (DPO_FILE, KTO_FILE, IMITATION_FILE, CONDITIONAL_FILE):
                 (dataset_dir / name).unlink(missing_ok=True)
     store.update_training_run(run.id, message=f"registered {version}; measuring it at the gate")
     gate_slice = GateSlice(**config.get("gate", {}))

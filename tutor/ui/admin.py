@@ -125,11 +125,14 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
             served = gr.Markdown(elem_id="served")
             with gr.Row():
                 kind = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (rated turns)", "kto"),
-                                 ("Self-imitation (its own drafts the judge keeps)", "self-imitation")],
+                                 ("Self-imitation (its own drafts the judge keeps)", "self-imitation"),
+                                 ("Conditional (rated turns, each under its rating)", "conditional")],
                                 value="dpo", label="Round")  # no emoji: boxes without an emoji font
                 with gr.Column(min_width=200):
                     simulated = gr.Checkbox(True, label="Include simulated sessions")
                     teachers = gr.Checkbox(False, label="Add MRBench's rated teacher turns (DPO)", elem_id="mrbench")
+                    planner_pairs = gr.Checkbox(False, label="Add the judge's choice between the planner's words "
+                                                "and each sent draft (DPO)", elem_id="planner-pairs")
                 start = gr.Button("Start a round", variant="primary", elem_id="start-round")
                 cancel = gr.Button("Cancel the round", variant="stop", elem_id="cancel-round", interactive=False)
             with gr.Row():
@@ -149,7 +152,8 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
                 rollback = gr.Button("Roll back", elem_id="rollback")
             with gr.Accordion("Schedule", open=False):
                 with gr.Row():
-                    schedule_kind = gr.Radio([("DPO", "dpo"), ("KTO", "kto"), ("Self-imitation", "self-imitation")],
+                    schedule_kind = gr.Radio([("DPO", "dpo"), ("KTO", "kto"), ("Self-imitation", "self-imitation"),
+                                              ("Conditional", "conditional")],
                                              value="dpo", label="Round")
                     every_days = gr.Number(label="Every N days (empty: off)", minimum=0)
                     after_labels = gr.Number(label="After M new labels (empty: off)", precision=0, minimum=0)
@@ -294,21 +298,26 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
             return model_view()
 
         @admin_only
-        def on_plan(admin: User, round_kind: str, with_simulated: bool, with_teachers: bool):
+        def on_plan(admin: User, round_kind: str, with_simulated: bool, with_teachers: bool, with_planner: bool):
             if rounds is None:
                 return NO_ROUNDS
             plan = rounds.plan(round_kind, bool(with_simulated), bool(with_teachers))
-            return (f"**A round now would train** {html.escape(plan.summary())}."
+            judged = round_kind == "dpo" and with_planner
+            return (f"**A round now would train** {html.escape(plan.summary())}"
+                    + (", and pairs of the planner's words and the sent drafts, the one the judge scores "
+                       "higher chosen (counted as the round builds its data)" if judged else "") + "."
                     + (f"  \n**Few examples:** below {ADVISED_EXAMPLES} a round rarely learns anything the gate "
                        "can see; more ratings and rewrites from teachers help most." if plan.few else ""))
 
         @admin_only
-        def on_start(admin: User, round_kind: str, with_simulated: bool, with_teachers: bool, few_is_fine: bool):
+        def on_start(admin: User, round_kind: str, with_simulated: bool, with_teachers: bool, with_planner: bool,
+                     few_is_fine: bool):
             plan = needs_rounds().plan(round_kind, bool(with_simulated), bool(with_teachers))
             if plan.few and not few_is_fine:
                 raise InvalidInput(f"Only {plan.examples} {UNITS[plan.kind]}: below {ADVISED_EXAMPLES} a round rarely "
                                    f"learns anything. Tick \"Start even with fewer than {ADVISED_EXAMPLES} examples\" to start it anyway.")
-            run = rounds.start(admin, round_kind, bool(with_simulated), bool(with_teachers))
+            run = rounds.start(admin, round_kind, bool(with_simulated), bool(with_teachers),
+                               planner_pairs=round_kind == "dpo" and bool(with_planner))
             return (*model_view(f"Round {run.id} started: {html.escape(plan.summary())}."), False)
 
         @admin_only
@@ -347,8 +356,10 @@ def build_admin_page(service: TutorService, accounts: AccountService, rounds: Ro
         page.load(on_model, None, model_outputs, api_visibility="private")
         page.load(on_load_schedule, None, [schedule_kind, every_days, after_labels], api_visibility="private")
         timer.tick(on_model, None, model_outputs, api_visibility="private", show_progress="hidden")
-        start.click(on_start, [kind, simulated, teachers, anyway], [*model_outputs, anyway], api_name="start_round")
-        gr.on([model_tab.select, kind.input, simulated.input, teachers.input], on_plan, [kind, simulated, teachers],
+        start.click(on_start, [kind, simulated, teachers, planner_pairs, anyway], [*model_outputs, anyway],
+                    api_name="start_round")
+        gr.on([model_tab.select, kind.input, simulated.input, teachers.input, planner_pairs.input], on_plan,
+              [kind, simulated, teachers, planner_pairs],
               round_plan,
               api_name="round_plan")
         cancel.click(on_cancel, None, model_outputs, api_name="cancel_round")
