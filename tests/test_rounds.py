@@ -602,6 +602,35 @@ def test_the_dataset_files_train_as_they_are_with_trls_trainers(deployment, tmp_
         assert trainer.state.global_step == 1
 
 
+@pytest.mark.parametrize("kind", ["kto", "conditional"])
+def test_a_round_trains_only_the_adapters_upper_layers_when_told(deployment, tmp_path, tiny_model_dir, kind):
+    """KTO (TRL's loss) and the SFT rounds, like DPO: the layers below the top `upper_layers`
+    leave the round as the champion's."""
+    from safetensors.torch import load_file
+
+    from tutor.training.feedback import CONDITIONAL_FILE, build_conditional
+    from tutor.training.preference import KTO, train_preference
+    from tutor.training.sft import train
+
+    service, accounts, rounds, people, store = deployment
+    conversation = service.start_bank_session(people["ann"], CARMEN_ID)
+    for text in ("350", "150"):
+        message = turn(service, conversation, text)
+        accounts.review(people["tom"], message.id, {"correct": text == "150"}, rewrite=f"Where does {text} come from?")
+    options, champion, out = DatasetOptions(prompt_format="moves"), rounds.registry.resolve("v1"), tmp_path / "out"
+    settings = TrainSettings(max_steps=2, batch_size=2, max_length=4096, learning_rate=1e-2, upper_layers=1)
+    if kind == KTO:
+        build(store, tmp_path / "data", options)
+        train_preference(KTO, tiny_model_dir, champion, tmp_path / "data" / "kto.jsonl", out, settings)
+    else:
+        build_conditional(store, tmp_path / "data", options)
+        train(tiny_model_dir, tmp_path / "data" / CONDITIONAL_FILE, out, settings, parent_adapter=champion)
+    before, after = (load_file(folder / "adapter_model.safetensors") for folder in (champion, out))
+    assert before.keys() == after.keys()
+    moved = {name for name in before if not before[name].equal(after[name])}
+    assert moved and all(".layers.1." in name for name in moved)  # the tiny model's top layer only
+
+
 def apples_pairs() -> list[dict]:
     """Two pairs on different problems: prompts of different lengths, replies of different lengths
     sharing their first words."""

@@ -40,11 +40,8 @@ def register(subcommands) -> None:
         parser = kinds.add_parser(kind, help=f"an RLHF round: {about}, from the champion; "
                                   "then the evaluation gate")
         add_training_arguments(parser, runs.ROUND_TRAINING, dataset_help="a `dataset build` folder (default: built now)")
-        if kind == "dpo":
-            parser.add_argument("--upper-layers", type=int, default=runs.ROUND_TRAINING.upper_layers,
-                                help="train the adapter in the top N layers only (0: all; fewer: faster)")
-        else:  # KTO runs TRL's own loss, and SFT, which train every layer
-            parser.set_defaults(upper_layers=0)
+        parser.add_argument("--upper-layers", type=int, default=runs.ROUND_TRAINING.upper_layers,
+                            help="train the adapter in the top N layers only (0: all; fewer: faster)")
         parser.add_argument("--no-simulated", action="store_true", help="leave simulated sessions out")
         parser.add_argument("--mrbench", action="store_true",
                             help="add MRBench's rated teacher turns as DPO pairs (offline teacher data)")

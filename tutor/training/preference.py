@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from tutor.model.loading import MODEL_LOADS
-from tutor.training.sft import TrainResult, TrainSettings, run_trainer, trainable_adapter, trainer_arguments
+from tutor.training.sft import (TrainResult, TrainSettings, freeze_lower_layers, run_trainer, trainable_adapter,
+                                trainer_arguments)
 
 DPO, KTO = "dpo", "kto"
 KINDS = (DPO, KTO)  # TRL's preference trainers
@@ -99,8 +100,10 @@ def preference_trainer(kind: str, base_path: Path, champion: Path | None, datase
     # KTO's paper: weigh the rarer side up so both contribute alike
     weights = dict(desirable_weight=max(1.0, undesirable / desirable),
                    undesirable_weight=max(1.0, desirable / undesirable))
-    return KTOTrainer(model=model, args=KTOConfig(**common, beta=preference.beta, **weights),
-                      train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
+    trainer = KTOTrainer(model=model, args=KTOConfig(**common, beta=preference.beta, **weights),
+                         train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
+    freeze_lower_layers(trainer.model, settings.upper_layers)
+    return trainer
 
 
 def problem_batches(prompts: list, batch_size: int, seed: int) -> list[int]:
@@ -412,17 +415,3 @@ def merged_layers(model, first: int, last: int, adapter: str | None):
             parent, _, attribute = name.rpartition(".")
             setattr(layers.get_submodule(parent), attribute, module.get_base_layer())
     return layers.requires_grad_(False).eval()
-
-
-def freeze_lower_layers(model, upper_layers: int) -> None:
-    """Train the adapter's top `upper_layers` layers only: below them nothing needs a gradient, so
-    the backward pass stops there. 0: every layer trains."""
-    import re
-
-    if upper_layers <= 0:
-        return
-    layers = model.get_base_model().config.num_hidden_layers
-    for name, parameter in model.named_parameters():
-        found = re.search(r"\.layers\.(\d+)\.", name)
-        if parameter.requires_grad and found and int(found.group(1)) < layers - upper_layers:
-            parameter.requires_grad_(False)

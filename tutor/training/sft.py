@@ -47,7 +47,7 @@ class TrainSettings:
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] = LINEAR_MODULES
     max_steps: int = -1  # >0: stop after this many optimizer steps (tests, smoke runs)
-    upper_layers: int = 0  # DPO rounds, >0: train the adapter in the top this many layers only (the rest stays)
+    upper_layers: int = 0  # rounds, >0: train the adapter in the top this many layers only (the rest stays)
     seed: int = 0
     kd: bool = False  # logit distillation from a local teacher with the student's tokenizer (GKD)
     kd_lambda: float = 0.0  # GKD's share of on-policy (student-generated) sequences; 0 is CPU-friendly
@@ -114,6 +114,7 @@ def train(base_path: Path, dataset_path: Path, out_dir: Path, settings: TrainSet
         config = SFTConfig(**common, assistant_only_loss=True)
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora)
+        freeze_lower_layers(trainer.model, settings.upper_layers)
     return run_trainer(trainer, out_dir, scratch, on_progress, should_stop)
 
 
@@ -254,3 +255,17 @@ def per_turn(dataset):
                 start = max(0, index - KD_CONTEXT_MESSAGES)
                 examples.append({"messages": system + dialogue[start:index + 1]})
     return Dataset.from_list(examples)
+
+
+def freeze_lower_layers(model, upper_layers: int) -> None:
+    """Train the adapter's top `upper_layers` layers only: below them nothing needs a gradient, so
+    the backward pass stops there. 0: every layer trains."""
+    import re
+
+    if upper_layers <= 0:
+        return
+    layers = model.get_base_model().config.num_hidden_layers
+    for name, parameter in model.named_parameters():
+        found = re.search(r"\.layers\.(\d+)\.", name)
+        if parameter.requires_grad and found and int(found.group(1)) < layers - upper_layers:
+            parameter.requires_grad_(False)
