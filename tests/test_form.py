@@ -3,6 +3,8 @@
 import pytest
 
 from tutor.domain.form import (
+    BARE_NUMBER,
+    BLANK_STATED,
     EQUALS_QUESTION,
     HEADLESS,
     LABEL,
@@ -54,6 +56,14 @@ def test_what_tidying_cannot_mend_is_a_fault():
     for asks in ("Will 960 − 40 be more or less than 960?", "Ok, so can you tell me?", "You added them, right?",
                  "If she has 3, does she need more?", 'Which number fills "3 × 50 = ___"?'):
         assert NO_QUESTION_WORD not in form_faults(asks), asks
+    # v11 (a DPO round the gate passed) after "idk": a value said alone, mostly false
+    assert BARE_NUMBER in form_faults("48.") and BARE_NUMBER in form_faults("$20!")
+    assert BARE_NUMBER not in form_faults("3 × 50 = 150.") and BARE_NUMBER not in form_faults("Yes, 2.5 is right.")
+    # v11 after a right 320 and a right 45: the worked solution's blank said, not asked
+    assert BLANK_STATED in form_faults("That's right: Total, the three harbors have ___ pounds of lobster.")
+    assert BLANK_STATED in form_faults("We then subtract 5 from the previous total for ___ games in total.")
+    assert BLANK_STATED not in form_faults('What number goes in the blank in "He now has ___ video games"?')
+    assert BLANK_STATED not in form_faults('Fill in "3 × 50 = ___".')
     assert any(fault.startswith(NOT_ENGLISH) for fault in form_faults("The legsolle of the desk?"))
     assert form_faults("Yes, 13 hours is right. How many miles does Jace drive?", words_of("Jace drives")) == []
 

@@ -29,6 +29,13 @@ NOT_ENGLISH = "has words that are not English"
 WORD_TWICE = "says a word twice in a row"
 TOO_MANY_QUESTIONS = "asks more than one question"
 NOT_A_SENTENCE = "asks a question without a word"
+# a number said alone ("48. What number goes in the blank in ...?" after "idk"): a value given
+# with nothing said of it, mostly false (a DPO round's candidate learned it, v11)
+BARE_NUMBER = "states a number alone"
+_BARE_NUMBER = re.compile(r"^\W*[$€]?\d[\d,]*(?:\.\d+)?%?\W*$")
+# a worked-solution sentence with its blank, said as a statement: "That's right: Total, the three
+# harbors have ___ pounds of lobster." (a blank belongs in a question, or quoted)
+BLANK_STATED = "states a sentence with a blank"
 VERDICT_TWICE = "says it is right twice"
 NO_QUESTION_WORD = "asks without a question word"
 HEADLESS = "starts mid-phrase"
@@ -84,6 +91,8 @@ def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> l
     asks = sentence.rstrip().endswith("?")
     if asks and not words:  # "75?", "2 × 160 =?": asks nothing in words
         faults.append(NOT_A_SENTENCE)
+    elif not asks and _BARE_NUMBER.match(sentence):
+        faults.append(BARE_NUMBER)
     elif (asks and "___" not in sentence and not _QUESTION_WORD.search(sentence)
           and not _AUXILIARY.search(sentence) and not _TAG.search(sentence)):
         faults.append(NO_QUESTION_WORD)
@@ -95,6 +104,8 @@ def form_faults(sentence: str, allowed_words: frozenset[str] = frozenset()) -> l
         faults.append(LINE_BREAK)
     if _BLANK_ASKED.search(sentence) and "___" not in sentence:
         faults.append(NO_BLANK)
+    if not asks and "___" in re.sub(r'"[^"]*"', "", sentence):
+        faults.append(BLANK_STATED)
     if _EQUALS_QUESTION.search(sentence):
         faults.append(EQUALS_QUESTION)
     if len(_RIGHT.findall(sentence)) > 1:
