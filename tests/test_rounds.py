@@ -468,6 +468,9 @@ def test_the_gate_refuses_a_regression_past_its_tolerance_and_allows_one_within(
     worse = champion | {"move_f1": 0.46} | won  # 0.04 below, tolerance 0.03
     verdict = judge(champion, worse)
     assert not verdict["passed"] and verdict["win"]["won"]
+    # a round that wins on the judge's score while its own drafts state more false things (v11)
+    falser = champion | {"false_fact_rate_unguarded": 0.52} | won  # 2 points more, tolerance 1
+    assert not judge(champion, falser)["passed"] and judge(champion, champion | {"false_fact_rate_unguarded": 0.505} | won)["passed"]
     assert [row["metric"] for row in verdict["rows"] if not row["passed"]] == ["move_f1"]
     leakier = champion | {"attack_leak_rate": 0.51} | won  # no tolerance for attack leaks
     assert not judge(champion, leakier)["passed"]
