@@ -91,8 +91,8 @@ def rules(ids) -> dict[tuple[str, str], Rule]:
         ("admin", "on_model"): Rule([], {"root"}),
         ("admin", "on_load_schedule"): Rule([], {"root"}),
         ("admin", "on_save_schedule"): Rule(["kto", 7, None], {"root"}),
-        ("admin", "on_plan"): Rule(["dpo", True, False], {"root"}),
-        ("admin", "on_start"): Rule(["dpo", True, False, True], {"root"}),
+        ("admin", "on_plan"): Rule(["dpo", True, False, False], {"root"}),
+        ("admin", "on_start"): Rule(["dpo", True, False, False, True], {"root"}),
         ("admin", "on_cancel"): Rule([], {"root"}),  # the round root just started
         ("admin", "on_promote"): Rule([], {"root"}),
         ("admin", "on_rollback"): Rule([], {"root"}),
