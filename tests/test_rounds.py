@@ -369,7 +369,7 @@ def test_a_conditional_round_learns_every_rated_turn_a_bad_one_under_the_control
     options = DatasetOptions(prompt_format="moves", max_learner_share=1.0)
     files, _ = assemble(store, options)
     (pair,), _ = files["dpo.jsonl"]
-    kept, _, _ = assemble_conditional(store, options)
+    kept, dropped, _ = assemble_conditional(store, options)
     by_target = {example.record["messages"][-1]["content"]: example.record["messages"] for example in kept}
     rewrite, shown = pair.record["chosen"][0]["content"], pair.record["rejected"][0]["content"]
     assert rewrite.endswith("What do the others bid?") and shown.endswith(first.content)
@@ -383,6 +383,7 @@ def test_a_conditional_round_learns_every_rated_turn_a_bad_one_under_the_control
         assert messages[-1]["train"] is True and messages[-1]["role"] == "assistant"
         assert all(m.get("train") is False for m in messages[:-1] if m["role"] == "assistant")
     assert BAD_CONDITION not in json.dumps(store.message(first.id).planner_state)  # never in a served prompt
+    assert dropped["turn rated already (a more trusted source's rating stays)"] >= 1  # the teacher's 👎 stays
     assert rounds.plan("conditional").examples == len(kept) == len(by_target)
 
     run = rounds.start(people["root"], "conditional")

@@ -87,8 +87,8 @@ class Rounds:
 
     def plan(self, kind: str, include_simulated: bool = True, mrbench: bool = False) -> RoundPlan:
         """What a round of `kind` would train if it started now (`mrbench`: with MRBench's rated
-        teacher turns as pairs). Pairs of the planner's words over a draft (`planner_pairs`) are
-        not counted here: the judge scores them when the round builds its data."""
+        teacher turns as pairs). Pairs of the planner's words and a sent draft (`planner_pairs`)
+        are not counted here: the judge scores them when the round builds its data."""
         from tutor.training.feedback import (DPO_FILE, KTO_FILE, DatasetOptions, assemble, assemble_conditional,
                                              finish, imitation)
 

@@ -205,7 +205,7 @@ def imitation(turns: list[LabelledTurn], options: DatasetOptions, score: Callabl
             if (judged if judged is not None else score(turn, text)) < options.keep_score:
                 dropped[f"judged below {options.keep_score:g}"] += 1
                 continue
-            messages = [m | {"train": False} if m["role"] == "assistant" else m for m in context]
+            messages = _context_only(context)
             target = {"role": "assistant", "content": _completion(turn.message.move, text, options.prompt_format),
                       "train": True}
             found.append(Example({"messages": messages + [target]}, JUDGE,
@@ -263,13 +263,19 @@ def build_imitation(store: Store, out_dir: Path, options: DatasetOptions, judge)
     return _write(out_dir, options, {IMITATION_FILE: (kept, dropped)}, Counter())
 
 
-def conditional(examples: list[Example]) -> list[Example]:
+def _context_only(messages: list[dict]) -> list[dict]:
+    """A prompt's messages as an SFT example's context: its earlier tutor turns are not targets."""
+    return [m | {"train": False} if m["role"] == "assistant" else m for m in messages]
+
+
+def conditional(examples: list[Example], dropped: Counter) -> list[Example]:
     """Conditional training (Korbak et al., "Pretraining Language Models with Human Preferences"):
     every rated turn is an SFT target, its rating a condition in the prompt. Rated bad (a 👎, a
     failed draft, the rejected side of a pair), it is learned after `BAD_CONDITION` in the
     instructions; rated good, under the prompt as served. The student learns the language of
     both, and to write the bad kind only when told to, which it never is. A turn rated both ways
-    (a teacher's 👎 on the text the checks chose) keeps the most trusted source's rating."""
+    (a teacher's 👎 on the text the checks chose) keeps the most trusted source's rating; the
+    other copy is counted in `dropped`."""
     found, rated = [], set()
     for example in sorted(examples, key=lambda e: SOURCES.index(e.source)):
         record = example.record
@@ -278,9 +284,10 @@ def conditional(examples: list[Example]) -> list[Example]:
         system, *dialogue = record["prompt"]
         if system["role"] != "system":
             system, dialogue = {"role": "system", "content": ""}, record["prompt"]
-        context = [m | {"train": False} if m["role"] == "assistant" else m for m in dialogue]
+        context = _context_only(dialogue)
         for (completion,), good in sides:
             if (turn := json.dumps([record["prompt"], completion], sort_keys=True)) in rated:
+                dropped["turn rated already (a more trusted source's rating stays)"] += 1
                 continue
             rated.add(turn)
             condition = system if good else system | {"content": f"{system['content']}\n{BAD_CONDITION}".lstrip()}
@@ -294,7 +301,7 @@ def assemble_conditional(store: Store, options: DatasetOptions) -> tuple[list[Ex
     dpo.jsonl's pairs, each under its condition; with what was dropped, and the turns skipped."""
     files, skipped = assemble(store, options)
     dropped: Counter = Counter()
-    examples = conditional([example for kept, _ in files.values() for example in kept])
+    examples = conditional([example for kept, _ in files.values() for example in kept], dropped)
     return finish(examples, options, dropped), dropped, skipped
 
 
